@@ -1,0 +1,258 @@
+// Package config loads, defaults and validates the exporter's YAML
+// configuration file (partnercenter.yml by default).
+//
+// The package does no network I/O. Load reads the configuration file and
+// the client secret file; it only checks that token files exist and are
+// readable, because the token source reads them again whenever it needs a
+// token.
+//
+// Conventions the loader applies, so that callers need not repeat them:
+//
+//   - A key that is absent, empty or null takes its default; an explicit 0
+//     (refresh_interval, max_failed_devices_per_batch) is kept.
+//   - Customer IDs and batch tracking IDs are stored in lower case. The API
+//     treats them case-insensitively, and lower case keeps metric labels
+//     stable whatever spelling the file uses.
+//   - base_url is stored without a trailing slash.
+//   - Relative file paths are resolved against the configuration file's
+//     directory and stored resolved.
+//   - A batch tracking ID may appear only once in the whole file: a batch
+//     belongs to exactly one customer, so a second listing is a copy-and-paste
+//     mistake rather than a second batch.
+//
+// Every error names the file, the line and the field path, in the form
+// "<file>:<line>: <path>: <message>"; Parse reports all problems it finds,
+// one per line, in file order. YAML syntax errors are the exception: they
+// keep yaml.v3's own wording (see syntaxError). Error messages never contain
+// a secret.
+package config
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Defaults. They are applied in one place, defaultConfig, except the token
+// URL, which is derived from tenant_id by applyDerivedDefaults.
+const (
+	// DefaultBaseURL is the global Partner Center endpoint. The China cloud
+	// (operated by 21Vianet) uses https://partner.partnercenterapi.microsoftonline.cn.
+	DefaultBaseURL = "https://api.partnercenter.microsoft.com"
+	// DefaultResource is the OAuth2 resource (audience) requested for
+	// Partner Center tokens.
+	DefaultResource = "https://api.partnercenter.microsoft.com"
+	// DefaultTokenURLTemplate is the Microsoft Entra ID v1 token endpoint;
+	// "{tenant_id}" is replaced with the path-escaped tenant_id.
+	DefaultTokenURLTemplate = "https://login.microsoftonline.com/{tenant_id}/oauth2/token"
+	// DefaultMaxFailedDevicesPerBatch is how many failed devices per batch
+	// are kept for the failed-device pages.
+	DefaultMaxFailedDevicesPerBatch = 10000
+)
+
+// DefaultPartnerCenter holds the defaults of the partner_center block.
+// Treat it as read-only.
+var DefaultPartnerCenter = PartnerCenter{
+	BaseURL:               DefaultBaseURL,
+	APIVersion:            "v1",
+	RequestTimeout:        30 * time.Second,
+	MaxConcurrentRequests: 4,
+	RefreshInterval:       time.Minute,
+	MaxResponseSize:       256 << 20,
+}
+
+// Config is the whole configuration file.
+type Config struct {
+	PartnerCenter PartnerCenter `yaml:"partner_center"`
+	Auth          Auth          `yaml:"auth"`
+	// MaxFailedDevicesPerBatch caps how many failed devices per batch are
+	// kept for the failed-device pages; 0 keeps none.
+	MaxFailedDevicesPerBatch int        `yaml:"max_failed_devices_per_batch"`
+	Customers                []Customer `yaml:"customers"`
+}
+
+// PartnerCenter says where and how the API is called.
+type PartnerCenter struct {
+	// BaseURL has no trailing slash; requests go to
+	// {BaseURL}/{APIVersion}/customers/{customer}/batchJobStatus/{batch}.
+	BaseURL    string `yaml:"base_url"`
+	APIVersion string `yaml:"api_version"`
+	// RequestTimeout bounds one HTTP request.
+	RequestTimeout        time.Duration `yaml:"request_timeout"`
+	MaxConcurrentRequests int           `yaml:"max_concurrent_requests"`
+	// RefreshInterval is how old the last read of an unfinished batch must
+	// be before a scrape reads it again; 0 reads it on every scrape.
+	RefreshInterval time.Duration `yaml:"refresh_interval"`
+	// MaxResponseSize caps one response body, in bytes.
+	MaxResponseSize int64 `yaml:"max_response_size"`
+}
+
+// Auth holds the credentials for the Partner Center API. See Mode for how
+// the credential fields combine.
+type Auth struct {
+	TenantID string `yaml:"tenant_id"`
+	ClientID string `yaml:"client_id"`
+	// ClientSecret is given inline or read from ClientSecretFile by Load.
+	ClientSecret     Secret `yaml:"client_secret"`
+	ClientSecretFile string `yaml:"client_secret_file"`
+	// RefreshTokenFile and AccessTokenFile are read by the token source at
+	// run time, so that a rotated token is picked up without a reload.
+	RefreshTokenFile string `yaml:"refresh_token_file"`
+	AccessTokenFile  string `yaml:"access_token_file"`
+	TokenURL         string `yaml:"token_url"`
+	Resource         string `yaml:"resource"`
+}
+
+// Customer is one customer tenant and the batches tracked for it.
+type Customer struct {
+	ID      string   `yaml:"id"`
+	Name    string   `yaml:"name,omitempty"`
+	Batches []string `yaml:"batches"`
+}
+
+// BatchRef identifies one configured batch.
+type BatchRef struct {
+	CustomerID   string
+	CustomerName string
+	TrackingID   string
+}
+
+// AuthMode is how the exporter obtains its access tokens.
+type AuthMode int
+
+// The authentication modes, chosen by which credential fields are set.
+const (
+	// AuthClientCredentials is App-only authentication: the client_credentials
+	// grant with client_secret or client_secret_file.
+	AuthClientCredentials AuthMode = iota
+	// AuthRefreshToken is App+User authentication (the Secure Application
+	// Model): the refresh_token grant, with or without a client secret.
+	AuthRefreshToken
+	// AuthAccessTokenFile uses a token obtained and renewed by something else.
+	AuthAccessTokenFile
+)
+
+// String returns the mode's name as used in logs and the summary line.
+func (m AuthMode) String() string {
+	switch m {
+	case AuthClientCredentials:
+		return "client_credentials"
+	case AuthRefreshToken:
+		return "refresh_token"
+	case AuthAccessTokenFile:
+		return "access_token_file"
+	default:
+		return fmt.Sprintf("AuthMode(%d)", int(m))
+	}
+}
+
+// Mode tells which grant the credentials call for. It assumes a validated
+// Auth: access_token_file wins over refresh_token_file, which wins over a
+// client secret alone.
+func (a Auth) Mode() AuthMode {
+	switch {
+	case a.AccessTokenFile != "":
+		return AuthAccessTokenFile
+	case a.RefreshTokenFile != "":
+		return AuthRefreshToken
+	default:
+		return AuthClientCredentials
+	}
+}
+
+// Load reads, defaults and validates the configuration file at path. Relative
+// file paths inside it are resolved against path's directory.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading config file: %w", err)
+	}
+	return Parse(data, path, filepath.Dir(path))
+}
+
+// Parse does what Load does on a file's content. filename is used in error
+// messages only; relative file paths are resolved against baseDir (the
+// current directory when baseDir is empty).
+func Parse(data []byte, filename, baseDir string) (*Config, error) {
+	root, perr := parseDocument(data)
+	if perr != nil {
+		perr.File = filename
+		return nil, perr
+	}
+	c, found := decode(root)
+	applyDerivedDefaults(c)
+	resolvePaths(&c.Auth, baseDir)
+	v := validator{found}
+	v.config(c)
+	v.secretFiles(&c.Auth)
+	if err := v.err(filename); err != nil {
+		return nil, err
+	}
+	normalize(c)
+	return c, nil
+}
+
+// defaultConfig is the configuration of an empty file: the single place
+// where static defaults are applied. Decoding overwrites what the file sets.
+func defaultConfig() *Config {
+	return &Config{
+		PartnerCenter:            DefaultPartnerCenter,
+		Auth:                     Auth{Resource: DefaultResource},
+		MaxFailedDevicesPerBatch: DefaultMaxFailedDevicesPerBatch,
+	}
+}
+
+// Redacted returns the effective configuration (defaults filled in) as
+// YAML, for display. Secrets show as "<secret>" and unset ones as "". When
+// the client secret came from client_secret_file, only the file is shown,
+// as in the file the operator wrote.
+func (c *Config) Redacted() ([]byte, error) {
+	shown := *c
+	if shown.Auth.ClientSecretFile != "" {
+		shown.Auth.ClientSecret = ""
+	}
+	out, err := yaml.Marshal(&shown)
+	if err != nil {
+		return nil, fmt.Errorf("marshalling config: %w", err)
+	}
+	return out, nil
+}
+
+// Summary describes the configuration in one line for the startup and
+// reload logs.
+func (c *Config) Summary() string {
+	return fmt.Sprintf("%s, %s, auth %s, base_url %s",
+		plural(len(c.Customers), "customer", "customers"),
+		plural(c.BatchCount(), "batch", "batches"),
+		c.Auth.Mode(), c.PartnerCenter.BaseURL)
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}
+
+// BatchCount returns the number of configured batches over all customers.
+func (c *Config) BatchCount() int {
+	n := 0
+	for _, cust := range c.Customers {
+		n += len(cust.Batches)
+	}
+	return n
+}
+
+// Batches lists every configured batch in file order.
+func (c *Config) Batches() []BatchRef {
+	refs := make([]BatchRef, 0, c.BatchCount())
+	for _, cust := range c.Customers {
+		for _, b := range cust.Batches {
+			refs = append(refs, BatchRef{CustomerID: cust.ID, CustomerName: cust.Name, TrackingID: b})
+		}
+	}
+	return refs
+}

@@ -1,0 +1,343 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter"
+)
+
+// Limits the validation enforces.
+const (
+	maxConcurrentRequestsLimit = 64
+	// maxSecretFileSize guards against client_secret_file pointing at the
+	// wrong file (a log, /dev/zero); real secrets are under 100 bytes.
+	maxSecretFileSize = 64 << 10
+)
+
+var (
+	apiVersionPattern = regexp.MustCompile(`^v[0-9]+(\.[0-9]+)?$`)
+	// domainPattern accepts DNS names such as contoso.onmicrosoft.com.
+	domainPattern = regexp.MustCompile(`^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$`)
+)
+
+// applyDerivedDefaults fills in the defaults that depend on other fields.
+// Static defaults come from defaultConfig.
+func applyDerivedDefaults(c *Config) {
+	if c.Auth.TokenURL == "" && c.Auth.TenantID != "" {
+		c.Auth.TokenURL = strings.ReplaceAll(DefaultTokenURLTemplate, "{tenant_id}", url.PathEscape(c.Auth.TenantID))
+	}
+}
+
+// resolvePaths makes the credential file paths relative to baseDir, the
+// configuration file's directory, rather than to the working directory.
+func resolvePaths(a *Auth, baseDir string) {
+	for _, p := range []*string{&a.ClientSecretFile, &a.RefreshTokenFile, &a.AccessTokenFile} {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(baseDir, *p)
+		}
+	}
+}
+
+// normalize puts a valid Config into the canonical form documented in the
+// package comment.
+func normalize(c *Config) {
+	c.PartnerCenter.BaseURL = strings.TrimRight(c.PartnerCenter.BaseURL, "/")
+	for i := range c.Customers {
+		cust := &c.Customers[i]
+		cust.ID = strings.ToLower(cust.ID)
+		for j := range cust.Batches {
+			cust.Batches[j] = strings.ToLower(cust.Batches[j])
+		}
+	}
+}
+
+// validator checks a decoded Config and adds its problems to the decoder's.
+type validator struct {
+	*findings
+}
+
+// report adds a problem with the field at path, unless that field or one
+// enclosing it could not be decoded.
+func (v validator) report(path, format string, args ...any) {
+	if v.unusable(path) {
+		return
+	}
+	v.errs = append(v.errs, &FieldError{Line: v.pos.line(path), Path: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+// err returns all problems in file order, joined by newlines, or nil.
+func (v validator) err(filename string) error {
+	if len(v.errs) == 0 {
+		return nil
+	}
+	slices.SortStableFunc(v.errs, func(a, b *FieldError) int { return a.Line - b.Line })
+	errs := make([]error, len(v.errs))
+	for i, e := range v.errs {
+		e.File = filename
+		errs[i] = e
+	}
+	return errors.Join(errs...)
+}
+
+func (v validator) config(c *Config) {
+	v.partnerCenter(c.PartnerCenter)
+	v.auth(c.Auth)
+	if c.MaxFailedDevicesPerBatch < 0 {
+		v.report("max_failed_devices_per_batch", "must not be negative, got %d", c.MaxFailedDevicesPerBatch)
+	}
+	v.customers(c.Customers)
+}
+
+func (v validator) partnerCenter(pc PartnerCenter) {
+	v.endpointURL("partner_center.base_url", pc.BaseURL, false)
+	if !apiVersionPattern.MatchString(pc.APIVersion) {
+		v.report("partner_center.api_version", "%q is not an API version such as v1", pc.APIVersion)
+	}
+	if pc.RequestTimeout <= 0 {
+		v.report("partner_center.request_timeout", "must be greater than 0, got %s", pc.RequestTimeout)
+	}
+	if pc.RefreshInterval < 0 {
+		v.report("partner_center.refresh_interval", "must not be negative, got %s", pc.RefreshInterval)
+	}
+	if pc.MaxConcurrentRequests < 1 || pc.MaxConcurrentRequests > maxConcurrentRequestsLimit {
+		v.report("partner_center.max_concurrent_requests", "must be between 1 and %d, got %d", maxConcurrentRequestsLimit, pc.MaxConcurrentRequests)
+	}
+	if pc.MaxResponseSize <= 0 {
+		v.report("partner_center.max_response_size", "must be greater than 0, got %d", pc.MaxResponseSize)
+	}
+}
+
+// endpointURL checks a URL the exporter sends credentials to: https, or
+// plain http to a loopback host for tests and local proxies. Messages do
+// not repeat the URL, which might carry a password.
+func (v validator) endpointURL(path, raw string, allowQuery bool) {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		v.report(path, "not a valid URL")
+	case u.Scheme == "" || u.Host == "":
+		v.report(path, "must be an absolute URL such as https://host")
+	case u.User != nil:
+		v.report(path, "must not contain a user name or password")
+	case u.Scheme != "https" && (u.Scheme != "http" || !isLoopback(u.Hostname())):
+		v.report(path, "must use https (http is allowed only for loopback hosts)")
+	case !allowQuery && (u.RawQuery != "" || u.ForceQuery):
+		v.report(path, "must not have a query")
+	case u.Fragment != "" || strings.Contains(raw, "#"):
+		v.report(path, "must not have a fragment")
+	}
+}
+
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func (v validator) auth(a Auth) {
+	v.credentialSources(a)
+	if a.AccessTokenFile == "" {
+		// The token endpoint needs the application and a place to ask.
+		switch {
+		case a.ClientID == "":
+			v.report("auth.client_id", "missing (required unless access_token_file is set)")
+		case !partnercenter.ValidGUID(a.ClientID):
+			v.report("auth.client_id", "%q is not a GUID", a.ClientID)
+		}
+		if a.TokenURL == "" {
+			v.report("auth.tenant_id", "missing (required unless token_url or access_token_file is set)")
+		}
+	}
+	if a.TenantID != "" && !partnercenter.ValidGUID(a.TenantID) && !domainPattern.MatchString(a.TenantID) {
+		v.report("auth.tenant_id", "%q is neither a GUID nor a domain name", a.TenantID)
+	}
+	if a.TokenURL != "" {
+		v.endpointURL("auth.token_url", a.TokenURL, true)
+	}
+}
+
+// credentialSources checks that the credential fields make one of the
+// modes described at AuthMode.
+func (v validator) credentialSources(a Auth) {
+	set := v.inFileOrder(map[string]bool{
+		"client_secret":      a.ClientSecret != "",
+		"client_secret_file": a.ClientSecretFile != "",
+		"refresh_token_file": a.RefreshTokenFile != "",
+		"access_token_file":  a.AccessTokenFile != "",
+	})
+	switch {
+	case len(set) == 0 && !v.anyUnusable(credentialKeys):
+		v.report("auth", "no credential source: set client_secret or client_secret_file, "+
+			"refresh_token_file (alone or with a client secret), or access_token_file")
+	case a.AccessTokenFile != "" && len(set) > 1:
+		v.report("auth."+set[len(set)-1], "more than one credential source: %s (access_token_file must be used alone)",
+			strings.Join(set, ", "))
+	case a.ClientSecret != "" && a.ClientSecretFile != "":
+		secrets := v.inFileOrder(map[string]bool{"client_secret": true, "client_secret_file": true})
+		v.report("auth."+secrets[1], "more than one credential source: %s (use one of them)", strings.Join(secrets, ", "))
+	}
+}
+
+// credentialKeys are the auth keys that name a credential source.
+var credentialKeys = []string{"client_secret", "client_secret_file", "refresh_token_file", "access_token_file"}
+
+// anyUnusable reports whether one of the auth keys had a value that could
+// not be decoded; "no credential source" would then be misleading.
+func (v validator) anyUnusable(authKeys []string) bool {
+	return slices.ContainsFunc(authKeys, func(key string) bool { return v.unusable("auth." + key) })
+}
+
+// inFileOrder returns the auth keys that are set, ordered by their line.
+func (v validator) inFileOrder(isSet map[string]bool) []string {
+	var keys []string
+	for key, set := range isSet {
+		if set {
+			keys = append(keys, key)
+		}
+	}
+	slices.SortFunc(keys, func(a, b string) int {
+		if d := v.pos.line("auth."+a) - v.pos.line("auth."+b); d != 0 {
+			return d
+		}
+		return strings.Compare(a, b)
+	})
+	return keys
+}
+
+// customers checks the IDs. Duplicates are compared case-insensitively,
+// and a batch may be listed only once in the whole file.
+func (v validator) customers(cs []Customer) {
+	customerAt := map[string]string{} // lower-case id -> path of its first use
+	batchAt := map[string]string{}
+	for i, c := range cs {
+		path := indexPath("customers", i)
+		if v.unusable(path) {
+			continue
+		}
+		v.uniqueGUID(path+".id", c.ID, customerAt, "is already used by")
+		for j, b := range c.Batches {
+			v.uniqueGUID(indexPath(path+".batches", j), b, batchAt, "is already listed at")
+		}
+	}
+}
+
+// uniqueGUID checks that id is a GUID not seen before in firstAt.
+func (v validator) uniqueGUID(path, id string, firstAt map[string]string, dupVerb string) {
+	if v.unusable(path) {
+		return
+	}
+	switch key := strings.ToLower(id); {
+	case id == "":
+		v.report(path, "missing")
+	case !partnercenter.ValidGUID(id):
+		v.report(path, "%q is not a GUID", id)
+	case firstAt[key] != "":
+		first := firstAt[key]
+		v.report(path, "%q %s %s (line %d)", id, dupVerb, first, v.pos.line(first))
+	default:
+		firstAt[key] = path
+	}
+}
+
+// secretFiles reads client_secret_file into ClientSecret and checks that
+// the token files can be read. Messages name the file, never its content.
+func (v validator) secretFiles(a *Auth) {
+	if a.ClientSecretFile != "" {
+		secret, err := readSecretFile(a.ClientSecretFile)
+		if err != nil {
+			v.report("auth.client_secret_file", "%v", err)
+		} else {
+			a.ClientSecret = Secret(secret)
+		}
+	}
+	tokenFiles := []struct{ path, name string }{
+		{"auth.refresh_token_file", a.RefreshTokenFile},
+		{"auth.access_token_file", a.AccessTokenFile},
+	}
+	for _, tf := range tokenFiles {
+		if tf.name == "" {
+			continue
+		}
+		if err := checkReadable(tf.name); err != nil {
+			v.report(tf.path, "%v", err)
+		}
+	}
+}
+
+// readSecretFile returns the file's content without its trailing newline.
+func readSecretFile(name string) (string, error) {
+	f, err := openRegularFile(name)
+	if err != nil {
+		return "", err
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxSecretFileSize+1))
+	closeErr := f.Close()
+	switch {
+	case err != nil:
+		return "", readError(name, err)
+	case closeErr != nil:
+		return "", readError(name, closeErr)
+	case len(data) > maxSecretFileSize:
+		return "", fmt.Errorf("%q is larger than %d KiB", name, maxSecretFileSize>>10)
+	}
+	secret := strings.TrimRight(string(data), "\r\n")
+	if secret == "" {
+		return "", fmt.Errorf("%q is empty", name)
+	}
+	return secret, nil
+}
+
+// checkReadable makes sure the file exists, is not a directory and may be
+// opened for reading.
+func checkReadable(name string) error {
+	f, err := openRegularFile(name)
+	if err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return readError(name, err)
+	}
+	return nil
+}
+
+// openRegularFile opens name for reading and refuses a directory, which
+// os.Open would accept.
+func openRegularFile(name string) (*os.File, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, readError(name, err)
+	}
+	info, err := f.Stat()
+	switch {
+	case err != nil:
+		err = readError(name, err)
+	case info.IsDir():
+		err = fmt.Errorf("%q is a directory", name)
+	default:
+		return f, nil
+	}
+	_ = f.Close() // already failing; a close error would add nothing
+	return nil, err
+}
+
+// readError says why name could not be read without repeating the path
+// that *fs.PathError would add.
+func readError(name string, err error) error {
+	var pathErr *fs.PathError
+	if errors.As(err, &pathErr) {
+		err = pathErr.Err
+	}
+	return fmt.Errorf("cannot read %q: %w", name, err)
+}
