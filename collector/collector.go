@@ -1,0 +1,229 @@
+// Package collector turns what Partner Center says about the configured
+// batches into Prometheus metrics.
+package collector
+
+import (
+	"context"
+	"errors"
+	"sort"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/partnercenter-exporter/partnercenter_exporter/config"
+	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter"
+)
+
+const namespace = "partnercenter"
+
+// maxErrorCodesPerBatch bounds the error_code label values of one batch;
+// the devices of further codes are summed under otherErrorCode.
+const (
+	maxErrorCodesPerBatch = 20
+	otherErrorCode        = "other"
+)
+
+var (
+	batchLabels = []string{"customer_id", "batch_tracking_id"}
+
+	batchStatusDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "batch", "status"),
+		"Status of the batch: 1 for the current status, 0 for the others.",
+		append(batchLabels, "status"), nil)
+	batchDevicesDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "batch", "devices"),
+		"Number of devices in the batch per device status.",
+		append(batchLabels, "status"), nil)
+	batchDeviceErrorsDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "batch", "device_errors"),
+		"Number of devices in the batch that reported an error code (at most 20 codes per batch, the rest under error_code=\"other\").",
+		append(batchLabels, "error_code", "error_description"), nil)
+	batchStartedDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "batch", "started_timestamp_seconds"),
+		"When processing of the batch started, as a Unix timestamp; absent while unset.",
+		batchLabels, nil)
+	batchCompletedDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "batch", "completed_timestamp_seconds"),
+		"When processing of the batch completed, as a Unix timestamp; absent while unset.",
+		batchLabels, nil)
+	batchDurationDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "batch", "duration_seconds"),
+		"Processing time of the batch: completed minus started, or now minus started while it runs.",
+		batchLabels, nil)
+	batchLastSuccessDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "batch", "last_success_timestamp_seconds"),
+		"When the values shown for the batch were read from Partner Center, as a Unix timestamp.",
+		batchLabels, nil)
+	batchScrapeSuccessDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "batch", "scrape_success"),
+		"1 when the values shown for the batch are current, 0 when its last read failed or it was never read.",
+		batchLabels, nil)
+	customerInfoDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "customer", "info"),
+		"Configured customer, with its name.",
+		[]string{"customer_id", "customer_name"}, nil)
+	upDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "", "up"),
+		"0 when no token could be obtained or every API request of this scrape failed, 1 otherwise.",
+		nil, nil)
+	scrapeDurationDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "scrape", "duration_seconds"),
+		"Wall time this scrape spent collecting batch data.",
+		nil, nil)
+	batchesConfiguredDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "", "batches_configured"),
+		"Number of configured batches.",
+		nil, nil)
+
+	allDescs = []*prometheus.Desc{
+		batchStatusDesc, batchDevicesDesc, batchDeviceErrorsDesc, batchStartedDesc,
+		batchCompletedDesc, batchDurationDesc, batchLastSuccessDesc, batchScrapeSuccessDesc,
+		customerInfoDesc, upDesc, scrapeDurationDesc, batchesConfiguredDesc,
+	}
+)
+
+// Scrape is one scrape's view of the exporter: the configuration as it was
+// when the scrape began, bound to the scrape's context (and so to its
+// deadline). The Cache it reads through outlives it.
+type Scrape struct {
+	ctx    context.Context
+	cfg    *config.Config
+	src    Source
+	cache  *Cache
+	now    func() time.Time
+	onDone func([]Result)
+}
+
+// NewScrape returns the collector for one scrape. onDone, if not nil, is
+// given the scrape's results after they were turned into metrics.
+func NewScrape(ctx context.Context, cfg *config.Config, src Source, cache *Cache, onDone func([]Result)) *Scrape {
+	return &Scrape{ctx: ctx, cfg: cfg, src: src, cache: cache, now: time.Now, onDone: onDone}
+}
+
+// Targets lists the configured batches in configuration order.
+func Targets(cfg *config.Config) []Target {
+	var targets []Target
+	for _, c := range cfg.Customers {
+		for _, b := range c.Batches {
+			targets = append(targets, Target{CustomerID: c.ID, CustomerName: c.Name, TrackingID: b})
+		}
+	}
+	return targets
+}
+
+// Describe sends the fixed set of descriptors; it does no I/O.
+func (s *Scrape) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range allDescs {
+		ch <- d
+	}
+}
+
+// Collect reads the batches that are not current and emits every metric.
+func (s *Scrape) Collect(ch chan<- prometheus.Metric) {
+	start := s.now()
+	targets := Targets(s.cfg)
+	results := s.cache.Refresh(s.ctx, s.src, targets, s.cfg.PartnerCenter.RefreshInterval)
+	for _, c := range s.cfg.Customers {
+		ch <- prometheus.MustNewConstMetric(customerInfoDesc, prometheus.GaugeValue, 1, c.ID, c.Name)
+	}
+	now := s.now()
+	for _, r := range results {
+		emitBatch(ch, r, now)
+	}
+	ch <- prometheus.MustNewConstMetric(batchesConfiguredDesc, prometheus.GaugeValue, float64(len(targets)))
+	ch <- prometheus.MustNewConstMetric(upDesc, prometheus.GaugeValue, boolToFloat(apiUp(results)))
+	ch <- prometheus.MustNewConstMetric(scrapeDurationDesc, prometheus.GaugeValue, s.now().Sub(start).Seconds())
+	if s.onDone != nil {
+		s.onDone(results)
+	}
+}
+
+// apiUp is false when a token could not be had, or when this scrape asked
+// the API and every request failed in a way that means it is unusable.
+func apiUp(results []Result) bool {
+	attempted, unavailable := 0, 0
+	for _, r := range results {
+		if !r.Attempted {
+			continue
+		}
+		attempted++
+		var tokenErr *partnercenter.TokenError
+		if errors.As(r.Err, &tokenErr) {
+			return false
+		}
+		if partnercenter.Unavailable(r.Err) {
+			unavailable++
+		}
+	}
+	return attempted == 0 || unavailable < attempted
+}
+
+func emitBatch(ch chan<- prometheus.Metric, r Result, now time.Time) {
+	labels := []string{r.CustomerID, r.TrackingID}
+	gauge := func(desc *prometheus.Desc, v float64, extra ...string) {
+		ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, v, append(labels, extra...)...)
+	}
+	gauge(batchScrapeSuccessDesc, boolToFloat(r.Current))
+	b := r.Batch
+	if b == nil {
+		return
+	}
+	gauge(batchLastSuccessDesc, unixSeconds(r.LastSuccess))
+	for _, st := range partnercenter.Statuses {
+		gauge(batchStatusDesc, boolToFloat(b.Status == st), st.String())
+		gauge(batchDevicesDesc, float64(b.Devices[st]), st.String())
+	}
+	for _, e := range topErrors(b) {
+		gauge(batchDeviceErrorsDesc, float64(e.Devices), e.Code, e.Description)
+	}
+	if !b.StartedTime.IsZero() {
+		gauge(batchStartedDesc, unixSeconds(b.StartedTime))
+	}
+	if !b.CompletedTime.IsZero() {
+		gauge(batchCompletedDesc, unixSeconds(b.CompletedTime))
+	}
+	if d, ok := duration(b, now); ok {
+		gauge(batchDurationDesc, d.Seconds())
+	}
+}
+
+// duration is completed − started once both are set and now − started
+// while an unfinished batch runs. A finished batch without a completion
+// time has no duration rather than one that grows for ever.
+func duration(b *partnercenter.Batch, now time.Time) (time.Duration, bool) {
+	switch {
+	case b.StartedTime.IsZero():
+		return 0, false
+	case !b.CompletedTime.IsZero():
+		return max(b.CompletedTime.Sub(b.StartedTime), 0), true
+	case b.Status.Done():
+		return 0, false
+	default:
+		return max(now.Sub(b.StartedTime), 0), true
+	}
+}
+
+// topErrors keeps the maxErrorCodesPerBatch codes with the most devices
+// (ties in first-seen order) and sums the rest under "other". A code the
+// service itself calls "other" joins that sum, so label sets stay unique.
+func topErrors(b *partnercenter.Batch) []partnercenter.ErrorCount {
+	codes := make([]partnercenter.ErrorCount, 0, len(b.Errors))
+	other := b.OtherErrorDevices
+	for _, e := range b.Errors {
+		if e.Code == otherErrorCode {
+			other += e.Devices
+			continue
+		}
+		codes = append(codes, e)
+	}
+	sort.SliceStable(codes, func(i, j int) bool { return codes[i].Devices > codes[j].Devices })
+	if len(codes) > maxErrorCodesPerBatch {
+		for _, e := range codes[maxErrorCodesPerBatch:] {
+			other += e.Devices
+		}
+		codes = codes[:maxErrorCodesPerBatch]
+	}
+	if other > 0 {
+		codes = append(codes, partnercenter.ErrorCount{Code: otherErrorCode, Devices: other})
+	}
+	return codes
+}
+
+func unixSeconds(t time.Time) float64 {
+	return float64(t.Unix()) + float64(t.Nanosecond())/1e9
+}
+
+func boolToFloat(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
