@@ -1,0 +1,53 @@
+package partnercenter
+
+import (
+	"context"
+	"regexp"
+	"time"
+)
+
+// Observer receives the client's own traffic so that a caller can count it
+// (the exporter turns these calls into self-metrics). Implementations must
+// be safe for concurrent use.
+type Observer interface {
+	// APIRequest is called once per HTTP request to the API, with the HTTP
+	// status code, or 0 when no response was received.
+	APIRequest(code int, d time.Duration)
+	// Throttled is called once per 429 answer.
+	Throttled()
+	// TokenRequest is called once per request to the token endpoint (or per
+	// read of an access token file) with result "success" or "failure".
+	TokenRequest(result string)
+}
+
+// NopObserver ignores everything.
+type NopObserver struct{}
+
+// APIRequest does nothing.
+func (NopObserver) APIRequest(int, time.Duration) {}
+
+// Throttled does nothing.
+func (NopObserver) Throttled() {}
+
+// TokenRequest does nothing.
+func (NopObserver) TokenRequest(string) {}
+
+// TokenSource hands out bearer tokens for the Partner Center API.
+// Implementations cache the token for its lifetime, share one token request
+// between concurrent callers and are safe for concurrent use.
+type TokenSource interface {
+	// Token returns a valid access token.
+	Token(ctx context.Context) (string, error)
+	// Invalidate drops token from the cache after the API refused it (401),
+	// so that the next Token call fetches a new one. A token that is no
+	// longer the cached one is ignored.
+	Invalidate(token string)
+}
+
+var guidPattern = regexp.MustCompile(`^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$`)
+
+// ValidGUID reports whether s is a GUID in its canonical 8-4-4-4-12 form,
+// as customer IDs and batch tracking IDs are.
+func ValidGUID(s string) bool {
+	return guidPattern.MatchString(s)
+}

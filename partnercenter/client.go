@@ -1,0 +1,358 @@
+package partnercenter
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	mathrand "math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+)
+
+// ClientConfig holds everything a Client needs. Zero values get the
+// defaults named below.
+type ClientConfig struct {
+	// BaseURL is the API root, e.g. https://api.partnercenter.microsoft.com.
+	BaseURL string
+	// APIVersion is the first path element, "v1" by default.
+	APIVersion string
+	// HTTPClient sends the requests; http.DefaultTransport with no client
+	// timeout by default (RequestTimeout bounds each request instead).
+	HTTPClient *http.Client
+	// RequestTimeout bounds one HTTP request including reading its body,
+	// 30s by default.
+	RequestTimeout time.Duration
+	// Tokens hands out bearer tokens. Required.
+	Tokens TokenSource
+	// UserAgent is sent on every request.
+	UserAgent string
+	// MaxResponseSize caps one response body in bytes, 256 MiB by default.
+	MaxResponseSize int64
+	// Decode tunes the decoder (how many failed devices are kept).
+	Decode DecodeOptions
+	// Observer is told about every request; NopObserver by default.
+	Observer Observer
+}
+
+// Defaults for ClientConfig.
+const (
+	DefaultAPIVersion      = "v1"
+	DefaultRequestTimeout  = 30 * time.Second
+	DefaultMaxResponseSize = 256 << 20
+	// maxThrottleWaits bounds how often one call waits out a 429.
+	maxThrottleWaits = 3
+	// defaultRetryAfter is assumed when a 429 carries no usable Retry-After.
+	defaultRetryAfter = 5 * time.Second
+	// maxErrorBody is how much of an error response is read for its code.
+	maxErrorBody = 64 << 10
+)
+
+// Client reads batch statuses. It is safe for concurrent use.
+type Client struct {
+	base    *url.URL
+	version string
+	http    *http.Client
+	timeout time.Duration
+	tokens  TokenSource
+	agent   string
+	maxBody int64
+	decode  DecodeOptions
+	obs     Observer
+	now     func() time.Time
+
+	// throttledUntil is set by a 429: no request is sent before it.
+	mu             sync.Mutex
+	throttledUntil time.Time
+}
+
+// NewClient checks cfg and returns a Client.
+func NewClient(cfg ClientConfig) (*Client, error) {
+	base, err := url.Parse(strings.TrimRight(cfg.BaseURL, "/"))
+	if err != nil {
+		return nil, fmt.Errorf("base URL: %w", err)
+	}
+	plainLoopback := base.Scheme == "http" && isLoopbackHost(base.Hostname())
+	if base.Scheme != "https" && !plainLoopback {
+		return nil, fmt.Errorf("base URL %q: must be https (plain http only on a loopback address)", base.Redacted())
+	}
+	if cfg.Tokens == nil {
+		return nil, errors.New("no token source")
+	}
+	c := &Client{
+		base:    base,
+		version: cfg.APIVersion,
+		http:    cfg.HTTPClient,
+		timeout: cfg.RequestTimeout,
+		tokens:  cfg.Tokens,
+		agent:   cfg.UserAgent,
+		maxBody: cfg.MaxResponseSize,
+		decode:  cfg.Decode,
+		obs:     cfg.Observer,
+		now:     time.Now,
+	}
+	if c.version == "" {
+		c.version = DefaultAPIVersion
+	}
+	if c.http == nil {
+		c.http = &http.Client{}
+	}
+	if c.timeout <= 0 {
+		c.timeout = DefaultRequestTimeout
+	}
+	if c.maxBody <= 0 {
+		c.maxBody = DefaultMaxResponseSize
+	}
+	if c.obs == nil {
+		c.obs = NopObserver{}
+	}
+	return c, nil
+}
+
+func isLoopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// BatchURL is the address of one batch's status resource.
+func (c *Client) BatchURL(customerID, trackingID string) string {
+	u := *c.base
+	base := strings.TrimRight(u.Path, "/")
+	u.Path = base + "/" + c.version + "/customers/" + customerID + "/batchJobStatus/" + trackingID
+	// RawPath keeps an escaped '/' or '?' inside an ID from changing the
+	// path's shape.
+	u.RawPath = (&url.URL{Path: base}).EscapedPath() + "/" + url.PathEscape(c.version) +
+		"/customers/" + url.PathEscape(customerID) + "/batchJobStatus/" + url.PathEscape(trackingID)
+	return u.String()
+}
+
+type correlationKey struct{}
+
+// WithCorrelationID returns a context whose requests all carry id as
+// MS-CorrelationId, so that one scrape's requests can be found together.
+func WithCorrelationID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, correlationKey{}, id)
+}
+
+func correlationID(ctx context.Context) string {
+	if id, ok := ctx.Value(correlationKey{}).(string); ok && id != "" {
+		return id
+	}
+	return NewGUID()
+}
+
+// NewGUID returns a random (version 4) GUID.
+func NewGUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms.
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+// BatchStatus reads one batch. Failed requests are retried within ctx's
+// deadline only: a 401 once with a fresh token, a 5xx or connection error
+// once after a short jittered pause, and a 429 after its Retry-After. The
+// returned error is an *Error carrying the request IDs, or a *TokenError.
+func (c *Client) BatchStatus(ctx context.Context, customerID, trackingID string) (*Batch, error) {
+	if !ValidGUID(customerID) {
+		return nil, fmt.Errorf("customer ID %q is not a GUID", customerID)
+	}
+	if !ValidGUID(trackingID) {
+		return nil, fmt.Errorf("batch tracking ID %q is not a GUID", trackingID)
+	}
+	target := c.BatchURL(customerID, trackingID)
+	corrID := correlationID(ctx)
+	var retried401, retried5xx bool
+	throttleWaits := 0
+	for {
+		if err := c.waitForThrottle(ctx, corrID); err != nil {
+			return nil, err
+		}
+		token, err := c.tokens.Token(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("get token: %w", err)
+		}
+		batch, err := c.get(ctx, target, token, corrID)
+		if err == nil {
+			return batch, nil
+		}
+		var apiErr *Error
+		if !errors.As(err, &apiErr) || ctx.Err() != nil {
+			return nil, err
+		}
+		switch {
+		case apiErr.StatusCode == http.StatusUnauthorized && !retried401:
+			retried401 = true
+			c.tokens.Invalidate(token)
+			continue
+		case apiErr.StatusCode == http.StatusTooManyRequests:
+			c.obs.Throttled()
+			c.throttle(apiErr.RetryAfter)
+			if throttleWaits < maxThrottleWaits && c.fits(ctx, apiErr.RetryAfter) {
+				throttleWaits++
+				continue // waitForThrottle sleeps until Retry-After has passed.
+			}
+			return nil, err
+		case apiErr.Temporary() && !retried5xx:
+			retried5xx = true
+			pause := jitter(250 * time.Millisecond)
+			if !c.fits(ctx, pause) {
+				return nil, err
+			}
+			if sleepErr := sleep(ctx, pause); sleepErr != nil {
+				return nil, err
+			}
+			continue
+		}
+		return nil, err
+	}
+}
+
+// get sends one request and decodes a 200 answer; any other outcome is an
+// *Error.
+func (c *Client) get(ctx context.Context, target, token, corrID string) (*Batch, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	reqID := NewGUID()
+	fail := func(status int, err error) *Error {
+		return &Error{StatusCode: status, RequestID: reqID, CorrelationID: corrID, Err: err}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+	if err != nil {
+		return nil, fail(0, err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("MS-RequestId", reqID)
+	req.Header.Set("MS-CorrelationId", corrID)
+	if c.agent != "" {
+		req.Header.Set("User-Agent", c.agent)
+	}
+	start := c.now()
+	resp, err := c.http.Do(req)
+	if err != nil {
+		c.obs.APIRequest(0, c.now().Sub(start))
+		return nil, fail(0, redactURLError(err))
+	}
+	defer func() {
+		// Drain a little so the connection can be reused, then close.
+		_, _ = io.CopyN(io.Discard, resp.Body, 4096)
+		_ = resp.Body.Close()
+	}()
+	if resp.StatusCode != http.StatusOK {
+		c.obs.APIRequest(resp.StatusCode, c.now().Sub(start))
+		apiErr := fail(resp.StatusCode, nil)
+		apiErr.Code, apiErr.Description = parseErrorBody(io.LimitReader(resp.Body, maxErrorBody))
+		if resp.StatusCode == http.StatusTooManyRequests {
+			apiErr.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), c.now())
+		}
+		return nil, apiErr
+	}
+	batch, err := c.decodeBody(resp)
+	// The request's duration includes reading the body: that is where a
+	// large batch spends its time.
+	c.obs.APIRequest(resp.StatusCode, c.now().Sub(start))
+	if err != nil {
+		return nil, fail(resp.StatusCode, err)
+	}
+	return batch, nil
+}
+
+func (c *Client) decodeBody(resp *http.Response) (*Batch, error) {
+	if resp.ContentLength > c.maxBody {
+		return nil, fmt.Errorf("%w: Content-Length %d exceeds %d bytes", ErrResponseTooLarge, resp.ContentLength, c.maxBody)
+	}
+	body := &cappedReader{r: resp.Body, left: c.maxBody}
+	return Decode(body, resp.Header.Get("Content-Type"), c.decode)
+}
+
+// ErrResponseTooLarge is returned when a body exceeds MaxResponseSize.
+var ErrResponseTooLarge = errors.New("response body too large")
+
+// cappedReader fails with ErrResponseTooLarge instead of silently cutting
+// the body short, so a capped body is an error, not a smaller batch.
+type cappedReader struct {
+	r    io.Reader
+	left int64
+}
+
+func (c *cappedReader) Read(p []byte) (int, error) {
+	if c.left < 0 {
+		return 0, fmt.Errorf("%w: more than the configured maximum", ErrResponseTooLarge)
+	}
+	if int64(len(p)) > c.left+1 {
+		p = p[:c.left+1]
+	}
+	n, err := c.r.Read(p)
+	c.left -= int64(n)
+	if c.left < 0 {
+		return n, fmt.Errorf("%w: more than the configured maximum", ErrResponseTooLarge)
+	}
+	return n, err
+}
+
+// waitForThrottle holds the request back while an earlier 429's
+// Retry-After runs, or fails at once when that outlasts ctx.
+func (c *Client) waitForThrottle(ctx context.Context, corrID string) error {
+	c.mu.Lock()
+	wait := c.throttledUntil.Sub(c.now())
+	c.mu.Unlock()
+	if wait <= 0 {
+		return nil
+	}
+	if !c.fits(ctx, wait) {
+		return &Error{StatusCode: http.StatusTooManyRequests, CorrelationID: corrID, RetryAfter: wait,
+			Err: fmt.Errorf("throttled: Retry-After (%s left) outlasts the scrape deadline", wait.Round(time.Millisecond))}
+	}
+	return sleep(ctx, wait)
+}
+
+func (c *Client) throttle(d time.Duration) {
+	until := c.now().Add(d)
+	c.mu.Lock()
+	if until.After(c.throttledUntil) {
+		c.throttledUntil = until
+	}
+	c.mu.Unlock()
+}
+
+// fits reports whether waiting d still leaves time before ctx's deadline.
+func (c *Client) fits(ctx context.Context, d time.Duration) bool {
+	deadline, ok := ctx.Deadline()
+	return !ok || c.now().Add(d).Before(deadline)
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// jitter returns a duration in [d/2, 3d/2).
+func jitter(d time.Duration) time.Duration {
+	return d/2 + mathrand.N(d)
+}
+
+// redactURLError drops the URL from a *url.Error: it is long, and the
+// caller already knows which batch failed.
+func redactURLError(err error) error {
+	var uerr *url.Error
+	if errors.As(err, &uerr) {
+		return fmt.Errorf("%s: %w", strings.ToLower(uerr.Op), uerr.Err)
+	}
+	return err
+}

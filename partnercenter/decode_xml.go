@@ -1,0 +1,241 @@
+package partnercenter
+
+import (
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// xmlRootName and xmlDeviceName are the element names the .NET
+// DataContract serializer gives the batch and each device.
+const (
+	xmlRootName   = "BatchUploadDetails"
+	xmlDeviceName = "DeviceUploadDetails"
+)
+
+// decodeXML reads a DataContract BatchUploadDetails document with the
+// streaming Token API. Element names are matched on their local name,
+// case-insensitively; namespaces and unknown elements are ignored.
+//
+// The per-device reader is a small token loop rather than DecodeElement
+// into a tagged struct, because struct tags match names case-sensitively.
+// It streams all the same: one device is read, folded and forgotten.
+func decodeXML(r io.Reader, b *batchBuilder) error {
+	dec := xml.NewDecoder(r)
+	root, err := xmlRoot(dec)
+	if err != nil {
+		return err
+	}
+	if !strings.EqualFold(root.Name.Local, xmlRootName) {
+		return fmt.Errorf("root element is <%s>, want <%s>", root.Name.Local, xmlRootName)
+	}
+	err = forEachXMLChild(dec, "", func(child xml.StartElement) error {
+		return decodeXMLField(dec, child, b)
+	})
+	if err != nil {
+		return err
+	}
+	return expectXMLEnd(dec)
+}
+
+// decodeXMLField reads one child element of the root.
+func decodeXMLField(dec *xml.Decoder, child xml.StartElement, b *batchBuilder) error {
+	if strings.EqualFold(child.Name.Local, devicesField) {
+		return decodeXMLDevices(dec, b)
+	}
+	field, ok := lookupScalarField(child.Name.Local)
+	if !ok {
+		return dec.Skip()
+	}
+	raw, err := readXMLText(dec, child)
+	if err != nil {
+		return fmt.Errorf("%s: %w", field.name, err)
+	}
+	return field.set(b, raw)
+}
+
+// decodeXMLDevices reads the DevicesStatus element one device at a time.
+// A nil list (i:nil="true") has no children and so no devices.
+func decodeXMLDevices(dec *xml.Decoder, b *batchBuilder) error {
+	if err := b.startDevices(); err != nil {
+		return err
+	}
+	return forEachXMLChild(dec, devicesField, func(child xml.StartElement) error {
+		if !strings.EqualFold(child.Name.Local, xmlDeviceName) {
+			return dec.Skip()
+		}
+		device, err := readXMLDevice(dec, child)
+		if err != nil {
+			return fmt.Errorf("%s: %w", b.deviceContext(), err)
+		}
+		b.addDevice(device)
+		return nil
+	})
+}
+
+// readXMLDevice reads one DeviceUploadDetails element whose start tag has
+// just been read.
+func readXMLDevice(dec *xml.Decoder, start xml.StartElement) (rawDevice, error) {
+	if isXMLNil(start) {
+		return rawDevice{}, errors.New("device is nil")
+	}
+	var device rawDevice
+	err := forEachXMLChild(dec, "", func(child xml.StartElement) error {
+		name, dst := device.field(child.Name.Local)
+		if dst == nil {
+			return dec.Skip() // Attributes and anything unknown
+		}
+		text, err := readXMLText(dec, child)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		*dst = text
+		return nil
+	})
+	return device, err
+}
+
+// field returns the spec name of the device field whose element is named
+// local (case-insensitively) and where to store it, or nil if the element
+// is not one of them.
+func (d *rawDevice) field(local string) (string, *string) {
+	switch {
+	case strings.EqualFold(local, "deviceId"):
+		return "deviceId", &d.DeviceID
+	case strings.EqualFold(local, "serialNumber"):
+		return "serialNumber", &d.SerialNumber
+	case strings.EqualFold(local, "productKey"):
+		return "productKey", &d.ProductKey
+	case strings.EqualFold(local, "status"):
+		return "status", &d.Status
+	case strings.EqualFold(local, "errorCode"):
+		return "errorCode", &d.ErrorCode
+	case strings.EqualFold(local, "errorDescription"):
+		return "errorDescription", &d.ErrorDescription
+	}
+	return "", nil
+}
+
+// forEachXMLChild calls fn for each child element of the element whose
+// start tag has just been read, until its end tag. fn must consume the
+// whole child. Text between children is ignored. Errors of the decoder
+// itself are prefixed with context when it is not empty.
+func forEachXMLChild(dec *xml.Decoder, context string, fn func(child xml.StartElement) error) error {
+	for {
+		tok, err := xmlToken(dec)
+		if err != nil {
+			if context != "" {
+				return fmt.Errorf("%s: %w", context, err)
+			}
+			return err
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			if err := fn(t); err != nil {
+				return err
+			}
+		case xml.EndElement:
+			return nil // the decoder has checked that it matches
+		}
+	}
+}
+
+// readXMLText returns the trimmed text of the element whose start tag has
+// just been read; a nil element (i:nil="true") reads as "". Nested
+// elements are skipped.
+func readXMLText(dec *xml.Decoder, start xml.StartElement) (string, error) {
+	if isXMLNil(start) {
+		return "", dec.Skip()
+	}
+	var text []byte
+	for {
+		tok, err := xmlToken(dec)
+		if err != nil {
+			return "", err
+		}
+		switch t := tok.(type) {
+		case xml.CharData:
+			text = append(text, t...)
+		case xml.StartElement:
+			if err := dec.Skip(); err != nil {
+				return "", err
+			}
+		case xml.EndElement:
+			return strings.TrimSpace(string(text)), nil
+		}
+	}
+}
+
+// isXMLNil reports whether the element carries xsi:nil="true", whatever
+// the prefix of the XML Schema instance namespace.
+func isXMLNil(start xml.StartElement) bool {
+	for _, attr := range start.Attr {
+		if attr.Name.Local == "nil" {
+			value := strings.TrimSpace(attr.Value)
+			return value == "true" || value == "1"
+		}
+	}
+	return false
+}
+
+// xmlRoot returns the root element's start tag, skipping the prolog.
+func xmlRoot(dec *xml.Decoder) (xml.StartElement, error) {
+	for {
+		tok, err := xmlToken(dec)
+		if err != nil {
+			return xml.StartElement{}, err
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			return t, nil
+		case xml.CharData:
+			if !isBlank(t) {
+				return xml.StartElement{}, errors.New("unexpected text before the root element")
+			}
+		}
+	}
+}
+
+// expectXMLEnd refuses anything but comments, processing instructions and
+// white space after the root element.
+func expectXMLEnd(dec *xml.Decoder) error {
+	for {
+		tok, err := dec.Token()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			return fmt.Errorf("unexpected element <%s> after the root element", t.Name.Local)
+		case xml.CharData:
+			if !isBlank(t) {
+				return errors.New("unexpected text after the root element")
+			}
+		}
+	}
+}
+
+// xmlToken returns the next token; running out of input is always
+// unexpected here, because the caller is inside an element or before the
+// root.
+func xmlToken(dec *xml.Decoder) (xml.Token, error) {
+	tok, err := dec.Token()
+	if errors.Is(err, io.EOF) {
+		return nil, io.ErrUnexpectedEOF
+	}
+	return tok, err
+}
+
+func isBlank(text []byte) bool {
+	for _, c := range text {
+		if !isSpace(c) {
+			return false
+		}
+	}
+	return true
+}

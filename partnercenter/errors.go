@@ -1,0 +1,132 @@
+package partnercenter
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Error is a failed request to the API: either no response (StatusCode 0,
+// Err says why), a non-200 answer (Code and Description come from the
+// Partner Center error body), or a 200 whose body could not be decoded.
+type Error struct {
+	StatusCode    int
+	Code          string
+	Description   string
+	RequestID     string
+	CorrelationID string
+	// RetryAfter is the wait a 429 asked for.
+	RetryAfter time.Duration
+	Err        error
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	switch e.StatusCode {
+	case 0:
+		b.WriteString("request failed")
+	case http.StatusOK:
+		b.WriteString("bad response")
+	default:
+		fmt.Fprintf(&b, "HTTP %d", e.StatusCode)
+	}
+	if e.Code != "" {
+		fmt.Fprintf(&b, ", error code %s", e.Code)
+	}
+	if e.Description != "" {
+		fmt.Fprintf(&b, ": %s", e.Description)
+	}
+	if e.Err != nil {
+		fmt.Fprintf(&b, ": %v", e.Err)
+	}
+	return b.String()
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Temporary reports whether a retry may succeed: no response at all, or a
+// server-side (5xx) failure.
+func (e *Error) Temporary() bool {
+	return e.StatusCode == 0 || e.StatusCode >= 500
+}
+
+// Unavailable reports whether err means the API could not be used at all:
+// no token, no response, a timeout, 401/403 or a 5xx. A 404, a 429 or an
+// undecodable body prove the service is there and answering.
+func Unavailable(err error) bool {
+	if err == nil {
+		return false
+	}
+	var tokenErr *TokenError
+	if errors.As(err, &tokenErr) {
+		return true
+	}
+	var apiErr *Error
+	if !errors.As(err, &apiErr) {
+		// Token transport failures and context expiry end up here.
+		return true
+	}
+	switch {
+	case apiErr.StatusCode == 0:
+		return true
+	case apiErr.StatusCode == http.StatusUnauthorized, apiErr.StatusCode == http.StatusForbidden:
+		return true
+	case apiErr.StatusCode >= 500:
+		return true
+	}
+	return false
+}
+
+// maxDescriptionLen bounds a service-provided description kept in errors.
+const maxDescriptionLen = 300
+
+// parseErrorBody extracts the Partner Center error code and description
+// from a JSON error body ({"code":600,"description":"..."}). Anything else
+// yields a short excerpt of the body as the description.
+func parseErrorBody(r io.Reader) (code, description string) {
+	raw, _ := io.ReadAll(r)
+	raw = bytes.TrimPrefix(raw, []byte("\xEF\xBB\xBF"))
+	var body struct {
+		Code        json.RawMessage `json:"code"`
+		Description string          `json:"description"`
+	}
+	if json.Unmarshal(raw, &body) == nil {
+		return strings.Trim(string(body.Code), `"`), truncate(strings.TrimSpace(body.Description), maxDescriptionLen)
+	}
+	return "", truncate(strings.Join(strings.Fields(string(raw)), " "), maxDescriptionLen)
+}
+
+// truncate cuts s to at most n bytes without splitting a UTF-8 sequence.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	s = s[:n]
+	for len(s) > 0 && !utf8.ValidString(s) {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+// parseRetryAfter reads Retry-After as delay-seconds or an HTTP date. A
+// missing or unreadable value gives defaultRetryAfter.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if secs, err := strconv.Atoi(v); err == nil && secs >= 0 {
+		return time.Duration(secs) * time.Second
+	}
+	if at, err := http.ParseTime(v); err == nil {
+		if d := at.Sub(now); d > 0 {
+			return d
+		}
+		return 0
+	}
+	return defaultRetryAfter
+}

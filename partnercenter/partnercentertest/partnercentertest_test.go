@@ -1,0 +1,980 @@
+package partnercentertest_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter/partnercentertest"
+)
+
+const (
+	customerID = "47021739-3426-4df4-8f3e-6d4b6e7c1a2b"
+	trackingID = "0127ed8e-ff72-4983-a3d8-e8d8bd378932"
+	resource   = "https://api.partnercenter.microsoft.com"
+)
+
+// start is the fake clock's initial time: Unix 1714564800.
+var start = time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
+
+// fakeClock is a clock that moves only when told to.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+func newServer(t *testing.T) (*partnercentertest.Server, *fakeClock) {
+	t.Helper()
+	s := partnercentertest.NewServer()
+	t.Cleanup(s.Close)
+	clock := &fakeClock{now: start}
+	s.SetClock(clock.Now)
+	return s, clock
+}
+
+// reply is a response read in full.
+type reply struct {
+	status int
+	header http.Header
+	body   string
+}
+
+func do(t *testing.T, client *http.Client, req *http.Request) reply {
+	t.Helper()
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("read body of %s %s: %v", req.Method, req.URL, err)
+	}
+	return reply{status: resp.StatusCode, header: resp.Header, body: string(body)}
+}
+
+func postToken(t *testing.T, tokenURL string, form url.Values) reply {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, tokenURL, strings.NewReader(form.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return do(t, http.DefaultClient, req)
+}
+
+func clientCredentials() url.Values {
+	return url.Values{
+		"grant_type":    {"client_credentials"},
+		"client_id":     {partnercentertest.DefaultClientID},
+		"client_secret": {partnercentertest.DefaultClientSecret},
+		"resource":      {resource},
+	}
+}
+
+func batchURL(s *partnercentertest.Server, tracking string) string {
+	return s.URL + "/v1/customers/" + customerID + "/batchJobStatus/" + tracking
+}
+
+func getBatch(t *testing.T, s *partnercentertest.Server, tracking, token string) reply {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, batchURL(s, tracking), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	return do(t, http.DefaultClient, req)
+}
+
+// accessToken gets a token through the client_credentials grant.
+func accessToken(t *testing.T, s *partnercentertest.Server) string {
+	t.Helper()
+	r := postToken(t, s.TokenURL(), clientCredentials())
+	if r.status != http.StatusOK {
+		t.Fatalf("token request: status %d, body %s", r.status, r.body)
+	}
+	var body struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.Unmarshal([]byte(r.body), &body); err != nil {
+		t.Fatalf("decode token answer %s: %v", r.body, err)
+	}
+	return body.AccessToken
+}
+
+func decodeObject(t *testing.T, body string) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal([]byte(body), &m); err != nil {
+		t.Fatalf("decode %q: %v", body, err)
+	}
+	return m
+}
+
+// waitFor polls cond for up to ten seconds; it bounds tests that wait for
+// the server to notice a client going away.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+var smallBatch = partnercentertest.Batch{
+	TrackingID:  trackingID,
+	Status:      "finished_with_errors",
+	StartedTime: "2024-05-01T10:00:00",
+	Devices: []partnercentertest.Device{
+		{DeviceID: "8f0e6c43-9d3b-4d7a-9a51-2b7c1d0e5f64", SerialNumber: "5CG1234ABC", ProductKey: "3301234567890", Status: "finished"},
+		{SerialNumber: "PF3XK2Q7", ProductKey: "3309876543210", Status: "finished_with_errors", ErrorCode: "808", ErrorDescription: "ZtdDeviceAssignedToOtherTenant"},
+		{SerialNumber: `<PF&"1">`, Status: "finished_with_errors", ErrorCode: "999", ErrorDescription: "it's <bad> & \"odd\"\n"},
+	},
+}
+
+const smallBatchJSON = `{"batchTrackingId":"0127ed8e-ff72-4983-a3d8-e8d8bd378932","status":"finished_with_errors","startedTime":"2024-05-01T10:00:00","completedTime":null,"devicesStatus":[` +
+	`{"deviceId":"8f0e6c43-9d3b-4d7a-9a51-2b7c1d0e5f64","serialNumber":"5CG1234ABC","productKey":"3301234567890","status":"finished","errorCode":null,"errorDescription":null,"attributes":{"objectType":"DeviceUploadDetails"}},` +
+	`{"deviceId":null,"serialNumber":"PF3XK2Q7","productKey":"3309876543210","status":"finished_with_errors","errorCode":"808","errorDescription":"ZtdDeviceAssignedToOtherTenant","attributes":{"objectType":"DeviceUploadDetails"}},` +
+	`{"deviceId":null,"serialNumber":"<PF&\"1\">","productKey":null,"status":"finished_with_errors","errorCode":"999","errorDescription":"it's <bad> & \"odd\"\n","attributes":{"objectType":"DeviceUploadDetails"}}` +
+	`],"attributes":{"objectType":"BatchUploadDetails"}}`
+
+const smallBatchXML = `<BatchUploadDetails xmlns="http://schemas.datacontract.org/2004/07/Microsoft.Partner.Providers.Contracts.V1" xmlns:i="http://www.w3.org/2001/XMLSchema-instance">` +
+	`<BatchTrackingId>0127ed8e-ff72-4983-a3d8-e8d8bd378932</BatchTrackingId><CompletedTime i:nil="true"/><DevicesStatus>` +
+	`<DeviceUploadDetails><DeviceId>8f0e6c43-9d3b-4d7a-9a51-2b7c1d0e5f64</DeviceId><ErrorCode i:nil="true"/><ErrorDescription i:nil="true"/><ProductKey>3301234567890</ProductKey><SerialNumber>5CG1234ABC</SerialNumber><Status>finished</Status></DeviceUploadDetails>` +
+	`<DeviceUploadDetails><DeviceId i:nil="true"/><ErrorCode>808</ErrorCode><ErrorDescription>ZtdDeviceAssignedToOtherTenant</ErrorDescription><ProductKey>3309876543210</ProductKey><SerialNumber>PF3XK2Q7</SerialNumber><Status>finished_with_errors</Status></DeviceUploadDetails>` +
+	`<DeviceUploadDetails><DeviceId i:nil="true"/><ErrorCode>999</ErrorCode><ErrorDescription>it&#39;s &lt;bad&gt; &amp; &#34;odd&#34;&#xA;</ErrorDescription><ProductKey i:nil="true"/><SerialNumber>&lt;PF&amp;&#34;1&#34;&gt;</SerialNumber><Status>finished_with_errors</Status></DeviceUploadDetails>` +
+	`</DevicesStatus><StartedTime>2024-05-01T10:00:00</StartedTime><Status>finished_with_errors</Status></BatchUploadDetails>`
+
+func TestRender(t *testing.T) {
+	empty := partnercentertest.Batch{Status: "queued"}
+	tests := []struct {
+		name   string
+		render func(partnercentertest.Batch) []byte
+		batch  partnercentertest.Batch
+		want   string
+	}{
+		{"json", partnercentertest.RenderJSON, smallBatch, smallBatchJSON},
+		{"xml", partnercentertest.RenderXML, smallBatch, smallBatchXML},
+		{"json without devices", partnercentertest.RenderJSON, empty,
+			`{"batchTrackingId":null,"status":"queued","startedTime":null,"completedTime":null,"devicesStatus":[],"attributes":{"objectType":"BatchUploadDetails"}}`},
+		{"xml without devices", partnercentertest.RenderXML, empty,
+			`<BatchUploadDetails xmlns="http://schemas.datacontract.org/2004/07/Microsoft.Partner.Providers.Contracts.V1" xmlns:i="http://www.w3.org/2001/XMLSchema-instance">` +
+				`<BatchTrackingId i:nil="true"/><CompletedTime i:nil="true"/><DevicesStatus/><StartedTime i:nil="true"/><Status>queued</Status></BatchUploadDetails>`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := string(tt.render(tt.batch)); got != tt.want {
+				t.Errorf("got\n%s\nwant\n%s", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestBatchFormats(t *testing.T) {
+	tests := []struct {
+		format          string
+		wantContentType string
+		wantBody        string
+	}{
+		{"", "application/json; charset=utf-8", smallBatchJSON},
+		{"json", "application/json; charset=utf-8", smallBatchJSON},
+		{"json-bom", "application/json; charset=utf-8", "\xEF\xBB\xBF" + smallBatchJSON},
+		{"xml", "application/xml; charset=utf-8", smallBatchXML},
+	}
+	for _, tt := range tests {
+		t.Run("format "+tt.format, func(t *testing.T) {
+			s, _ := newServer(t)
+			s.SetResponses(customerID, trackingID, smallBatch, partnercentertest.Response{Format: tt.format})
+			r := getBatch(t, s, trackingID, accessToken(t, s))
+			if r.status != http.StatusOK {
+				t.Fatalf("status %d, want 200", r.status)
+			}
+			if got := r.header.Get("Content-Type"); got != tt.wantContentType {
+				t.Errorf("Content-Type %q, want %q", got, tt.wantContentType)
+			}
+			if r.body != tt.wantBody {
+				t.Errorf("body\n%q\nwant\n%q", r.body, tt.wantBody)
+			}
+		})
+	}
+}
+
+func TestClientCredentialsGrant(t *testing.T) {
+	s, _ := newServer(t)
+	r := postToken(t, s.TokenURL(), clientCredentials())
+	if r.status != http.StatusOK {
+		t.Fatalf("status %d, body %s", r.status, r.body)
+	}
+	got := decodeObject(t, r.body)
+	token, _ := got["access_token"].(string)
+	if !strings.HasPrefix(token, "fake-at-") || token != s.LastAccessToken() {
+		t.Errorf("access_token %q, want a fake-at- token equal to LastAccessToken %q", token, s.LastAccessToken())
+	}
+	delete(got, "access_token")
+	want := map[string]any{
+		"token_type":     "Bearer",
+		"expires_in":     "3599",
+		"ext_expires_in": "3599",
+		"expires_on":     "1714568399",
+		"not_before":     "1714564800",
+		"resource":       resource,
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("answer %v, want %v", got, want)
+	}
+	if got := r.header.Get("Cache-Control"); got != "no-store, no-cache" {
+		t.Errorf("Cache-Control %q, want no-store, no-cache", got)
+	}
+	if got := s.TokenURL(); got != s.URL+"/contoso.onmicrosoft.com/oauth2/token" {
+		t.Errorf("TokenURL %q", got)
+	}
+}
+
+func TestExpiresInAsNumber(t *testing.T) {
+	s, _ := newServer(t)
+	s.SetExpiresInAsString(false)
+	s.SetTokenLifetime(10 * time.Minute)
+	r := postToken(t, s.TokenURL(), clientCredentials())
+	got := decodeObject(t, r.body)
+	for name, want := range map[string]float64{"expires_in": 599, "ext_expires_in": 599, "expires_on": 1714565399, "not_before": 1714564800} {
+		if got[name] != want {
+			t.Errorf("%s = %#v, want number %v", name, got[name], want)
+		}
+	}
+}
+
+func TestClientCredentialsBasicAuth(t *testing.T) {
+	s, _ := newServer(t)
+	s.SetCredentials("app id", "s&cret")
+	form := url.Values{"grant_type": {"client_credentials"}, "resource": {resource}}
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, s.TokenURL(), strings.NewReader(form.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	// RFC 6749 2.3.1: both are form-encoded before Basic authentication.
+	req.SetBasicAuth(url.QueryEscape("app id"), url.QueryEscape("s&cret"))
+	if r := do(t, http.DefaultClient, req); r.status != http.StatusOK {
+		t.Fatalf("status %d, body %s", r.status, r.body)
+	}
+}
+
+func TestTokenErrors(t *testing.T) {
+	with := func(name, value string) url.Values {
+		form := clientCredentials()
+		if value == "" {
+			form.Del(name)
+		} else {
+			form.Set(name, value)
+		}
+		return form
+	}
+	tests := []struct {
+		name       string
+		tenant     string
+		form       url.Values
+		wantStatus int
+		wantError  string
+		wantCode   float64
+		wantPrefix string
+	}{
+		{"wrong secret", "", with("client_secret", "wrong-secret"), 401, "invalid_client", 7000215,
+			"AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '00000000-0000-0000-0000-0000000000c1'.\r\n"},
+		{"missing secret", "", with("client_secret", ""), 401, "invalid_client", 7000218,
+			"AADSTS7000218: The request body must contain the following parameter: 'client_assertion' or 'client_secret'.\r\n"},
+		{"unknown client", "", with("client_id", "11111111-1111-1111-1111-111111111111"), 400, "unauthorized_client", 700016,
+			"AADSTS700016: Application with identifier '11111111-1111-1111-1111-111111111111' was not found in the directory 'contoso.onmicrosoft.com'.\r\n"},
+		{"missing client id", "", with("client_id", ""), 400, "invalid_request", 900144,
+			"AADSTS900144: The request body must contain the following parameter: 'client_id'.\r\n"},
+		{"missing resource", "", with("resource", ""), 400, "invalid_request", 50001,
+			"AADSTS50001: Resource identifier is not provided.\r\n"},
+		{"missing grant type", "", with("grant_type", ""), 400, "invalid_request", 900144,
+			"AADSTS900144: The request body must contain the following parameter: 'grant_type'.\r\n"},
+		{"unsupported grant type", "", with("grant_type", "password"), 400, "unsupported_grant_type", 70003,
+			"AADSTS70003: The app requested an unsupported grant type 'password'.\r\n"},
+		{"unknown tenant", "fabrikam.onmicrosoft.com", clientCredentials(), 400, "invalid_request", 90002,
+			"AADSTS90002: Tenant 'fabrikam.onmicrosoft.com' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.\r\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, _ := newServer(t)
+			tokenURL := s.TokenURL()
+			if tt.tenant != "" {
+				tokenURL = s.URL + "/" + tt.tenant + "/oauth2/token"
+			}
+			r := postToken(t, tokenURL, tt.form)
+			if r.status != tt.wantStatus {
+				t.Errorf("status %d, want %d", r.status, tt.wantStatus)
+			}
+			got := decodeObject(t, r.body)
+			if got["error"] != tt.wantError {
+				t.Errorf("error %v, want %s", got["error"], tt.wantError)
+			}
+			if codes, _ := got["error_codes"].([]any); len(codes) != 1 || codes[0] != tt.wantCode {
+				t.Errorf("error_codes %v, want [%v]", got["error_codes"], tt.wantCode)
+			}
+			description, _ := got["error_description"].(string)
+			if !strings.HasPrefix(description, tt.wantPrefix) {
+				t.Errorf("error_description %q, want prefix %q", description, tt.wantPrefix)
+			}
+			if secret := tt.form.Get("client_secret"); secret != "" && strings.Contains(r.body, secret) {
+				t.Errorf("answer echoes the client secret: %s", r.body)
+			}
+			if n := s.TokenRequests(); n != 1 {
+				t.Errorf("TokenRequests = %d, want 1", n)
+			}
+		})
+	}
+}
+
+func TestTokenErrorBodyIsDeterministic(t *testing.T) {
+	s, _ := newServer(t)
+	r := postToken(t, s.TokenURL(), url.Values{"grant_type": {"client_credentials"}, "client_id": {partnercentertest.DefaultClientID}, "client_secret": {"nope"}, "resource": {resource}})
+	want := `{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '00000000-0000-0000-0000-0000000000c1'.\r\n` +
+		`Trace ID: 00000000-0000-0000-0000-000000000001\r\nCorrelation ID: 00000000-0000-0000-0001-000000000001\r\nTimestamp: 2024-05-01 12:00:00Z",` +
+		`"error_codes":[7000215],"timestamp":"2024-05-01 12:00:00Z","trace_id":"00000000-0000-0000-0000-000000000001","correlation_id":"00000000-0000-0000-0001-000000000001"}`
+	if r.body != want {
+		t.Errorf("body\n%s\nwant\n%s", r.body, want)
+	}
+}
+
+func TestRefreshTokenGrant(t *testing.T) {
+	refresh := func(token, secret string) url.Values {
+		form := url.Values{"grant_type": {"refresh_token"}, "client_id": {partnercentertest.DefaultClientID}, "resource": {resource}}
+		if token != "" {
+			form.Set("refresh_token", token)
+		}
+		if secret != "" {
+			form.Set("client_secret", secret)
+		}
+		return form
+	}
+	type step struct {
+		form             url.Values
+		wantStatus       int
+		wantError        string
+		wantRefreshToken string
+	}
+	tests := []struct {
+		name          string
+		refreshToken  string
+		rotate        bool
+		steps         []step
+		wantLastGrant string
+	}{
+		{"rotating", "rt-1", true, []step{
+			{refresh("rt-1", ""), 200, "", "rt-2"},
+			{refresh("rt-1", ""), 400, "invalid_grant", ""},
+			{refresh("rt-2", partnercentertest.DefaultClientSecret), 200, "", "rt-3"},
+			{refresh("rt-3", "wrong"), 401, "invalid_client", ""},
+			{refresh("rt-3", ""), 200, "", "rt-4"},
+		}, "refresh_token"},
+		{"static", "static-rt", false, []step{
+			{refresh("static-rt", ""), 200, "", "static-rt"},
+			{refresh("static-rt", ""), 200, "", "static-rt"},
+		}, "refresh_token"},
+		{"none set", "", false, []step{
+			{refresh("anything", ""), 400, "invalid_grant", ""},
+			{refresh("", ""), 400, "invalid_request", ""},
+		}, "refresh_token"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, _ := newServer(t)
+			s.SetRefreshToken(tt.refreshToken, tt.rotate)
+			for i, st := range tt.steps {
+				r := postToken(t, s.TokenURL(), st.form)
+				if r.status != st.wantStatus {
+					t.Fatalf("step %d: status %d, want %d; body %s", i, r.status, st.wantStatus, r.body)
+				}
+				got := decodeObject(t, r.body)
+				if st.wantError != "" && got["error"] != st.wantError {
+					t.Errorf("step %d: error %v, want %s", i, got["error"], st.wantError)
+				}
+				if st.wantRefreshToken != "" && got["refresh_token"] != st.wantRefreshToken {
+					t.Errorf("step %d: refresh_token %v, want %s", i, got["refresh_token"], st.wantRefreshToken)
+				}
+			}
+			log := s.Requests()
+			if got := log[len(log)-1].Grant; got != tt.wantLastGrant {
+				t.Errorf("logged grant %q, want %q", got, tt.wantLastGrant)
+			}
+		})
+	}
+}
+
+func TestFailTokenRequests(t *testing.T) {
+	s, _ := newServer(t)
+	s.FailTokenRequests(http.StatusServiceUnavailable, "temporarily_unavailable", "AADSTS50196: The server terminated an operation.")
+	r := postToken(t, s.TokenURL(), clientCredentials())
+	if r.status != http.StatusServiceUnavailable {
+		t.Errorf("status %d, want 503", r.status)
+	}
+	if want := `{"error":"temporarily_unavailable","error_description":"AADSTS50196: The server terminated an operation."}`; r.body != want {
+		t.Errorf("body %s, want %s", r.body, want)
+	}
+
+	s.FailTokenRequests(42, "bad", "not a status")
+	if r := postToken(t, s.TokenURL(), clientCredentials()); r.status != http.StatusInternalServerError {
+		t.Errorf("status %d for an invalid scripted status, want 500", r.status)
+	}
+
+	s.FailTokenRequests(0, "", "")
+	if r := postToken(t, s.TokenURL(), clientCredentials()); r.status != http.StatusOK {
+		t.Errorf("status %d after clearing the failure, want 200", r.status)
+	}
+	if n := s.TokenRequests(); n != 3 {
+		t.Errorf("TokenRequests = %d, want 3", n)
+	}
+}
+
+func TestTokenEndpointOddRequests(t *testing.T) {
+	s, _ := newServer(t)
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, s.TokenURL(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := do(t, http.DefaultClient, req); r.status != http.StatusMethodNotAllowed || r.header.Get("Allow") != "POST" {
+		t.Errorf("GET: status %d, Allow %q; want 405, POST", r.status, r.header.Get("Allow"))
+	}
+
+	// Over the 64 KiB the endpoint reads, under the 256 KiB net/http
+	// drains after the handler, so the client reliably reads the answer.
+	huge := clientCredentials()
+	huge.Set("padding", strings.Repeat("x", 128<<10))
+	r := postToken(t, s.TokenURL(), huge)
+	if got := decodeObject(t, r.body); r.status != http.StatusBadRequest || got["error"] != "invalid_request" {
+		t.Errorf("128 KiB body: status %d, body %.200s; want 400 invalid_request", r.status, r.body)
+	}
+	if r := postToken(t, s.TokenURL(), clientCredentials()); r.status != http.StatusOK {
+		t.Errorf("status %d after an oversized request, want 200", r.status)
+	}
+}
+
+const (
+	unauthorizedBody = `{"code":401,"description":"Authorization failed: the access token is missing, invalid or expired.","errorName":"Unauthorized","isRetryable":false,"data":[],"source":"PartnerFD"}`
+	notFoundBody     = `{"code":600,"description":"The resource was not found.","errorName":"NotFound","isRetryable":false,"data":[],"source":"PartnerFD"}`
+)
+
+func TestBatchAuthorization(t *testing.T) {
+	s, clock := newServer(t)
+	s.SetBatch(customerID, trackingID, smallBatch)
+	token := accessToken(t, s)
+
+	expect := func(step, token string, wantStatus int, wantBody string) {
+		t.Helper()
+		r := getBatch(t, s, trackingID, token)
+		if r.status != wantStatus || r.body != wantBody {
+			t.Errorf("%s: status %d body %s; want %d %s", step, r.status, r.body, wantStatus, wantBody)
+		}
+		if wantStatus == http.StatusUnauthorized && r.header.Get("WWW-Authenticate") != "Bearer" {
+			t.Errorf("%s: WWW-Authenticate %q, want Bearer", step, r.header.Get("WWW-Authenticate"))
+		}
+	}
+	expect("no token", "", 401, unauthorizedBody)
+	expect("unknown token", "made-up", 401, unauthorizedBody)
+	expect("issued token", token, 200, smallBatchJSON)
+
+	clock.Advance(time.Hour - time.Second)
+	expect("token in its last second", token, 200, smallBatchJSON)
+	clock.Advance(time.Second)
+	expect("token past its lifetime", token, 401, unauthorizedBody)
+
+	fresh := accessToken(t, s)
+	s.AddAccessToken("from-file")
+	expect("fresh token", fresh, 200, smallBatchJSON)
+	expect("added token", "from-file", 200, smallBatchJSON)
+	clock.Advance(365 * 24 * time.Hour)
+	expect("added token a year later", "from-file", 200, smallBatchJSON)
+
+	s.ExpireTokens()
+	expect("added token after ExpireTokens", "from-file", 401, unauthorizedBody)
+	expect("issued token after ExpireTokens", fresh, 401, unauthorizedBody)
+	expect("token issued after ExpireTokens", accessToken(t, s), 200, smallBatchJSON)
+}
+
+func TestBatchNotFoundAndCaseInsensitiveIDs(t *testing.T) {
+	s, _ := newServer(t)
+	token := accessToken(t, s)
+	s.SetBatch(strings.ToUpper(customerID), trackingID, smallBatch)
+
+	if r := getBatch(t, s, strings.ToUpper(trackingID), token); r.status != http.StatusOK {
+		t.Errorf("IDs in other case: status %d, want 200", r.status)
+	}
+	if r := getBatch(t, s, "11111111-1111-1111-1111-111111111111", token); r.status != http.StatusNotFound || r.body != notFoundBody {
+		t.Errorf("unknown batch: status %d body %s", r.status, r.body)
+	}
+	s.RemoveBatch(customerID, trackingID)
+	if r := getBatch(t, s, trackingID, token); r.status != http.StatusNotFound || r.body != notFoundBody {
+		t.Errorf("removed batch: status %d body %s", r.status, r.body)
+	}
+	if got := s.BatchRequests(strings.ToUpper(customerID), trackingID); got != 2 {
+		t.Errorf("BatchRequests = %d, want 2 (kept after RemoveBatch)", got)
+	}
+}
+
+func TestUnknownPaths(t *testing.T) {
+	s, _ := newServer(t)
+	for _, path := range []string{
+		"/",
+		"//",
+		"/v1/customers/" + customerID,
+		"/v2/customers/" + customerID + "/batchJobStatus/" + trackingID,
+		"/v1/customers/" + customerID + "/batchJobStatus/" + trackingID + "/devices",
+		"/contoso.onmicrosoft.com/oauth2/v2.0/token",
+		"/%ff",
+	} {
+		t.Run(path, func(t *testing.T) {
+			req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, s.URL+path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := do(t, http.DefaultClient, req)
+			if r.status != http.StatusNotFound || r.body != "404 page not found\n" {
+				t.Errorf("status %d body %q, want 404 page not found", r.status, r.body)
+			}
+		})
+	}
+	if n := s.TotalBatchRequests(); n != 0 {
+		t.Errorf("TotalBatchRequests = %d, want 0", n)
+	}
+
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodDelete, batchURL(s, trackingID), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := do(t, http.DefaultClient, req); r.status != http.StatusMethodNotAllowed || r.header.Get("Allow") != "GET" {
+		t.Errorf("DELETE: status %d Allow %q, want 405 GET", r.status, r.header.Get("Allow"))
+	}
+}
+
+func TestScriptedResponses(t *testing.T) {
+	s, _ := newServer(t)
+	token := accessToken(t, s)
+	s.SetResponses(customerID, trackingID, smallBatch,
+		partnercentertest.Response{Status: 429, Header: http.Header{"Retry-After": {"7"}}},
+		partnercentertest.Response{Status: 429},
+		partnercentertest.Response{Status: 503, Body: []byte("upstream down"), ContentType: "text/plain"},
+		partnercentertest.Response{Format: "xml"},
+		partnercentertest.Response{Status: 200, Body: []byte{}},
+		partnercentertest.Response{},
+	)
+	// A refused request does not use up the script.
+	if r := getBatch(t, s, trackingID, "wrong"); r.status != http.StatusUnauthorized {
+		t.Fatalf("status %d, want 401", r.status)
+	}
+
+	tests := []struct {
+		wantStatus      int
+		wantRetryAfter  string
+		wantContentType string
+		wantBody        string
+	}{
+		{429, "7", "application/json; charset=utf-8", `{"code":429,"description":"Too Many Requests.","errorName":"TooManyRequests","isRetryable":true,"data":[],"source":"PartnerFD"}`},
+		{429, "", "application/json; charset=utf-8", `{"code":429,"description":"Too Many Requests.","errorName":"TooManyRequests","isRetryable":true,"data":[],"source":"PartnerFD"}`},
+		{503, "", "text/plain", "upstream down"},
+		{200, "", "application/xml; charset=utf-8", smallBatchXML},
+		{200, "", "application/json; charset=utf-8", ""},
+		{200, "", "application/json; charset=utf-8", smallBatchJSON},
+		{200, "", "application/json; charset=utf-8", smallBatchJSON}, // the last one repeats
+	}
+	for i, tt := range tests {
+		r := getBatch(t, s, trackingID, token)
+		if r.status != tt.wantStatus || r.header.Get("Retry-After") != tt.wantRetryAfter ||
+			r.header.Get("Content-Type") != tt.wantContentType || r.body != tt.wantBody {
+			t.Errorf("request %d: got %d Retry-After %q Content-Type %q body %q; want %d %q %q %q",
+				i, r.status, r.header.Get("Retry-After"), r.header.Get("Content-Type"), r.body,
+				tt.wantStatus, tt.wantRetryAfter, tt.wantContentType, tt.wantBody)
+		}
+	}
+	if got := s.BatchRequests(customerID, trackingID); got != len(tests)+1 {
+		t.Errorf("BatchRequests = %d, want %d", got, len(tests)+1)
+	}
+}
+
+func TestMisconfiguredResponses(t *testing.T) {
+	tests := []struct {
+		name     string
+		response partnercentertest.Response
+		wantBody string
+	}{
+		{"unknown format", partnercentertest.Response{Format: "yaml"},
+			`{"code":500,"description":"partnercentertest: unknown Response.Format \"yaml\" (want json, xml or json-bom)","errorName":"PartnerCenterTestMisconfigured","isRetryable":false,"data":[],"source":"PartnerFD"}`},
+		{"status out of range", partnercentertest.Response{Status: 1000},
+			`{"code":500,"description":"partnercentertest: Response.Status 1000 is not a final HTTP status","errorName":"PartnerCenterTestMisconfigured","isRetryable":false,"data":[],"source":"PartnerFD"}`},
+		{"informational status", partnercentertest.Response{Status: 103},
+			`{"code":500,"description":"partnercentertest: Response.Status 103 is not a final HTTP status","errorName":"PartnerCenterTestMisconfigured","isRetryable":false,"data":[],"source":"PartnerFD"}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, _ := newServer(t)
+			s.SetResponses(customerID, trackingID, smallBatch, tt.response)
+			r := getBatch(t, s, trackingID, accessToken(t, s))
+			if r.status != http.StatusInternalServerError || r.body != tt.wantBody {
+				t.Errorf("status %d body %s; want 500 %s", r.status, r.body, tt.wantBody)
+			}
+		})
+	}
+}
+
+func TestSetHandler(t *testing.T) {
+	s, clock := newServer(t)
+	token := accessToken(t, s)
+	type callInfo struct {
+		call int
+		now  time.Time
+	}
+	var (
+		mu    sync.Mutex
+		calls []callInfo
+	)
+	s.SetHandler(customerID, trackingID, func(call int, now time.Time) (partnercentertest.Batch, partnercentertest.Response) {
+		mu.Lock()
+		calls = append(calls, callInfo{call, now})
+		mu.Unlock()
+		statuses := []string{"queued", "processing", "finished"}
+		return partnercentertest.Batch{TrackingID: trackingID, Status: statuses[min(call, len(statuses)-1)]}, partnercentertest.Response{}
+	})
+	var got []string
+	for range 4 {
+		var body struct {
+			Status string `json:"status"`
+		}
+		if err := json.Unmarshal([]byte(getBatch(t, s, trackingID, token).body), &body); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, body.Status)
+		clock.Advance(time.Minute)
+	}
+	if want := []string{"queued", "processing", "finished", "finished"}; !slices.Equal(got, want) {
+		t.Errorf("statuses %v, want %v", got, want)
+	}
+	want := []callInfo{{0, start}, {1, start.Add(time.Minute)}, {2, start.Add(2 * time.Minute)}, {3, start.Add(3 * time.Minute)}}
+	if !slices.Equal(calls, want) {
+		t.Errorf("handler calls %v, want %v", calls, want)
+	}
+
+	s.SetHandler(customerID, trackingID, nil)
+	if r := getBatch(t, s, trackingID, token); r.status != http.StatusNotFound {
+		t.Errorf("status %d after SetHandler(nil), want 404", r.status)
+	}
+}
+
+func TestRequestLogAndCounters(t *testing.T) {
+	s, clock := newServer(t)
+	s.SetBatch(customerID, trackingID, smallBatch)
+	token := accessToken(t, s)
+	clock.Advance(time.Second)
+
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, batchURL(s, trackingID), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("MS-RequestId", "11111111-2222-3333-4444-555555555555")
+	req.Header.Set("MS-CorrelationId", "66666666-7777-8888-9999-000000000000")
+	req.Header.Set("User-Agent", "partnercenter_exporter/test")
+	req.Header.Set("Accept", "application/json")
+	r := do(t, http.DefaultClient, req)
+	if r.header.Get("MS-RequestId") != "11111111-2222-3333-4444-555555555555" ||
+		r.header.Get("MS-CorrelationId") != "66666666-7777-8888-9999-000000000000" {
+		t.Errorf("tracing headers not echoed: %v", r.header)
+	}
+	getBatch(t, s, trackingID, "")
+	getBatch(t, s, "22222222-2222-2222-2222-222222222222", token)
+
+	log := s.Requests()
+	if len(log) != 4 {
+		t.Fatalf("logged %d requests, want 4", len(log))
+	}
+	tokenEntry := log[0]
+	if tokenEntry.Method != "POST" || tokenEntry.Path != "/contoso.onmicrosoft.com/oauth2/token" ||
+		tokenEntry.Status != 200 || tokenEntry.Grant != "client_credentials" ||
+		tokenEntry.ClientID != partnercentertest.DefaultClientID || tokenEntry.Resource != resource || !tokenEntry.Time.Equal(start) {
+		t.Errorf("token request logged as %+v", tokenEntry)
+	}
+	batchEntry := log[1]
+	wantHeaders := map[string]string{
+		"Authorization":    "Bearer " + token,
+		"Ms-Requestid":     "11111111-2222-3333-4444-555555555555",
+		"Ms-Correlationid": "66666666-7777-8888-9999-000000000000",
+		"User-Agent":       "partnercenter_exporter/test",
+		"Accept":           "application/json",
+	}
+	for name, want := range wantHeaders {
+		if got := batchEntry.Header.Get(name); got != want {
+			t.Errorf("logged header %s = %q, want %q", name, got, want)
+		}
+	}
+	if batchEntry.Method != "GET" || batchEntry.Path != "/v1/customers/"+customerID+"/batchJobStatus/"+trackingID ||
+		batchEntry.Status != 200 || batchEntry.Grant != "" || !batchEntry.Time.Equal(start.Add(time.Second)) {
+		t.Errorf("batch request logged as %+v", batchEntry)
+	}
+	if log[2].Status != 401 || log[3].Status != 404 {
+		t.Errorf("logged statuses %d, %d; want 401, 404", log[2].Status, log[3].Status)
+	}
+	for _, entry := range log {
+		for _, values := range entry.Header {
+			for _, v := range values {
+				if strings.Contains(v, partnercentertest.DefaultClientSecret) {
+					t.Errorf("the client secret was logged: %+v", entry)
+				}
+			}
+		}
+	}
+
+	counts := map[string]int{
+		"BatchRequests":              s.BatchRequests(customerID, trackingID),
+		"BatchRequests unknown":      s.BatchRequests(customerID, "22222222-2222-2222-2222-222222222222"),
+		"BatchRequests never asked":  s.BatchRequests(customerID, "33333333-3333-3333-3333-333333333333"),
+		"TotalBatchRequests":         s.TotalBatchRequests(),
+		"TokenRequests":              s.TokenRequests(),
+		"MaxConcurrentBatchRequests": s.MaxConcurrentBatchRequests(),
+		"AbortedRequests":            s.AbortedRequests(),
+	}
+	wantCounts := map[string]int{
+		"BatchRequests":              2,
+		"BatchRequests unknown":      1,
+		"BatchRequests never asked":  0,
+		"TotalBatchRequests":         3,
+		"TokenRequests":              1,
+		"MaxConcurrentBatchRequests": 1,
+		"AbortedRequests":            0,
+	}
+	if fmt.Sprint(counts) != fmt.Sprint(wantCounts) {
+		t.Errorf("counters %v, want %v", counts, wantCounts)
+	}
+}
+
+func TestMaxConcurrentBatchRequests(t *testing.T) {
+	const parallel = 4
+	s, _ := newServer(t)
+	token := accessToken(t, s)
+	var arrived atomic.Int32
+	allArrived := make(chan struct{})
+	s.SetHandler(customerID, trackingID, func(int, time.Time) (partnercentertest.Batch, partnercentertest.Response) {
+		if arrived.Add(1) == parallel {
+			close(allArrived)
+		}
+		// Hold every request until all of them are in; the timeout only
+		// keeps a broken client from hanging the test.
+		select {
+		case <-allArrived:
+		case <-time.After(10 * time.Second):
+		}
+		return smallBatch, partnercentertest.Response{}
+	})
+
+	var wg sync.WaitGroup
+	statuses := make([]int, parallel)
+	for i := range parallel {
+		wg.Go(func() {
+			statuses[i] = getBatch(t, s, trackingID, token).status
+		})
+	}
+	wg.Wait()
+	// Sequential requests afterwards must not raise the peak.
+	for range 3 {
+		getBatch(t, s, trackingID, token)
+	}
+	if !slices.Equal(statuses, []int{200, 200, 200, 200}) {
+		t.Errorf("statuses %v, want all 200", statuses)
+	}
+	if got := s.MaxConcurrentBatchRequests(); got != parallel {
+		t.Errorf("MaxConcurrentBatchRequests = %d, want %d", got, parallel)
+	}
+}
+
+func TestLatencyEndsWhenClientGivesUp(t *testing.T) {
+	s, _ := newServer(t)
+	token := accessToken(t, s)
+	s.SetResponses(customerID, trackingID, smallBatch, partnercentertest.Response{Latency: time.Hour})
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, batchURL(s, trackingID), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	errs := make(chan error, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		errs <- err
+	}()
+	waitFor(t, "the request to reach the server", func() bool { return s.TotalBatchRequests() == 1 })
+	cancel()
+	if err := <-errs; err == nil {
+		t.Error("the canceled request succeeded")
+	}
+	waitFor(t, "the handler to give up", func() bool { return s.AbortedRequests() == 1 })
+
+	log := s.Requests()
+	if last := log[len(log)-1]; last.Status != 0 {
+		t.Errorf("aborted request logged with status %d, want 0", last.Status)
+	}
+}
+
+func TestLatencyWithClientTimeout(t *testing.T) {
+	s, _ := newServer(t)
+	token := accessToken(t, s)
+	s.SetResponses(customerID, trackingID, smallBatch, partnercentertest.Response{Latency: time.Hour})
+	client := &http.Client{Timeout: 50 * time.Millisecond}
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, batchURL(s, trackingID), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	if resp, err := client.Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatal("a request with an hour of latency beat a 50ms client timeout")
+	}
+	waitFor(t, "the handler to give up", func() bool { return s.AbortedRequests() == 1 })
+}
+
+func TestCloseEndsLatency(t *testing.T) {
+	s := partnercentertest.NewServer()
+	defer s.Close()
+	token := accessToken(t, s)
+	s.SetResponses(customerID, trackingID, smallBatch, partnercentertest.Response{Latency: time.Hour})
+	errs := make(chan error, 1)
+	go func() {
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, batchURL(s, trackingID), nil)
+		if err != nil {
+			errs <- err
+			return
+		}
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		errs <- err
+	}()
+	waitFor(t, "the request to reach the server", func() bool { return s.TotalBatchRequests() == 1 })
+	s.Close() // returns only once the handler has returned
+	if got := s.AbortedRequests(); got != 1 {
+		t.Errorf("AbortedRequests = %d after Close, want 1", got)
+	}
+	if err := <-errs; err == nil {
+		t.Error("the request succeeded although the server closed during its latency")
+	}
+	s.Close() // a second Close does nothing
+}
+
+var (
+	guidPattern       = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
+	serialPattern     = regexp.MustCompile(`^(5CG[0-9]{4}[A-Z]{3}|PF[0-9A-Z]{6})$`)
+	productKeyPattern = regexp.MustCompile(`^[1-9][0-9]{12}$`)
+)
+
+func TestGenerateDevices(t *testing.T) {
+	failures := map[string]int{"806": 30, "808": 12, "999": 2}
+	devices := partnercentertest.GenerateDevices(1000, 42, failures)
+	if len(devices) != 1000 {
+		t.Fatalf("%d devices, want 1000", len(devices))
+	}
+	if again := partnercentertest.GenerateDevices(1000, 42, failures); !slices.Equal(devices, again) {
+		t.Error("the same seed gave different devices")
+	}
+	if other := partnercentertest.GenerateDevices(1000, 43, failures); slices.Equal(devices, other) {
+		t.Error("another seed gave the same devices")
+	}
+
+	perCode := map[string]int{}
+	serials := map[string]bool{}
+	styles := map[string]int{}
+	for i, d := range devices {
+		if !guidPattern.MatchString(d.DeviceID) || !serialPattern.MatchString(d.SerialNumber) || !productKeyPattern.MatchString(d.ProductKey) {
+			t.Errorf("device %d is not realistic: %+v", i, d)
+		}
+		serials[d.SerialNumber] = true
+		styles[d.SerialNumber[:2]]++
+		switch {
+		case d.ErrorCode == "" && d.Status == "finished" && d.ErrorDescription == "":
+			perCode["none"]++
+		case d.ErrorCode != "" && d.Status == "finished_with_errors" && d.ErrorDescription == partnercentertest.KnownErrors[d.ErrorCode]:
+			perCode[d.ErrorCode]++
+		default:
+			t.Errorf("device %d has inconsistent status and error: %+v", i, d)
+		}
+	}
+	if want := map[string]int{"none": 956, "806": 30, "808": 12, "999": 2}; fmt.Sprint(perCode) != fmt.Sprint(want) {
+		t.Errorf("devices per error code %v, want %v", perCode, want)
+	}
+	if len(serials) != 1000 {
+		t.Errorf("%d distinct serial numbers, want 1000", len(serials))
+	}
+	if styles["5C"] == 0 || styles["PF"] == 0 {
+		t.Errorf("serial number styles %v, want both", styles)
+	}
+}
+
+func TestGenerateDevicesEdgeCases(t *testing.T) {
+	tests := []struct {
+		name     string
+		n        int
+		failures map[string]int
+		want     map[string]int
+	}{
+		{"more failures than devices", 5, map[string]int{"808": 4, "806": 4}, map[string]int{"806": 4, "808": 1}},
+		{"negative count", 3, map[string]int{"806": -2}, map[string]int{"": 3}},
+		{"no failures", 2, nil, map[string]int{"": 2}},
+		{"no devices", 0, map[string]int{"806": 1}, map[string]int{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			devices := partnercentertest.GenerateDevices(tt.n, 7, tt.failures)
+			got := map[string]int{}
+			for _, d := range devices {
+				got[d.ErrorCode]++
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tt.want) || len(devices) != max(tt.n, 0) {
+				t.Errorf("%d devices per code %v, want %d %v", len(devices), got, tt.n, tt.want)
+			}
+		})
+	}
+}
+
+func TestKnownErrors(t *testing.T) {
+	want := map[string]string{
+		"806": "ZtdDeviceAlreadyAssigned",
+		"807": "ZtdDeviceIsNotRegistered",
+		"808": "ZtdDeviceAssignedToOtherTenant",
+	}
+	for code, name := range want {
+		if got := partnercentertest.KnownErrors[code]; got != name {
+			t.Errorf("KnownErrors[%s] = %q, want %q", code, got, name)
+		}
+	}
+}

@@ -1,0 +1,399 @@
+package partnercentertest
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+const (
+	// maxTokenRequestBytes bounds the form body of a token request.
+	maxTokenRequestBytes = 64 << 10
+	// maxAccessTokens bounds the set of live access tokens, in case a
+	// client asks for a new token in a loop.
+	maxAccessTokens = 10000
+	// aadTimeFormat is how Azure AD writes the timestamp of an error.
+	aadTimeFormat = "2006-01-02 15:04:05Z"
+)
+
+// authState is the token endpoint's configuration and the tokens it
+// issued. It is guarded by Server.mu.
+type authState struct {
+	clientID     string
+	clientSecret string
+	tenant       string
+
+	// refreshToken is the one valid refresh token ("" = none).
+	refreshToken string
+	rotate       bool
+	// rotations counts refresh tokens issued since SetRefreshToken.
+	rotations int
+
+	lifetime          time.Duration
+	expiresInAsString bool
+	failure           *tokenFailure
+
+	// accessTokens maps each accepted token to its expiry; the zero time
+	// means it never expires (AddAccessToken).
+	accessTokens    map[string]time.Time
+	lastAccessToken string
+
+	// errors numbers the error answers, for their deterministic trace ids.
+	errors int
+}
+
+func newAuthState() authState {
+	return authState{
+		clientID:          DefaultClientID,
+		clientSecret:      DefaultClientSecret,
+		tenant:            DefaultTenantID,
+		lifetime:          DefaultTokenLifetime,
+		expiresInAsString: true,
+		accessTokens:      make(map[string]time.Time),
+	}
+}
+
+// tokenFailure is the answer FailTokenRequests scripted.
+type tokenFailure struct {
+	status      int
+	code        string
+	description string
+}
+
+// TokenURL is the token endpoint of the Server's tenant.
+func (s *Server) TokenURL() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.URL + "/" + s.auth.tenant + "/oauth2/token"
+}
+
+// SetCredentials replaces the one client ID and secret the token endpoint
+// accepts.
+func (s *Server) SetCredentials(clientID, clientSecret string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.auth.clientID = clientID
+	s.auth.clientSecret = clientSecret
+}
+
+// SetRefreshToken makes token the one valid refresh token ("" accepts
+// none). With rotate, each successful refresh_token grant answers a new
+// refresh token, "rt-2", "rt-3", ..., and the one it replaces stops
+// working; without it the same token is answered and stays valid.
+func (s *Server) SetRefreshToken(token string, rotate bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.auth.refreshToken = token
+	s.auth.rotate = rotate
+	s.auth.rotations = 0
+}
+
+// SetTokenLifetime sets how long access tokens issued from now on are
+// accepted. The answered expires_in is one second less, as Azure AD's
+// "3599" for an hour.
+func (s *Server) SetTokenLifetime(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.auth.lifetime = d
+}
+
+// SetExpiresInAsString chooses between "expires_in":"3599" (true, the
+// default, as the v1 endpoint sends it) and "expires_in":3599; the same
+// applies to ext_expires_in, expires_on and not_before.
+func (s *Server) SetExpiresInAsString(asString bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.auth.expiresInAsString = asString
+}
+
+// ExpireTokens makes the batch endpoint reject every access token issued
+// or added so far with 401.
+func (s *Server) ExpireTokens() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	clear(s.auth.accessTokens)
+}
+
+// FailTokenRequests makes the token endpoint answer every request with
+// status and the body {"error":errCode,"error_description":description},
+// until it is called with status 0.
+func (s *Server) FailTokenRequests(status int, errCode, description string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if status == 0 {
+		s.auth.failure = nil
+		return
+	}
+	s.auth.failure = &tokenFailure{status: status, code: errCode, description: description}
+}
+
+// AddAccessToken makes the batch endpoint accept token, which never
+// expires (until ExpireTokens), as one read from an access token file.
+func (s *Server) AddAccessToken(token string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.auth.accessTokens[token] = time.Time{}
+}
+
+// LastAccessToken is the access token most recently issued by the token
+// endpoint, "" before the first, so that tests can compare it with the
+// Authorization header a client sent.
+func (s *Server) LastAccessToken() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.auth.lastAccessToken
+}
+
+// authorized reports whether an Authorization header value carries an
+// accepted, unexpired bearer token.
+func (s *Server) authorized(header string) bool {
+	scheme, token, ok := strings.Cut(strings.TrimSpace(header), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return false
+	}
+	token = strings.TrimSpace(token)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	expiry, ok := s.auth.accessTokens[token]
+	if !ok {
+		return false
+	}
+	return expiry.IsZero() || s.now().Before(expiry)
+}
+
+// tokenRequest is what a token request asked for.
+type tokenRequest struct {
+	grant        string
+	clientID     string
+	clientSecret string
+	refreshToken string
+	resource     string
+}
+
+func (s *Server) serveToken(r *http.Request, tenant string) answer {
+	s.mu.Lock()
+	s.stats.tokenRequests++
+	s.mu.Unlock()
+
+	if r.Method != http.MethodPost {
+		a := plainAnswer(http.StatusMethodNotAllowed, "405 method not allowed")
+		a.header.Set("Allow", http.MethodPost)
+		return a
+	}
+	req, err := readTokenRequest(r)
+	if err != nil {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.aadError(http.StatusBadRequest, "invalid_request", 90014,
+			"AADSTS90014: The request body could not be read as a form.")
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a := s.decideGrant(tenant, req)
+	a.grant, a.clientID, a.resource = req.grant, req.clientID, req.resource
+	return a
+}
+
+// readTokenRequest reads the form body and, as Azure AD does, also takes
+// the client credentials from HTTP Basic authentication.
+func readTokenRequest(r *http.Request) (tokenRequest, error) {
+	r.Body = http.MaxBytesReader(nil, r.Body, maxTokenRequestBytes)
+	if err := r.ParseForm(); err != nil {
+		return tokenRequest{}, fmt.Errorf("parse token request form: %w", err)
+	}
+	form := r.PostForm
+	req := tokenRequest{
+		grant:        form.Get("grant_type"),
+		clientID:     form.Get("client_id"),
+		clientSecret: form.Get("client_secret"),
+		refreshToken: form.Get("refresh_token"),
+		resource:     form.Get("resource"),
+	}
+	if user, password, ok := r.BasicAuth(); ok {
+		// RFC 6749 section 2.3.1 form-encodes both before Basic auth.
+		req.clientID = formUnescape(user)
+		req.clientSecret = formUnescape(password)
+	}
+	return req, nil
+}
+
+func formUnescape(s string) string {
+	if unescaped, err := url.QueryUnescape(s); err == nil {
+		return unescaped
+	}
+	return s
+}
+
+// decideGrant answers a token request. It must be called with s.mu held.
+func (s *Server) decideGrant(tenant string, req tokenRequest) answer {
+	if f := s.auth.failure; f != nil {
+		return jsonAnswer(f.status, marshalJSON(aadErrorBody{Error: f.code, ErrorDescription: f.description}))
+	}
+	if !strings.EqualFold(tenant, s.auth.tenant) {
+		return s.aadError(http.StatusBadRequest, "invalid_request", 90002, fmt.Sprintf(
+			"AADSTS90002: Tenant '%s' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.", tenant))
+	}
+	switch req.grant {
+	case "":
+		return s.missingParameter("grant_type")
+	case "client_credentials":
+		return s.clientCredentialsGrant(req)
+	case "refresh_token":
+		return s.refreshTokenGrant(req)
+	}
+	return s.aadError(http.StatusBadRequest, "unsupported_grant_type", 70003, fmt.Sprintf(
+		"AADSTS70003: The app requested an unsupported grant type '%s'.", req.grant))
+}
+
+func (s *Server) clientCredentialsGrant(req tokenRequest) answer {
+	if a, ok := s.checkClient(req, true); !ok {
+		return a
+	}
+	if req.resource == "" {
+		return s.aadError(http.StatusBadRequest, "invalid_request", 50001,
+			"AADSTS50001: Resource identifier is not provided.")
+	}
+	return s.issueToken(req.resource, "")
+}
+
+func (s *Server) refreshTokenGrant(req tokenRequest) answer {
+	if req.refreshToken == "" {
+		return s.missingParameter("refresh_token")
+	}
+	if a, ok := s.checkClient(req, false); !ok {
+		return a
+	}
+	if s.auth.refreshToken == "" || !equalSecret(req.refreshToken, s.auth.refreshToken) {
+		return s.aadError(http.StatusBadRequest, "invalid_grant", 9002313,
+			"AADSTS9002313: Invalid request. Request is malformed or invalid.")
+	}
+	if s.auth.rotate {
+		s.auth.rotations++
+		s.auth.refreshToken = "rt-" + strconv.Itoa(s.auth.rotations+1)
+	}
+	return s.issueToken(req.resource, s.auth.refreshToken)
+}
+
+// checkClient validates the client ID and secret; a refresh_token grant
+// may leave the secret out (a public client), but a wrong one fails.
+// It returns ok=false and the error answer when they are not accepted.
+func (s *Server) checkClient(req tokenRequest, secretRequired bool) (answer, bool) {
+	switch {
+	case req.clientID == "":
+		return s.missingParameter("client_id"), false
+	case !strings.EqualFold(req.clientID, s.auth.clientID):
+		return s.aadError(http.StatusBadRequest, "unauthorized_client", 700016, fmt.Sprintf(
+			"AADSTS700016: Application with identifier '%s' was not found in the directory '%s'.", req.clientID, s.auth.tenant)), false
+	case req.clientSecret == "" && secretRequired:
+		return s.aadError(http.StatusUnauthorized, "invalid_client", 7000218,
+			"AADSTS7000218: The request body must contain the following parameter: 'client_assertion' or 'client_secret'."), false
+	case req.clientSecret != "" && !equalSecret(req.clientSecret, s.auth.clientSecret):
+		return s.aadError(http.StatusUnauthorized, "invalid_client", 7000215, fmt.Sprintf(
+			"AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '%s'.", s.auth.clientID)), false
+	}
+	return answer{}, true
+}
+
+func equalSecret(got, want string) bool {
+	return subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
+}
+
+func (s *Server) missingParameter(name string) answer {
+	return s.aadError(http.StatusBadRequest, "invalid_request", 900144, fmt.Sprintf(
+		"AADSTS900144: The request body must contain the following parameter: '%s'.", name))
+}
+
+// tokenResponse is a successful v1 token answer. The times are strings or
+// numbers, as SetExpiresInAsString chose.
+type tokenResponse struct {
+	TokenType    string `json:"token_type"`
+	ExpiresIn    any    `json:"expires_in"`
+	ExtExpiresIn any    `json:"ext_expires_in"`
+	ExpiresOn    any    `json:"expires_on"`
+	NotBefore    any    `json:"not_before"`
+	Resource     string `json:"resource"`
+	AccessToken  string `json:"access_token"`
+	RefreshToken string `json:"refresh_token,omitempty"`
+}
+
+// issueToken creates an access token and answers it, with refreshToken
+// when it is not "". It must be called with s.mu held.
+func (s *Server) issueToken(resource, refreshToken string) answer {
+	now := s.now()
+	s.forgetOldTokens(now)
+	token := "fake-at-" + rand.Text()
+	s.auth.accessTokens[token] = now.Add(s.auth.lifetime)
+	s.auth.lastAccessToken = token
+
+	expiresIn := max(int64(s.auth.lifetime/time.Second)-1, 0)
+	number := func(n int64) any {
+		if s.auth.expiresInAsString {
+			return strconv.FormatInt(n, 10)
+		}
+		return n
+	}
+	a := jsonAnswer(http.StatusOK, marshalJSON(tokenResponse{
+		TokenType:    "Bearer",
+		ExpiresIn:    number(expiresIn),
+		ExtExpiresIn: number(expiresIn),
+		ExpiresOn:    number(now.Unix() + expiresIn),
+		NotBefore:    number(now.Unix()),
+		Resource:     resource,
+		AccessToken:  token,
+		RefreshToken: refreshToken,
+	}))
+	a.header.Set("Cache-Control", "no-store, no-cache")
+	a.header.Set("Pragma", "no-cache")
+	return a
+}
+
+// forgetOldTokens drops expired tokens and, past maxAccessTokens, any
+// others, to keep the set bounded. It must be called with s.mu held.
+func (s *Server) forgetOldTokens(now time.Time) {
+	for token, expiry := range s.auth.accessTokens {
+		if !expiry.IsZero() && !now.Before(expiry) {
+			delete(s.auth.accessTokens, token)
+		}
+	}
+	for token := range s.auth.accessTokens {
+		if len(s.auth.accessTokens) < maxAccessTokens {
+			break
+		}
+		delete(s.auth.accessTokens, token)
+	}
+}
+
+// aadErrorBody is an Azure AD OAuth2 error answer.
+type aadErrorBody struct {
+	Error            string `json:"error"`
+	ErrorDescription string `json:"error_description"`
+	ErrorCodes       []int  `json:"error_codes,omitempty"`
+	Timestamp        string `json:"timestamp,omitempty"`
+	TraceID          string `json:"trace_id,omitempty"`
+	CorrelationID    string `json:"correlation_id,omitempty"`
+}
+
+// aadError answers an Azure AD error. Trace and correlation ids are
+// numbered rather than random so that tests can compare whole bodies.
+// It must be called with s.mu held.
+func (s *Server) aadError(status int, code string, aadsts int, message string) answer {
+	s.auth.errors++
+	timestamp := s.now().UTC().Format(aadTimeFormat)
+	traceID := fmt.Sprintf("00000000-0000-0000-0000-%012d", s.auth.errors)
+	correlationID := fmt.Sprintf("00000000-0000-0000-0001-%012d", s.auth.errors)
+	return jsonAnswer(status, marshalJSON(aadErrorBody{
+		Error: code,
+		ErrorDescription: fmt.Sprintf("%s\r\nTrace ID: %s\r\nCorrelation ID: %s\r\nTimestamp: %s",
+			message, traceID, correlationID, timestamp),
+		ErrorCodes:    []int{aadsts},
+		Timestamp:     timestamp,
+		TraceID:       traceID,
+		CorrelationID: correlationID,
+	}))
+}

@@ -1,0 +1,626 @@
+package partnercenter
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Limits and defaults of the token sources.
+const (
+	// maxTokenResponseBytes bounds how much of a token endpoint answer is
+	// read; real answers are a few kilobytes.
+	maxTokenResponseBytes = 1 << 20
+	// maxTokenFileBytes bounds a refresh or access token file.
+	maxTokenFileBytes = 64 << 10
+	// maxTokenErrorDescriptionLen and maxTokenErrorCodeLen cut what the
+	// endpoint says about a refusal, so that errors stay one readable line.
+	maxTokenErrorDescriptionLen = 300
+	maxTokenErrorCodeLen        = 100
+	// defaultTokenLifetime is assumed when the answer has no usable
+	// expires_in. It is short on purpose: a guess that is too long costs
+	// failed API calls until a 401 invalidates the token.
+	defaultTokenLifetime = 5 * time.Minute
+	// maxTokenLifetime caps absurd expires_in values.
+	maxTokenLifetime = 24 * time.Hour
+	// maxTokenRefreshMargin is how long before expiry a normal token is
+	// replaced.
+	maxTokenRefreshMargin = 5 * time.Minute
+	// defaultTokenRequestTimeout bounds a token request when the
+	// http.Client has no timeout of its own.
+	defaultTokenRequestTimeout = 30 * time.Second
+
+	tokenRequestSucceeded = "success"
+	tokenRequestFailed    = "failure"
+)
+
+// ClientCredentials are the settings of the OAuth 2.0 client credentials
+// grant against the Microsoft identity platform v1 token endpoint
+// (https://login.microsoftonline.com/{tenant}/oauth2/token).
+type ClientCredentials struct {
+	TokenURL string
+	ClientID string
+	// Resource is the API the token is for, e.g.
+	// https://api.partnercenter.microsoft.com.
+	Resource string
+	// ClientSecret returns the raw secret. It is a function so that the
+	// configuration can keep the secret in a redacting type.
+	ClientSecret func() string
+}
+
+// NewClientCredentialsSource returns a TokenSource that obtains app-only
+// tokens with the client credentials grant. hc should have a timeout; nil
+// means a client with a 30 second timeout. obs may be nil.
+func NewClientCredentialsSource(c ClientCredentials, hc *http.Client, obs Observer) TokenSource {
+	return newClientCredentialsSource(c, hc, obs, time.Now)
+}
+
+func newClientCredentialsSource(c ClientCredentials, hc *http.Client, obs Observer, now func() time.Time) *cachingTokenSource {
+	hc = tokenHTTPClient(hc)
+	grant := clientCredentialsGrant{creds: c, endpoint: tokenEndpoint{url: c.TokenURL, hc: hc}}
+	return newCachingTokenSource(grant.fetch, hc, obs, now)
+}
+
+// RefreshTokenConfig are the settings of the OAuth 2.0 refresh token grant
+// against the Microsoft identity platform v1 token endpoint, for app+user
+// tokens.
+type RefreshTokenConfig struct {
+	TokenURL string
+	ClientID string
+	Resource string
+	// ClientSecret returns the raw secret; nil (or an empty secret) means a
+	// public client, which sends none.
+	ClientSecret func() string
+	// RefreshTokenFile holds the refresh token. It is read at each refresh,
+	// so that it can be replaced from outside, and a new refresh token in
+	// the answer is written back to it atomically.
+	RefreshTokenFile string
+}
+
+// NewRefreshTokenSource returns a TokenSource that redeems the refresh token
+// kept in c.RefreshTokenFile. When the endpoint rotates the refresh token,
+// the new one replaces the file's content (the file keeps its mode); if that
+// fails, Token fails too, because the operator must learn about it before
+// the old refresh token expires. hc should have a timeout; nil means a
+// client with a 30 second timeout. obs may be nil.
+func NewRefreshTokenSource(c RefreshTokenConfig, hc *http.Client, obs Observer) TokenSource {
+	return newRefreshTokenSource(c, hc, obs, time.Now)
+}
+
+func newRefreshTokenSource(c RefreshTokenConfig, hc *http.Client, obs Observer, now func() time.Time) *cachingTokenSource {
+	hc = tokenHTTPClient(hc)
+	grant := refreshTokenGrant{cfg: c, endpoint: tokenEndpoint{url: c.TokenURL, hc: hc}}
+	return newCachingTokenSource(grant.fetch, hc, obs, now)
+}
+
+// TokenError is an answer other than 200 from the token endpoint.
+type TokenError struct {
+	StatusCode int
+	// Code is the OAuth error code such as "invalid_client"; empty when the
+	// body was not an OAuth error document.
+	Code string
+	// Description is error_description on one line, cut to 300 bytes.
+	Description string
+}
+
+// Error reads like
+// "token endpoint answered 401 invalid_client: AADSTS7000215: Invalid client secret provided.".
+func (e *TokenError) Error() string {
+	msg := fmt.Sprintf("token endpoint answered %d", e.StatusCode)
+	what := e.Code
+	if what == "" {
+		what = http.StatusText(e.StatusCode)
+	}
+	if what != "" {
+		msg += " " + what
+	}
+	if e.Description != "" {
+		msg += ": " + e.Description
+	}
+	return msg
+}
+
+// issuedToken is what one successful token request yields.
+type issuedToken struct {
+	accessToken string
+	lifetime    time.Duration
+}
+
+// cachingTokenSource keeps the last token until shortly before it expires
+// and lets concurrent callers share one token request.
+type cachingTokenSource struct {
+	fetch func(ctx context.Context) (issuedToken, error)
+	obs   Observer
+	now   func() time.Time
+	// timeout bounds a token request when the http.Client does not.
+	timeout time.Duration
+
+	mu        sync.Mutex
+	token     string // empty when there is none or it was invalidated
+	refreshAt time.Time
+	inflight  *tokenFetch // the token request under way, if any
+}
+
+// tokenFetch is one token request shared by every caller that needs a token
+// while it runs. token and err are set before done is closed.
+type tokenFetch struct {
+	done  chan struct{}
+	token string
+	err   error
+}
+
+func newCachingTokenSource(fetch func(context.Context) (issuedToken, error), hc *http.Client, obs Observer, now func() time.Time) *cachingTokenSource {
+	if obs == nil {
+		obs = NopObserver{}
+	}
+	var timeout time.Duration
+	if hc.Timeout <= 0 {
+		timeout = defaultTokenRequestTimeout
+	}
+	return &cachingTokenSource{fetch: fetch, obs: obs, now: now, timeout: timeout}
+}
+
+// Token returns the cached token, or waits for a token request that it
+// starts or joins. A caller whose ctx ends stops waiting, but the request
+// goes on for the others.
+func (s *cachingTokenSource) Token(ctx context.Context) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", fmt.Errorf("waiting for token: %w", err)
+	}
+	token, fetch := s.cachedOrFetch(ctx)
+	if fetch == nil {
+		return token, nil
+	}
+	select {
+	case <-fetch.done:
+		return fetch.token, fetch.err
+	case <-ctx.Done():
+		return "", fmt.Errorf("waiting for token: %w", ctx.Err())
+	}
+}
+
+// cachedOrFetch returns the cached token if it is still fresh, else the
+// token request to wait for, starting one if none is under way.
+func (s *cachingTokenSource) cachedOrFetch(ctx context.Context) (string, *tokenFetch) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.token != "" && s.now().Before(s.refreshAt) {
+		return s.token, nil
+	}
+	if s.inflight == nil {
+		s.inflight = &tokenFetch{done: make(chan struct{})}
+		// The request serves every waiting caller, so the first caller's
+		// cancellation must not end it; the client's timeout (or
+		// s.timeout) bounds it instead.
+		go s.run(context.WithoutCancel(ctx), s.inflight)
+	}
+	return "", s.inflight
+}
+
+// run performs one token request and hands its result to the waiting
+// callers. A failure is not cached: only the callers already waiting share
+// it, and the next call tries again.
+func (s *cachingTokenSource) run(ctx context.Context, fetch *tokenFetch) {
+	if s.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.timeout)
+		defer cancel()
+	}
+	// The lifetime counts from before the request, which errs on the safe side.
+	requested := s.now()
+	issued, err := s.fetch(ctx)
+	s.obs.TokenRequest(tokenRequestResult(err))
+
+	s.mu.Lock()
+	if err == nil {
+		s.token = issued.accessToken
+		s.refreshAt = requested.Add(tokenRefreshDelay(issued.lifetime))
+		fetch.token = issued.accessToken
+	}
+	fetch.err = err
+	s.inflight = nil
+	s.mu.Unlock()
+	close(fetch.done)
+}
+
+// Invalidate drops token if it is still the cached one, so that many
+// callers that got a 401 with the same token cause one new token request.
+func (s *cachingTokenSource) Invalidate(token string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if token != "" && token == s.token {
+		s.token = ""
+	}
+}
+
+// tokenRefreshDelay is how long a token with the given lifetime is used.
+// Replacing it early leaves room for clock skew and for API calls already
+// under way: 5 minutes before expiry, or at 90% of the lifetime if that is
+// earlier, but not before half of a short lifetime has passed.
+func tokenRefreshDelay(lifetime time.Duration) time.Duration {
+	margin := max(min(maxTokenRefreshMargin, lifetime/2), lifetime/10)
+	return lifetime - margin
+}
+
+func tokenRequestResult(err error) string {
+	if err != nil {
+		return tokenRequestFailed
+	}
+	return tokenRequestSucceeded
+}
+
+func tokenHTTPClient(hc *http.Client) *http.Client {
+	if hc == nil {
+		return &http.Client{Timeout: defaultTokenRequestTimeout}
+	}
+	return hc
+}
+
+// clientCredentialsGrant requests app-only tokens.
+type clientCredentialsGrant struct {
+	creds    ClientCredentials
+	endpoint tokenEndpoint
+}
+
+func (g clientCredentialsGrant) fetch(ctx context.Context) (issuedToken, error) {
+	secret := callTokenSecret(g.creds.ClientSecret)
+	form := url.Values{
+		"grant_type":    {"client_credentials"},
+		"client_id":     {g.creds.ClientID},
+		"client_secret": {secret},
+		"resource":      {g.creds.Resource},
+	}
+	answer, err := g.endpoint.request(ctx, form, secret)
+	if err != nil {
+		return issuedToken{}, err
+	}
+	return answer.issuedToken, nil
+}
+
+// refreshTokenGrant redeems the refresh token kept in a file.
+type refreshTokenGrant struct {
+	cfg      RefreshTokenConfig
+	endpoint tokenEndpoint
+}
+
+func (g refreshTokenGrant) fetch(ctx context.Context) (issuedToken, error) {
+	refreshToken, _, err := readTokenFile(g.cfg.RefreshTokenFile)
+	if err != nil {
+		return issuedToken{}, fmt.Errorf("reading refresh token: %w", err)
+	}
+	form := url.Values{
+		"grant_type":    {"refresh_token"},
+		"refresh_token": {refreshToken},
+		"client_id":     {g.cfg.ClientID},
+		"resource":      {g.cfg.Resource},
+	}
+	secret := callTokenSecret(g.cfg.ClientSecret)
+	if secret != "" {
+		form.Set("client_secret", secret)
+	}
+	answer, err := g.endpoint.request(ctx, form, secret, refreshToken)
+	if err != nil {
+		return issuedToken{}, err
+	}
+	if answer.refreshToken != "" && answer.refreshToken != refreshToken {
+		if err := writeTokenFileAtomically(g.cfg.RefreshTokenFile, []byte(answer.refreshToken+"\n")); err != nil {
+			return issuedToken{}, fmt.Errorf("saving rotated refresh token: %w", err)
+		}
+	}
+	return answer.issuedToken, nil
+}
+
+func callTokenSecret(secret func() string) string {
+	if secret == nil {
+		return ""
+	}
+	return secret()
+}
+
+// tokenEndpoint posts token requests.
+type tokenEndpoint struct {
+	url string
+	hc  *http.Client
+}
+
+// tokenAnswer is a decoded 200 answer.
+type tokenAnswer struct {
+	issuedToken
+	refreshToken string // empty unless the endpoint rotated it
+}
+
+// request posts form and decodes the answer. sent lists the secrets in the
+// form, which are scrubbed from error descriptions should the endpoint
+// ever echo them. No error contains the form or the body.
+func (e tokenEndpoint) request(ctx context.Context, form url.Values, sent ...string) (tokenAnswer, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.url, strings.NewReader(form.Encode()))
+	if err != nil {
+		return tokenAnswer{}, fmt.Errorf("building token request: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	resp, err := e.hc.Do(req)
+	if err != nil {
+		return tokenAnswer{}, fmt.Errorf("token request: %w", err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	body, err := readTokenResponse(resp.Body)
+	if err != nil {
+		return tokenAnswer{}, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return tokenAnswer{}, newTokenError(resp.StatusCode, body, sent)
+	}
+	return decodeTokenAnswer(body)
+}
+
+func readTokenResponse(r io.Reader) ([]byte, error) {
+	body, err := io.ReadAll(io.LimitReader(r, maxTokenResponseBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading token response: %w", err)
+	}
+	if len(body) > maxTokenResponseBytes {
+		return nil, fmt.Errorf("token response is larger than %d bytes", maxTokenResponseBytes)
+	}
+	return bytes.TrimPrefix(body, []byte("\uFEFF")), nil
+}
+
+// tokenAnswerJSON is the 200 answer of the v1 endpoint. Fields such as
+// expires_on, not_before and resource are ignored.
+type tokenAnswerJSON struct {
+	TokenType    string          `json:"token_type"`
+	ExpiresIn    json.RawMessage `json:"expires_in"`
+	AccessToken  string          `json:"access_token"`
+	RefreshToken string          `json:"refresh_token"`
+}
+
+func decodeTokenAnswer(body []byte) (tokenAnswer, error) {
+	var raw tokenAnswerJSON
+	if err := json.Unmarshal(body, &raw); err != nil {
+		return tokenAnswer{}, fmt.Errorf("decoding token response: %w", err)
+	}
+	if raw.AccessToken == "" {
+		return tokenAnswer{}, errors.New("token response has no access_token")
+	}
+	if raw.TokenType != "" && !strings.EqualFold(raw.TokenType, "Bearer") {
+		return tokenAnswer{}, fmt.Errorf("token endpoint issued a %q token, want Bearer", tokenOneLine(raw.TokenType, maxTokenErrorCodeLen))
+	}
+	return tokenAnswer{
+		issuedToken:  issuedToken{accessToken: raw.AccessToken, lifetime: tokenLifetime(raw.ExpiresIn)},
+		refreshToken: raw.RefreshToken,
+	}, nil
+}
+
+// tokenLifetime reads expires_in, which the v1 endpoint sends as a string of
+// digits and others as a number. A missing, unreadable or non-positive value
+// means defaultTokenLifetime.
+func tokenLifetime(expiresIn json.RawMessage) time.Duration {
+	var n json.Number // accepts both 3599 and "3599"
+	if err := json.Unmarshal(expiresIn, &n); err != nil {
+		return defaultTokenLifetime
+	}
+	seconds, err := n.Float64()
+	if err != nil || math.IsNaN(seconds) || seconds <= 0 {
+		return defaultTokenLifetime
+	}
+	if seconds >= maxTokenLifetime.Seconds() {
+		return maxTokenLifetime
+	}
+	return time.Duration(seconds * float64(time.Second))
+}
+
+// newTokenError maps a refusal to a TokenError, taking error and
+// error_description from an OAuth error body when there is one.
+func newTokenError(status int, body []byte, sent []string) *TokenError {
+	var doc struct {
+		Error            string `json:"error"`
+		ErrorDescription string `json:"error_description"`
+	}
+	if err := json.Unmarshal(body, &doc); err != nil {
+		return &TokenError{StatusCode: status}
+	}
+	return &TokenError{
+		StatusCode:  status,
+		Code:        tokenOneLine(scrubSecrets(doc.Error, sent), maxTokenErrorCodeLen),
+		Description: tokenOneLine(scrubSecrets(doc.ErrorDescription, sent), maxTokenErrorDescriptionLen),
+	}
+}
+
+// scrubSecrets replaces every occurrence of the given secrets in s.
+func scrubSecrets(s string, secrets []string) string {
+	for _, secret := range secrets {
+		if secret != "" {
+			s = strings.ReplaceAll(s, secret, "<redacted>")
+		}
+	}
+	return s
+}
+
+// tokenOneLine turns control characters and runs of white space into single
+// spaces and cuts the result to at most maxLen bytes on a rune boundary,
+// marking the cut with "...".
+func tokenOneLine(s string, maxLen int) string {
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, strings.ToValidUTF8(s, "\uFFFD"))
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) <= maxLen {
+		return s
+	}
+	const ellipsis = "..."
+	cut := maxLen - len(ellipsis)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + ellipsis
+}
+
+// readTokenFile returns the trimmed content of a token file together with
+// the file's metadata as it was read.
+func readTokenFile(path string) (string, os.FileInfo, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", nil, err
+	}
+	defer func() { _ = f.Close() }()
+	info, err := f.Stat()
+	if err != nil {
+		return "", nil, err
+	}
+	content, err := io.ReadAll(io.LimitReader(f, maxTokenFileBytes+1))
+	if err != nil {
+		return "", nil, err
+	}
+	if len(content) > maxTokenFileBytes {
+		return "", nil, fmt.Errorf("%s is larger than %d bytes", path, maxTokenFileBytes)
+	}
+	token := strings.TrimSpace(string(content))
+	if token == "" {
+		return "", nil, fmt.Errorf("%s is empty", path)
+	}
+	return token, info, nil
+}
+
+// writeTokenFileAtomically replaces the file at path (or at the end of its
+// symlinks) with data, keeping its permission bits, so that a crash leaves
+// either the old or the new content, never a mix.
+func writeTokenFileAtomically(path string, data []byte) error {
+	target, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return err
+	}
+	mode := os.FileMode(0o600)
+	if info, err := os.Stat(target); err == nil {
+		mode = info.Mode().Perm()
+	}
+	dir := filepath.Dir(target)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(target)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	renamed := false
+	defer func() {
+		if !renamed {
+			_ = os.Remove(tmp.Name())
+		}
+	}()
+	err = fillTokenFile(tmp, mode, data)
+	if closeErr := tmp.Close(); err == nil {
+		err = closeErr
+	}
+	if err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), target); err != nil {
+		return err
+	}
+	renamed = true
+	syncTokenDir(dir)
+	return nil
+}
+
+func fillTokenFile(f *os.File, mode os.FileMode, data []byte) error {
+	if err := f.Chmod(mode); err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		return err
+	}
+	return f.Sync()
+}
+
+// syncTokenDir makes a rename durable. It is best effort: the new file is
+// already in place, and some file systems refuse to sync directories.
+func syncTokenDir(dir string) {
+	d, err := os.Open(dir)
+	if err != nil {
+		return
+	}
+	_ = d.Sync()
+	_ = d.Close()
+}
+
+// accessTokenFileSource serves a token that something else keeps fresh in
+// a file.
+type accessTokenFileSource struct {
+	path string
+	obs  Observer
+
+	mu      sync.Mutex
+	token   string // empty until read, or after Invalidate
+	modTime time.Time
+	size    int64
+}
+
+// NewAccessTokenFileSource returns a TokenSource that reads an access token
+// managed elsewhere from path, trimmed of white space. The file is read
+// again when its modification time or size changes, or after Invalidate;
+// each read is reported to obs (which may be nil) as a token request.
+func NewAccessTokenFileSource(path string, obs Observer) TokenSource {
+	if obs == nil {
+		obs = NopObserver{}
+	}
+	return &accessTokenFileSource{path: path, obs: obs}
+}
+
+func (s *accessTokenFileSource) Token(ctx context.Context) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", fmt.Errorf("waiting for token: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cachedIsCurrent() {
+		return s.token, nil
+	}
+	err := s.reload()
+	s.obs.TokenRequest(tokenRequestResult(err))
+	if err != nil {
+		return "", fmt.Errorf("reading access token: %w", err)
+	}
+	return s.token, nil
+}
+
+// cachedIsCurrent reports whether the cached token came from the file as
+// it is now.
+func (s *accessTokenFileSource) cachedIsCurrent() bool {
+	if s.token == "" {
+		return false
+	}
+	info, err := os.Stat(s.path)
+	return err == nil && info.Size() == s.size && info.ModTime().Equal(s.modTime)
+}
+
+func (s *accessTokenFileSource) reload() error {
+	token, info, err := readTokenFile(s.path)
+	if err != nil {
+		return err
+	}
+	s.token, s.modTime, s.size = token, info.ModTime(), info.Size()
+	return nil
+}
+
+// Invalidate forgets token if it is the cached one, so that the file is
+// read again even if it looks unchanged.
+func (s *accessTokenFileSource) Invalidate(token string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if token != "" && token == s.token {
+		s.token = ""
+	}
+}
