@@ -1,0 +1,174 @@
+// Command partnercenter_exporter exposes the status of Windows Autopilot
+// device batches, read from the Partner Center API, as Prometheus metrics.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
+	"github.com/prometheus/common/version"
+	"github.com/prometheus/exporter-toolkit/web"
+	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
+
+	"github.com/partnercenter-exporter/partnercenter_exporter/collector"
+	"github.com/partnercenter-exporter/partnercenter_exporter/config"
+)
+
+const (
+	exporterName = "partnercenter_exporter"
+	defaultPort  = ":10046"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr, make(chan os.Signal, 1)))
+}
+
+// flags holds the parsed command line.
+type flags struct {
+	configFile    string
+	configCheck   bool
+	demo          bool
+	metricsPath   string
+	scrapeTimeout time.Duration
+	timeoutOffset time.Duration
+	logLevel      string
+	logFormat     string
+	web           *web.FlagConfig
+}
+
+func parseFlags(args []string, stdout, stderr io.Writer) (*flags, error) {
+	app := kingpin.New(exporterName, "Prometheus exporter for Partner Center Autopilot device batch status.")
+	app.Version(version.Print(exporterName))
+	app.HelpFlag.Short('h')
+	app.UsageWriter(stdout)
+	app.ErrorWriter(stderr)
+	// kingpin would exit after --help or --version; record it instead so
+	// that only main decides the exit code.
+	terminated := false
+	app.Terminate(func(int) { terminated = true })
+	f := &flags{}
+	app.Flag("config.file", "Path to the configuration file.").Default("partnercenter.yml").StringVar(&f.configFile)
+	app.Flag("config.check", "Validate the configuration file, print a summary or the errors, and exit.").BoolVar(&f.configCheck)
+	app.Flag("demo", "Run against a built-in simulated Partner Center (no credentials, no network).").BoolVar(&f.demo)
+	app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").StringVar(&f.metricsPath)
+	app.Flag("scrape.timeout", "Time a scrape may take when Prometheus sends no X-Prometheus-Scrape-Timeout-Seconds header.").Default("10s").DurationVar(&f.scrapeTimeout)
+	app.Flag("scrape.timeout-offset", "Subtracted from Prometheus' scrape timeout so the answer arrives in time.").Default("0.5s").DurationVar(&f.timeoutOffset)
+	app.Flag("log.level", "Only log messages with the given severity or above. One of: [debug, info, warn, error]").Default("info").EnumVar(&f.logLevel, logLevels...)
+	app.Flag("log.format", "Output format of log messages. One of: [logfmt, json]").Default("logfmt").EnumVar(&f.logFormat, logFormats...)
+	f.web = kingpinflag.AddFlags(app, defaultPort)
+	_, err := app.Parse(args)
+	if terminated {
+		return nil, errExitSuccess
+	}
+	return f, err
+}
+
+// errExitSuccess reports that --help or --version already did the job.
+var errExitSuccess = errors.New("nothing more to do")
+
+// run is the whole program; it returns the exit code. Signals arrive on
+// sigs so tests can send them.
+func run(args []string, stdout, stderr io.Writer, sigs chan os.Signal) int {
+	f, err := parseFlags(args, stdout, stderr)
+	if err != nil {
+		if errors.Is(err, errExitSuccess) {
+			return 0
+		}
+		fmt.Fprintf(stderr, "%s: %v\n", exporterName, err)
+		return 2
+	}
+	if f.configCheck {
+		return checkConfig(f.configFile, stdout, stderr)
+	}
+	logger, err := newLogger(stderr, f.logLevel, f.logFormat)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", exporterName, err)
+		return 2
+	}
+	if err := serve(f, logger, sigs); err != nil {
+		level.Error(logger).Log("msg", "exporter stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func checkConfig(path string, stdout, stderr io.Writer) int {
+	cfg, err := config.Load(path)
+	if err != nil {
+		fmt.Fprintf(stderr, "%v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: OK: %s\n", path, cfg.Summary())
+	return 0
+}
+
+// serve runs the exporter until SIGTERM or SIGINT.
+func serve(f *flags, logger log.Logger, sigs chan os.Signal) error {
+	level.Info(logger).Log("msg", "starting "+exporterName, "version", version.Info())
+	level.Info(logger).Log("msg", "build context", "build_context", version.BuildContext())
+
+	selfReg := prometheus.NewRegistry()
+	selfReg.MustRegister(
+		versioncollector.NewCollector(exporterName),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	apiMetrics := collector.NewAPIMetrics(selfReg)
+	load := func() (*config.Config, error) { return config.Load(f.configFile) }
+	opts := serverOptions{metricsPath: f.metricsPath, scrapeTimeout: f.scrapeTimeout, timeoutOffset: f.timeoutOffset}
+	if f.demo {
+		d, err := startDemo(logger)
+		if err != nil {
+			return err
+		}
+		defer d.Close()
+		load = d.config
+		opts.description = demoDescription
+	}
+
+	state := newExporterState(logger, load, newHTTPClient(), apiMetrics, selfReg)
+	if err := state.reload(); err != nil {
+		return err
+	}
+	mux, err := newMux(state, selfReg, opts, logger)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- web.ListenAndServe(srv, f.web, slogBridge(logger)) }()
+
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, os.Interrupt)
+	defer signal.Stop(sigs)
+	for {
+		select {
+		case err := <-serveErr:
+			if errors.Is(err, http.ErrServerClosed) {
+				return nil
+			}
+			return err
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				_ = state.reload() // Logged, and the old configuration keeps serving.
+				continue
+			}
+			level.Info(logger).Log("msg", "shutting down", "signal", sig)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			return srv.Shutdown(ctx)
+		}
+	}
+}

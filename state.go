@@ -1,0 +1,176 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"reflect"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/version"
+
+	"github.com/partnercenter-exporter/partnercenter_exporter/collector"
+	"github.com/partnercenter-exporter/partnercenter_exporter/config"
+	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter"
+)
+
+// liveConfig is one loaded configuration with the client built from it.
+// It is replaced whole on reload and never changed in place.
+type liveConfig struct {
+	cfg    *config.Config
+	client *partnercenter.Client
+}
+
+// exporterState holds what survives reloads: the live configuration, the
+// batch cache and the reload metrics. Scrapes take one snapshot of the live
+// configuration and use it to the end.
+type exporterState struct {
+	logger  log.Logger
+	load    func() (*config.Config, error)
+	httpc   *http.Client
+	obs     partnercenter.Observer
+	cache   *collector.Cache
+	current atomic.Pointer[liveConfig]
+
+	reloadMu      sync.Mutex
+	reloadSuccess prometheus.Gauge
+	reloadTime    prometheus.Gauge
+}
+
+func newExporterState(logger log.Logger, load func() (*config.Config, error), httpc *http.Client,
+	obs partnercenter.Observer, reg prometheus.Registerer,
+) *exporterState {
+	s := &exporterState{
+		logger: logger,
+		load:   load,
+		httpc:  httpc,
+		obs:    obs,
+		cache:  collector.NewCache(log.With(logger, "component", "cache"), 1),
+		reloadSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "partnercenter", Subsystem: "config", Name: "last_reload_successful",
+			Help: "Whether the last configuration reload attempt was successful.",
+		}),
+		reloadTime: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "partnercenter", Subsystem: "config", Name: "last_reload_success_timestamp_seconds",
+			Help: "Timestamp of the last successful configuration reload.",
+		}),
+	}
+	reg.MustRegister(s.reloadSuccess, s.reloadTime)
+	return s
+}
+
+// snapshot returns the configuration a scrape should use, nil before the
+// first successful load.
+func (s *exporterState) snapshot() *liveConfig {
+	return s.current.Load()
+}
+
+// reload loads the configuration and swaps it in. On any error the old
+// configuration keeps serving and the error is returned.
+func (s *exporterState) reload() (err error) {
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	defer func() {
+		if err != nil {
+			s.reloadSuccess.Set(0)
+			level.Error(s.logger).Log("msg", "configuration not (re)loaded, keeping the previous one", "err", err)
+			return
+		}
+		s.reloadSuccess.Set(1)
+		s.reloadTime.SetToCurrentTime()
+	}()
+	cfg, err := s.load()
+	if err != nil {
+		return err
+	}
+	old := s.current.Load()
+	client, err := s.clientFor(cfg, old)
+	if err != nil {
+		return fmt.Errorf("partner center client: %w", err)
+	}
+	s.cache.SetMaxConcurrent(cfg.PartnerCenter.MaxConcurrentRequests)
+	s.current.Store(&liveConfig{cfg: cfg, client: client})
+	s.cache.Retain(collector.Targets(cfg))
+	level.Info(s.logger).Log("msg", "configuration loaded", "summary", cfg.Summary())
+	return nil
+}
+
+// clientFor reuses the old client (and so its cached token) when nothing
+// it depends on changed.
+func (s *exporterState) clientFor(cfg *config.Config, old *liveConfig) (*partnercenter.Client, error) {
+	if old != nil && sameClientSettings(old.cfg, cfg) {
+		return old.client, nil
+	}
+	return newClient(cfg, s.httpc, s.obs)
+}
+
+func sameClientSettings(a, b *config.Config) bool {
+	return reflect.DeepEqual(a.PartnerCenter, b.PartnerCenter) &&
+		reflect.DeepEqual(a.Auth, b.Auth) &&
+		a.MaxFailedDevicesPerBatch == b.MaxFailedDevicesPerBatch
+}
+
+// newClient builds a Partner Center client from the configuration.
+func newClient(cfg *config.Config, httpc *http.Client, obs partnercenter.Observer) (*partnercenter.Client, error) {
+	// Token requests are shared by many callers and may outlive the one
+	// that started them, so they get their own bound.
+	tokenHTTP := &http.Client{Transport: httpc.Transport, Timeout: cfg.PartnerCenter.RequestTimeout}
+	tokens, err := newTokenSource(cfg.Auth, tokenHTTP, obs)
+	if err != nil {
+		return nil, err
+	}
+	maxFailed := cfg.MaxFailedDevicesPerBatch
+	if maxFailed == 0 {
+		maxFailed = -1 // The decoder reads 0 as "default"; the config means "none".
+	}
+	return partnercenter.NewClient(partnercenter.ClientConfig{
+		BaseURL:         cfg.PartnerCenter.BaseURL,
+		APIVersion:      cfg.PartnerCenter.APIVersion,
+		HTTPClient:      httpc,
+		RequestTimeout:  cfg.PartnerCenter.RequestTimeout,
+		Tokens:          tokens,
+		UserAgent:       userAgent(),
+		MaxResponseSize: cfg.PartnerCenter.MaxResponseSize,
+		Decode:          partnercenter.DecodeOptions{MaxFailedDevices: maxFailed},
+		Observer:        obs,
+	})
+}
+
+func userAgent() string {
+	return "partnercenter_exporter/" + version.Version
+}
+
+func newTokenSource(a config.Auth, httpc *http.Client, obs partnercenter.Observer) (partnercenter.TokenSource, error) {
+	secret := a.ClientSecret.Reveal
+	switch a.Mode() {
+	case config.AuthClientCredentials:
+		return partnercenter.NewClientCredentialsSource(partnercenter.ClientCredentials{
+			TokenURL: a.TokenURL, ClientID: a.ClientID, Resource: a.Resource, ClientSecret: secret,
+		}, httpc, obs), nil
+	case config.AuthRefreshToken:
+		if a.ClientSecret.Reveal() == "" {
+			secret = nil // A public client sends no secret.
+		}
+		return partnercenter.NewRefreshTokenSource(partnercenter.RefreshTokenConfig{
+			TokenURL: a.TokenURL, ClientID: a.ClientID, Resource: a.Resource, ClientSecret: secret,
+			RefreshTokenFile: a.RefreshTokenFile,
+		}, httpc, obs), nil
+	case config.AuthAccessTokenFile:
+		return partnercenter.NewAccessTokenFileSource(a.AccessTokenFile, obs), nil
+	}
+	return nil, errors.New("no credentials configured")
+}
+
+// newHTTPClient is the transport shared by API and token requests. Each
+// request is bounded by its own context, so the client has no timeout.
+func newHTTPClient() *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = 16
+	t.ResponseHeaderTimeout = 60 * time.Second
+	return &http.Client{Transport: t}
+}
