@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 )
 
 // Error is a failed request to the API: either no response (StatusCode 0,
@@ -98,21 +97,9 @@ func parseErrorBody(r io.Reader) (code, description string) {
 		Description string          `json:"description"`
 	}
 	if json.Unmarshal(raw, &body) == nil {
-		return strings.Trim(string(body.Code), `"`), truncate(strings.TrimSpace(body.Description), maxDescriptionLen)
+		return strings.Trim(string(body.Code), `"`), oneLine(body.Description, maxDescriptionLen)
 	}
-	return "", truncate(strings.Join(strings.Fields(string(raw)), " "), maxDescriptionLen)
-}
-
-// truncate cuts s to at most n bytes without splitting a UTF-8 sequence.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	s = s[:n]
-	for len(s) > 0 && !utf8.ValidString(s) {
-		s = s[:len(s)-1]
-	}
-	return s
+	return "", oneLine(string(raw), maxDescriptionLen)
 }
 
 // parseRetryAfter reads Retry-After as delay-seconds or an HTTP date. A

@@ -16,7 +16,6 @@ import (
 	"sync"
 	"time"
 	"unicode"
-	"unicode/utf8"
 )
 
 // Limits and defaults of the token sources.
@@ -396,7 +395,7 @@ func decodeTokenAnswer(body []byte) (tokenAnswer, error) {
 		return tokenAnswer{}, errors.New("token response has no access_token")
 	}
 	if raw.TokenType != "" && !strings.EqualFold(raw.TokenType, "Bearer") {
-		return tokenAnswer{}, fmt.Errorf("token endpoint issued a %q token, want Bearer", tokenOneLine(raw.TokenType, maxTokenErrorCodeLen))
+		return tokenAnswer{}, fmt.Errorf("token endpoint issued a %q token, want Bearer", oneLine(raw.TokenType, maxTokenErrorCodeLen))
 	}
 	return tokenAnswer{
 		issuedToken:  issuedToken{accessToken: raw.AccessToken, lifetime: tokenLifetime(raw.ExpiresIn)},
@@ -434,8 +433,8 @@ func newTokenError(status int, body []byte, sent []string) *TokenError {
 	}
 	return &TokenError{
 		StatusCode:  status,
-		Code:        tokenOneLine(scrubSecrets(doc.Error, sent), maxTokenErrorCodeLen),
-		Description: tokenOneLine(scrubSecrets(doc.ErrorDescription, sent), maxTokenErrorDescriptionLen),
+		Code:        oneLine(scrubSecrets(doc.Error, sent), maxTokenErrorCodeLen),
+		Description: oneLine(scrubSecrets(doc.ErrorDescription, sent), maxTokenErrorDescriptionLen),
 	}
 }
 
@@ -449,10 +448,10 @@ func scrubSecrets(s string, secrets []string) string {
 	return s
 }
 
-// tokenOneLine turns control characters and runs of white space into single
+// oneLine turns control characters and runs of white space into single
 // spaces and cuts the result to at most maxLen bytes on a rune boundary,
 // marking the cut with "...".
-func tokenOneLine(s string, maxLen int) string {
+func oneLine(s string, maxLen int) string {
 	s = strings.Map(func(r rune) rune {
 		if unicode.IsControl(r) {
 			return ' '
@@ -464,11 +463,7 @@ func tokenOneLine(s string, maxLen int) string {
 		return s
 	}
 	const ellipsis = "..."
-	cut := maxLen - len(ellipsis)
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + ellipsis
+	return cutAtRune(s, maxLen-len(ellipsis)) + ellipsis
 }
 
 // readTokenFile returns the trimmed content of a token file together with
