@@ -42,6 +42,7 @@ type flags struct {
 	configCheck   bool
 	demo          bool
 	metricsPath   string
+	noBatchPages  bool
 	scrapeTimeout time.Duration
 	timeoutOffset time.Duration
 	logLevel      string
@@ -64,6 +65,7 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*flags, error) {
 	app.Flag("config.check", "Validate the configuration file, print a summary or the errors, and exit.").BoolVar(&f.configCheck)
 	app.Flag("demo", "Run against a built-in simulated Partner Center (no credentials, no network).").BoolVar(&f.demo)
 	app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").StringVar(&f.metricsPath)
+	app.Flag("web.disable-batch-details", "Do not serve the /batches pages (they show device serial numbers).").BoolVar(&f.noBatchPages)
 	app.Flag("scrape.timeout", "Time a scrape may take when Prometheus sends no X-Prometheus-Scrape-Timeout-Seconds header.").Default("10s").DurationVar(&f.scrapeTimeout)
 	app.Flag("scrape.timeout-offset", "Subtracted from Prometheus' scrape timeout so the answer arrives in time.").Default("0.5s").DurationVar(&f.timeoutOffset)
 	app.Flag("log.level", "Only log messages with the given severity or above. One of: [debug, info, warn, error]").Default("info").EnumVar(&f.logLevel, logLevels...)
@@ -128,7 +130,10 @@ func serve(f *flags, logger log.Logger, sigs chan os.Signal) error {
 	)
 	apiMetrics := collector.NewAPIMetrics(selfReg)
 	load := func() (*config.Config, error) { return config.Load(f.configFile) }
-	opts := serverOptions{metricsPath: f.metricsPath, scrapeTimeout: f.scrapeTimeout, timeoutOffset: f.timeoutOffset}
+	opts := serverOptions{
+		metricsPath: f.metricsPath, scrapeTimeout: f.scrapeTimeout, timeoutOffset: f.timeoutOffset,
+		disableBatchDetails: f.noBatchPages,
+	}
 	if f.demo {
 		d, err := startDemo(logger)
 		if err != nil {

@@ -116,6 +116,13 @@ type testExporter struct {
 
 func startExporter(t *testing.T, configPath string) *testExporter {
 	t.Helper()
+	return startExporterWith(t, configPath, serverOptions{
+		metricsPath: "/metrics", scrapeTimeout: 10 * time.Second, timeoutOffset: 500 * time.Millisecond,
+	})
+}
+
+func startExporterWith(t *testing.T, configPath string, opts serverOptions) *testExporter {
+	t.Helper()
 	logs := &syncBuffer{}
 	logger := log.NewLogfmtLogger(logs)
 	selfReg := prometheus.NewRegistry()
@@ -124,7 +131,7 @@ func startExporter(t *testing.T, configPath string) *testExporter {
 	if err := state.reload(); err != nil {
 		t.Fatal(err)
 	}
-	mux, err := newMux(state, selfReg, serverOptions{metricsPath: "/metrics", scrapeTimeout: 10 * time.Second, timeoutOffset: 500 * time.Millisecond}, logger)
+	mux, err := newMux(state, selfReg, opts, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -540,5 +547,34 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met within 15s")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestBatchPagesCanBeDisabled(t *testing.T) {
+	srv := fakeWithBatches(t)
+	path := writeConfig(t, t.TempDir(), srv, map[string][]string{customer1: {finishedID}})
+	tests := []struct {
+		disable    bool
+		wantStatus int
+		wantLink   bool
+	}{
+		{disable: false, wantStatus: http.StatusOK, wantLink: true},
+		{disable: true, wantStatus: http.StatusNotFound, wantLink: false},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("disabled=%v", tt.disable), func(t *testing.T) {
+			exp := startExporterWith(t, path, serverOptions{metricsPath: "/metrics", scrapeTimeout: 5 * time.Second, disableBatchDetails: tt.disable})
+			exp.scrape(t, "")
+			list := get(t, exp.url+"/batches", tt.wantStatus)
+			get(t, exp.url+"/batches/"+finishedID, tt.wantStatus)
+			get(t, exp.url+"/batches/"+finishedID+"?format=csv", tt.wantStatus)
+			if tt.disable && strings.Contains(list, "PF3") {
+				t.Error("disabled pages still show device data")
+			}
+			landing := get(t, exp.url+"/", http.StatusOK)
+			if got := strings.Contains(landing, `href="/batches"`); got != tt.wantLink {
+				t.Errorf("landing page links /batches: %v, want %v", got, tt.wantLink)
+			}
+		})
 	}
 }

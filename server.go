@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web"
 
+	"github.com/partnercenter-exporter/partnercenter_exporter/batchpages"
 	"github.com/partnercenter-exporter/partnercenter_exporter/collector"
 	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter"
 )
@@ -27,6 +28,9 @@ type serverOptions struct {
 	description string
 	// extraLinks are added to the landing page.
 	extraLinks []web.LandingLinks
+	// disableBatchDetails turns the failed-device pages off, for
+	// deployments that must not show serial numbers.
+	disableBatchDetails bool
 }
 
 // newMux wires every HTTP endpoint of the exporter.
@@ -45,6 +49,12 @@ func newMux(state *exporterState, selfReg *prometheus.Registry, opts serverOptio
 		}
 		fmt.Fprintln(w, "Ready")
 	})
+	if !opts.disableBatchDetails {
+		// The failed-device pages read the cache, never the API.
+		batches := batchpages.NewHandler(batchpages.Options{Snapshot: state.currentConfig, State: state.cache.State})
+		mux.Handle("/batches", batches)
+		mux.Handle("/batches/", batches)
+	}
 	if opts.metricsPath != "/" {
 		landing, err := landingPage(opts)
 		if err != nil {
@@ -63,6 +73,9 @@ func landingPage(opts serverOptions) (http.Handler, error) {
 	links := []web.LandingLinks{
 		{Address: opts.metricsPath, Text: "Metrics"},
 		{Address: "/config", Text: "Configuration", Description: "the effective configuration, secrets hidden"},
+	}
+	if !opts.disableBatchDetails {
+		links = append(links, web.LandingLinks{Address: "/batches", Text: "Batches", Description: "status and failed devices of every configured batch"})
 	}
 	links = append(links, opts.extraLinks...)
 	links = append(links, web.LandingLinks{Address: "/-/healthy", Text: "Health"})

@@ -70,6 +70,14 @@ func (s *exporterState) snapshot() *liveConfig {
 	return s.current.Load()
 }
 
+// currentConfig returns the live configuration, nil before the first load.
+func (s *exporterState) currentConfig() *config.Config {
+	if live := s.snapshot(); live != nil {
+		return live.cfg
+	}
+	return nil
+}
+
 // reload loads the configuration and swaps it in. On any error the old
 // configuration keeps serving and the error is returned.
 func (s *exporterState) reload() (err error) {

@@ -1,0 +1,151 @@
+package batchpages
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"runtime"
+	"testing"
+
+	"github.com/go-kit/log"
+
+	"github.com/partnercenter-exporter/partnercenter_exporter/collector"
+	"github.com/partnercenter-exporter/partnercenter_exporter/config"
+	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter"
+	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter/partnercentertest"
+)
+
+// decodingSource answers every batch by decoding the same body, as the
+// client does with a response.
+type decodingSource struct {
+	body []byte
+	opts partnercenter.DecodeOptions
+}
+
+func (s decodingSource) BatchStatus(_ context.Context, _, _ string) (*partnercenter.Batch, error) {
+	batch, err := partnercenter.Decode(bytes.NewReader(s.body), "application/json; charset=utf-8", s.opts)
+	if err != nil {
+		return nil, fmt.Errorf("decoding the benchmark body: %w", err)
+	}
+	return batch, nil
+}
+
+// bigBatchBody is a 100k-device batch in which 10% of the devices failed.
+func bigBatchBody() []byte {
+	devices := partnercentertest.GenerateDevices(100_000, 1, map[string]int{"806": 5_000, "808": 5_000})
+	return partnercentertest.RenderJSON(partnercentertest.Batch{
+		TrackingID: batchErrors, Status: "finished_with_errors",
+		StartedTime: "2026-11-25T10:00:00", CompletedTime: "2026-11-25T11:00:00",
+		Devices: devices,
+	})
+}
+
+// BenchmarkFailedDevicesMemory decodes a 100k-device batch with 10%
+// failures and stores it in the collector's cache, keeping the default
+// 10000 failed devices. Besides -benchmem's per-read allocations it
+// reports retained-B/batch: the heap a stored batch keeps alive after
+// garbage collection, which is what the pages cost per configured batch.
+func BenchmarkFailedDevicesMemory(b *testing.B) {
+	src := decodingSource{body: bigBatchBody(), opts: partnercenter.DecodeOptions{MaxFailedDevices: config.DefaultMaxFailedDevicesPerBatch}}
+	target := collector.Target{CustomerID: custA, TrackingID: batchErrors}
+	ctx := context.Background()
+	b.SetBytes(int64(len(src.body)))
+	for b.Loop() {
+		// A new cache each time: a cache reads a finished batch only once.
+		cache := collector.NewCache(log.NewNopLogger(), 1)
+		cache.Refresh(ctx, src, []collector.Target{target}, 0)
+		if s, _ := cache.State(target); s.Batch == nil || len(s.Batch.FailedDevices) != 10_000 {
+			b.Fatalf("the stored batch is %+v, want 10000 failed devices (err %v)", s.Batch, s.LastError)
+		}
+	}
+	b.ReportMetric(float64(retainedPerBatch(b, src)), "retained-B/batch")
+}
+
+// retainedPerBatch stores a few copies of the batch under different IDs
+// and measures the live heap they add.
+func retainedPerBatch(b *testing.B, src decodingSource) uint64 {
+	const batches = 8
+	targets := make([]collector.Target, batches)
+	for i := range targets {
+		targets[i] = collector.Target{CustomerID: custA, TrackingID: fmt.Sprintf("%08d-0000-4000-8000-000000000000", i)}
+	}
+	cache := collector.NewCache(log.NewNopLogger(), 1)
+	before := liveHeap()
+	cache.Refresh(context.Background(), src, targets, 0)
+	after := liveHeap()
+	for _, tg := range targets {
+		if s, _ := cache.State(tg); s.Batch == nil {
+			b.Fatalf("batch %s was not stored: %v", tg.TrackingID, s.LastError)
+		}
+	}
+	// The body must stay live too, or its collection would hide the
+	// batches' cost.
+	runtime.KeepAlive(src.body)
+	runtime.KeepAlive(cache)
+	if after < before {
+		return 0
+	}
+	return (after - before) / batches
+}
+
+func liveHeap() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
+}
+
+// BenchmarkBatchPage renders the page of a batch with 10000 kept failed
+// devices in each format.
+func BenchmarkBatchPage(b *testing.B) {
+	src := decodingSource{body: bigBatchBody(), opts: partnercenter.DecodeOptions{MaxFailedDevices: config.DefaultMaxFailedDevicesPerBatch}}
+	batch, err := src.BatchStatus(context.Background(), custA, batchErrors)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg := testConfig()
+	h := NewHandler(Options{
+		Snapshot: func() *config.Config { return cfg },
+		State: func(collector.Target) (collector.BatchState, bool) {
+			return collector.BatchState{Batch: batch, LastSuccess: t0, LastAttempt: t0}, true
+		},
+	})
+	for _, format := range []string{"html", "json", "csv"} {
+		b.Run(format, func(b *testing.B) {
+			req, err := http.NewRequest(http.MethodGet, "/batches/"+batchErrors+"?format="+format, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var size int
+			for b.Loop() {
+				w := &countingWriter{header: http.Header{}}
+				h.ServeHTTP(w, req)
+				if w.status != 0 && w.status != http.StatusOK {
+					b.Fatalf("status %d", w.status)
+				}
+				size = w.n
+			}
+			b.ReportMetric(float64(size), "page-B")
+		})
+	}
+}
+
+// countingWriter is a ResponseWriter that only counts, so that the
+// benchmark measures the page and not a recorder's buffer.
+type countingWriter struct {
+	header http.Header
+	status int
+	n      int
+}
+
+func (w *countingWriter) Header() http.Header { return w.header }
+func (w *countingWriter) WriteHeader(status int) {
+	w.status = status
+}
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	w.n += len(p)
+	return len(p), nil
+}
