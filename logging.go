@@ -16,23 +16,24 @@ var (
 	logFormats = []string{"logfmt", "json"}
 )
 
-// newLogger builds the application's go-kit logger writing to w.
-func newLogger(w io.Writer, lvl, format string) (log.Logger, error) {
-	var logger log.Logger
+// newLogger builds the application's go-kit logger writing to w. base is
+// the same logger without the timestamp and caller, for the slog bridge,
+// which adds its own.
+func newLogger(w io.Writer, lvl, format string) (logger, base log.Logger, err error) {
 	switch format {
 	case "logfmt":
-		logger = log.NewLogfmtLogger(log.NewSyncWriter(w))
+		base = log.NewLogfmtLogger(log.NewSyncWriter(w))
 	case "json":
-		logger = log.NewJSONLogger(log.NewSyncWriter(w))
+		base = log.NewJSONLogger(log.NewSyncWriter(w))
 	default:
-		return nil, fmt.Errorf("unknown log format %q", format)
+		return nil, nil, fmt.Errorf("unknown log format %q", format)
 	}
 	opt, err := levelOption(lvl)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	logger = level.NewFilter(logger, opt)
-	return log.With(logger, "ts", log.DefaultTimestampUTC, "caller", log.DefaultCaller), nil
+	base = level.NewFilter(base, opt)
+	return log.With(base, "ts", log.DefaultTimestampUTC, "caller", log.DefaultCaller), base, nil
 }
 
 func levelOption(lvl string) (level.Option, error) {
@@ -50,10 +51,11 @@ func levelOption(lvl string) (level.Option, error) {
 }
 
 // slogBridge gives exporter-toolkit, which logs through log/slog, the same
-// go-kit logger as the rest of the exporter. The go-kit filter decides what
-// is written, so the bridge passes every level.
-func slogBridge(logger log.Logger) *slog.Logger {
+// go-kit output as the rest of the exporter. base must carry no timestamp
+// or caller: the bridge adds both from the slog record. The go-kit filter
+// decides what is written, so the bridge passes every level.
+func slogBridge(base log.Logger) *slog.Logger {
 	var all slog.LevelVar
 	all.Set(slog.LevelDebug)
-	return slog.New(sloggokit.NewGoKitHandler(logger, &all))
+	return slog.New(sloggokit.NewGoKitHandler(base, &all))
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/signal"
@@ -95,12 +96,12 @@ func run(args []string, stdout, stderr io.Writer, sigs chan os.Signal) int {
 	if f.configCheck {
 		return checkConfig(f.configFile, stdout, stderr)
 	}
-	logger, err := newLogger(stderr, f.logLevel, f.logFormat)
+	logger, base, err := newLogger(stderr, f.logLevel, f.logFormat)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", exporterName, err)
 		return 2
 	}
-	if err := serve(f, logger, sigs); err != nil {
+	if err := serve(f, logger, slogBridge(base), sigs); err != nil {
 		level.Error(logger).Log("msg", "exporter stopped", "err", err)
 		return 1
 	}
@@ -118,7 +119,7 @@ func checkConfig(path string, stdout, stderr io.Writer) int {
 }
 
 // serve runs the exporter until SIGTERM or SIGINT.
-func serve(f *flags, logger log.Logger, sigs chan os.Signal) error {
+func serve(f *flags, logger log.Logger, toolkitLogger *slog.Logger, sigs chan os.Signal) error {
 	level.Info(logger).Log("msg", "starting "+exporterName, "version", version.Info())
 	level.Info(logger).Log("msg", "build context", "build_context", version.BuildContext())
 
@@ -154,7 +155,7 @@ func serve(f *flags, logger log.Logger, sigs chan os.Signal) error {
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- web.ListenAndServe(srv, f.web, slogBridge(logger)) }()
+	go func() { serveErr <- web.ListenAndServe(srv, f.web, toolkitLogger) }()
 
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, os.Interrupt)
 	defer signal.Stop(sigs)

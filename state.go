@@ -150,7 +150,11 @@ func newClient(cfg *config.Config, httpc *http.Client, obs partnercenter.Observe
 }
 
 func userAgent() string {
-	return "partnercenter_exporter/" + version.Version
+	v := version.Version
+	if v == "" {
+		v = "unknown" // A build without the Makefile's -ldflags.
+	}
+	return "partnercenter_exporter/" + v
 }
 
 func newTokenSource(a config.Auth, httpc *http.Client, obs partnercenter.Observer) (partnercenter.TokenSource, error) {
