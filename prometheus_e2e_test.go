@@ -1,0 +1,353 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+const (
+	// e2eScrapeInterval replaces the examples' one minute, so that the
+	// test sees scrapes and rule evaluations within seconds.
+	e2eScrapeInterval = "2s"
+	// e2eScrapeTimeout leaves the exporter 1s after its 0.5s offset.
+	e2eScrapeTimeout = "1500ms"
+	// e2eLiveTimeout bounds everything after the build: starting both
+	// programs, waiting for results, stopping them.
+	e2eLiveTimeout = 90 * time.Second
+	// e2eBuildTimeout bounds the go build, which compiles everything when
+	// the build cache is cold.
+	e2eBuildTimeout = 5 * time.Minute
+)
+
+// TestPrometheusEndToEnd runs the exporter binary in demo mode and a real
+// Prometheus server with the example configuration and rules pointed at
+// it, and asks Prometheus' HTTP API for the exporter's series, a
+// recording rule's result and a firing alert.
+func TestPrometheusEndToEnd(t *testing.T) {
+	prometheusBin := requireTool(t, "prometheus", "prometheus")
+	dir := t.TempDir()
+	exporterBin := buildExporterBinary(t, dir)
+
+	ctx, cancel := context.WithTimeout(t.Context(), e2eLiveTimeout)
+	defer cancel()
+
+	exporterAddr := demoFreeAddr(t)
+	exporter := startE2EProcess(t, dir, "exporter", exporterBin, "--demo", "--web.listen-address="+exporterAddr)
+	e2eWait(ctx, t, "exporter ready", []*e2eProcess{exporter}, func() (bool, error) {
+		_, status, err := demoGet("http://" + exporterAddr + "/-/ready")
+		return err == nil && status == http.StatusOK, nil
+	})
+
+	promAddr := demoFreeAddr(t)
+	configFile := writePrometheusConfig(t, dir, exporterAddr, demoFreeAddr(t))
+	prom := startE2EProcess(t, dir, "prometheus", prometheusBin,
+		"--config.file="+configFile,
+		"--storage.tsdb.path="+filepath.Join(dir, "data"),
+		"--web.listen-address="+promAddr,
+		"--log.level=warn")
+	api := prometheusAPI{base: "http://" + promAddr}
+	both := []*e2eProcess{exporter, prom}
+
+	e2eWait(ctx, t, "the exporter target up", both, func() (bool, error) {
+		return api.targetUp("partnercenter")
+	})
+	// Every configured batch but the missing one, five statuses each.
+	e2eWait(ctx, t, "35 partnercenter_batch_status series", both, func() (bool, error) {
+		r, err := api.query("partnercenter_batch_status")
+		return len(r) == 35, err
+	})
+	// Three customers, five statuses each.
+	e2eWait(ctx, t, "15 partnercenter:customer_batches:count series", both, func() (bool, error) {
+		r, err := api.query("partnercenter:customer_batches:count")
+		return len(r) == 15, err
+	})
+	// 44 of the 250 devices of the old Fabrikam batch failed.
+	e2eWait(ctx, t, "the failed-device ratio of "+demoFabrikamOld, both, func() (bool, error) {
+		r, err := api.query(`partnercenter:batch_failed_devices:ratio{batch_tracking_id="` + demoFabrikamOld + `"}`)
+		return len(r) == 1 && r[0].value() == "0.176", err
+	})
+	// The alert without "for" fires at the first evaluation, for the one
+	// batch that had finished with errors when the demo started.
+	e2eWait(ctx, t, "PartnerCenterBatchFinishedWithErrors firing", both, func() (bool, error) {
+		r, err := api.query(`ALERTS{alertname="PartnerCenterBatchFinishedWithErrors",alertstate="firing"}`)
+		var batches []string
+		for _, s := range r {
+			batches = append(batches, s.Metric["batch_tracking_id"])
+		}
+		return slices.Equal(batches, []string{demoFabrikamOld}), err
+	})
+
+	if code := exporter.terminate(ctx, t); code != 0 {
+		t.Errorf("exporter exited with %d after SIGTERM, want 0\n%s", code, exporter.output())
+	}
+	prom.terminate(ctx, t)
+}
+
+// buildExporterBinary builds the exporter as the Dockerfile does (static,
+// trimmed paths), which shares the build cache with that test.
+func buildExporterBinary(t *testing.T, dir string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), e2eBuildTimeout)
+	defer cancel()
+	bin := filepath.Join(dir, "partnercenter_exporter")
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", bin, ".")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// writePrometheusConfig copies the example Prometheus configuration and
+// its rules into dir, with the intervals shortened and the targets moved
+// to the test's loopback ports, and returns the configuration's path.
+func writePrometheusConfig(t *testing.T, dir, exporterAddr, alertmanagerAddr string) string {
+	t.Helper()
+	var cfg map[string]any
+	readYAML(t, examplesPrometheusConfig, &cfg)
+	if err := rewritePrometheusConfig(cfg, exporterAddr, alertmanagerAddr); err != nil {
+		t.Fatalf("%s: %v", examplesPrometheusConfig, err)
+	}
+	// rule_files stay as written: relative to the configuration file, so
+	// the rules go to the same place relative to the copy.
+	rules, _ := cfg["rule_files"].([]any)
+	if len(rules) == 0 {
+		t.Fatalf("%s has no rule_files", examplesPrometheusConfig)
+	}
+	for _, r := range rules {
+		rel := fmt.Sprint(r)
+		src := filepath.Join(filepath.Dir(examplesPrometheusConfig), rel)
+		if err := copyContextFile(src, filepath.Join(dir, rel)); err != nil {
+			t.Fatalf("rule file %s: %v", rel, err)
+		}
+	}
+	out, err := yaml.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "prometheus.yml")
+	if err := os.WriteFile(path, out, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func rewritePrometheusConfig(cfg map[string]any, exporterAddr, alertmanagerAddr string) error {
+	global, ok := cfg["global"].(map[string]any)
+	if !ok {
+		return errors.New("no global block")
+	}
+	global["scrape_interval"], global["evaluation_interval"] = e2eScrapeInterval, e2eScrapeInterval
+	jobs := 0
+	scrapes, _ := cfg["scrape_configs"].([]any)
+	for _, s := range scrapes {
+		job, ok := s.(map[string]any)
+		if !ok || job["job_name"] != "partnercenter" {
+			continue
+		}
+		jobs++
+		job["scrape_interval"], job["scrape_timeout"] = e2eScrapeInterval, e2eScrapeTimeout
+		job["static_configs"] = []any{map[string]any{"targets": []any{exporterAddr}}}
+	}
+	if jobs != 1 {
+		return fmt.Errorf("%d scrape configs with job_name partnercenter, want 1", jobs)
+	}
+	// Alerts go to a loopback port nothing listens on, never to a real
+	// Alertmanager that might run on this machine.
+	alerting, ok := cfg["alerting"].(map[string]any)
+	if !ok {
+		return errors.New("no alerting block")
+	}
+	alerting["alertmanagers"] = []any{map[string]any{"static_configs": []any{map[string]any{"targets": []any{alertmanagerAddr}}}}}
+	return nil
+}
+
+// e2eProcess is a program the test started and must stop.
+type e2eProcess struct {
+	name   string
+	cmd    *exec.Cmd
+	log    string
+	exited chan struct{}
+	// state is set when exited is closed.
+	state *os.ProcessState
+}
+
+// startE2EProcess starts a program with its output in dir/<name>.log; the
+// test's cleanup kills it by PID if it is still running.
+func startE2EProcess(t *testing.T, dir, name, bin string, args ...string) *e2eProcess {
+	t.Helper()
+	logPath := filepath.Join(dir, name+".log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		_ = logFile.Close()
+		t.Fatalf("start %s: %v", name, err)
+	}
+	p := &e2eProcess{name: name, cmd: cmd, log: logPath, exited: make(chan struct{})}
+	go func() {
+		// The exit status is read from state; Wait's error repeats it.
+		_ = cmd.Wait()
+		p.state = cmd.ProcessState
+		_ = logFile.Close()
+		close(p.exited)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-p.exited:
+		default:
+			// Kill fails only when the process is already gone.
+			_ = cmd.Process.Kill()
+			<-p.exited
+		}
+	})
+	return p
+}
+
+// terminate sends SIGTERM and waits, within ctx, for the exit code.
+func (p *e2eProcess) terminate(ctx context.Context, t *testing.T) int {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatalf("SIGTERM to %s (pid %d): %v", p.name, p.cmd.Process.Pid, err)
+	}
+	select {
+	case <-p.exited:
+		return p.state.ExitCode()
+	case <-ctx.Done():
+		t.Fatalf("%s (pid %d) did not stop after SIGTERM\n%s", p.name, p.cmd.Process.Pid, p.output())
+		return -1
+	}
+}
+
+func (p *e2eProcess) output() string {
+	data, err := os.ReadFile(p.log)
+	if err != nil {
+		return err.Error()
+	}
+	const tail = 4000
+	if len(data) > tail {
+		data = data[len(data)-tail:]
+	}
+	return string(data)
+}
+
+// e2eWait polls cond every 200ms until it holds; it fails the test when
+// ctx ends or one of the processes exits first.
+func e2eWait(ctx context.Context, t *testing.T, what string, procs []*e2eProcess, cond func() (bool, error)) {
+	t.Helper()
+	for {
+		ok, err := cond()
+		if ok {
+			return
+		}
+		for _, p := range procs {
+			select {
+			case <-p.exited:
+				t.Fatalf("%s exited while waiting for %s\n%s", p.name, what, p.output())
+			default:
+			}
+		}
+		select {
+		case <-ctx.Done():
+			var logs strings.Builder
+			for _, p := range procs {
+				fmt.Fprintf(&logs, "--- %s log:\n%s\n", p.name, p.output())
+			}
+			t.Fatalf("no %s within %s (last error: %v)\n%s", what, e2eLiveTimeout, err, logs.String())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// prometheusAPI is a client of the Prometheus HTTP API.
+type prometheusAPI struct {
+	base string
+}
+
+// promSample is one element of an instant vector result.
+type promSample struct {
+	Metric map[string]string `json:"metric"`
+	Value  [2]any            `json:"value"`
+}
+
+func (s promSample) value() string {
+	v, _ := s.Value[1].(string)
+	return v
+}
+
+// get decodes the data field of a successful API answer into v.
+func (a prometheusAPI) get(path string, v any) error {
+	body, status, err := demoGet(a.base + path)
+	if err != nil {
+		return err
+	}
+	var answer struct {
+		Status string          `json:"status"`
+		Error  string          `json:"error"`
+		Data   json.RawMessage `json:"data"`
+	}
+	if err := json.Unmarshal([]byte(body), &answer); err != nil {
+		return fmt.Errorf("GET %s: %d %q: %w", path, status, body, err)
+	}
+	if answer.Status != "success" {
+		return fmt.Errorf("GET %s: %d %s: %s", path, status, answer.Status, answer.Error)
+	}
+	return json.Unmarshal(answer.Data, v)
+}
+
+func (a prometheusAPI) query(expr string) ([]promSample, error) {
+	var data struct {
+		ResultType string       `json:"resultType"`
+		Result     []promSample `json:"result"`
+	}
+	if err := a.get("/api/v1/query?query="+url.QueryEscape(expr), &data); err != nil {
+		return nil, err
+	}
+	if data.ResultType != "vector" {
+		return nil, fmt.Errorf("query %s: result type %s, want vector", expr, data.ResultType)
+	}
+	return data.Result, nil
+}
+
+// targetUp reports whether the job's only active target is up; a target
+// that is down reports why.
+func (a prometheusAPI) targetUp(job string) (bool, error) {
+	var data struct {
+		ActiveTargets []struct {
+			Labels    map[string]string `json:"labels"`
+			Health    string            `json:"health"`
+			LastError string            `json:"lastError"`
+		} `json:"activeTargets"`
+	}
+	if err := a.get("/api/v1/targets?state=active", &data); err != nil {
+		return false, err
+	}
+	var health []string
+	for _, target := range data.ActiveTargets {
+		if target.Labels["job"] != job {
+			continue
+		}
+		if target.Health == "up" {
+			return len(data.ActiveTargets) == 1, nil
+		}
+		health = append(health, target.Health+" "+target.LastError)
+	}
+	return false, fmt.Errorf("job %s targets: %s", job, strings.Join(health, "; "))
+}
