@@ -10,10 +10,12 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo unk
 REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 BRANCH   ?= $(shell git rev-parse --abbrev-ref HEAD 2>/dev/null || echo unknown)
 VERSION_PKG := github.com/prometheus/common/version
+BUILD_DATE ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 LDFLAGS := -s -w -X $(VERSION_PKG).Version=$(VERSION) -X $(VERSION_PKG).Revision=$(REVISION) \
-	-X $(VERSION_PKG).Branch=$(BRANCH) -X $(VERSION_PKG).BuildUser=$(USER)@make
+	-X $(VERSION_PKG).Branch=$(BRANCH) -X $(VERSION_PKG).BuildUser=$(USER)@make \
+	-X $(VERSION_PKG).BuildDate=$(BUILD_DATE)
 
-.PHONY: all build test deps fmt-check vet lint unit examples demo bench
+.PHONY: all build test deps fmt-check vet lint unit examples demo bench docker screenshot
 
 all: build test
 
@@ -44,5 +46,18 @@ lint:
 unit:
 	$(GO) test -race -count=1 -timeout 15m ./...
 
+## examples: only the tests of examples/, the demo, the Dockerfile and Prometheus end to end.
+examples: deps
+	$(GO) test -race -count=1 -run 'Example|Prometheus|Docker|Demo' .
+
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+## screenshot: refresh docs/batch-page.png from the real-browser test.
+screenshot: deps
+	UPDATE_SCREENSHOT=1 $(GO) test -count=1 -run TestBrowserDemoPages .
+
+docker:
+	docker build --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) \
+		--build-arg BRANCH=$(BRANCH) --build-arg BUILD_DATE=$(BUILD_DATE) \
+		-t partnercenter_exporter:$(VERSION) .
