@@ -269,9 +269,10 @@ func (c *Client) get(ctx context.Context, target, token, corrID string) (*Batch,
 
 func (c *Client) decodeBody(resp *http.Response) (*Batch, error) {
 	if resp.ContentLength > c.maxBody {
-		return nil, fmt.Errorf("%w: Content-Length %d exceeds %d bytes", ErrResponseTooLarge, resp.ContentLength, c.maxBody)
+		return nil, fmt.Errorf("%w: Content-Length %d exceeds %d bytes (partner_center.max_response_size)",
+			ErrResponseTooLarge, resp.ContentLength, c.maxBody)
 	}
-	body := &cappedReader{r: resp.Body, left: c.maxBody}
+	body := &cappedReader{r: resp.Body, left: c.maxBody, max: c.maxBody}
 	return Decode(body, resp.Header.Get("Content-Type"), c.decode)
 }
 
@@ -283,11 +284,12 @@ var ErrResponseTooLarge = errors.New("response body too large")
 type cappedReader struct {
 	r    io.Reader
 	left int64
+	max  int64
 }
 
 func (c *cappedReader) Read(p []byte) (int, error) {
 	if c.left < 0 {
-		return 0, fmt.Errorf("%w: more than the configured maximum", ErrResponseTooLarge)
+		return 0, c.tooLarge()
 	}
 	if int64(len(p)) > c.left+1 {
 		p = p[:c.left+1]
@@ -295,9 +297,13 @@ func (c *cappedReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.left -= int64(n)
 	if c.left < 0 {
-		return n, fmt.Errorf("%w: more than the configured maximum", ErrResponseTooLarge)
+		return n, c.tooLarge()
 	}
 	return n, err
+}
+
+func (c *cappedReader) tooLarge() error {
+	return fmt.Errorf("%w: more than %d bytes (partner_center.max_response_size)", ErrResponseTooLarge, c.max)
 }
 
 // waitForThrottle holds the request back while an earlier 429's

@@ -4,6 +4,11 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -324,11 +329,43 @@ func TestResponseSizeCap(t *testing.T) {
 	srv.SetBatch(customerID, trackingID, big)
 	c := newTestClient(t, srv, nil, func(cfg *partnercenter.ClientConfig) { cfg.MaxResponseSize = 64 << 10 })
 	_, err := c.BatchStatus(context.Background(), customerID, trackingID)
-	if !errors.Is(err, partnercenter.ErrResponseTooLarge) {
-		t.Fatalf("error = %v, want ErrResponseTooLarge", err)
+	want := "bad response: response body too large: Content-Length 438218 exceeds 65536 bytes (partner_center.max_response_size)"
+	if !errors.Is(err, partnercenter.ErrResponseTooLarge) || err.Error() != want {
+		t.Fatalf("error = %v, want ErrResponseTooLarge saying %q", err, want)
 	}
 	if got := srv.BatchRequests(customerID, trackingID); got != 1 {
 		t.Errorf("requests = %d, want 1 (an oversized body is not retried)", got)
+	}
+}
+
+// TestResponseSizeCapWhileStreaming covers a body sent without
+// Content-Length, which is only found too large while it is decoded.
+func TestResponseSizeCapWhileStreaming(t *testing.T) {
+	body := partnercentertest.RenderJSON(partnercentertest.Batch{TrackingID: trackingID, Status: "finished",
+		Devices: partnercentertest.GenerateDevices(2000, 1, nil)})
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		for chunk := range slices.Chunk(body, 4096) {
+			_, _ = w.Write(chunk)
+			w.(http.Flusher).Flush() // Chunked: no Content-Length.
+		}
+	}))
+	defer api.Close()
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte("opaque-token"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := partnercenter.NewClient(partnercenter.ClientConfig{BaseURL: api.URL, MaxResponseSize: 64 << 10,
+		Tokens: partnercenter.NewAccessTokenFileSource(tokenFile, nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.BatchStatus(context.Background(), customerID, trackingID)
+	// Which device the decoder was reading when the cap hit depends on how
+	// the network split the body.
+	want := regexp.MustCompile(`^bad response: decode batch: devicesStatus\[\d+\]: response body too large: more than 65536 bytes \(partner_center\.max_response_size\)$`)
+	if !errors.Is(err, partnercenter.ErrResponseTooLarge) || !want.MatchString(err.Error()) {
+		t.Fatalf("error = %v, want ErrResponseTooLarge matching %s", err, want)
 	}
 }
 
