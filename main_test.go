@@ -575,6 +575,9 @@ func TestBatchPagesCanBeDisabled(t *testing.T) {
 			if got := strings.Contains(landing, `href="/batches"`); got != tt.wantLink {
 				t.Errorf("landing page links /batches: %v, want %v", got, tt.wantLink)
 			}
+			if strings.Contains(landing, "/debug/pprof") {
+				t.Error("landing page links profiling endpoints the exporter does not serve")
+			}
 		})
 	}
 }

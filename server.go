@@ -84,6 +84,8 @@ func landingPage(opts serverOptions) (http.Handler, error) {
 		Description: description,
 		Version:     version.Info(),
 		Links:       links,
+		// The exporter serves no /debug/pprof, so offer no links to it.
+		Profiling: "false",
 	})
 	if err != nil {
 		return nil, fmt.Errorf("landing page: %w", err)
