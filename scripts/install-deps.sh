@@ -20,5 +20,5 @@ if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
 fi
 echo "installing Debian packages: ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
+apt-get update -qq >/dev/null && apt-get install -y -qq "${missing[@]}" >/dev/null \
   || echo "WARNING: apt-get could not install ${missing[*]}; tests that need them will be skipped" >&2
