@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"image/png"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -146,36 +145,6 @@ func dumpDOM(t *testing.T, chromium, url string) string {
 	return dom
 }
 
-func browserFreeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return addr
-}
-
-// browserGet fetches url with a short timeout.
-func browserGet(url string) (string, int, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return "", 0, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return "", 0, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	return string(body), resp.StatusCode, err
-}
-
 // browserBatchJSON is the part of a batch page's JSON the tests use.
 type browserBatchJSON struct {
 	Batch struct {
@@ -197,12 +166,12 @@ func waitForFailedDevices(t *testing.T, base, trackingID string, want int, deadl
 	t.Helper()
 	var last string
 	for time.Now().Before(deadline) {
-		if _, status, err := browserGet(base + "/metrics"); err != nil || status != http.StatusOK {
+		if _, status, err := fetch(base + "/metrics"); err != nil || status != http.StatusOK {
 			last = fmt.Sprintf("/metrics: %d %v", status, err)
 			time.Sleep(200 * time.Millisecond)
 			continue
 		}
-		body, status, err := browserGet(base + "/batches/" + trackingID + "?format=json")
+		body, status, err := fetch(base + "/batches/" + trackingID + "?format=json")
 		last = fmt.Sprintf("status %d, err %v: %s", status, err, body)
 		var page browserBatchJSON
 		if err == nil && status == http.StatusOK && json.Unmarshal([]byte(body), &page) == nil && len(page.FailedDevices) == want {
@@ -235,7 +204,7 @@ func TestBrowserDemoPages(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	addr := browserFreeAddr(t)
+	addr := freeLoopbackAddr(t)
 	logs, err := os.Create(filepath.Join(dir, "exporter.log"))
 	if err != nil {
 		t.Fatal(err)
@@ -369,7 +338,7 @@ customers:
 		t.Fatal(err)
 	}
 
-	addr := browserFreeAddr(t)
+	addr := freeLoopbackAddr(t)
 	sigs := make(chan os.Signal, 1)
 	exited := make(chan int, 1)
 	go func() {

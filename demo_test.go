@@ -367,7 +367,7 @@ func TestDemoRun(t *testing.T) {
 // loopback port inside the test process.
 type demoProgram struct {
 	base    string
-	logs    *demoLog
+	logs    *syncBuffer
 	sigs    chan os.Signal
 	exited  chan int
 	stopped bool
@@ -377,8 +377,8 @@ type demoProgram struct {
 // stopped at the end of the test if the test does not stop it.
 func startDemoProgram(t *testing.T) *demoProgram {
 	t.Helper()
-	addr := demoFreeAddr(t)
-	p := &demoProgram{base: "http://" + addr, logs: &demoLog{}, sigs: make(chan os.Signal, 1), exited: make(chan int, 1)}
+	addr := freeLoopbackAddr(t)
+	p := &demoProgram{base: "http://" + addr, logs: &syncBuffer{}, sigs: make(chan os.Signal, 1), exited: make(chan int, 1)}
 	go func() {
 		p.exited <- run([]string{"--demo", "--web.listen-address=" + addr}, io.Discard, p.logs, p.sigs)
 	}()
@@ -394,7 +394,7 @@ func startDemoProgram(t *testing.T) *demoProgram {
 // get returns the body of a 200 answer to GET path.
 func (p *demoProgram) get(t *testing.T, path string) string {
 	t.Helper()
-	body, status, err := demoGet(p.base + path)
+	body, status, err := fetch(p.base + path)
 	if err != nil || status != http.StatusOK {
 		t.Fatalf("GET %s: status %d, error %v\n%s", path, status, err, body)
 	}
@@ -417,7 +417,7 @@ func (p *demoProgram) stop(t *testing.T) int {
 
 // demoWaitForGet polls url until it answers 200 and returns the body; it
 // fails at once when the program exits.
-func demoWaitForGet(t *testing.T, url string, exited <-chan int, logs *demoLog) string {
+func demoWaitForGet(t *testing.T, url string, exited <-chan int, logs *syncBuffer) string {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -426,7 +426,7 @@ func demoWaitForGet(t *testing.T, url string, exited <-chan int, logs *demoLog) 
 			t.Fatalf("exporter exited with %d before serving %s; log:\n%s", code, url, logs)
 		default:
 		}
-		body, status, err := demoGet(url)
+		body, status, err := fetch(url)
 		if err == nil && status == http.StatusOK {
 			return body
 		}
@@ -435,55 +435,6 @@ func demoWaitForGet(t *testing.T, url string, exited <-chan int, logs *demoLog) 
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-func demoGet(url string) (body string, status int, err error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return "", 0, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return "", 0, err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	return string(data), resp.StatusCode, err
-}
-
-// demoFreeAddr returns a loopback address nothing listens on right now.
-func demoFreeAddr(t *testing.T) string {
-	t.Helper()
-	var lc net.ListenConfig
-	ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	if err := ln.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return addr
-}
-
-// demoLog collects the log of a program running in another goroutine.
-type demoLog struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (l *demoLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *demoLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
 }
 
 // demoExporter is the exporter's HTTP handler in front of a demo, with

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -39,24 +38,6 @@ const (
 	missingID    = "50000000-0000-4000-8000-000000000005"
 	brokenID     = "60000000-0000-4000-8000-000000000006"
 )
-
-// syncBuffer collects log output from concurrent goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // fakeWithBatches is a simulated Partner Center with one batch of each
 // kind the exporter must cope with.
@@ -475,24 +456,13 @@ func TestConfigCheck(t *testing.T) {
 	}
 }
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
-}
-
 // TestRunServesReloadsAndStops runs the whole program: it serves, reloads
 // on SIGHUP, and exits 0 on SIGTERM.
 func TestRunServesReloadsAndStops(t *testing.T) {
 	srv := fakeWithBatches(t)
 	dir := t.TempDir()
 	path := writeConfig(t, dir, srv, map[string][]string{customer1: {finishedID}})
-	addr := freePort(t)
+	addr := freeLoopbackAddr(t)
 	sigs := make(chan os.Signal, 1)
 	stderr := &syncBuffer{}
 	done := make(chan int, 1)
@@ -500,7 +470,7 @@ func TestRunServesReloadsAndStops(t *testing.T) {
 		done <- run([]string{"--config.file", path, "--web.listen-address", addr, "--log.format", "json"}, io.Discard, stderr, sigs)
 	}()
 	base := "http://" + addr
-	waitFor(t, func() bool { return tryGet(base+"/-/ready") == http.StatusOK })
+	waitFor(t, func() bool { _, status, _ := fetch(base + "/-/ready"); return status == http.StatusOK })
 	if body := get(t, base+"/", http.StatusOK); !strings.Contains(body, "Partner Center Exporter") {
 		t.Errorf("landing page lacks the exporter name:\n%s", body)
 	}
@@ -524,19 +494,6 @@ func TestRunServesReloadsAndStops(t *testing.T) {
 	if strings.Contains(stderr.String(), testSecret) {
 		t.Error("the log contains the client secret")
 	}
-}
-
-func tryGet(url string) int {
-	req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, url, nil)
-	if err != nil {
-		return 0
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0
-	}
-	resp.Body.Close()
-	return resp.StatusCode
 }
 
 func waitFor(t *testing.T, cond func() bool) {

@@ -45,15 +45,15 @@ func TestPrometheusEndToEnd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), e2eLiveTimeout)
 	defer cancel()
 
-	exporterAddr := demoFreeAddr(t)
+	exporterAddr := freeLoopbackAddr(t)
 	exporter := startE2EProcess(t, dir, "exporter", exporterBin, "--demo", "--web.listen-address="+exporterAddr)
 	e2eWait(ctx, t, "exporter ready", []*e2eProcess{exporter}, func() (bool, error) {
-		_, status, err := demoGet("http://" + exporterAddr + "/-/ready")
+		_, status, err := fetch("http://" + exporterAddr + "/-/ready")
 		return err == nil && status == http.StatusOK, nil
 	})
 
-	promAddr := demoFreeAddr(t)
-	configFile := writePrometheusConfig(t, dir, exporterAddr, demoFreeAddr(t))
+	promAddr := freeLoopbackAddr(t)
+	configFile := writePrometheusConfig(t, dir, exporterAddr, freeLoopbackAddr(t))
 	prom := startE2EProcess(t, dir, "prometheus", prometheusBin,
 		"--config.file="+configFile,
 		"--storage.tsdb.path="+filepath.Join(dir, "data"),
@@ -294,7 +294,7 @@ func (s promSample) value() string {
 
 // get decodes the data field of a successful API answer into v.
 func (a prometheusAPI) get(path string, v any) error {
-	body, status, err := demoGet(a.base + path)
+	body, status, err := fetch(a.base + path)
 	if err != nil {
 		return err
 	}
