@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -162,7 +163,9 @@ func emitBatch(ch chan<- prometheus.Metric, r Result, now time.Time) {
 		gauge(batchDevicesDesc, float64(b.Devices[st]), st.String())
 	}
 	for _, e := range topErrors(b) {
-		gauge(batchDeviceErrorsDesc, float64(e.Devices), e.Code, e.Description)
+		// Label values must be valid UTF-8 or the metric cannot be built;
+		// codes and descriptions come from the service unchecked.
+		gauge(batchDeviceErrorsDesc, float64(e.Devices), validUTF8(e.Code), validUTF8(e.Description))
 	}
 	if !b.StartedTime.IsZero() {
 		gauge(batchStartedDesc, unixSeconds(b.StartedTime))
@@ -215,6 +218,10 @@ func topErrors(b *partnercenter.Batch) []partnercenter.ErrorCount {
 		codes = append(codes, partnercenter.ErrorCount{Code: otherErrorCode, Devices: other})
 	}
 	return codes
+}
+
+func validUTF8(s string) string {
+	return strings.ToValidUTF8(s, "\uFFFD")
 }
 
 func unixSeconds(t time.Time) float64 {

@@ -524,3 +524,17 @@ func TestUnknownStatusLoggedOncePerValue(t *testing.T) {
 		}
 	}
 }
+
+func TestInvalidUTF8FromTheServiceDoesNotBreakTheScrape(t *testing.T) {
+	h := newHarness(testConfig(0, config.Customer{ID: custA, Batches: []string{batch1}}))
+	b := finishedWithErrors()
+	b.Errors = []partnercenter.ErrorCount{{Code: "8\xff8", Description: "bad \xfe text", Devices: 7}}
+	h.src.setBatch(custA, batch1, b)
+	expected := `# HELP partnercenter_batch_device_errors Number of devices in the batch that reported an error code (at most 20 codes per batch, the rest under error_code="other").
+# TYPE partnercenter_batch_device_errors gauge
+partnercenter_batch_device_errors{batch_tracking_id="11111111-1111-4111-8111-111111111111",customer_id="aaaaaaaa-0000-4000-8000-000000000001",error_code="8` + "\uFFFD" + `8",error_description="bad ` + "\uFFFD" + ` text"} 7
+`
+	if err := testutil.CollectAndCompare(h.scrape(context.Background()), strings.NewReader(expected), "partnercenter_batch_device_errors"); err != nil {
+		t.Fatal(err)
+	}
+}
