@@ -879,3 +879,23 @@ func clearTargets(cfg map[string]any) ([]string, error) {
 	}
 	return scrapeTargets, nil
 }
+
+// TestPromtoolCheckMetrics runs the real `promtool check metrics` on a
+// scrape of the running demo, which includes every kind of batch (failed,
+// throttled, stuck, finished with errors). It must print nothing.
+func TestPromtoolCheckMetrics(t *testing.T) {
+	promtool := requireTool(t, "promtool", "prometheus")
+	p := startDemoProgram(t)
+	exposition := p.get(t, "/metrics")
+	for _, name := range []string{"partnercenter_batch_status", "partnercenter_batch_device_errors", "partnercenter_up"} {
+		if !strings.Contains(exposition, "\n"+name+"{") && !strings.Contains(exposition, "\n"+name+" ") {
+			t.Fatalf("demo scrape lacks %s; nothing worth checking", name)
+		}
+	}
+	cmd := exec.CommandContext(t.Context(), promtool, "check", "metrics")
+	cmd.Stdin = strings.NewReader(exposition)
+	out, err := cmd.CombinedOutput()
+	if err != nil || len(out) != 0 {
+		t.Fatalf("promtool check metrics: %v\n%s", err, out)
+	}
+}
