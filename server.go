@@ -110,7 +110,7 @@ func metricsHandler(state *exporterState, selfReg *prometheus.Registry, opts ser
 		ctx = partnercenter.WithCorrelationID(ctx, partnercenter.NewGUID())
 
 		scrapeReg := prometheus.NewRegistry()
-		scrapeReg.MustRegister(collector.NewScrape(ctx, live.cfg, live.client, state.cache, nil))
+		scrapeReg.MustRegister(collector.NewScrape(ctx, live.cfg, live.client, state.cache))
 		// The scrape goes first so the traffic counters include its requests.
 		gatherers := prometheus.Gatherers{scrapeReg, selfReg}
 		promhttp.HandlerFor(gatherers, promhttp.HandlerOpts{

@@ -75,18 +75,16 @@ var (
 // when the scrape began, bound to the scrape's context (and so to its
 // deadline). The Cache it reads through outlives it.
 type Scrape struct {
-	ctx    context.Context
-	cfg    *config.Config
-	src    Source
-	cache  *Cache
-	now    func() time.Time
-	onDone func([]Result)
+	ctx   context.Context
+	cfg   *config.Config
+	src   Source
+	cache *Cache
+	now   func() time.Time
 }
 
-// NewScrape returns the collector for one scrape. onDone, if not nil, is
-// given the scrape's results after they were turned into metrics.
-func NewScrape(ctx context.Context, cfg *config.Config, src Source, cache *Cache, onDone func([]Result)) *Scrape {
-	return &Scrape{ctx: ctx, cfg: cfg, src: src, cache: cache, now: time.Now, onDone: onDone}
+// NewScrape returns the collector for one scrape.
+func NewScrape(ctx context.Context, cfg *config.Config, src Source, cache *Cache) *Scrape {
+	return &Scrape{ctx: ctx, cfg: cfg, src: src, cache: cache, now: time.Now}
 }
 
 // Targets lists the configured batches in configuration order.
@@ -122,9 +120,6 @@ func (s *Scrape) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(batchesConfiguredDesc, prometheus.GaugeValue, float64(len(targets)))
 	ch <- prometheus.MustNewConstMetric(upDesc, prometheus.GaugeValue, boolToFloat(apiUp(results)))
 	ch <- prometheus.MustNewConstMetric(scrapeDurationDesc, prometheus.GaugeValue, s.now().Sub(start).Seconds())
-	if s.onDone != nil {
-		s.onDone(results)
-	}
 }
 
 // apiUp is false when a token could not be had, or when this scrape asked

@@ -128,7 +128,7 @@ func (h *harness) logText() string {
 }
 
 func (h *harness) scrape(ctx context.Context) *Scrape {
-	s := NewScrape(ctx, h.cfg, h.src, h.cache, nil)
+	s := NewScrape(ctx, h.cfg, h.src, h.cache)
 	s.now = h.clock.now
 	return s
 }
