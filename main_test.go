@@ -538,3 +538,41 @@ func TestBatchPagesCanBeDisabled(t *testing.T) {
 		})
 	}
 }
+
+func TestTokenFailureMarksAPIDown(t *testing.T) {
+	srv := fakeWithBatches(t)
+	srv.FailTokenRequests(http.StatusUnauthorized, "invalid_client", "AADSTS7000215: Invalid client secret provided.")
+	path := writeConfig(t, t.TempDir(), srv, map[string][]string{customer1: {finishedID, runningID}})
+	exp := startExporter(t, path)
+	body, m := exp.scrape(t, "3")
+	checks := []struct {
+		name, labels string
+		want         float64
+	}{
+		{"partnercenter_up", "", 0},
+		{"partnercenter_batch_scrape_success", batchLabels(customer1, finishedID), 0},
+		{"partnercenter_batch_scrape_success", batchLabels(customer1, runningID), 0},
+		{"partnercenter_token_requests_total", "result=success", 0},
+	}
+	for _, c := range checks {
+		if got := value(t, m, c.name, c.labels); got != c.want {
+			t.Errorf("%s{%s} = %v, want %v", c.name, c.labels, got, c.want)
+		}
+	}
+	if got := value(t, m, "partnercenter_token_requests_total", "result=failure"); got < 1 {
+		t.Errorf("token failures counted = %v, want at least 1", got)
+	}
+	if got := srv.TotalBatchRequests(); got != 0 {
+		t.Errorf("batch requests without a token = %d, want 0", got)
+	}
+	logs := exp.logs.String()
+	want := `err="get token: token endpoint answered 401 invalid_client: AADSTS7000215: Invalid client secret provided."`
+	if !strings.Contains(logs, want) {
+		t.Errorf("log lacks %s:\n%s", want, logs)
+	}
+	for name, text := range map[string]string{"logs": logs, "/metrics": body} {
+		if strings.Contains(text, testSecret) {
+			t.Errorf("%s contain the client secret", name)
+		}
+	}
+}
