@@ -576,3 +576,61 @@ func TestTokenFailureMarksAPIDown(t *testing.T) {
 		}
 	}
 }
+
+// TestAppUserRefreshTokenIsRotated runs the App+User mode through the real
+// wiring: the refresh token grant is used, and the rotated refresh token
+// the endpoint returns replaces the file's content.
+func TestAppUserRefreshTokenIsRotated(t *testing.T) {
+	srv := fakeWithBatches(t)
+	srv.SetRefreshToken("refresh-token-one", true)
+	dir := t.TempDir()
+	tokenFile := filepath.Join(dir, "refresh_token")
+	if err := os.WriteFile(tokenFile, []byte("refresh-token-one\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := fmt.Sprintf(`partner_center:
+  base_url: %s
+auth:
+  client_id: %s
+  client_secret_file: client_secret
+  refresh_token_file: refresh_token
+  token_url: %s
+customers:
+  - id: %s
+    batches: [%s]
+`, srv.URL, testClientID, srv.TokenURL(), customer1, finishedID)
+	if err := os.WriteFile(filepath.Join(dir, "client_secret"), []byte(testSecret), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "partnercenter.yml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	exp := startExporter(t, path)
+	_, m := exp.scrape(t, "")
+	if v := value(t, m, "partnercenter_batch_scrape_success", batchLabels(customer1, finishedID)); v != 1 {
+		t.Fatalf("scrape_success = %v, want 1; log:\n%s", v, exp.logs.String())
+	}
+	var grants []string
+	for _, r := range srv.Requests() {
+		if r.Grant != "" {
+			grants = append(grants, r.Grant)
+		}
+	}
+	if strings.Join(grants, ",") != "refresh_token" {
+		t.Errorf("token grants = %v, want one refresh_token grant", grants)
+	}
+	rotated, err := os.ReadFile(tokenFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The fake issues "rt-2" as the first rotated refresh token.
+	if got := string(rotated); got != "rt-2\n" {
+		t.Errorf("refresh token file = %q, want the rotated token %q", got, "rt-2\n")
+	}
+	for _, secret := range []string{testSecret, "refresh-token-one", strings.TrimSpace(string(rotated))} {
+		if strings.Contains(exp.logs.String(), secret) {
+			t.Errorf("log contains a secret %q", secret)
+		}
+	}
+}
