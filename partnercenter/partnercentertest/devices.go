@@ -8,11 +8,16 @@ import (
 	"strings"
 )
 
-// KnownErrors maps the Windows Autopilot device registration error codes
-// the service reports in a device's errorCode to the name it reports in
-// errorDescription (the REST reference's example pairs "808" with
-// "ZtdDeviceAssignedToOtherTenant"). Treat it as read-only.
-var KnownErrors = map[string]string{
+// ErrorName returns the name the service reports in errorDescription for
+// a Windows Autopilot device registration error code (the REST reference's
+// example pairs "808" with "ZtdDeviceAssignedToOtherTenant"), or "" for a
+// code it does not know.
+func ErrorName(code string) string {
+	return errorNames[code]
+}
+
+// errorNames is read-only: ErrorName is its only reader.
+var errorNames = map[string]string{
 	"801": "InvalidZtdRequestBody",
 	"802": "InvalidZtdHardwareHash",
 	"803": "MissingZtdSerialNumberAndProductKey",
@@ -47,7 +52,7 @@ const (
 // seed: GUID device IDs, distinct serial numbers in two vendors' styles
 // ("5CG1234ABC", "PF3XK2Q7") and 13-digit product keys. failures maps an
 // error code to how many devices fail with it (status
-// "finished_with_errors", description from KnownErrors, "" for codes it
+// "finished_with_errors", description from ErrorName, "" for codes it
 // does not know), spread over the list; the rest are "finished". When the
 // failures add up to more than n, the codes in ascending order take the n
 // places. n <= 0 gives nil.
@@ -71,7 +76,7 @@ func GenerateDevices(n int, seed int64, failures map[string]int) []Device {
 		d := &devices[position]
 		d.Status = statusFinishedWithErrors
 		d.ErrorCode = codes[i]
-		d.ErrorDescription = KnownErrors[codes[i]]
+		d.ErrorDescription = ErrorName(codes[i])
 	}
 	return devices
 }

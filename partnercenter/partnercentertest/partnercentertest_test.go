@@ -923,7 +923,7 @@ func TestGenerateDevices(t *testing.T) {
 		switch {
 		case d.ErrorCode == "" && d.Status == "finished" && d.ErrorDescription == "":
 			perCode["none"]++
-		case d.ErrorCode != "" && d.Status == "finished_with_errors" && d.ErrorDescription == partnercentertest.KnownErrors[d.ErrorCode]:
+		case d.ErrorCode != "" && d.Status == "finished_with_errors" && d.ErrorDescription == partnercentertest.ErrorName(d.ErrorCode):
 			perCode[d.ErrorCode]++
 		default:
 			t.Errorf("device %d has inconsistent status and error: %+v", i, d)
@@ -966,15 +966,15 @@ func TestGenerateDevicesEdgeCases(t *testing.T) {
 	}
 }
 
-func TestKnownErrors(t *testing.T) {
+func TestErrorName(t *testing.T) {
 	want := map[string]string{
 		"806": "ZtdDeviceAlreadyAssigned",
 		"807": "ZtdDeviceIsNotRegistered",
 		"808": "ZtdDeviceAssignedToOtherTenant",
 	}
 	for code, name := range want {
-		if got := partnercentertest.KnownErrors[code]; got != name {
-			t.Errorf("KnownErrors[%s] = %q, want %q", code, got, name)
+		if got := partnercentertest.ErrorName(code); got != name {
+			t.Errorf("ErrorName(%s) = %q, want %q", code, got, name)
 		}
 	}
 }
