@@ -43,22 +43,43 @@ const (
 // kind the exporter must cope with.
 func fakeWithBatches(t *testing.T) *partnercentertest.Server {
 	t.Helper()
+	return fakeWithSlowStart(t, 0)
+}
+
+// fakeWithSlowStart is fakeWithBatches where the first answer for every
+// batch takes at least firstLatency, so that a test can be sure reads
+// are still in flight when it starts a second scrape.
+func fakeWithSlowStart(t *testing.T, firstLatency time.Duration) *partnercentertest.Server {
+	t.Helper()
 	srv := partnercentertest.NewServer()
 	t.Cleanup(srv.Close)
 	srv.SetCredentials(testClientID, testSecret)
+	// script answers as rs say (the last one repeats), with the first
+	// answer delayed by at least firstLatency.
+	script := func(customer, id string, b partnercentertest.Batch, rs ...partnercentertest.Response) {
+		first := rs[0]
+		first.Latency = max(first.Latency, firstLatency)
+		answers := append([]partnercentertest.Response{first}, rs[1:]...)
+		if len(rs) == 1 {
+			answers = append(answers, rs[0]) // Only the first answer is delayed.
+		}
+		srv.SetResponses(customer, id, b, answers...)
+	}
+	ok := partnercentertest.Response{}
 	devices := partnercentertest.GenerateDevices(100, 7, map[string]int{"808": 4, "806": 1})
-	srv.SetBatch(customer1, finishedID, partnercentertest.Batch{TrackingID: finishedID, Status: "finished_with_errors",
-		StartedTime: "2026-11-25T10:00:00.123", CompletedTime: "2026-11-25T10:30:00.123", Devices: devices})
-	srv.SetBatch(customer1, runningID, partnercentertest.Batch{TrackingID: runningID, Status: "InProgress",
-		StartedTime: "2026-11-25T11:00:00Z", Devices: []partnercentertest.Device{{SerialNumber: "X1", Status: "processing"}}})
-	srv.SetResponses(customer1, slowID, partnercentertest.Batch{TrackingID: slowID, Status: "queued"},
+	script(customer1, finishedID, partnercentertest.Batch{TrackingID: finishedID, Status: "finished_with_errors",
+		StartedTime: "2026-11-25T10:00:00.123", CompletedTime: "2026-11-25T10:30:00.123", Devices: devices}, ok)
+	script(customer1, runningID, partnercentertest.Batch{TrackingID: runningID, Status: "InProgress",
+		StartedTime: "2026-11-25T11:00:00Z", Devices: []partnercentertest.Device{{SerialNumber: "X1", Status: "processing"}}}, ok)
+	script(customer1, slowID, partnercentertest.Batch{TrackingID: slowID, Status: "queued"},
 		partnercentertest.Response{Latency: time.Minute})
 	// Throttled once, for less than the scrape deadline: the exporter
 	// waits and reads it in the same scrape.
-	srv.SetResponses(customer2, throttledID, partnercentertest.Batch{TrackingID: throttledID, Status: "queued"},
-		partnercentertest.Response{Status: http.StatusTooManyRequests, Header: http.Header{"Retry-After": {"1"}}},
-		partnercentertest.Response{})
-	srv.SetResponses(customer2, brokenID, partnercentertest.Batch{TrackingID: brokenID},
+	script(customer2, throttledID, partnercentertest.Batch{TrackingID: throttledID, Status: "queued"},
+		partnercentertest.Response{Status: http.StatusTooManyRequests, Header: http.Header{"Retry-After": {"1"}}}, ok)
+	script(customer2, missingID, partnercentertest.Batch{TrackingID: missingID},
+		partnercentertest.Response{Status: http.StatusNotFound})
+	script(customer2, brokenID, partnercentertest.Batch{TrackingID: brokenID},
 		partnercentertest.Response{Status: http.StatusInternalServerError})
 	return srv
 }
@@ -202,21 +223,26 @@ func batchLabels(customer, batch string) string {
 }
 
 func TestEndToEnd(t *testing.T) {
-	srv := fakeWithBatches(t)
+	srv := fakeWithSlowStart(t, time.Second)
 	path := writeConfig(t, t.TempDir(), srv, map[string][]string{
 		customer1: {finishedID, runningID, slowID},
 		customer2: {throttledID, missingID, brokenID},
 	})
+	// Unfinished batches are served from memory for a minute, and all six
+	// batches are read at once.
+	setConfig(t, path, "refresh_interval: 0s", "refresh_interval: 1m\n  max_concurrent_requests: 8")
 	exp := startExporter(t, path)
 
-	// Two concurrent scrapes with a 3s Prometheus timeout (2.5s after the
-	// offset): they share one read per batch.
+	// Two concurrent scrapes with a 5s Prometheus timeout (4.5s after the
+	// offset). The second starts once the first has asked for every batch
+	// and while those first answers (at least 1s each) are still on their
+	// way, so it must join the first scrape's reads, not send its own.
 	var wg sync.WaitGroup
 	bodies := make([]string, 2)
 	results := make([]map[string]*familyValues, 2)
-	for i := range 2 {
-		wg.Go(func() { bodies[i], results[i] = exp.scrape(t, "3") })
-	}
+	wg.Go(func() { bodies[0], results[0] = exp.scrape(t, "5") })
+	waitFor(t, func() bool { return srv.TotalBatchRequests() == 6 })
+	wg.Go(func() { bodies[1], results[1] = exp.scrape(t, "5") })
 	wg.Wait()
 
 	for i, m := range results {
@@ -226,10 +252,13 @@ func TestEndToEnd(t *testing.T) {
 	}
 	checkLint(t, bodies[0])
 
-	requests := map[string]int{finishedID: 1, runningID: 1, slowID: 1, throttledID: 2, brokenID: 2}
+	// The throttled batch is asked twice (429, then success after
+	// Retry-After); the broken one twice (500, one retry); every other
+	// batch once over both scrapes.
+	requests := map[string]int{finishedID: 1, runningID: 1, slowID: 1, missingID: 1, throttledID: 2, brokenID: 2}
 	for id, want := range requests {
 		customer := customer1
-		if id == throttledID || id == brokenID {
+		if id == throttledID || id == brokenID || id == missingID {
 			customer = customer2
 		}
 		if got := srv.BatchRequests(customer, id); got != want {
@@ -241,17 +270,21 @@ func TestEndToEnd(t *testing.T) {
 	}
 
 	// A third scrape after the tokens expired: the finished batch is not
-	// read again; the running one gets a 401, a new token and a retry.
+	// read again, the running one is still fresh, and the 404 batch is
+	// asked again: it gets a 401, a new token and a retry.
 	srv.ExpireTokens()
-	_, m := exp.scrape(t, "3")
+	_, m := exp.scrape(t, "5")
 	if got := srv.BatchRequests(customer1, finishedID); got != 1 {
 		t.Errorf("finished batch read %d times over three scrapes, want 1", got)
+	}
+	if got := srv.BatchRequests(customer2, missingID); got != 3 {
+		t.Errorf("404 batch: %d requests, want 3 (one per scrape, plus the retry after the 401)", got)
 	}
 	if got := srv.TokenRequests(); got != 2 {
 		t.Errorf("token requests after expiry = %d, want 2", got)
 	}
 	if v := value(t, m, "partnercenter_batch_scrape_success", batchLabels(customer1, runningID)); v != 1 {
-		t.Errorf("running batch scrape_success after token renewal = %v, want 1", v)
+		t.Errorf("running batch scrape_success within refresh_interval = %v, want 1", v)
 	}
 	if v := value(t, m, "partnercenter_token_requests_total", "result=success"); v != 2 {
 		t.Errorf("partnercenter_token_requests_total{result=success} = %v, want 2", v)
@@ -261,6 +294,22 @@ func TestEndToEnd(t *testing.T) {
 	}
 
 	checkNoSecret(t, exp, bodies[0])
+}
+
+// setConfig replaces old with new in the configuration file at path.
+func setConfig(t *testing.T, path, old, new string) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(data, []byte(old)) {
+		t.Fatalf("%s lacks %q", path, old)
+	}
+	data = bytes.Replace(data, []byte(old), []byte(new), 1)
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func checkBatchMetrics(t *testing.T, m map[string]*familyValues) {

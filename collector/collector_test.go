@@ -57,6 +57,16 @@ func (f *fakeSource) count(customer, batch string) int {
 	return f.calls[customer+"/"+batch]
 }
 
+func (f *fakeSource) totalCalls() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, c := range f.calls {
+		n += c
+	}
+	return n
+}
+
 func (f *fakeSource) BatchStatus(ctx context.Context, customer, batch string) (*partnercenter.Batch, error) {
 	f.mu.Lock()
 	f.calls[customer+"/"+batch]++
@@ -354,7 +364,11 @@ func TestSlowBatchDoesNotBlockOthers(t *testing.T) {
 }
 
 func TestConcurrentScrapesShareReads(t *testing.T) {
-	h := newHarness(testConfig(0, config.Customer{ID: custA, Batches: []string{batch2}}))
+	// With a refresh interval, a scrape that arrives after the read has
+	// finished finds it in the cache; one that arrives during the read
+	// joins it. Either way there is exactly one read. (The end-to-end test
+	// makes the second scrape arrive during the reads for sure.)
+	h := newHarness(testConfig(time.Minute, config.Customer{ID: custA, Batches: []string{batch2}}))
 	release := make(chan struct{})
 	var started atomic.Int32
 	h.src.set(custA, batch2, func(context.Context) (*partnercenter.Batch, error) {
@@ -366,14 +380,12 @@ func TestConcurrentScrapesShareReads(t *testing.T) {
 	results := make([][]Result, 3)
 	for i := range results {
 		wg.Go(func() {
-			results[i] = h.cache.Refresh(context.Background(), h.src, Targets(h.cfg), 0)
+			results[i] = h.cache.Refresh(context.Background(), h.src, Targets(h.cfg), time.Minute)
 		})
 	}
-	// Let all three join the one read before it returns.
 	for started.Load() == 0 {
 		time.Sleep(time.Millisecond)
 	}
-	time.Sleep(50 * time.Millisecond)
 	close(release)
 	wg.Wait()
 	if got := h.src.count(custA, batch2); got != 1 {
@@ -387,13 +399,16 @@ func TestConcurrentScrapesShareReads(t *testing.T) {
 }
 
 func TestConcurrencyIsBounded(t *testing.T) {
+	const limit = 3
 	var batches []string
 	for i := range 12 {
 		batches = append(batches, fmt.Sprintf("%08d-0000-4000-8000-000000000000", i))
 	}
 	h := newHarness(testConfig(0, config.Customer{ID: custA, Batches: batches}))
-	h.cache.SetMaxConcurrent(3)
+	h.cache.SetMaxConcurrent(limit)
 	var running, peak atomic.Int32
+	full := make(chan struct{})
+	var fullOnce sync.Once
 	for _, b := range batches {
 		h.src.set(custA, b, func(context.Context) (*partnercenter.Batch, error) {
 			n := running.Add(1)
@@ -403,14 +418,26 @@ func TestConcurrencyIsBounded(t *testing.T) {
 					break
 				}
 			}
-			time.Sleep(5 * time.Millisecond)
+			if n == limit {
+				fullOnce.Do(func() { close(full) })
+			}
+			// Hold the slot until the limit was reached once, so that the
+			// peak does not depend on scheduling; a bound that lets more
+			// through still shows up as a higher peak.
+			select {
+			case <-full:
+			case <-time.After(5 * time.Second):
+			}
 			running.Add(-1)
 			return processing(), nil
 		})
 	}
 	h.cache.Refresh(context.Background(), h.src, Targets(h.cfg), 0)
-	if got := peak.Load(); got != 3 {
-		t.Errorf("peak concurrent reads = %d, want 3", got)
+	if got := peak.Load(); got != limit {
+		t.Errorf("peak concurrent reads = %d, want %d", got, limit)
+	}
+	if got := h.src.totalCalls(); got != len(batches) {
+		t.Errorf("reads = %d, want %d", got, len(batches))
 	}
 }
 
