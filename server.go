@@ -26,8 +26,6 @@ type serverOptions struct {
 	timeoutOffset time.Duration
 	// description goes on the landing page (the demo says it is one).
 	description string
-	// extraLinks are added to the landing page.
-	extraLinks []web.LandingLinks
 	// disableBatchDetails turns the failed-device pages off, for
 	// deployments that must not show serial numbers.
 	disableBatchDetails bool
@@ -77,7 +75,6 @@ func landingPage(opts serverOptions) (http.Handler, error) {
 	if !opts.disableBatchDetails {
 		links = append(links, web.LandingLinks{Address: "/batches", Text: "Batches", Description: "status and failed devices of every configured batch"})
 	}
-	links = append(links, opts.extraLinks...)
 	links = append(links, web.LandingLinks{Address: "/-/healthy", Text: "Health"})
 	page, err := web.NewLandingPage(web.LandingConfig{
 		Name:        "Partner Center Exporter",
