@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"html/template"
 	"time"
+
+	"github.com/partnercenter-exporter/partnercenter_exporter/internal/plural"
 )
 
 //go:embed templates/*.html
@@ -23,7 +25,7 @@ var pages = template.Must(template.New("pages").Funcs(template.FuncMap{
 	"moreCodes": moreCodes,
 	"omitted":   omittedText,
 	"inc":       func(i int) int { return i + 1 },
-	"plural":    plural,
+	"plural":    plural.Count,
 }).ParseFS(templateFiles, "templates/*.html"))
 
 // renderHTML returns an encoder that executes the named page template.
@@ -100,12 +102,4 @@ func topErrors(errs []errorCount) []errorCount {
 // moreCodes is how many error codes topErrors left out.
 func moreCodes(errs []errorCount) int {
 	return max(len(errs)-listErrorCodes, 0)
-}
-
-// plural counts n things: "1 failed device", "3 failed devices".
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return "1 " + one
-	}
-	return fmt.Sprintf("%d %s", n, many)
 }

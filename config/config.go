@@ -34,6 +34,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/partnercenter-exporter/partnercenter_exporter/internal/plural"
 )
 
 // Defaults. They are applied in one place, defaultConfig, except the token
@@ -111,13 +113,6 @@ type Customer struct {
 	ID      string   `yaml:"id"`
 	Name    string   `yaml:"name,omitempty"`
 	Batches []string `yaml:"batches"`
-}
-
-// BatchRef identifies one configured batch.
-type BatchRef struct {
-	CustomerID   string
-	CustomerName string
-	TrackingID   string
 }
 
 // AuthMode is how the exporter obtains its access tokens.
@@ -225,16 +220,9 @@ func (c *Config) Redacted() ([]byte, error) {
 // reload logs.
 func (c *Config) Summary() string {
 	return fmt.Sprintf("%s, %s, auth %s, base_url %s",
-		plural(len(c.Customers), "customer", "customers"),
-		plural(c.BatchCount(), "batch", "batches"),
+		plural.Count(len(c.Customers), "customer", "customers"),
+		plural.Count(c.BatchCount(), "batch", "batches"),
 		c.Auth.Mode(), c.PartnerCenter.BaseURL)
-}
-
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return "1 " + one
-	}
-	return fmt.Sprintf("%d %s", n, many)
 }
 
 // BatchCount returns the number of configured batches over all customers.
@@ -244,15 +232,4 @@ func (c *Config) BatchCount() int {
 		n += len(cust.Batches)
 	}
 	return n
-}
-
-// Batches lists every configured batch in file order.
-func (c *Config) Batches() []BatchRef {
-	refs := make([]BatchRef, 0, c.BatchCount())
-	for _, cust := range c.Customers {
-		for _, b := range cust.Batches {
-			refs = append(refs, BatchRef{CustomerID: cust.ID, CustomerName: cust.Name, TrackingID: b})
-		}
-	}
-	return refs
 }

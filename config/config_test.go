@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -736,29 +735,25 @@ func TestSummaryAndBatches(t *testing.T) {
 		name        string
 		cfg         *Config
 		wantSummary string
-		wantBatches []BatchRef
+		wantBatches int
 	}{
 		{
 			name:        "good",
 			cfg:         good,
 			wantSummary: "3 customers, 3 batches, auth refresh_token, base_url https://partner.partnercenterapi.microsoftonline.cn",
-			wantBatches: []BatchRef{
-				{CustomerID: "a1b2c3d4-0001-4000-8000-000000000001", CustomerName: "Contoso", TrackingID: "b0000000-0001-4000-8000-00000000000a"},
-				{CustomerID: "a1b2c3d4-0001-4000-8000-000000000001", CustomerName: "Contoso", TrackingID: "b0000000-0001-4000-8000-00000000000b"},
-				{CustomerID: "a1b2c3d4-0003-4000-8000-000000000003", CustomerName: "Fabrikam", TrackingID: "b0000000-0003-4000-8000-000000000001"},
-			},
+			wantBatches: 3,
 		},
 		{
 			name:        "minimal",
 			cfg:         minimal,
 			wantSummary: "0 customers, 0 batches, auth client_credentials, base_url https://api.partnercenter.microsoft.com",
-			wantBatches: []BatchRef{},
+			wantBatches: 0,
 		},
 		{
 			name:        "singular",
 			cfg:         one,
 			wantSummary: "1 customer, 1 batch, auth access_token_file, base_url http://127.0.0.1:1234",
-			wantBatches: []BatchRef{{CustomerID: "c", TrackingID: "b"}},
+			wantBatches: 1,
 		},
 	}
 	for _, tt := range tests {
@@ -766,11 +761,8 @@ func TestSummaryAndBatches(t *testing.T) {
 			if got := tt.cfg.Summary(); got != tt.wantSummary {
 				t.Errorf("Summary:\n got  %s\n want %s", got, tt.wantSummary)
 			}
-			if got := tt.cfg.Batches(); !slices.Equal(got, tt.wantBatches) {
-				t.Errorf("Batches:\n got  %+v\n want %+v", got, tt.wantBatches)
-			}
-			if got := tt.cfg.BatchCount(); got != len(tt.wantBatches) {
-				t.Errorf("BatchCount = %d, want %d", got, len(tt.wantBatches))
+			if got := tt.cfg.BatchCount(); got != tt.wantBatches {
+				t.Errorf("BatchCount = %d, want %d", got, tt.wantBatches)
 			}
 		})
 	}
