@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter"
 )
 
 // Values planted in testdata that must never appear in an error or output.
@@ -334,6 +336,20 @@ func TestParseGood(t *testing.T) {
 			name:  "http to localhost",
 			yaml:  "partner_center:\n  base_url: HTTP://LocalHost:8080\n" + validAuth,
 			check: wantBaseURL("HTTP://LocalHost:8080"),
+		},
+		{
+			name:  "http to LOCALHOST with the trailing dot of a fully qualified name",
+			yaml:  "partner_center:\n  base_url: http://LOCALHOST.:1234\n" + validAuth,
+			check: wantBaseURL("http://LOCALHOST.:1234"),
+		},
+		{
+			name: "token_url over http to LOCALHOST",
+			yaml: "auth:\n  client_id: " + clientID + "\n  client_secret: x\n  token_url: http://LOCALHOST:1234/t/oauth2/token\n",
+			check: func(t *testing.T, c *Config) {
+				if c.Auth.TokenURL != "http://LOCALHOST:1234/t/oauth2/token" {
+					t.Errorf("token_url = %q", c.Auth.TokenURL)
+				}
+			},
 		},
 		{
 			name: "sizes and durations in their other forms",
@@ -794,4 +810,40 @@ func TestEditDistance(t *testing.T) {
 			t.Errorf("editDistance(%q, %q) = %d, want %d", tt.a, tt.b, got, tt.want)
 		}
 	}
+}
+
+// TestLoopbackRuleMatchesClient makes sure that a base_url accepted here
+// is accepted by partnercenter.NewClient too, and one refused here is
+// refused there, each with its usual message.
+func TestLoopbackRuleMatchesClient(t *testing.T) {
+	tests := []struct {
+		url, configErr, clientErr string
+	}{
+		{url: "http://LOCALHOST:1234"},
+		{
+			url:       "http://example.com",
+			configErr: "t.yml:2: partner_center.base_url: must use https (http is allowed only for loopback hosts)",
+			clientErr: `base URL "http://example.com": must be https (plain http only on a loopback address)`,
+		},
+	}
+	tokens := partnercenter.NewAccessTokenFileSource("/nonexistent", nil)
+	for _, tt := range tests {
+		t.Run(tt.url, func(t *testing.T) {
+			_, err := Parse([]byte("partner_center:\n  base_url: "+tt.url+"\n"+validAuth), "t.yml", "")
+			if got := errorText(err); got != tt.configErr {
+				t.Errorf("config error = %q, want %q", got, tt.configErr)
+			}
+			_, err = partnercenter.NewClient(partnercenter.ClientConfig{BaseURL: tt.url, Tokens: tokens})
+			if got := errorText(err); got != tt.clientErr {
+				t.Errorf("client error = %q, want %q", got, tt.clientErr)
+			}
+		})
+	}
+}
+
+func errorText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -129,21 +128,13 @@ func (v validator) endpointURL(path, raw string, allowQuery bool) {
 		v.report(path, "must be an absolute URL such as https://host")
 	case u.User != nil:
 		v.report(path, "must not contain a user name or password")
-	case u.Scheme != "https" && (u.Scheme != "http" || !isLoopback(u.Hostname())):
+	case !partnercenter.PlainHTTPAllowed(u):
 		v.report(path, "must use https (http is allowed only for loopback hosts)")
 	case !allowQuery && (u.RawQuery != "" || u.ForceQuery):
 		v.report(path, "must not have a query")
 	case u.Fragment != "" || strings.Contains(raw, "#"):
 		v.report(path, "must not have a fragment")
 	}
-}
-
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 func (v validator) auth(a Auth) {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	mathrand "math/rand/v2"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -77,8 +76,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("base URL: %w", err)
 	}
-	plainLoopback := base.Scheme == "http" && isLoopbackHost(base.Hostname())
-	if base.Scheme != "https" && !plainLoopback {
+	if !PlainHTTPAllowed(base) {
 		return nil, fmt.Errorf("base URL %q: must be https (plain http only on a loopback address)", base.Redacted())
 	}
 	if cfg.Tokens == nil {
@@ -112,14 +110,6 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		c.obs = NopObserver{}
 	}
 	return c, nil
-}
-
-func isLoopbackHost(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // BatchURL is the address of one batch's status resource.

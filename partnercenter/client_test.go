@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -412,6 +413,11 @@ func TestNewClientRefusesPlainHTTPOffLoopback(t *testing.T) {
 		{"http://127.0.0.1:8080", ""},
 		{"http://[::1]:8080", ""},
 		{"http://localhost:8080", ""},
+		{"http://LOCALHOST:1234", ""},
+		{"http://localhost.:1234", ""},
+		{"http://example.com", `base URL "http://example.com": must be https (plain http only on a loopback address)`},
+		{"http://localhost.example.com", `base URL "http://localhost.example.com": must be https (plain http only on a loopback address)`},
+		{"ftp://127.0.0.1", `base URL "ftp://127.0.0.1": must be https (plain http only on a loopback address)`},
 		{"https://api.partnercenter.microsoft.com", ""},
 	}
 	for _, tt := range tests {
@@ -453,5 +459,34 @@ func TestParseRetryAfterValues(t *testing.T) {
 	var apiErr *partnercenter.Error
 	if !errors.As(err, &apiErr) || apiErr.RetryAfter != 5*time.Second {
 		t.Fatalf("error = %#v, want 429 with the default 5s Retry-After", err)
+	}
+}
+
+func TestPlainHTTPAllowed(t *testing.T) {
+	tests := map[string]bool{
+		"https://api.partnercenter.microsoft.com": true,
+		"https://example.com":                     true,
+		"http://localhost":                        true,
+		"http://LOCALHOST:1234":                   true,
+		"http://LocalHost.:1234/x":                true,
+		"http://127.0.0.1:80":                     true,
+		"http://127.9.9.9":                        true,
+		"http://[::1]:8080":                       true,
+		"HTTP://localhost":                        true,
+		"http://example.com":                      false,
+		"http://localhost.example.com":            false,
+		"http://10.0.0.1":                         false,
+		"http://[::2]":                            false,
+		"ftp://localhost":                         false,
+		"localhost:8080":                          false,
+	}
+	for raw, want := range tests {
+		u, err := url.Parse(raw)
+		if err != nil {
+			t.Fatalf("%s: %v", raw, err)
+		}
+		if got := partnercenter.PlainHTTPAllowed(u); got != want {
+			t.Errorf("PlainHTTPAllowed(%s) = %t, want %t", raw, got, want)
+		}
 	}
 }
