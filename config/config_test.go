@@ -52,6 +52,7 @@ func TestLoadGood(t *testing.T) {
 					MaxConcurrentRequests: 8,
 					RefreshInterval:       0,
 					MaxResponseSize:       64 << 20,
+					MaxRetryAfter:         2 * time.Minute,
 				},
 				Auth: Auth{
 					TenantID:         "contoso.onmicrosoft.com",
@@ -88,6 +89,7 @@ func TestLoadGood(t *testing.T) {
 					MaxConcurrentRequests: 4,
 					RefreshInterval:       time.Minute,
 					MaxResponseSize:       256 << 20,
+					MaxRetryAfter:         10 * time.Minute,
 				},
 				Auth: Auth{
 					TenantID:     tenantID,
@@ -162,6 +164,7 @@ func TestLoadBadConfigs(t *testing.T) {
 		"invalid-max-concurrent-low.yml":   `invalid-max-concurrent-low.yml:2: partner_center.max_concurrent_requests: must be between 1 and 64, got 0`,
 		"invalid-max-concurrent-high.yml":  `invalid-max-concurrent-high.yml:2: partner_center.max_concurrent_requests: must be between 1 and 64, got 65`,
 		"invalid-max-response-size.yml":    `invalid-max-response-size.yml:2: partner_center.max_response_size: must be greater than 0, got 0`,
+		"invalid-max-retry-after.yml":      `invalid-max-retry-after.yml:2: partner_center.max_retry_after: must be greater than 0, got -5s`,
 		"invalid-max-failed-devices.yml":   `invalid-max-failed-devices.yml:5: max_failed_devices_per_batch: must not be negative, got -1`,
 
 		"invalid-two-client-secrets.yml":      `invalid-two-client-secrets.yml:5: auth.client_secret_file: more than one credential source: client_secret, client_secret_file (use one of them)`,
@@ -253,6 +256,7 @@ func TestMisspeltKeyAtEveryLevel(t *testing.T) {
 	}{
 		{"top", validAuth + "custommers: []\n", "t.yml:5: custommers: unknown field (did you mean customers?)"},
 		{"partner_center", "partner_center:\n  baseurl: https://x.example\n" + validAuth, "t.yml:2: partner_center.baseurl: unknown field (did you mean base_url?)"},
+		{"max_retry_after", "partner_center:\n  max_retry_afer: 1m\n" + validAuth, "t.yml:2: partner_center.max_retry_afer: unknown field (did you mean max_retry_after?)"},
 		{"auth", validAuth + "  tennant_id: x\n", "t.yml:5: auth.tennant_id: unknown field (did you mean tenant_id?)"},
 		{"customer", validAuth + customers + "    naem: Contoso\n", "t.yml:7: customers[0].naem: unknown field (did you mean name?)"},
 		{"unrelated key gets no suggestion", validAuth + "colour: blue\n", "t.yml:5: colour: unknown field"},
@@ -664,6 +668,7 @@ func TestRedacted(t *testing.T) {
     max_concurrent_requests: 8
     refresh_interval: 0s
     max_response_size: 67108864
+    max_retry_after: 2m0s
 auth:
     tenant_id: contoso.onmicrosoft.com
     client_id: 5f8e7d6c-5b4a-4392-8170-6e5d4c3b2a19
@@ -697,6 +702,7 @@ customers:
     max_concurrent_requests: 4
     refresh_interval: 1m0s
     max_response_size: 268435456
+    max_retry_after: 10m0s
 auth:
     tenant_id: 0c9b5d2e-3f4a-4b6c-8d7e-9f0a1b2c3d4e
     client_id: 5f8e7d6c-5b4a-4392-8170-6e5d4c3b2a19

@@ -114,6 +114,9 @@ func (v validator) partnerCenter(pc PartnerCenter) {
 	if pc.MaxResponseSize <= 0 {
 		v.report("partner_center.max_response_size", "must be greater than 0, got %d", pc.MaxResponseSize)
 	}
+	if pc.MaxRetryAfter <= 0 {
+		v.report("partner_center.max_retry_after", "must be greater than 0, got %s", pc.MaxRetryAfter)
+	}
 }
 
 // endpointURL checks a URL the exporter sends credentials to: https, or

@@ -33,6 +33,9 @@ type ClientConfig struct {
 	UserAgent string
 	// MaxResponseSize caps one response body in bytes, 256 MiB by default.
 	MaxResponseSize int64
+	// MaxRetryAfter caps the hold after a 429, whatever its Retry-After
+	// asks for; DefaultMaxRetryAfter by default.
+	MaxRetryAfter time.Duration
 	// Decode tunes the decoder (how many failed devices are kept).
 	Decode DecodeOptions
 	// Observer is told about every request; NopObserver by default.
@@ -44,10 +47,14 @@ const (
 	DefaultAPIVersion      = "v1"
 	DefaultRequestTimeout  = 30 * time.Second
 	DefaultMaxResponseSize = 256 << 20
+	DefaultMaxRetryAfter   = 10 * time.Minute
 	// maxThrottleWaits bounds how often one call waits out a 429.
 	maxThrottleWaits = 3
 	// defaultRetryAfter is assumed when a 429 carries no usable Retry-After.
 	defaultRetryAfter = 5 * time.Second
+	// minRetryAfter is the shortest hold after a 429: a Retry-After of 0
+	// or in the past must not turn into a tight loop of requests.
+	minRetryAfter = time.Second
 	// maxErrorBody is how much of an error response is read for its code.
 	maxErrorBody = 64 << 10
 )
@@ -61,6 +68,8 @@ type Client struct {
 	tokens  TokenSource
 	agent   string
 	maxBody int64
+	// maxHold caps the hold after a 429.
+	maxHold time.Duration
 	decode  DecodeOptions
 	obs     Observer
 	now     func() time.Time
@@ -90,6 +99,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		tokens:  cfg.Tokens,
 		agent:   cfg.UserAgent,
 		maxBody: cfg.MaxResponseSize,
+		maxHold: cfg.MaxRetryAfter,
 		decode:  cfg.Decode,
 		obs:     cfg.Observer,
 		now:     time.Now,
@@ -105,6 +115,9 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	}
 	if c.maxBody <= 0 {
 		c.maxBody = DefaultMaxResponseSize
+	}
+	if c.maxHold <= 0 {
+		c.maxHold = DefaultMaxRetryAfter
 	}
 	if c.obs == nil {
 		c.obs = NopObserver{}
@@ -243,7 +256,7 @@ func (c *Client) get(ctx context.Context, target, token, corrID string) (*Batch,
 		apiErr := fail(resp.StatusCode, nil)
 		apiErr.Code, apiErr.Description = parseErrorBody(io.LimitReader(resp.Body, maxErrorBody))
 		if resp.StatusCode == http.StatusTooManyRequests {
-			apiErr.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), c.now())
+			apiErr.RetryAfter = retryAfterHold(resp.Header.Get("Retry-After"), c.now(), c.maxHold)
 		}
 		return nil, apiErr
 	}

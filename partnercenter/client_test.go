@@ -446,19 +446,63 @@ func TestBatchURLEscapes(t *testing.T) {
 	}
 }
 
-func TestParseRetryAfterValues(t *testing.T) {
-	// Exercised through the client: a missing Retry-After waits the
-	// default 5s, which outlasts a 2s deadline, so the call fails at once
-	// with one request.
+// TestRetryAfterHold checks the hold each Retry-After value gives. The
+// deadline is shorter than any hold, so every call fails at once with the
+// 429 and its hold, after one request.
+func TestRetryAfterHold(t *testing.T) {
+	now := time.Now()
+	tests := []struct {
+		name, retryAfter string
+		want             time.Duration
+	}{
+		{"missing", "", 5 * time.Second},
+		{"unreadable", "soon", 5 * time.Second},
+		{"seconds", "7", 7 * time.Second},
+		{"zero", "0", time.Second},
+		{"negative", "-30", time.Second},
+		{"a day", "86400", 10 * time.Minute},
+		{"beyond int64", "99999999999999999999", 10 * time.Minute},
+		{"date in the past", now.Add(-time.Hour).UTC().Format(http.TimeFormat), time.Second},
+		{"date far ahead", now.Add(48 * time.Hour).UTC().Format(http.TimeFormat), 10 * time.Minute},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := newTestServer(t)
+			throttled := partnercentertest.Response{Status: 429}
+			if tt.retryAfter != "" {
+				throttled.Header = http.Header{"Retry-After": {tt.retryAfter}}
+			}
+			srv.SetResponses(customerID, trackingID, smallBatch, throttled)
+			c := newTestClient(t, srv, nil, nil)
+			ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+			defer cancel()
+			_, err := c.BatchStatus(ctx, customerID, trackingID)
+			var apiErr *partnercenter.Error
+			if !errors.As(err, &apiErr) || apiErr.StatusCode != 429 || apiErr.RetryAfter != tt.want {
+				t.Fatalf("error = %#v, want a 429 holding %s", err, tt.want)
+			}
+			if got := srv.BatchRequests(customerID, trackingID); got != 1 {
+				t.Errorf("requests = %d, want 1", got)
+			}
+		})
+	}
+}
+
+// TestMaxRetryAfterCapsTheHold: with the cap below the deadline, a
+// Retry-After of a day is waited out for the cap only, and the read
+// succeeds in the same call.
+func TestMaxRetryAfterCapsTheHold(t *testing.T) {
 	srv := newTestServer(t)
-	srv.SetResponses(customerID, trackingID, smallBatch, partnercentertest.Response{Status: 429})
-	c := newTestClient(t, srv, nil, nil)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	srv.SetResponses(customerID, trackingID, smallBatch,
+		partnercentertest.Response{Status: 429, Header: http.Header{"Retry-After": {"86400"}}}, partnercentertest.Response{})
+	c := newTestClient(t, srv, nil, func(cfg *partnercenter.ClientConfig) { cfg.MaxRetryAfter = time.Second })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	_, err := c.BatchStatus(ctx, customerID, trackingID)
-	var apiErr *partnercenter.Error
-	if !errors.As(err, &apiErr) || apiErr.RetryAfter != 5*time.Second {
-		t.Fatalf("error = %#v, want 429 with the default 5s Retry-After", err)
+	if _, err := c.BatchStatus(ctx, customerID, trackingID); err != nil {
+		t.Fatal(err)
+	}
+	if got := srv.BatchRequests(customerID, trackingID); got != 2 {
+		t.Errorf("requests = %d, want 2", got)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -21,7 +22,9 @@ type Error struct {
 	Description   string
 	RequestID     string
 	CorrelationID string
-	// RetryAfter is the wait a 429 asked for.
+	// RetryAfter is how long the client holds every request back after
+	// this 429: its Retry-After, at least 1s and at most
+	// ClientConfig.MaxRetryAfter, or 5s when it had no usable one.
 	RetryAfter time.Duration
 	Err        error
 }
@@ -102,18 +105,34 @@ func parseErrorBody(r io.Reader) (code, description string) {
 	return "", oneLine(string(raw), maxDescriptionLen)
 }
 
+// retryAfterHold turns a 429's Retry-After into the hold the client
+// applies: defaultRetryAfter when it is missing or unreadable, otherwise
+// its delay raised to minRetryAfter and cut to maxHold.
+func retryAfterHold(v string, now time.Time, maxHold time.Duration) time.Duration {
+	wait, ok := parseRetryAfter(v, now)
+	if !ok {
+		wait = defaultRetryAfter
+	}
+	return min(max(wait, minRetryAfter), maxHold)
+}
+
 // parseRetryAfter reads Retry-After as delay-seconds or an HTTP date. A
-// missing or unreadable value gives defaultRetryAfter.
-func parseRetryAfter(v string, now time.Time) time.Duration {
+// negative delay or a date in the past gives a delay <= 0; a delay too
+// large for a time.Duration gives the largest one.
+func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
 	v = strings.TrimSpace(v)
-	if secs, err := strconv.Atoi(v); err == nil && secs >= 0 {
-		return time.Duration(secs) * time.Second
+	secs, err := strconv.ParseInt(v, 10, 64)
+	if err == nil || errors.Is(err, strconv.ErrRange) {
+		switch {
+		case secs > int64(math.MaxInt64/time.Second):
+			return math.MaxInt64, true
+		case secs < 0:
+			return 0, true
+		}
+		return time.Duration(secs) * time.Second, true
 	}
 	if at, err := http.ParseTime(v); err == nil {
-		if d := at.Sub(now); d > 0 {
-			return d
-		}
-		return 0
+		return at.Sub(now), true
 	}
-	return defaultRetryAfter
+	return 0, false
 }
