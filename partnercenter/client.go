@@ -164,7 +164,9 @@ func NewGUID() string {
 // BatchStatus reads one batch. Failed requests are retried within ctx's
 // deadline only: a 401 once with a fresh token, a 5xx or connection error
 // once after a short jittered pause, and a 429 after its Retry-After. The
-// returned error is an *Error carrying the request IDs, or a *TokenError.
+// returned error is an *Error carrying the request IDs, a *TokenError, or
+// a *HoldError when an earlier 429's hold outlasts ctx and nothing was
+// sent.
 func (c *Client) BatchStatus(ctx context.Context, customerID, trackingID string) (*Batch, error) {
 	if !ValidGUID(customerID) {
 		return nil, fmt.Errorf("customer ID %q is not a GUID", customerID)
@@ -177,7 +179,7 @@ func (c *Client) BatchStatus(ctx context.Context, customerID, trackingID string)
 	var retried401, retried5xx bool
 	throttleWaits := 0
 	for {
-		if err := c.waitForThrottle(ctx, corrID); err != nil {
+		if err := c.waitForThrottle(ctx); err != nil {
 			return nil, err
 		}
 		token, err := c.tokens.Token(ctx)
@@ -309,20 +311,29 @@ func (c *cappedReader) tooLarge() error {
 	return fmt.Errorf("%w: more than %d bytes (partner_center.max_response_size)", ErrResponseTooLarge, c.max)
 }
 
-// waitForThrottle holds the request back while an earlier 429's
-// Retry-After runs, or fails at once when that outlasts ctx.
-func (c *Client) waitForThrottle(ctx context.Context, corrID string) error {
-	c.mu.Lock()
-	wait := c.throttledUntil.Sub(c.now())
-	c.mu.Unlock()
-	if wait <= 0 {
+// waitForThrottle holds the request back while an earlier 429's hold
+// runs, or fails at once with a *HoldError when the hold outlasts ctx.
+func (c *Client) waitForThrottle(ctx context.Context) error {
+	until := c.ThrottledUntil()
+	if until.IsZero() {
 		return nil
 	}
+	wait := until.Sub(c.now())
 	if !c.fits(ctx, wait) {
-		return &Error{StatusCode: http.StatusTooManyRequests, CorrelationID: corrID, RetryAfter: wait,
-			Err: fmt.Errorf("throttled: Retry-After (%s left) outlasts the scrape deadline", wait.Round(time.Millisecond))}
+		return &HoldError{Until: until}
 	}
 	return sleep(ctx, wait)
+}
+
+// ThrottledUntil returns when the hold after the last 429 ends, or the
+// zero time when no hold is in force.
+func (c *Client) ThrottledUntil() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.throttledUntil.After(c.now()) {
+		return time.Time{}
+	}
+	return c.throttledUntil
 }
 
 func (c *Client) throttle(d time.Duration) {

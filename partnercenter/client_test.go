@@ -291,13 +291,25 @@ func TestThrottlingBeyondDeadlineHoldsAllRequests(t *testing.T) {
 	c := newTestClient(t, srv, obs, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
+	if !c.ThrottledUntil().IsZero() {
+		t.Errorf("ThrottledUntil = %v before any 429, want the zero time", c.ThrottledUntil())
+	}
 	_, err := c.BatchStatus(ctx, customerID, trackingID)
 	checkErr(t, err, "HTTP 429", 429)
+	until := c.ThrottledUntil()
+	if until.IsZero() {
+		t.Fatal("ThrottledUntil is zero after a 429 with Retry-After: 120")
+	}
 	// Another batch within the Retry-After window is not even asked for.
 	_, err = c.BatchStatus(ctx, customerID, otherBatch)
+	var holdErr *partnercenter.HoldError
 	var apiErr *partnercenter.Error
-	if !errors.As(err, &apiErr) || apiErr.StatusCode != 429 || !strings.Contains(err.Error(), "outlasts the scrape deadline") {
-		t.Errorf("second batch error = %v, want a local 429 refusal", err)
+	if !errors.As(err, &holdErr) || errors.As(err, &apiErr) || !holdErr.Until.Equal(until) {
+		t.Fatalf("second batch error = %#v, want a *HoldError until %v and no *Error", err, until)
+	}
+	want := "held by the exporter until " + until.UTC().Format(time.RFC3339) + " after an HTTP 429 from Partner Center; no request sent"
+	if err.Error() != want {
+		t.Errorf("error = %q, want %q", err, want)
 	}
 	if got := srv.TotalBatchRequests(); got != 1 {
 		t.Errorf("batch requests = %d, want 1", got)

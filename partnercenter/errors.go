@@ -53,6 +53,20 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
+// HoldError means the client sent no request: an earlier HTTP 429 holds
+// every request back until Until, which is past the caller's deadline. It
+// is not an *Error because Partner Center did not answer this call.
+type HoldError struct {
+	Until time.Time
+}
+
+// Error reads like "held by the exporter until 2026-11-25T10:05:00Z after
+// an HTTP 429 from Partner Center; no request sent".
+func (e *HoldError) Error() string {
+	return "held by the exporter until " + e.Until.UTC().Format(time.RFC3339) +
+		" after an HTTP 429 from Partner Center; no request sent"
+}
+
 // Temporary reports whether a retry may succeed: no response at all, or a
 // server-side (5xx) failure.
 func (e *Error) Temporary() bool {
