@@ -262,23 +262,45 @@ func (c *Client) get(ctx context.Context, target, token, corrID string) (*Batch,
 		}
 		return nil, apiErr
 	}
-	batch, err := c.decodeBody(resp)
+	body := &transportReader{r: resp.Body}
+	batch, err := c.decodeBody(resp, body)
 	// The request's duration includes reading the body: that is where a
 	// large batch spends its time.
 	c.obs.APIRequest(resp.StatusCode, c.now().Sub(start))
-	if err != nil {
+	switch {
+	case err != nil && body.err != nil:
+		// The connection failed (reset, timeout) while the body was read:
+		// no complete response, like a failure before the headers.
+		return nil, fail(0, err)
+	case err != nil:
 		return nil, fail(resp.StatusCode, err)
 	}
 	return batch, nil
 }
 
-func (c *Client) decodeBody(resp *http.Response) (*Batch, error) {
+func (c *Client) decodeBody(resp *http.Response, body io.Reader) (*Batch, error) {
 	if resp.ContentLength > c.maxBody {
 		return nil, fmt.Errorf("%w: Content-Length %d exceeds %d bytes (partner_center.max_response_size)",
 			ErrResponseTooLarge, resp.ContentLength, c.maxBody)
 	}
-	body := &cappedReader{r: resp.Body, left: c.maxBody, max: c.maxBody}
-	return Decode(body, resp.Header.Get("Content-Type"), c.decode)
+	capped := &cappedReader{r: body, left: c.maxBody, max: c.maxBody}
+	return Decode(capped, resp.Header.Get("Content-Type"), c.decode)
+}
+
+// transportReader remembers the first error other than io.EOF that
+// reading the body gave, so that a failed connection is told apart from a
+// body that arrived whole but could not be decoded.
+type transportReader struct {
+	r   io.Reader
+	err error
+}
+
+func (t *transportReader) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	if err != nil && !errors.Is(err, io.EOF) && t.err == nil {
+		t.err = err
+	}
+	return n, err
 }
 
 // ErrResponseTooLarge is returned when a body exceeds MaxResponseSize.

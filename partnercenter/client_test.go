@@ -3,6 +3,8 @@ package partnercenter_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -544,5 +546,76 @@ func TestPlainHTTPAllowed(t *testing.T) {
 		if got := partnercenter.PlainHTTPAllowed(u); got != want {
 			t.Errorf("PlainHTTPAllowed(%s) = %t, want %t", raw, got, want)
 		}
+	}
+}
+
+func TestUnavailable(t *testing.T) {
+	apiErr := func(status int) error {
+		return fmt.Errorf("read batch: %w", &partnercenter.Error{StatusCode: status})
+	}
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"nil", nil, false},
+		{"token endpoint refusal", fmt.Errorf("get token: %w", &partnercenter.TokenError{StatusCode: 400, Code: "invalid_client"}), true},
+		{"token transport failure", errors.New("get token: token request: connection refused"), true},
+		{"context expiry", fmt.Errorf("get token: waiting for token: %w", context.DeadlineExceeded), true},
+		{"no response", apiErr(0), true},
+		{"401", apiErr(401), true},
+		{"500", apiErr(500), true},
+		{"503", apiErr(503), true},
+		{"200 not decodable", &partnercenter.Error{StatusCode: 200, Err: errors.New("decode batch: unexpected EOF")}, false},
+		{"302", apiErr(302), false},
+		{"307", apiErr(307), false},
+		{"400", apiErr(400), false},
+		{"403", apiErr(403), false},
+		{"404", apiErr(404), false},
+		{"429", apiErr(429), false},
+		{"hold", fmt.Errorf("read batch: %w", &partnercenter.HoldError{Until: time.Now().Add(time.Minute)}), false},
+	}
+	for _, tt := range tests {
+		if got := partnercenter.Unavailable(tt.err); got != tt.want {
+			t.Errorf("%s: Unavailable(%v) = %t, want %t", tt.name, tt.err, got, tt.want)
+		}
+	}
+}
+
+// TestResetMidBodyIsNoResponse: a connection that ends before the body
+// Content-Length announced is a failed request (status 0, retried once),
+// not a bad answer from a working service.
+func TestResetMidBodyIsNoResponse(t *testing.T) {
+	var mu sync.Mutex
+	requests := 0
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		mu.Lock()
+		requests++
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Length", "1000")
+		// Returning after fewer bytes makes the server drop the connection.
+		_, _ = io.WriteString(w, `{"batchTrackingId":"2f5a`)
+	}))
+	defer api.Close()
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte("opaque-token"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := partnercenter.NewClient(partnercenter.ClientConfig{BaseURL: api.URL,
+		Tokens: partnercenter.NewAccessTokenFileSource(tokenFile, nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.BatchStatus(context.Background(), customerID, trackingID)
+	var apiErr *partnercenter.Error
+	want := "request failed: decode batch: batchTrackingId: unexpected EOF"
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != 0 || err.Error() != want || !partnercenter.Unavailable(err) {
+		t.Fatalf("error = %v, want an unavailable *Error with status 0 saying %q", err, want)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if requests != 2 {
+		t.Errorf("requests = %d, want 2 (a connection failure is retried once)", requests)
 	}
 }

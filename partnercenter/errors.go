@@ -74,10 +74,21 @@ func (e *Error) Temporary() bool {
 }
 
 // Unavailable reports whether err means the API could not be used at all:
-// no token, no response, a timeout, 401/403 or a 5xx. A 404, a 429 or an
-// undecodable body prove the service is there and answering.
+// no token (a *TokenError, or any error that is not an *Error, such as a
+// token transport failure or an expired context), no complete response
+// (StatusCode 0: connection failure, timeout, reset mid-body), a 401 (the
+// exporter's own credentials) or a 5xx.
+//
+// Everything else proves the service is there and answering, and concerns
+// one batch rather than the exporter: a 403 (one customer's permission),
+// 404, 429, 3xx or other 4xx, a 200 that could not be decoded, and a
+// *HoldError (nothing was sent).
 func Unavailable(err error) bool {
 	if err == nil {
+		return false
+	}
+	var holdErr *HoldError
+	if errors.As(err, &holdErr) {
 		return false
 	}
 	var tokenErr *TokenError
@@ -86,18 +97,10 @@ func Unavailable(err error) bool {
 	}
 	var apiErr *Error
 	if !errors.As(err, &apiErr) {
-		// Token transport failures and context expiry end up here.
 		return true
 	}
-	switch {
-	case apiErr.StatusCode == 0:
-		return true
-	case apiErr.StatusCode == http.StatusUnauthorized, apiErr.StatusCode == http.StatusForbidden:
-		return true
-	case apiErr.StatusCode >= 500:
-		return true
-	}
-	return false
+	code := apiErr.StatusCode
+	return code == 0 || code == http.StatusUnauthorized || code >= 500
 }
 
 // maxDescriptionLen bounds a service-provided description kept in errors.
