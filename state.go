@@ -144,6 +144,7 @@ func newClient(cfg *config.Config, httpc *http.Client, obs partnercenter.Observe
 		Tokens:          tokens,
 		UserAgent:       userAgent(),
 		MaxResponseSize: cfg.PartnerCenter.MaxResponseSize,
+		MaxRetryAfter:   cfg.PartnerCenter.MaxRetryAfter,
 		Decode:          partnercenter.DecodeOptions{MaxFailedDevices: maxFailed},
 		Observer:        obs,
 	})

@@ -64,6 +64,7 @@ var DefaultPartnerCenter = PartnerCenter{
 	MaxConcurrentRequests: 4,
 	RefreshInterval:       time.Minute,
 	MaxResponseSize:       256 << 20,
+	MaxRetryAfter:         10 * time.Minute,
 }
 
 // Config is the whole configuration file.
@@ -90,6 +91,10 @@ type PartnerCenter struct {
 	RefreshInterval time.Duration `yaml:"refresh_interval"`
 	// MaxResponseSize caps one response body, in bytes.
 	MaxResponseSize int64 `yaml:"max_response_size"`
+	// MaxRetryAfter caps how long a 429's Retry-After holds back every
+	// request, so that a bogus or hostile value cannot silence the
+	// exporter for days.
+	MaxRetryAfter time.Duration `yaml:"max_retry_after"`
 }
 
 // Auth holds the credentials for the Partner Center API. See Mode for how

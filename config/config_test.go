@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter"
 )
 
 // Values planted in testdata that must never appear in an error or output.
@@ -49,6 +51,7 @@ func TestLoadGood(t *testing.T) {
 					MaxConcurrentRequests: 8,
 					RefreshInterval:       0,
 					MaxResponseSize:       64 << 20,
+					MaxRetryAfter:         2 * time.Minute,
 				},
 				Auth: Auth{
 					TenantID:         "contoso.onmicrosoft.com",
@@ -85,6 +88,7 @@ func TestLoadGood(t *testing.T) {
 					MaxConcurrentRequests: 4,
 					RefreshInterval:       time.Minute,
 					MaxResponseSize:       256 << 20,
+					MaxRetryAfter:         10 * time.Minute,
 				},
 				Auth: Auth{
 					TenantID:     tenantID,
@@ -159,6 +163,7 @@ func TestLoadBadConfigs(t *testing.T) {
 		"invalid-max-concurrent-low.yml":   `invalid-max-concurrent-low.yml:2: partner_center.max_concurrent_requests: must be between 1 and 64, got 0`,
 		"invalid-max-concurrent-high.yml":  `invalid-max-concurrent-high.yml:2: partner_center.max_concurrent_requests: must be between 1 and 64, got 65`,
 		"invalid-max-response-size.yml":    `invalid-max-response-size.yml:2: partner_center.max_response_size: must be greater than 0, got 0`,
+		"invalid-max-retry-after.yml":      `invalid-max-retry-after.yml:2: partner_center.max_retry_after: must be greater than 0, got -5s`,
 		"invalid-max-failed-devices.yml":   `invalid-max-failed-devices.yml:5: max_failed_devices_per_batch: must not be negative, got -1`,
 
 		"invalid-two-client-secrets.yml":      `invalid-two-client-secrets.yml:5: auth.client_secret_file: more than one credential source: client_secret, client_secret_file (use one of them)`,
@@ -250,6 +255,7 @@ func TestMisspeltKeyAtEveryLevel(t *testing.T) {
 	}{
 		{"top", validAuth + "custommers: []\n", "t.yml:5: custommers: unknown field (did you mean customers?)"},
 		{"partner_center", "partner_center:\n  baseurl: https://x.example\n" + validAuth, "t.yml:2: partner_center.baseurl: unknown field (did you mean base_url?)"},
+		{"max_retry_after", "partner_center:\n  max_retry_afer: 1m\n" + validAuth, "t.yml:2: partner_center.max_retry_afer: unknown field (did you mean max_retry_after?)"},
 		{"auth", validAuth + "  tennant_id: x\n", "t.yml:5: auth.tennant_id: unknown field (did you mean tenant_id?)"},
 		{"customer", validAuth + customers + "    naem: Contoso\n", "t.yml:7: customers[0].naem: unknown field (did you mean name?)"},
 		{"unrelated key gets no suggestion", validAuth + "colour: blue\n", "t.yml:5: colour: unknown field"},
@@ -333,6 +339,20 @@ func TestParseGood(t *testing.T) {
 			name:  "http to localhost",
 			yaml:  "partner_center:\n  base_url: HTTP://LocalHost:8080\n" + validAuth,
 			check: wantBaseURL("HTTP://LocalHost:8080"),
+		},
+		{
+			name:  "http to LOCALHOST with the trailing dot of a fully qualified name",
+			yaml:  "partner_center:\n  base_url: http://LOCALHOST.:1234\n" + validAuth,
+			check: wantBaseURL("http://LOCALHOST.:1234"),
+		},
+		{
+			name: "token_url over http to LOCALHOST",
+			yaml: "auth:\n  client_id: " + clientID + "\n  client_secret: x\n  token_url: http://LOCALHOST:1234/t/oauth2/token\n",
+			check: func(t *testing.T, c *Config) {
+				if c.Auth.TokenURL != "http://LOCALHOST:1234/t/oauth2/token" {
+					t.Errorf("token_url = %q", c.Auth.TokenURL)
+				}
+			},
 		},
 		{
 			name: "sizes and durations in their other forms",
@@ -647,6 +667,7 @@ func TestRedacted(t *testing.T) {
     max_concurrent_requests: 8
     refresh_interval: 0s
     max_response_size: 67108864
+    max_retry_after: 2m0s
 auth:
     tenant_id: contoso.onmicrosoft.com
     client_id: 5f8e7d6c-5b4a-4392-8170-6e5d4c3b2a19
@@ -680,6 +701,7 @@ customers:
     max_concurrent_requests: 4
     refresh_interval: 1m0s
     max_response_size: 268435456
+    max_retry_after: 10m0s
 auth:
     tenant_id: 0c9b5d2e-3f4a-4b6c-8d7e-9f0a1b2c3d4e
     client_id: 5f8e7d6c-5b4a-4392-8170-6e5d4c3b2a19
@@ -786,4 +808,40 @@ func TestEditDistance(t *testing.T) {
 			t.Errorf("editDistance(%q, %q) = %d, want %d", tt.a, tt.b, got, tt.want)
 		}
 	}
+}
+
+// TestLoopbackRuleMatchesClient makes sure that a base_url accepted here
+// is accepted by partnercenter.NewClient too, and one refused here is
+// refused there, each with its usual message.
+func TestLoopbackRuleMatchesClient(t *testing.T) {
+	tests := []struct {
+		url, configErr, clientErr string
+	}{
+		{url: "http://LOCALHOST:1234"},
+		{
+			url:       "http://example.com",
+			configErr: "t.yml:2: partner_center.base_url: must use https (http is allowed only for loopback hosts)",
+			clientErr: `base URL "http://example.com": must be https (plain http only on a loopback address)`,
+		},
+	}
+	tokens := partnercenter.NewAccessTokenFileSource("/nonexistent", nil)
+	for _, tt := range tests {
+		t.Run(tt.url, func(t *testing.T) {
+			_, err := Parse([]byte("partner_center:\n  base_url: "+tt.url+"\n"+validAuth), "t.yml", "")
+			if got := errorText(err); got != tt.configErr {
+				t.Errorf("config error = %q, want %q", got, tt.configErr)
+			}
+			_, err = partnercenter.NewClient(partnercenter.ClientConfig{BaseURL: tt.url, Tokens: tokens})
+			if got := errorText(err); got != tt.clientErr {
+				t.Errorf("client error = %q, want %q", got, tt.clientErr)
+			}
+		})
+	}
+}
+
+func errorText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
 }

@@ -186,6 +186,7 @@ func (d *decoder) partnerCenter(n *yaml.Node, path string, pc *PartnerCenter) {
 		"max_concurrent_requests": d.integer(&pc.MaxConcurrentRequests),
 		"refresh_interval":        d.duration(&pc.RefreshInterval),
 		"max_response_size":       d.byteSize(&pc.MaxResponseSize),
+		"max_retry_after":         d.duration(&pc.MaxRetryAfter),
 	})
 }
 

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -115,6 +114,9 @@ func (v validator) partnerCenter(pc PartnerCenter) {
 	if pc.MaxResponseSize <= 0 {
 		v.report("partner_center.max_response_size", "must be greater than 0, got %d", pc.MaxResponseSize)
 	}
+	if pc.MaxRetryAfter <= 0 {
+		v.report("partner_center.max_retry_after", "must be greater than 0, got %s", pc.MaxRetryAfter)
+	}
 }
 
 // endpointURL checks a URL the exporter sends credentials to: https, or
@@ -129,21 +131,13 @@ func (v validator) endpointURL(path, raw string, allowQuery bool) {
 		v.report(path, "must be an absolute URL such as https://host")
 	case u.User != nil:
 		v.report(path, "must not contain a user name or password")
-	case u.Scheme != "https" && (u.Scheme != "http" || !isLoopback(u.Hostname())):
+	case !partnercenter.PlainHTTPAllowed(u):
 		v.report(path, "must use https (http is allowed only for loopback hosts)")
 	case !allowQuery && (u.RawQuery != "" || u.ForceQuery):
 		v.report(path, "must not have a query")
 	case u.Fragment != "" || strings.Contains(raw, "#"):
 		v.report(path, "must not have a fragment")
 	}
-}
-
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 func (v validator) auth(a Auth) {

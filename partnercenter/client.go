@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	mathrand "math/rand/v2"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -34,6 +33,9 @@ type ClientConfig struct {
 	UserAgent string
 	// MaxResponseSize caps one response body in bytes, 256 MiB by default.
 	MaxResponseSize int64
+	// MaxRetryAfter caps the hold after a 429, whatever its Retry-After
+	// asks for; DefaultMaxRetryAfter by default.
+	MaxRetryAfter time.Duration
 	// Decode tunes the decoder (how many failed devices are kept).
 	Decode DecodeOptions
 	// Observer is told about every request; NopObserver by default.
@@ -45,10 +47,14 @@ const (
 	DefaultAPIVersion      = "v1"
 	DefaultRequestTimeout  = 30 * time.Second
 	DefaultMaxResponseSize = 256 << 20
+	DefaultMaxRetryAfter   = 10 * time.Minute
 	// maxThrottleWaits bounds how often one call waits out a 429.
 	maxThrottleWaits = 3
 	// defaultRetryAfter is assumed when a 429 carries no usable Retry-After.
 	defaultRetryAfter = 5 * time.Second
+	// minRetryAfter is the shortest hold after a 429: a Retry-After of 0
+	// or in the past must not turn into a tight loop of requests.
+	minRetryAfter = time.Second
 	// maxErrorBody is how much of an error response is read for its code.
 	maxErrorBody = 64 << 10
 )
@@ -62,6 +68,8 @@ type Client struct {
 	tokens  TokenSource
 	agent   string
 	maxBody int64
+	// maxHold caps the hold after a 429.
+	maxHold time.Duration
 	decode  DecodeOptions
 	obs     Observer
 	now     func() time.Time
@@ -77,8 +85,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("base URL: %w", err)
 	}
-	plainLoopback := base.Scheme == "http" && isLoopbackHost(base.Hostname())
-	if base.Scheme != "https" && !plainLoopback {
+	if !PlainHTTPAllowed(base) {
 		return nil, fmt.Errorf("base URL %q: must be https (plain http only on a loopback address)", base.Redacted())
 	}
 	if cfg.Tokens == nil {
@@ -92,6 +99,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		tokens:  cfg.Tokens,
 		agent:   cfg.UserAgent,
 		maxBody: cfg.MaxResponseSize,
+		maxHold: cfg.MaxRetryAfter,
 		decode:  cfg.Decode,
 		obs:     cfg.Observer,
 		now:     time.Now,
@@ -108,18 +116,13 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	if c.maxBody <= 0 {
 		c.maxBody = DefaultMaxResponseSize
 	}
+	if c.maxHold <= 0 {
+		c.maxHold = DefaultMaxRetryAfter
+	}
 	if c.obs == nil {
 		c.obs = NopObserver{}
 	}
 	return c, nil
-}
-
-func isLoopbackHost(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // BatchURL is the address of one batch's status resource.
@@ -161,7 +164,9 @@ func NewGUID() string {
 // BatchStatus reads one batch. Failed requests are retried within ctx's
 // deadline only: a 401 once with a fresh token, a 5xx or connection error
 // once after a short jittered pause, and a 429 after its Retry-After. The
-// returned error is an *Error carrying the request IDs, or a *TokenError.
+// returned error is an *Error carrying the request IDs, a *TokenError, or
+// a *HoldError when an earlier 429's hold outlasts ctx and nothing was
+// sent.
 func (c *Client) BatchStatus(ctx context.Context, customerID, trackingID string) (*Batch, error) {
 	if !ValidGUID(customerID) {
 		return nil, fmt.Errorf("customer ID %q is not a GUID", customerID)
@@ -174,7 +179,7 @@ func (c *Client) BatchStatus(ctx context.Context, customerID, trackingID string)
 	var retried401, retried5xx bool
 	throttleWaits := 0
 	for {
-		if err := c.waitForThrottle(ctx, corrID); err != nil {
+		if err := c.waitForThrottle(ctx); err != nil {
 			return nil, err
 		}
 		token, err := c.tokens.Token(ctx)
@@ -253,27 +258,49 @@ func (c *Client) get(ctx context.Context, target, token, corrID string) (*Batch,
 		apiErr := fail(resp.StatusCode, nil)
 		apiErr.Code, apiErr.Description = parseErrorBody(io.LimitReader(resp.Body, maxErrorBody))
 		if resp.StatusCode == http.StatusTooManyRequests {
-			apiErr.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), c.now())
+			apiErr.RetryAfter = retryAfterHold(resp.Header.Get("Retry-After"), c.now(), c.maxHold)
 		}
 		return nil, apiErr
 	}
-	batch, err := c.decodeBody(resp)
+	body := &transportReader{r: resp.Body}
+	batch, err := c.decodeBody(resp, body)
 	// The request's duration includes reading the body: that is where a
 	// large batch spends its time.
 	c.obs.APIRequest(resp.StatusCode, c.now().Sub(start))
-	if err != nil {
+	switch {
+	case err != nil && body.err != nil:
+		// The connection failed (reset, timeout) while the body was read:
+		// no complete response, like a failure before the headers.
+		return nil, fail(0, err)
+	case err != nil:
 		return nil, fail(resp.StatusCode, err)
 	}
 	return batch, nil
 }
 
-func (c *Client) decodeBody(resp *http.Response) (*Batch, error) {
+func (c *Client) decodeBody(resp *http.Response, body io.Reader) (*Batch, error) {
 	if resp.ContentLength > c.maxBody {
 		return nil, fmt.Errorf("%w: Content-Length %d exceeds %d bytes (partner_center.max_response_size)",
 			ErrResponseTooLarge, resp.ContentLength, c.maxBody)
 	}
-	body := &cappedReader{r: resp.Body, left: c.maxBody, max: c.maxBody}
-	return Decode(body, resp.Header.Get("Content-Type"), c.decode)
+	capped := &cappedReader{r: body, left: c.maxBody, max: c.maxBody}
+	return Decode(capped, resp.Header.Get("Content-Type"), c.decode)
+}
+
+// transportReader remembers the first error other than io.EOF that
+// reading the body gave, so that a failed connection is told apart from a
+// body that arrived whole but could not be decoded.
+type transportReader struct {
+	r   io.Reader
+	err error
+}
+
+func (t *transportReader) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	if err != nil && !errors.Is(err, io.EOF) && t.err == nil {
+		t.err = err
+	}
+	return n, err
 }
 
 // ErrResponseTooLarge is returned when a body exceeds MaxResponseSize.
@@ -306,20 +333,29 @@ func (c *cappedReader) tooLarge() error {
 	return fmt.Errorf("%w: more than %d bytes (partner_center.max_response_size)", ErrResponseTooLarge, c.max)
 }
 
-// waitForThrottle holds the request back while an earlier 429's
-// Retry-After runs, or fails at once when that outlasts ctx.
-func (c *Client) waitForThrottle(ctx context.Context, corrID string) error {
-	c.mu.Lock()
-	wait := c.throttledUntil.Sub(c.now())
-	c.mu.Unlock()
-	if wait <= 0 {
+// waitForThrottle holds the request back while an earlier 429's hold
+// runs, or fails at once with a *HoldError when the hold outlasts ctx.
+func (c *Client) waitForThrottle(ctx context.Context) error {
+	until := c.ThrottledUntil()
+	if until.IsZero() {
 		return nil
 	}
+	wait := until.Sub(c.now())
 	if !c.fits(ctx, wait) {
-		return &Error{StatusCode: http.StatusTooManyRequests, CorrelationID: corrID, RetryAfter: wait,
-			Err: fmt.Errorf("throttled: Retry-After (%s left) outlasts the scrape deadline", wait.Round(time.Millisecond))}
+		return &HoldError{Until: until}
 	}
 	return sleep(ctx, wait)
+}
+
+// ThrottledUntil returns when the hold after the last 429 ends, or the
+// zero time when no hold is in force.
+func (c *Client) ThrottledUntil() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.throttledUntil.After(c.now()) {
+		return time.Time{}
+	}
+	return c.throttledUntil
 }
 
 func (c *Client) throttle(d time.Duration) {

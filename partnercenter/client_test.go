@@ -3,8 +3,11 @@ package partnercenter_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -290,13 +293,25 @@ func TestThrottlingBeyondDeadlineHoldsAllRequests(t *testing.T) {
 	c := newTestClient(t, srv, obs, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
+	if !c.ThrottledUntil().IsZero() {
+		t.Errorf("ThrottledUntil = %v before any 429, want the zero time", c.ThrottledUntil())
+	}
 	_, err := c.BatchStatus(ctx, customerID, trackingID)
 	checkErr(t, err, "HTTP 429", 429)
+	until := c.ThrottledUntil()
+	if until.IsZero() {
+		t.Fatal("ThrottledUntil is zero after a 429 with Retry-After: 120")
+	}
 	// Another batch within the Retry-After window is not even asked for.
 	_, err = c.BatchStatus(ctx, customerID, otherBatch)
+	var holdErr *partnercenter.HoldError
 	var apiErr *partnercenter.Error
-	if !errors.As(err, &apiErr) || apiErr.StatusCode != 429 || !strings.Contains(err.Error(), "outlasts the scrape deadline") {
-		t.Errorf("second batch error = %v, want a local 429 refusal", err)
+	if !errors.As(err, &holdErr) || errors.As(err, &apiErr) || !holdErr.Until.Equal(until) {
+		t.Fatalf("second batch error = %#v, want a *HoldError until %v and no *Error", err, until)
+	}
+	want := "held by the exporter until " + until.UTC().Format(time.RFC3339) + " after an HTTP 429 from Partner Center; no request sent"
+	if err.Error() != want {
+		t.Errorf("error = %q, want %q", err, want)
 	}
 	if got := srv.TotalBatchRequests(); got != 1 {
 		t.Errorf("batch requests = %d, want 1", got)
@@ -412,6 +427,11 @@ func TestNewClientRefusesPlainHTTPOffLoopback(t *testing.T) {
 		{"http://127.0.0.1:8080", ""},
 		{"http://[::1]:8080", ""},
 		{"http://localhost:8080", ""},
+		{"http://LOCALHOST:1234", ""},
+		{"http://localhost.:1234", ""},
+		{"http://example.com", `base URL "http://example.com": must be https (plain http only on a loopback address)`},
+		{"http://localhost.example.com", `base URL "http://localhost.example.com": must be https (plain http only on a loopback address)`},
+		{"ftp://127.0.0.1", `base URL "ftp://127.0.0.1": must be https (plain http only on a loopback address)`},
 		{"https://api.partnercenter.microsoft.com", ""},
 	}
 	for _, tt := range tests {
@@ -440,18 +460,162 @@ func TestBatchURLEscapes(t *testing.T) {
 	}
 }
 
-func TestParseRetryAfterValues(t *testing.T) {
-	// Exercised through the client: a missing Retry-After waits the
-	// default 5s, which outlasts a 2s deadline, so the call fails at once
-	// with one request.
+// TestRetryAfterHold checks the hold each Retry-After value gives. The
+// deadline is shorter than any hold, so every call fails at once with the
+// 429 and its hold, after one request.
+func TestRetryAfterHold(t *testing.T) {
+	now := time.Now()
+	tests := []struct {
+		name, retryAfter string
+		want             time.Duration
+	}{
+		{"missing", "", 5 * time.Second},
+		{"unreadable", "soon", 5 * time.Second},
+		{"seconds", "7", 7 * time.Second},
+		{"zero", "0", time.Second},
+		{"negative", "-30", time.Second},
+		{"a day", "86400", 10 * time.Minute},
+		{"beyond int64", "99999999999999999999", 10 * time.Minute},
+		{"date in the past", now.Add(-time.Hour).UTC().Format(http.TimeFormat), time.Second},
+		{"date far ahead", now.Add(48 * time.Hour).UTC().Format(http.TimeFormat), 10 * time.Minute},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := newTestServer(t)
+			throttled := partnercentertest.Response{Status: 429}
+			if tt.retryAfter != "" {
+				throttled.Header = http.Header{"Retry-After": {tt.retryAfter}}
+			}
+			srv.SetResponses(customerID, trackingID, smallBatch, throttled)
+			c := newTestClient(t, srv, nil, nil)
+			ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+			defer cancel()
+			_, err := c.BatchStatus(ctx, customerID, trackingID)
+			var apiErr *partnercenter.Error
+			if !errors.As(err, &apiErr) || apiErr.StatusCode != 429 || apiErr.RetryAfter != tt.want {
+				t.Fatalf("error = %#v, want a 429 holding %s", err, tt.want)
+			}
+			if got := srv.BatchRequests(customerID, trackingID); got != 1 {
+				t.Errorf("requests = %d, want 1", got)
+			}
+		})
+	}
+}
+
+// TestMaxRetryAfterCapsTheHold: with the cap below the deadline, a
+// Retry-After of a day is waited out for the cap only, and the read
+// succeeds in the same call.
+func TestMaxRetryAfterCapsTheHold(t *testing.T) {
 	srv := newTestServer(t)
-	srv.SetResponses(customerID, trackingID, smallBatch, partnercentertest.Response{Status: 429})
-	c := newTestClient(t, srv, nil, nil)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	srv.SetResponses(customerID, trackingID, smallBatch,
+		partnercentertest.Response{Status: 429, Header: http.Header{"Retry-After": {"86400"}}}, partnercentertest.Response{})
+	c := newTestClient(t, srv, nil, func(cfg *partnercenter.ClientConfig) { cfg.MaxRetryAfter = time.Second })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	_, err := c.BatchStatus(ctx, customerID, trackingID)
+	if _, err := c.BatchStatus(ctx, customerID, trackingID); err != nil {
+		t.Fatal(err)
+	}
+	if got := srv.BatchRequests(customerID, trackingID); got != 2 {
+		t.Errorf("requests = %d, want 2", got)
+	}
+}
+
+func TestPlainHTTPAllowed(t *testing.T) {
+	tests := map[string]bool{
+		"https://api.partnercenter.microsoft.com": true,
+		"https://example.com":                     true,
+		"http://localhost":                        true,
+		"http://LOCALHOST:1234":                   true,
+		"http://LocalHost.:1234/x":                true,
+		"http://127.0.0.1:80":                     true,
+		"http://127.9.9.9":                        true,
+		"http://[::1]:8080":                       true,
+		"HTTP://localhost":                        true,
+		"http://example.com":                      false,
+		"http://localhost.example.com":            false,
+		"http://10.0.0.1":                         false,
+		"http://[::2]":                            false,
+		"ftp://localhost":                         false,
+		"localhost:8080":                          false,
+	}
+	for raw, want := range tests {
+		u, err := url.Parse(raw)
+		if err != nil {
+			t.Fatalf("%s: %v", raw, err)
+		}
+		if got := partnercenter.PlainHTTPAllowed(u); got != want {
+			t.Errorf("PlainHTTPAllowed(%s) = %t, want %t", raw, got, want)
+		}
+	}
+}
+
+func TestUnavailable(t *testing.T) {
+	apiErr := func(status int) error {
+		return fmt.Errorf("read batch: %w", &partnercenter.Error{StatusCode: status})
+	}
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"nil", nil, false},
+		{"token endpoint refusal", fmt.Errorf("get token: %w", &partnercenter.TokenError{StatusCode: 400, Code: "invalid_client"}), true},
+		{"token transport failure", errors.New("get token: token request: connection refused"), true},
+		{"context expiry", fmt.Errorf("get token: waiting for token: %w", context.DeadlineExceeded), true},
+		{"no response", apiErr(0), true},
+		{"401", apiErr(401), true},
+		{"500", apiErr(500), true},
+		{"503", apiErr(503), true},
+		{"200 not decodable", &partnercenter.Error{StatusCode: 200, Err: errors.New("decode batch: unexpected EOF")}, false},
+		{"302", apiErr(302), false},
+		{"307", apiErr(307), false},
+		{"400", apiErr(400), false},
+		{"403", apiErr(403), false},
+		{"404", apiErr(404), false},
+		{"429", apiErr(429), false},
+		{"hold", fmt.Errorf("read batch: %w", &partnercenter.HoldError{Until: time.Now().Add(time.Minute)}), false},
+	}
+	for _, tt := range tests {
+		if got := partnercenter.Unavailable(tt.err); got != tt.want {
+			t.Errorf("%s: Unavailable(%v) = %t, want %t", tt.name, tt.err, got, tt.want)
+		}
+	}
+}
+
+// TestResetMidBodyIsNoResponse: a connection that ends before the body
+// Content-Length announced is a failed request (status 0, retried once),
+// not a bad answer from a working service.
+func TestResetMidBodyIsNoResponse(t *testing.T) {
+	var mu sync.Mutex
+	requests := 0
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		mu.Lock()
+		requests++
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Length", "1000")
+		// Returning after fewer bytes makes the server drop the connection.
+		_, _ = io.WriteString(w, `{"batchTrackingId":"2f5a`)
+	}))
+	defer api.Close()
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte("opaque-token"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := partnercenter.NewClient(partnercenter.ClientConfig{BaseURL: api.URL,
+		Tokens: partnercenter.NewAccessTokenFileSource(tokenFile, nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.BatchStatus(context.Background(), customerID, trackingID)
 	var apiErr *partnercenter.Error
-	if !errors.As(err, &apiErr) || apiErr.RetryAfter != 5*time.Second {
-		t.Fatalf("error = %#v, want 429 with the default 5s Retry-After", err)
+	want := "request failed: decode batch: batchTrackingId: unexpected EOF"
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != 0 || err.Error() != want || !partnercenter.Unavailable(err) {
+		t.Fatalf("error = %v, want an unavailable *Error with status 0 saying %q", err, want)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if requests != 2 {
+		t.Errorf("requests = %d, want 2 (a connection failure is retried once)", requests)
 	}
 }

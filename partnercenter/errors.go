@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -21,7 +22,9 @@ type Error struct {
 	Description   string
 	RequestID     string
 	CorrelationID string
-	// RetryAfter is the wait a 429 asked for.
+	// RetryAfter is how long the client holds every request back after
+	// this 429: its Retry-After, at least 1s and at most
+	// ClientConfig.MaxRetryAfter, or 5s when it had no usable one.
 	RetryAfter time.Duration
 	Err        error
 }
@@ -50,6 +53,20 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
+// HoldError means the client sent no request: an earlier HTTP 429 holds
+// every request back until Until, which is past the caller's deadline. It
+// is not an *Error because Partner Center did not answer this call.
+type HoldError struct {
+	Until time.Time
+}
+
+// Error reads like "held by the exporter until 2026-11-25T10:05:00Z after
+// an HTTP 429 from Partner Center; no request sent".
+func (e *HoldError) Error() string {
+	return "held by the exporter until " + e.Until.UTC().Format(time.RFC3339) +
+		" after an HTTP 429 from Partner Center; no request sent"
+}
+
 // Temporary reports whether a retry may succeed: no response at all, or a
 // server-side (5xx) failure.
 func (e *Error) Temporary() bool {
@@ -57,10 +74,21 @@ func (e *Error) Temporary() bool {
 }
 
 // Unavailable reports whether err means the API could not be used at all:
-// no token, no response, a timeout, 401/403 or a 5xx. A 404, a 429 or an
-// undecodable body prove the service is there and answering.
+// no token (a *TokenError, or any error that is not an *Error, such as a
+// token transport failure or an expired context), no complete response
+// (StatusCode 0: connection failure, timeout, reset mid-body), a 401 (the
+// exporter's own credentials) or a 5xx.
+//
+// Everything else proves the service is there and answering, and concerns
+// one batch rather than the exporter: a 403 (one customer's permission),
+// 404, 429, 3xx or other 4xx, a 200 that could not be decoded, and a
+// *HoldError (nothing was sent).
 func Unavailable(err error) bool {
 	if err == nil {
+		return false
+	}
+	var holdErr *HoldError
+	if errors.As(err, &holdErr) {
 		return false
 	}
 	var tokenErr *TokenError
@@ -69,18 +97,10 @@ func Unavailable(err error) bool {
 	}
 	var apiErr *Error
 	if !errors.As(err, &apiErr) {
-		// Token transport failures and context expiry end up here.
 		return true
 	}
-	switch {
-	case apiErr.StatusCode == 0:
-		return true
-	case apiErr.StatusCode == http.StatusUnauthorized, apiErr.StatusCode == http.StatusForbidden:
-		return true
-	case apiErr.StatusCode >= 500:
-		return true
-	}
-	return false
+	code := apiErr.StatusCode
+	return code == 0 || code == http.StatusUnauthorized || code >= 500
 }
 
 // maxDescriptionLen bounds a service-provided description kept in errors.
@@ -102,18 +122,34 @@ func parseErrorBody(r io.Reader) (code, description string) {
 	return "", oneLine(string(raw), maxDescriptionLen)
 }
 
+// retryAfterHold turns a 429's Retry-After into the hold the client
+// applies: defaultRetryAfter when it is missing or unreadable, otherwise
+// its delay raised to minRetryAfter and cut to maxHold.
+func retryAfterHold(v string, now time.Time, maxHold time.Duration) time.Duration {
+	wait, ok := parseRetryAfter(v, now)
+	if !ok {
+		wait = defaultRetryAfter
+	}
+	return min(max(wait, minRetryAfter), maxHold)
+}
+
 // parseRetryAfter reads Retry-After as delay-seconds or an HTTP date. A
-// missing or unreadable value gives defaultRetryAfter.
-func parseRetryAfter(v string, now time.Time) time.Duration {
+// negative delay or a date in the past gives a delay <= 0; a delay too
+// large for a time.Duration gives the largest one.
+func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
 	v = strings.TrimSpace(v)
-	if secs, err := strconv.Atoi(v); err == nil && secs >= 0 {
-		return time.Duration(secs) * time.Second
+	secs, err := strconv.ParseInt(v, 10, 64)
+	if err == nil || errors.Is(err, strconv.ErrRange) {
+		switch {
+		case secs > int64(math.MaxInt64/time.Second):
+			return math.MaxInt64, true
+		case secs < 0:
+			return 0, true
+		}
+		return time.Duration(secs) * time.Second, true
 	}
 	if at, err := http.ParseTime(v); err == nil {
-		if d := at.Sub(now); d > 0 {
-			return d
-		}
-		return 0
+		return at.Sub(now), true
 	}
-	return defaultRetryAfter
+	return 0, false
 }

@@ -345,6 +345,12 @@ type tokenAnswer struct {
 // form, which are scrubbed from error descriptions should the endpoint
 // ever echo them. No error contains the form or the body.
 func (e tokenEndpoint) request(ctx context.Context, form url.Values, sent ...string) (tokenAnswer, error) {
+	// The form carries a secret: never send it in the clear off loopback,
+	// whatever URL the caller configured. The URL is not repeated, as it
+	// may carry a query.
+	if u, err := url.Parse(e.url); err != nil || !PlainHTTPAllowed(u) {
+		return tokenAnswer{}, errors.New("token URL must be https (plain http only on a loopback address)")
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.url, strings.NewReader(form.Encode()))
 	if err != nil {
 		return tokenAnswer{}, fmt.Errorf("building token request: %w", err)

@@ -975,3 +975,45 @@ func TestAccessTokenFileSourceCanceledContext(t *testing.T) {
 	tokenCheckError(t, err, "waiting for token: context canceled")
 	obs.check(t, map[string]int{})
 }
+
+// tokenCountingTransport counts the requests that reach the network and
+// answers none of them.
+type tokenCountingTransport struct {
+	mu sync.Mutex
+	n  int
+}
+
+func (c *tokenCountingTransport) RoundTrip(*http.Request) (*http.Response, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.n++
+	return nil, errors.New("tokenCountingTransport sends nothing")
+}
+
+func (c *tokenCountingTransport) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n
+}
+
+func TestTokenSourceRefusesPlainHTTPOffLoopback(t *testing.T) {
+	dir := t.TempDir()
+	refreshFile := filepath.Join(dir, "refresh")
+	tokenWriteFile(t, refreshFile, "rt-1\n", 0o600)
+	for _, tokenURL := range []string{"http://login.example.com/t/oauth2/token", "http://[::1"} {
+		transport := &tokenCountingTransport{}
+		hc := &http.Client{Transport: transport}
+		sources := map[string]TokenSource{
+			"client credentials": NewClientCredentialsSource(tokenTestCredentials(tokenURL), hc, nil),
+			"refresh token": NewRefreshTokenSource(RefreshTokenConfig{TokenURL: tokenURL, ClientID: tokenTestClientID,
+				Resource: tokenTestResource, RefreshTokenFile: refreshFile}, hc, nil),
+		}
+		for name, src := range sources {
+			_, err := src.Token(context.Background())
+			tokenCheckError(t, err, "token URL must be https (plain http only on a loopback address)")
+			if got := transport.count(); got != 0 {
+				t.Errorf("%s, %s: %d requests sent, want 0", name, tokenURL, got)
+			}
+		}
+	}
+}

@@ -1,0 +1,58 @@
+package partnercenter
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+)
+
+func TestHoldErrorText(t *testing.T) {
+	until := time.Date(2026, 11, 25, 10, 5, 0, 750_000_000, time.FixedZone("CET", 3600))
+	err := &HoldError{Until: until}
+	want := "held by the exporter until 2026-11-25T09:05:00Z after an HTTP 429 from Partner Center; no request sent"
+	if err.Error() != want {
+		t.Errorf("Error() = %q, want %q", err.Error(), want)
+	}
+}
+
+// TestThrottledUntil drives the hold with a clock that moves only when
+// told to.
+func TestThrottledUntil(t *testing.T) {
+	clock := newTokenTestClock()
+	c, err := NewClient(ClientConfig{BaseURL: "https://api.example", Tokens: NewAccessTokenFileSource("/nonexistent", nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.now = clock.Now
+	if got := c.ThrottledUntil(); !got.IsZero() {
+		t.Fatalf("ThrottledUntil = %v before any 429, want zero", got)
+	}
+	c.throttle(30 * time.Second)
+	want := clock.Now().Add(30 * time.Second)
+	if got := c.ThrottledUntil(); !got.Equal(want) {
+		t.Fatalf("ThrottledUntil = %v, want %v", got, want)
+	}
+
+	// A shorter hold does not shorten the one in force.
+	c.throttle(time.Second)
+	if got := c.ThrottledUntil(); !got.Equal(want) {
+		t.Errorf("ThrottledUntil = %v after a shorter hold, want %v", got, want)
+	}
+
+	// The hold outlasts this deadline: refused without waiting.
+	ctx, cancel := context.WithDeadline(context.Background(), clock.Now().Add(10*time.Second))
+	defer cancel()
+	var holdErr *HoldError
+	if err := c.waitForThrottle(ctx); !errors.As(err, &holdErr) || !holdErr.Until.Equal(want) {
+		t.Errorf("waitForThrottle = %v, want a *HoldError until %v", err, want)
+	}
+
+	clock.Advance(30 * time.Second)
+	if got := c.ThrottledUntil(); !got.IsZero() {
+		t.Errorf("ThrottledUntil = %v once the hold has passed, want zero", got)
+	}
+	if err := c.waitForThrottle(ctx); err != nil {
+		t.Errorf("waitForThrottle = %v once the hold has passed, want nil", err)
+	}
+}
