@@ -200,15 +200,13 @@ func summarize(t collector.Target, s collector.BatchState, now time.Time) batchS
 		sum.Devices = countDevices(b.Devices)
 		sum.StartedTime = timeOrNil(b.StartedTime)
 		sum.CompletedTime = timeOrNil(b.CompletedTime)
-		if d, running, ok := batchDuration(b, now); ok {
+		if d, running, ok := b.Duration(now); ok {
 			secs := d.Seconds()
 			sum.DurationSeconds, sum.Running = &secs, running
 		}
-		for _, e := range b.Errors {
+		for _, e := range b.ErrorsByDevices() {
 			sum.Errors = append(sum.Errors, errorCount{Code: e.Code, Description: e.Description, Devices: e.Devices})
 		}
-		// Most devices first; ties keep the order the service listed them.
-		slices.SortStableFunc(sum.Errors, func(a, b errorCount) int { return cmp.Compare(b.Devices, a.Devices) })
 		sum.OtherErrorDevices = b.OtherErrorDevices
 		sum.FailedDevicesKept = len(b.FailedDevices)
 		sum.FailedDevicesOmitted = b.FailedDevicesOmitted
@@ -250,21 +248,6 @@ func countDevices(d partnercenter.DeviceCounts) *deviceCounts {
 		Unknown:            d[partnercenter.StatusUnknown],
 		Total:              d.Total(),
 	}
-}
-
-// batchDuration is completed − started once both are set, and now −
-// started while an unfinished batch runs (running is then true), as the
-// partnercenter_batch_duration_seconds metric computes it.
-func batchDuration(b *partnercenter.Batch, now time.Time) (d time.Duration, running, ok bool) {
-	switch {
-	case b.StartedTime.IsZero():
-		return 0, false, false
-	case !b.CompletedTime.IsZero():
-		return max(b.CompletedTime.Sub(b.StartedTime), 0), false, true
-	case b.Status.Done():
-		return 0, false, false
-	}
-	return max(now.Sub(b.StartedTime), 0), true, true
 }
 
 // describeError picks out of a read error what helps to act on it. The

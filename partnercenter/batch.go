@@ -6,6 +6,8 @@
 package partnercenter
 
 import (
+	"cmp"
+	"slices"
 	"strings"
 	"time"
 )
@@ -151,4 +153,29 @@ type DecodeOptions struct {
 	// MaxFailedDevices caps Batch.FailedDevices; 0 means
 	// DefaultMaxFailedDevices, a negative value keeps none.
 	MaxFailedDevices int
+}
+
+// Duration is completed − started once both are set, and now − started
+// while an unfinished batch runs (running is then true). A finished batch
+// without a completion time has none (ok is false) rather than one that
+// grows for ever, and so has a batch that has not started. Clock skew
+// never makes it negative.
+func (b *Batch) Duration(now time.Time) (d time.Duration, running, ok bool) {
+	switch {
+	case b.StartedTime.IsZero():
+		return 0, false, false
+	case !b.CompletedTime.IsZero():
+		return max(b.CompletedTime.Sub(b.StartedTime), 0), false, true
+	case b.Status.Done():
+		return 0, false, false
+	}
+	return max(now.Sub(b.StartedTime), 0), true, true
+}
+
+// ErrorsByDevices returns a copy of Errors, the codes with most devices
+// first and ties in the order the service listed them.
+func (b *Batch) ErrorsByDevices() []ErrorCount {
+	codes := slices.Clone(b.Errors)
+	slices.SortStableFunc(codes, func(x, y ErrorCount) int { return cmp.Compare(y.Devices, x.Devices) })
+	return codes
 }
