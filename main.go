@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -31,6 +32,9 @@ import (
 const (
 	exporterName = "partnercenter_exporter"
 	defaultPort  = ":10046"
+	// shutdownTimeout bounds how long answers already being written may
+	// take to finish after SIGTERM.
+	shutdownTimeout = 10 * time.Second
 )
 
 func main() {
@@ -153,7 +157,15 @@ func serve(f *flags, logger log.Logger, toolkitLogger *slog.Logger, sigs chan os
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	// Every request's context derives from base, so that shutting down ends
+	// the scrapes still waiting on reads instead of waiting for them.
+	base, cancelRequests := context.WithCancel(context.Background())
+	defer cancelRequests()
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return base },
+	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- web.ListenAndServe(srv, f.web, toolkitLogger) }()
 
@@ -172,7 +184,8 @@ func serve(f *flags, logger log.Logger, toolkitLogger *slog.Logger, sigs chan os
 				continue
 			}
 			level.Info(logger).Log("msg", "shutting down", "signal", sig)
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			cancelRequests()
+			ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 			defer cancel()
 			return srv.Shutdown(ctx)
 		}
