@@ -269,22 +269,42 @@ func TestEndToEnd(t *testing.T) {
 		t.Errorf("token requests = %d, want 1", got)
 	}
 
-	// A third scrape after the tokens expired: the finished batch is not
-	// read again, the running one is still fresh, and the 404 batch is
-	// asked again: it gets a 401, a new token and a retry.
+	// A third scrape after the tokens expired, within refresh_interval: no
+	// batch is due. The finished one is settled, the running one fresh, and
+	// the failing ones (404, 500) wait for refresh_interval like the others.
+	// The slow batch's read outlived the scrapes that gave up on it and is
+	// still running: it is joined, not sent again.
 	srv.ExpireTokens()
 	_, m := exp.scrape(t, "5")
-	if got := srv.BatchRequests(customer1, finishedID); got != 1 {
-		t.Errorf("finished batch read %d times over three scrapes, want 1", got)
+	if got := srv.TotalBatchRequests(); got != 8 {
+		t.Errorf("%d batch requests after a third scrape within refresh_interval, want still 8", got)
 	}
-	if got := srv.BatchRequests(customer2, missingID); got != 3 {
-		t.Errorf("404 batch: %d requests, want 3 (one per scrape, plus the retry after the 401)", got)
-	}
-	if got := srv.TokenRequests(); got != 2 {
-		t.Errorf("token requests after expiry = %d, want 2", got)
+	if got := srv.TokenRequests(); got != 1 {
+		t.Errorf("token requests = %d, want 1 (nothing was due)", got)
 	}
 	if v := value(t, m, "partnercenter_batch_scrape_success", batchLabels(customer1, runningID)); v != 1 {
 		t.Errorf("running batch scrape_success within refresh_interval = %v, want 1", v)
+	}
+
+	// With refresh_interval 0s every unsettled batch is due: the 404 batch
+	// gets a 401 for the expired token, a new token and a retry. The
+	// reload keeps the client and its token, as only read settings changed.
+	setConfig(t, path, "refresh_interval: 1m", "refresh_interval: 0s")
+	if err := exp.state.reload(); err != nil {
+		t.Fatal(err)
+	}
+	_, m = exp.scrape(t, "5")
+	if got := srv.BatchRequests(customer1, finishedID); got != 1 {
+		t.Errorf("finished batch read %d times over four scrapes, want 1", got)
+	}
+	if got := srv.BatchRequests(customer1, slowID); got != 1 {
+		t.Errorf("slow batch: %d requests, want 1 (its first read is still running)", got)
+	}
+	if got := srv.BatchRequests(customer2, missingID); got != 3 {
+		t.Errorf("404 batch: %d requests, want 3 (the first, then a 401 and the retry)", got)
+	}
+	if got := srv.TokenRequests(); got != 2 {
+		t.Errorf("token requests after expiry = %d, want 2", got)
 	}
 	if v := value(t, m, "partnercenter_token_requests_total", "result=success"); v != 2 {
 		t.Errorf("partnercenter_token_requests_total{result=success} = %v, want 2", v)
@@ -543,6 +563,42 @@ func TestRunServesReloadsAndStops(t *testing.T) {
 	if strings.Contains(stderr.String(), testSecret) {
 		t.Error("the log contains the client secret")
 	}
+}
+
+// TestSIGTERMDuringASlowScrape: a scrape waits on a read that takes a
+// minute, with a scrape timeout longer than the shutdown bound. SIGTERM
+// ends that scrape, and the exporter exits 0 well within 10 s.
+func TestSIGTERMDuringASlowScrape(t *testing.T) {
+	srv := fakeWithBatches(t)
+	dir := t.TempDir()
+	path := writeConfig(t, dir, srv, map[string][]string{customer1: {slowID}})
+	addr := freeLoopbackAddr(t)
+	sigs := make(chan os.Signal, 1)
+	stderr := &syncBuffer{}
+	done := make(chan int, 1)
+	go func() {
+		done <- run([]string{"--config.file", path, "--web.listen-address", addr, "--scrape.timeout", "2m"}, io.Discard, stderr, sigs)
+	}()
+	base := "http://" + addr
+	waitFor(t, func() bool { _, status, _ := fetch(base + "/-/ready"); return status == http.StatusOK })
+	scraped := make(chan error, 1)
+	go func() { _, _, err := fetch(base + "/metrics"); scraped <- err }()
+	waitFor(t, func() bool { return srv.BatchRequests(customer1, slowID) == 1 })
+
+	sigs <- syscall.SIGTERM
+	start := time.Now()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Errorf("exit code %d, want 0; log:\n%s", code, stderr.String())
+		}
+		if waited := time.Since(start); waited >= shutdownTimeout {
+			t.Errorf("exit took %s, want less than %s", waited, shutdownTimeout)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("exporter did not stop after SIGTERM")
+	}
+	<-scraped // The scrape ended with the server, one way or the other.
 }
 
 func waitFor(t *testing.T, cond func() bool) {

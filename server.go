@@ -49,7 +49,7 @@ func newMux(state *exporterState, selfReg *prometheus.Registry, opts serverOptio
 	})
 	if !opts.disableBatchDetails {
 		// The failed-device pages read the cache, never the API.
-		batches := batchpages.NewHandler(batchpages.Options{Snapshot: state.currentConfig, State: state.cache.State})
+		batches := batchpages.NewHandler(batchpages.Options{Snapshot: state.currentConfig, State: state.store.Get})
 		mux.Handle("/batches", batches)
 		mux.Handle("/batches/", batches)
 	}
@@ -92,7 +92,8 @@ func landingPage(opts serverOptions) (http.Handler, error) {
 
 // metricsHandler serves one scrape: the batch collector bound to this
 // request's deadline on a registry of its own, beside the long-lived
-// self-metrics. The cache behind the collector is shared by all scrapes.
+// self-metrics. The reader and store behind the collector are shared by all
+// scrapes.
 func metricsHandler(state *exporterState, selfReg *prometheus.Registry, opts serverOptions, logger log.Logger) http.Handler {
 	errLog := promhttpLogger{level.Error(logger)}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -107,7 +108,7 @@ func metricsHandler(state *exporterState, selfReg *prometheus.Registry, opts ser
 		ctx = partnercenter.WithCorrelationID(ctx, partnercenter.NewGUID())
 
 		scrapeReg := prometheus.NewRegistry()
-		scrapeReg.MustRegister(collector.NewScrape(ctx, live.cfg, live.client, state.cache))
+		scrapeReg.MustRegister(collector.NewScrape(ctx, live.cfg, live.client, state.reader))
 		// The scrape goes first so the traffic counters include its requests.
 		gatherers := prometheus.Gatherers{scrapeReg, selfReg}
 		promhttp.HandlerFor(gatherers, promhttp.HandlerOpts{

@@ -26,15 +26,16 @@ type liveConfig struct {
 	client *partnercenter.Client
 }
 
-// exporterState holds what survives reloads: the live configuration, the
-// batch cache and the reload metrics. Scrapes take one snapshot of the live
+// exporterState holds what survives reloads: the live configuration, what
+// is known of the batches and who reads them, and the reload metrics. Scrapes take one snapshot of the live
 // configuration and use it to the end.
 type exporterState struct {
 	logger  log.Logger
 	load    func() (*config.Config, error)
 	httpc   *http.Client
 	obs     partnercenter.Observer
-	cache   *collector.Cache
+	store   *collector.Store
+	reader  *collector.Reader
 	current atomic.Pointer[liveConfig]
 
 	reloadMu      sync.Mutex
@@ -45,12 +46,14 @@ type exporterState struct {
 func newExporterState(logger log.Logger, load func() (*config.Config, error), httpc *http.Client,
 	obs partnercenter.Observer, reg prometheus.Registerer,
 ) *exporterState {
+	store := collector.NewStore()
 	s := &exporterState{
 		logger: logger,
 		load:   load,
 		httpc:  httpc,
 		obs:    obs,
-		cache:  collector.NewCache(log.With(logger, "component", "cache"), 1),
+		store:  store,
+		reader: collector.NewReader(store, log.With(logger, "component", "reader"), 1),
 		reloadSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "partnercenter", Subsystem: "config", Name: "last_reload_successful",
 			Help: "Whether the last configuration reload attempt was successful.",
@@ -101,9 +104,16 @@ func (s *exporterState) reload() (err error) {
 	if err != nil {
 		return fmt.Errorf("partner center client: %w", err)
 	}
-	s.cache.SetMaxConcurrent(cfg.PartnerCenter.MaxConcurrentRequests)
+	s.reader.SetMaxConcurrent(cfg.PartnerCenter.MaxConcurrentRequests)
+	if old != nil && !sameReadSettings(old.cfg, cfg) {
+		s.store.Reset()
+		level.Info(s.logger).Log("msg", "API, credentials or kept failed devices changed: every batch will be read again")
+	}
+	// The store learns the new batches before scrapes see them, so that a
+	// scrape of the new configuration can record its reads, and a scrape
+	// still running on the old one cannot bring back a removed batch.
+	s.store.Retain(collector.Targets(cfg))
 	s.current.Store(&liveConfig{cfg: cfg, client: client})
-	s.cache.Retain(collector.Targets(cfg))
 	level.Info(s.logger).Log("msg", "configuration loaded", "summary", cfg.Summary())
 	return nil
 }
@@ -117,8 +127,25 @@ func (s *exporterState) clientFor(cfg *config.Config, old *liveConfig) (*partner
 	return newClient(cfg, s.httpc, s.obs)
 }
 
+// sameReadSettings reports whether reads made under a are still what b
+// would read: the same API, the same credentials (and so the same partner)
+// and the same number of failed devices kept.
+func sameReadSettings(a, b *config.Config) bool {
+	return a.PartnerCenter.BaseURL == b.PartnerCenter.BaseURL &&
+		a.PartnerCenter.APIVersion == b.PartnerCenter.APIVersion &&
+		reflect.DeepEqual(a.Auth, b.Auth) &&
+		a.MaxFailedDevicesPerBatch == b.MaxFailedDevicesPerBatch
+}
+
+// sameClientSettings reports whether a client built for a serves b: the
+// settings of the reads themselves (how often, how many at once) do not
+// reach the client.
 func sameClientSettings(a, b *config.Config) bool {
-	return reflect.DeepEqual(a.PartnerCenter, b.PartnerCenter) &&
+	clientPart := func(pc config.PartnerCenter) config.PartnerCenter {
+		pc.RefreshInterval, pc.MaxConcurrentRequests = 0, 0
+		return pc
+	}
+	return reflect.DeepEqual(clientPart(a.PartnerCenter), clientPart(b.PartnerCenter)) &&
 		reflect.DeepEqual(a.Auth, b.Auth) &&
 		a.MaxFailedDevicesPerBatch == b.MaxFailedDevicesPerBatch
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"runtime"
 	"testing"
+	"time"
 
 	"github.com/go-kit/log"
 
@@ -22,6 +23,8 @@ type decodingSource struct {
 	body []byte
 	opts partnercenter.DecodeOptions
 }
+
+func (decodingSource) ThrottledUntil() time.Time { return time.Time{} }
 
 func (s decodingSource) BatchStatus(_ context.Context, _, _ string) (*partnercenter.Batch, error) {
 	batch, err := partnercenter.Decode(bytes.NewReader(s.body), "application/json; charset=utf-8", s.opts)
@@ -42,7 +45,7 @@ func bigBatchBody() []byte {
 }
 
 // BenchmarkFailedDevicesMemory decodes a 100k-device batch with 10%
-// failures and stores it in the collector's cache, keeping the default
+// failures and stores it in the collector's store, keeping the default
 // 10000 failed devices. Besides -benchmem's per-read allocations it
 // reports retained-B/batch: the heap a stored batch keeps alive after
 // garbage collection, which is what the pages cost per configured batch.
@@ -52,14 +55,21 @@ func BenchmarkFailedDevicesMemory(b *testing.B) {
 	ctx := context.Background()
 	b.SetBytes(int64(len(src.body)))
 	for b.Loop() {
-		// A new cache each time: a cache reads a finished batch only once.
-		cache := collector.NewCache(log.NewNopLogger(), 1)
-		cache.Refresh(ctx, src, []collector.Target{target}, 0)
-		if s, _ := cache.State(target); s.Batch == nil || len(s.Batch.FailedDevices) != 10_000 {
+		// A new store each time: a finished batch is read only once.
+		store := readInto(ctx, src, target)
+		if s, _ := store.Get(target); s.Batch == nil || len(s.Batch.FailedDevices) != 10_000 {
 			b.Fatalf("the stored batch is %+v, want 10000 failed devices (err %v)", s.Batch, s.LastError)
 		}
 	}
 	b.ReportMetric(float64(retainedPerBatch(b, src)), "retained-B/batch")
+}
+
+// readInto reads targets from src into a new store, as a scrape does.
+func readInto(ctx context.Context, src collector.Source, targets ...collector.Target) *collector.Store {
+	store := collector.NewStore()
+	store.Retain(targets)
+	collector.NewReader(store, log.NewNopLogger(), 1).Read(ctx, src, targets, collector.ReadPolicy{})
+	return store
 }
 
 // retainedPerBatch stores a few copies of the batch under different IDs
@@ -70,19 +80,18 @@ func retainedPerBatch(b *testing.B, src decodingSource) uint64 {
 	for i := range targets {
 		targets[i] = collector.Target{CustomerID: custA, TrackingID: fmt.Sprintf("%08d-0000-4000-8000-000000000000", i)}
 	}
-	cache := collector.NewCache(log.NewNopLogger(), 1)
 	before := liveHeap()
-	cache.Refresh(context.Background(), src, targets, 0)
+	store := readInto(context.Background(), src, targets...)
 	after := liveHeap()
 	for _, tg := range targets {
-		if s, _ := cache.State(tg); s.Batch == nil {
+		if s, _ := store.Get(tg); s.Batch == nil {
 			b.Fatalf("batch %s was not stored: %v", tg.TrackingID, s.LastError)
 		}
 	}
 	// The body must stay live too, or its collection would hide the
 	// batches' cost.
 	runtime.KeepAlive(src.body)
-	runtime.KeepAlive(cache)
+	runtime.KeepAlive(store)
 	if after < before {
 		return 0
 	}

@@ -18,18 +18,18 @@ import (
 	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter/partnercentertest"
 )
 
-// These tests fill the real collector.Cache through the real client from
+// These tests fill the real collector.Store through the real client from
 // a partnercentertest server, as the exporter does on a scrape, and then
 // open the pages.
 
-// readTime replaces the wall-clock read times of the cache, so that the
+// readTime replaces the wall-clock read times of the store, so that the
 // expected rows can be exact.
 var readTime = at(-5)
 
 type liveFixture struct {
 	srv   *partnercentertest.Server
 	cfg   *config.Config
-	cache *collector.Cache
+	store *collector.Store
 	// devices are what the fake sends for batchErrors.
 	devices []partnercentertest.Device
 }
@@ -40,7 +40,7 @@ func newLiveFixture(t *testing.T) *liveFixture {
 	t.Helper()
 	srv := partnercentertest.NewServer()
 	t.Cleanup(srv.Close)
-	f := &liveFixture{srv: srv, cfg: testConfig(), cache: collector.NewCache(log.NewNopLogger(), 4)}
+	f := &liveFixture{srv: srv, cfg: testConfig(), store: collector.NewStore()}
 	f.cfg.MaxFailedDevicesPerBatch = maxKept
 
 	srv.SetBatch(custA, batchOK, partnercentertest.Batch{
@@ -115,7 +115,8 @@ func (f *liveFixture) refresh(t *testing.T, c *partnercenter.Client, ids ...stri
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	ctx = partnercenter.WithCorrelationID(ctx, correlationID)
-	f.cache.Refresh(ctx, c, targets, 0)
+	f.store.Retain(collector.Targets(f.cfg))
+	collector.NewReader(f.store, log.NewNopLogger(), 4).Read(ctx, c, targets, collector.ReadPolicy{})
 }
 
 // lastRequestID is the MS-RequestId of the last request for a batch.
@@ -137,7 +138,7 @@ func (f *liveFixture) handler() http.Handler {
 	return NewHandler(Options{
 		Snapshot: func() *config.Config { return f.cfg },
 		State: func(tg collector.Target) (collector.BatchState, bool) {
-			s, ok := f.cache.State(tg)
+			s, ok := f.store.Get(tg)
 			if !s.LastSuccess.IsZero() {
 				s.LastSuccess = readTime
 			}
@@ -340,7 +341,7 @@ func TestPagesMakeNoUpstreamRequest(t *testing.T) {
 }
 
 // TestReloadKeepsDataOfConfiguredBatches mirrors what the exporter does on
-// reload: the new configuration is swapped in and the cache forgets the
+// reload: the new configuration is swapped in and the store forgets the
 // batches it no longer lists.
 func TestReloadKeepsDataOfConfiguredBatches(t *testing.T) {
 	f := newLiveFixture(t)
@@ -352,7 +353,7 @@ func TestReloadKeepsDataOfConfiguredBatches(t *testing.T) {
 	reloaded.Customers = reloaded.Customers[:1]
 	reloaded.Customers[0].Batches = []string{batchErrors}
 	f.cfg = reloaded
-	f.cache.Retain(collector.Targets(reloaded))
+	f.store.Retain(collector.Targets(reloaded))
 
 	list := decodeJSON[listPage](t, get(t, h, http.MethodGet, "/batches?format=json").Body.Bytes())
 	if len(list.Batches) != 1 || list.Batches[0].TrackingID != batchErrors || list.Batches[0].FailedDevicesKept != maxKept {

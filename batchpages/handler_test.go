@@ -59,7 +59,7 @@ func testConfig() *config.Config {
 
 func at(minutes int) time.Time { return t0.Add(time.Duration(minutes) * time.Minute) }
 
-// fakeStates is what the collector's cache would hold for testConfig.
+// fakeStates is what the collector's store would hold for testConfig.
 func fakeStates() map[string]collector.BatchState {
 	return map[string]collector.BatchState{
 		batchOK: {

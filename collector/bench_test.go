@@ -11,7 +11,7 @@ import (
 )
 
 // BenchmarkCollectCached measures one scrape of 1000 finished batches
-// served from the cache: the steady state of a large deployment.
+// served from the store: the steady state of a large deployment.
 func BenchmarkCollectCached(b *testing.B) {
 	var batches []string
 	for i := range 1000 {
@@ -21,7 +21,7 @@ func BenchmarkCollectCached(b *testing.B) {
 	for _, id := range batches {
 		h.src.setBatch(custA, id, finishedWithErrors())
 	}
-	h.cache.Refresh(context.Background(), h.src, Targets(h.cfg), 0)
+	h.read(context.Background())
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {

@@ -4,8 +4,7 @@ package collector
 
 import (
 	"context"
-	"errors"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -49,13 +48,16 @@ var (
 		"When the values shown for the batch were read from Partner Center, as a Unix timestamp.",
 		batchLabels, nil)
 	batchScrapeSuccessDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "batch", "scrape_success"),
-		"1 when the values shown for the batch are current, 0 when its last read failed or it was never read.",
+		"1 when the last read of the batch succeeded, 0 when it failed or no read has finished yet.",
 		batchLabels, nil)
 	customerInfoDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "customer", "info"),
 		"Configured customer, with its name.",
 		[]string{"customer_id", "customer_name"}, nil)
 	upDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "", "up"),
-		"0 when no token could be obtained or every API request of this scrape failed, 1 otherwise.",
+		"1 when Partner Center is reachable with the configured credentials; 0 when no token can be had, or the last read of every batch still being read failed with a connection error, timeout, 401 or 5xx.",
+		nil, nil)
+	throttledUntilDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "api", "throttled_until_timestamp_seconds"),
+		"When the exporter's hold on API requests after an HTTP 429 ends, as a Unix timestamp; 0 when none is in force.",
 		nil, nil)
 	scrapeDurationDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "scrape", "duration_seconds"),
 		"Wall time this scrape spent collecting batch data.",
@@ -67,24 +69,24 @@ var (
 	allDescs = []*prometheus.Desc{
 		batchStatusDesc, batchDevicesDesc, batchDeviceErrorsDesc, batchStartedDesc,
 		batchCompletedDesc, batchDurationDesc, batchLastSuccessDesc, batchScrapeSuccessDesc,
-		customerInfoDesc, upDesc, scrapeDurationDesc, batchesConfiguredDesc,
+		customerInfoDesc, upDesc, scrapeDurationDesc, batchesConfiguredDesc, throttledUntilDesc,
 	}
 )
 
 // Scrape is one scrape's view of the exporter: the configuration as it was
 // when the scrape began, bound to the scrape's context (and so to its
-// deadline). The Cache it reads through outlives it.
+// deadline). The Reader it reads through, and its Store, outlive it.
 type Scrape struct {
-	ctx   context.Context
-	cfg   *config.Config
-	src   Source
-	cache *Cache
-	now   func() time.Time
+	ctx    context.Context
+	cfg    *config.Config
+	src    Source
+	reader *Reader
+	now    func() time.Time
 }
 
 // NewScrape returns the collector for one scrape.
-func NewScrape(ctx context.Context, cfg *config.Config, src Source, cache *Cache) *Scrape {
-	return &Scrape{ctx: ctx, cfg: cfg, src: src, cache: cache, now: time.Now}
+func NewScrape(ctx context.Context, cfg *config.Config, src Source, reader *Reader) *Scrape {
+	return &Scrape{ctx: ctx, cfg: cfg, src: src, reader: reader, now: time.Now}
 }
 
 // Targets lists the configured batches in configuration order.
@@ -109,7 +111,10 @@ func (s *Scrape) Describe(ch chan<- *prometheus.Desc) {
 func (s *Scrape) Collect(ch chan<- prometheus.Metric) {
 	start := s.now()
 	targets := Targets(s.cfg)
-	results := s.cache.Refresh(s.ctx, s.src, targets, s.cfg.PartnerCenter.RefreshInterval)
+	results := s.reader.Read(s.ctx, s.src, targets, ReadPolicy{
+		Refresh: s.cfg.PartnerCenter.RefreshInterval,
+		Timeout: s.cfg.PartnerCenter.RequestTimeout,
+	})
 	for _, c := range s.cfg.Customers {
 		ch <- prometheus.MustNewConstMetric(customerInfoDesc, prometheus.GaugeValue, 1, c.ID, c.Name)
 	}
@@ -118,28 +123,34 @@ func (s *Scrape) Collect(ch chan<- prometheus.Metric) {
 		emitBatch(ch, r, now)
 	}
 	ch <- prometheus.MustNewConstMetric(batchesConfiguredDesc, prometheus.GaugeValue, float64(len(targets)))
-	ch <- prometheus.MustNewConstMetric(upDesc, prometheus.GaugeValue, boolToFloat(apiUp(results)))
+	ch <- prometheus.MustNewConstMetric(upDesc, prometheus.GaugeValue, boolToFloat(apiUp(results, s.reader.TokenFailing())))
+	ch <- prometheus.MustNewConstMetric(throttledUntilDesc, prometheus.GaugeValue, unixSeconds(s.src.ThrottledUntil()))
 	ch <- prometheus.MustNewConstMetric(scrapeDurationDesc, prometheus.GaugeValue, s.now().Sub(start).Seconds())
 }
 
-// apiUp is false when a token could not be had, or when this scrape asked
-// the API and every request failed in a way that means it is unusable.
-func apiUp(results []Result) bool {
-	attempted, unavailable := 0, 0
+// apiUp tells whether Partner Center is reachable with our credentials.
+// It is false while the latest token request failed, or when every batch
+// still being read (not settled) last failed in a way that means the API
+// cannot be used: no answer, a timeout, 401 or 5xx. A failure confined to
+// some batches (403, 404, an undecodable body, or a 5xx while other
+// batches are read fine) is theirs, and shows in their scrape_success.
+// Settled batches say nothing about the API today, and batches with no
+// finished read yet say nothing at all.
+func apiUp(results []Result, tokenFailing bool) bool {
+	if tokenFailing {
+		return false
+	}
+	live, unavailable := 0, 0
 	for _, r := range results {
-		if !r.Attempted {
+		if r.LastAttempt.IsZero() || r.Settled() {
 			continue
 		}
-		attempted++
-		var tokenErr *partnercenter.TokenError
-		if errors.As(r.Err, &tokenErr) {
-			return false
-		}
-		if partnercenter.Unavailable(r.Err) {
+		live++
+		if partnercenter.Unavailable(r.LastError) {
 			unavailable++
 		}
 	}
-	return attempted == 0 || unavailable < attempted
+	return live == 0 || unavailable < live
 }
 
 func emitBatch(ch chan<- prometheus.Metric, r Result, now time.Time) {
@@ -147,7 +158,7 @@ func emitBatch(ch chan<- prometheus.Metric, r Result, now time.Time) {
 	gauge := func(desc *prometheus.Desc, v float64, extra ...string) {
 		ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, v, append(labels, extra...)...)
 	}
-	gauge(batchScrapeSuccessDesc, boolToFloat(r.Current))
+	gauge(batchScrapeSuccessDesc, boolToFloat(r.Batch != nil && r.LastError == nil))
 	b := r.Batch
 	if b == nil {
 		return
@@ -168,24 +179,8 @@ func emitBatch(ch chan<- prometheus.Metric, r Result, now time.Time) {
 	if !b.CompletedTime.IsZero() {
 		gauge(batchCompletedDesc, unixSeconds(b.CompletedTime))
 	}
-	if d, ok := duration(b, now); ok {
+	if d, _, ok := b.Duration(now); ok {
 		gauge(batchDurationDesc, d.Seconds())
-	}
-}
-
-// duration is completed − started once both are set and now − started
-// while an unfinished batch runs. A finished batch without a completion
-// time has no duration rather than one that grows for ever.
-func duration(b *partnercenter.Batch, now time.Time) (time.Duration, bool) {
-	switch {
-	case b.StartedTime.IsZero():
-		return 0, false
-	case !b.CompletedTime.IsZero():
-		return max(b.CompletedTime.Sub(b.StartedTime), 0), true
-	case b.Status.Done():
-		return 0, false
-	default:
-		return max(now.Sub(b.StartedTime), 0), true
 	}
 }
 
@@ -193,16 +188,15 @@ func duration(b *partnercenter.Batch, now time.Time) (time.Duration, bool) {
 // (ties in first-seen order) and sums the rest under "other". A code the
 // service itself calls "other" joins that sum, so label sets stay unique.
 func topErrors(b *partnercenter.Batch) []partnercenter.ErrorCount {
-	codes := make([]partnercenter.ErrorCount, 0, len(b.Errors))
+	codes := b.ErrorsByDevices()
 	other := b.OtherErrorDevices
-	for _, e := range b.Errors {
+	codes = slices.DeleteFunc(codes, func(e partnercenter.ErrorCount) bool {
 		if e.Code == otherErrorCode {
 			other += e.Devices
-			continue
+			return true
 		}
-		codes = append(codes, e)
-	}
-	sort.SliceStable(codes, func(i, j int) bool { return codes[i].Devices > codes[j].Devices })
+		return false
+	})
 	if len(codes) > maxErrorCodesPerBatch {
 		for _, e := range codes[maxErrorCodesPerBatch:] {
 			other += e.Devices
@@ -219,7 +213,11 @@ func validUTF8(s string) string {
 	return strings.ToValidUTF8(s, "\uFFFD")
 }
 
+// unixSeconds is t as a Unix timestamp, or 0 for the zero time (unset).
 func unixSeconds(t time.Time) float64 {
+	if t.IsZero() {
+		return 0
+	}
 	return float64(t.Unix()) + float64(t.Nanosecond())/1e9
 }
 

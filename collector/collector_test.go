@@ -7,11 +7,11 @@ import (
 	"fmt"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/partnercenter-exporter/partnercenter_exporter/config"
@@ -28,9 +28,10 @@ const (
 
 // fakeSource answers from a map and counts calls per batch.
 type fakeSource struct {
-	mu      sync.Mutex
-	answers map[string]func(ctx context.Context) (*partnercenter.Batch, error)
-	calls   map[string]int
+	mu        sync.Mutex
+	answers   map[string]func(ctx context.Context) (*partnercenter.Batch, error)
+	calls     map[string]int
+	heldUntil time.Time
 }
 
 func newFakeSource() *fakeSource {
@@ -78,6 +79,19 @@ func (f *fakeSource) BatchStatus(ctx context.Context, customer, batch string) (*
 	return fn(ctx)
 }
 
+// ThrottledUntil reports the hold set with hold.
+func (f *fakeSource) ThrottledUntil() time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.heldUntil
+}
+
+func (f *fakeSource) hold(until time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.heldUntil = until
+}
+
 // clock is a settable time source.
 type clock struct {
 	mu sync.Mutex
@@ -107,7 +121,8 @@ func testConfig(refresh time.Duration, customers ...config.Customer) *config.Con
 type harness struct {
 	cfg    *config.Config
 	src    *fakeSource
-	cache  *Cache
+	store  *Store
+	reader *Reader
 	clock  *clock
 	logs   *bytes.Buffer
 	logsMu *sync.Mutex
@@ -115,9 +130,22 @@ type harness struct {
 
 func newHarness(cfg *config.Config) *harness {
 	h := &harness{cfg: cfg, src: newFakeSource(), clock: &clock{t: t0}, logs: &bytes.Buffer{}, logsMu: &sync.Mutex{}}
-	h.cache = NewCache(log.NewLogfmtLogger(log.NewSyncWriter(lockedWriter{h.logs, h.logsMu})), 4)
-	h.cache.now = h.clock.now
+	h.store = NewStore()
+	h.store.Retain(Targets(cfg))
+	logger := level.NewFilter(log.NewLogfmtLogger(log.NewSyncWriter(lockedWriter{h.logs, h.logsMu})), level.AllowInfo())
+	h.reader = NewReader(h.store, logger, 4)
+	h.reader.now = h.clock.now
 	return h
+}
+
+// read runs one round of reads as a scrape would, with the configured
+// refresh interval.
+func (h *harness) read(ctx context.Context) []Result {
+	return h.reader.Read(ctx, h.src, Targets(h.cfg), h.policy())
+}
+
+func (h *harness) policy() ReadPolicy {
+	return ReadPolicy{Refresh: h.cfg.PartnerCenter.RefreshInterval, Timeout: 5 * time.Second}
 }
 
 type lockedWriter struct {
@@ -138,7 +166,7 @@ func (h *harness) logText() string {
 }
 
 func (h *harness) scrape(ctx context.Context) *Scrape {
-	s := NewScrape(ctx, h.cfg, h.src, h.cache)
+	s := NewScrape(ctx, h.cfg, h.src, h.reader)
 	s.now = h.clock.now
 	return s
 }
@@ -172,7 +200,10 @@ func processing() *partnercenter.Batch {
 	return b
 }
 
-const expectedHeader = `# HELP partnercenter_batch_completed_timestamp_seconds When processing of the batch completed, as a Unix timestamp; absent while unset.
+const expectedHeader = `# HELP partnercenter_api_throttled_until_timestamp_seconds When the exporter's hold on API requests after an HTTP 429 ends, as a Unix timestamp; 0 when none is in force.
+# TYPE partnercenter_api_throttled_until_timestamp_seconds gauge
+partnercenter_api_throttled_until_timestamp_seconds 0
+# HELP partnercenter_batch_completed_timestamp_seconds When processing of the batch completed, as a Unix timestamp; absent while unset.
 # TYPE partnercenter_batch_completed_timestamp_seconds gauge
 `
 
@@ -210,7 +241,7 @@ partnercenter_batch_duration_seconds{batch_tracking_id="22222222-2222-4222-8222-
 # TYPE partnercenter_batch_last_success_timestamp_seconds gauge
 partnercenter_batch_last_success_timestamp_seconds{batch_tracking_id="11111111-1111-4111-8111-111111111111",customer_id="aaaaaaaa-0000-4000-8000-000000000001"} 1.795608e+09
 partnercenter_batch_last_success_timestamp_seconds{batch_tracking_id="22222222-2222-4222-8222-222222222222",customer_id="aaaaaaaa-0000-4000-8000-000000000001"} 1.795608e+09
-# HELP partnercenter_batch_scrape_success 1 when the values shown for the batch are current, 0 when its last read failed or it was never read.
+# HELP partnercenter_batch_scrape_success 1 when the last read of the batch succeeded, 0 when it failed or no read has finished yet.
 # TYPE partnercenter_batch_scrape_success gauge
 partnercenter_batch_scrape_success{batch_tracking_id="11111111-1111-4111-8111-111111111111",customer_id="aaaaaaaa-0000-4000-8000-000000000001"} 1
 partnercenter_batch_scrape_success{batch_tracking_id="22222222-2222-4222-8222-222222222222",customer_id="aaaaaaaa-0000-4000-8000-000000000001"} 1
@@ -241,7 +272,7 @@ partnercenter_customer_info{customer_id="bbbbbbbb-0000-4000-8000-000000000002",c
 # HELP partnercenter_scrape_duration_seconds Wall time this scrape spent collecting batch data.
 # TYPE partnercenter_scrape_duration_seconds gauge
 partnercenter_scrape_duration_seconds 0
-# HELP partnercenter_up 0 when no token could be obtained or every API request of this scrape failed, 1 otherwise.
+# HELP partnercenter_up 1 when Partner Center is reachable with the configured credentials; 0 when no token can be had, or the last read of every batch still being read failed with a connection error, timeout, 401 or 5xx.
 # TYPE partnercenter_up gauge
 partnercenter_up 1
 `
@@ -255,189 +286,6 @@ partnercenter_up 1
 	}
 	for _, p := range problems {
 		t.Errorf("lint: %s: %s", p.Metric, p.Text)
-	}
-}
-
-func TestFinishedBatchIsReadOnce(t *testing.T) {
-	h := newHarness(testConfig(0, config.Customer{ID: custA, Batches: []string{batch1, batch2}}))
-	h.src.setBatch(custA, batch1, finishedWithErrors())
-	h.src.setBatch(custA, batch2, processing())
-	for range 5 {
-		h.cache.Refresh(context.Background(), h.src, Targets(h.cfg), h.cfg.PartnerCenter.RefreshInterval)
-		h.clock.advance(time.Hour)
-	}
-	if got := h.src.count(custA, batch1); got != 1 {
-		t.Errorf("finished batch read %d times, want 1", got)
-	}
-	if got := h.src.count(custA, batch2); got != 5 {
-		t.Errorf("processing batch read %d times with refresh_interval 0, want 5", got)
-	}
-}
-
-func TestRefreshIntervalHoldsUnfinishedBatches(t *testing.T) {
-	h := newHarness(testConfig(time.Minute, config.Customer{ID: custA, Batches: []string{batch2}}))
-	h.src.setBatch(custA, batch2, processing())
-	refresh := func() Result {
-		return h.cache.Refresh(context.Background(), h.src, Targets(h.cfg), time.Minute)[0]
-	}
-	steps := []struct {
-		advance       time.Duration
-		wantReads     int
-		wantAttempted bool
-	}{
-		{0, 1, true},
-		{30 * time.Second, 1, false},
-		{29 * time.Second, 1, false},
-		{time.Second, 2, true},
-	}
-	for i, step := range steps {
-		h.clock.advance(step.advance)
-		r := refresh()
-		if got := h.src.count(custA, batch2); got != step.wantReads || r.Attempted != step.wantAttempted || !r.Current {
-			t.Errorf("step %d: reads=%d attempted=%v current=%v, want reads=%d attempted=%v current=true",
-				i, got, r.Attempted, r.Current, step.wantReads, step.wantAttempted)
-		}
-	}
-}
-
-func TestFailureKeepsLastValuesAndIsLoggedOnce(t *testing.T) {
-	h := newHarness(testConfig(0, config.Customer{ID: custA, Batches: []string{batch2}}))
-	h.src.setBatch(custA, batch2, processing())
-	h.cache.Refresh(context.Background(), h.src, Targets(h.cfg), 0)
-	readAt := h.clock.now()
-
-	h.src.setErr(custA, batch2, &partnercenter.Error{StatusCode: 500, Code: "500", Description: "boom",
-		RequestID: "req-1", CorrelationID: "corr-1"})
-	for range 3 {
-		h.clock.advance(time.Minute)
-		h.cache.Refresh(context.Background(), h.src, Targets(h.cfg), 0)
-	}
-	expected := `# HELP partnercenter_batch_last_success_timestamp_seconds When the values shown for the batch were read from Partner Center, as a Unix timestamp.
-# TYPE partnercenter_batch_last_success_timestamp_seconds gauge
-partnercenter_batch_last_success_timestamp_seconds{batch_tracking_id="22222222-2222-4222-8222-222222222222",customer_id="aaaaaaaa-0000-4000-8000-000000000001"} ` + fmt.Sprint(float64(readAt.Unix())) + `
-# HELP partnercenter_batch_scrape_success 1 when the values shown for the batch are current, 0 when its last read failed or it was never read.
-# TYPE partnercenter_batch_scrape_success gauge
-partnercenter_batch_scrape_success{batch_tracking_id="22222222-2222-4222-8222-222222222222",customer_id="aaaaaaaa-0000-4000-8000-000000000001"} 0
-# HELP partnercenter_up 0 when no token could be obtained or every API request of this scrape failed, 1 otherwise.
-# TYPE partnercenter_up gauge
-partnercenter_up 0
-`
-	if err := testutil.CollectAndCompare(h.scrape(context.Background()), strings.NewReader(expected),
-		"partnercenter_batch_last_success_timestamp_seconds", "partnercenter_batch_scrape_success", "partnercenter_up"); err != nil {
-		t.Fatal(err)
-	}
-	// The status keeps the last known value beside the failure.
-	if got := testutil.CollectAndCount(h.scrape(context.Background()), "partnercenter_batch_status"); got != 5 {
-		t.Errorf("partnercenter_batch_status series = %d, want 5", got)
-	}
-	want := `level=warn customer_id=aaaaaaaa-0000-4000-8000-000000000001 batch_tracking_id=22222222-2222-4222-8222-222222222222 msg="reading batch failed" err="HTTP 500, error code 500: boom" http_status=500 error_code=500 request_id=req-1 correlation_id=corr-1`
-	if got := strings.Count(h.logText(), "reading batch failed"); got != 1 {
-		t.Errorf("failure logged %d times over 5 failing reads, want 1:\n%s", got, h.logText())
-	}
-	if !strings.Contains(h.logText(), want) {
-		t.Errorf("log lacks %q:\n%s", want, h.logText())
-	}
-
-	h.src.setBatch(custA, batch2, processing())
-	h.cache.Refresh(context.Background(), h.src, Targets(h.cfg), 0)
-	if !strings.Contains(h.logText(), `msg="batch read again successfully after failures"`) {
-		t.Errorf("recovery not logged:\n%s", h.logText())
-	}
-}
-
-func TestSlowBatchDoesNotBlockOthers(t *testing.T) {
-	h := newHarness(testConfig(0, config.Customer{ID: custA, Batches: []string{batch1, batch2}}))
-	h.src.setBatch(custA, batch1, finishedWithErrors())
-	h.src.set(custA, batch2, func(ctx context.Context) (*partnercenter.Batch, error) {
-		<-ctx.Done()
-		return nil, ctx.Err()
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-	defer cancel()
-	results := h.cache.Refresh(ctx, h.src, Targets(h.cfg), 0)
-	if !results[0].Current || results[0].Err != nil {
-		t.Errorf("fast batch: current=%v err=%v, want current, no error", results[0].Current, results[0].Err)
-	}
-	if results[1].Current || !errors.Is(results[1].Err, context.DeadlineExceeded) {
-		t.Errorf("slow batch: current=%v err=%v, want not current with a deadline error", results[1].Current, results[1].Err)
-	}
-}
-
-func TestConcurrentScrapesShareReads(t *testing.T) {
-	// With a refresh interval, a scrape that arrives after the read has
-	// finished finds it in the cache; one that arrives during the read
-	// joins it. Either way there is exactly one read. (The end-to-end test
-	// makes the second scrape arrive during the reads for sure.)
-	h := newHarness(testConfig(time.Minute, config.Customer{ID: custA, Batches: []string{batch2}}))
-	release := make(chan struct{})
-	var started atomic.Int32
-	h.src.set(custA, batch2, func(context.Context) (*partnercenter.Batch, error) {
-		started.Add(1)
-		<-release
-		return processing(), nil
-	})
-	var wg sync.WaitGroup
-	results := make([][]Result, 3)
-	for i := range results {
-		wg.Go(func() {
-			results[i] = h.cache.Refresh(context.Background(), h.src, Targets(h.cfg), time.Minute)
-		})
-	}
-	for started.Load() == 0 {
-		time.Sleep(time.Millisecond)
-	}
-	close(release)
-	wg.Wait()
-	if got := h.src.count(custA, batch2); got != 1 {
-		t.Errorf("three concurrent scrapes made %d reads, want 1", got)
-	}
-	for i, r := range results {
-		if !r[0].Current || r[0].Batch == nil {
-			t.Errorf("scrape %d: current=%v batch=%v", i, r[0].Current, r[0].Batch)
-		}
-	}
-}
-
-func TestConcurrencyIsBounded(t *testing.T) {
-	const limit = 3
-	var batches []string
-	for i := range 12 {
-		batches = append(batches, fmt.Sprintf("%08d-0000-4000-8000-000000000000", i))
-	}
-	h := newHarness(testConfig(0, config.Customer{ID: custA, Batches: batches}))
-	h.cache.SetMaxConcurrent(limit)
-	var running, peak atomic.Int32
-	full := make(chan struct{})
-	var fullOnce sync.Once
-	for _, b := range batches {
-		h.src.set(custA, b, func(context.Context) (*partnercenter.Batch, error) {
-			n := running.Add(1)
-			for {
-				p := peak.Load()
-				if n <= p || peak.CompareAndSwap(p, n) {
-					break
-				}
-			}
-			if n == limit {
-				fullOnce.Do(func() { close(full) })
-			}
-			// Hold the slot until the limit was reached once, so that the
-			// peak does not depend on scheduling; a bound that lets more
-			// through still shows up as a higher peak.
-			select {
-			case <-full:
-			case <-time.After(5 * time.Second):
-			}
-			running.Add(-1)
-			return processing(), nil
-		})
-	}
-	h.cache.Refresh(context.Background(), h.src, Targets(h.cfg), 0)
-	if got := peak.Load(); got != limit {
-		t.Errorf("peak concurrent reads = %d, want %d", got, limit)
-	}
-	if got := h.src.totalCalls(); got != len(batches) {
-		t.Errorf("reads = %d, want %d", got, len(batches))
 	}
 }
 
@@ -467,91 +315,6 @@ func TestTopErrors(t *testing.T) {
 	}
 }
 
-func TestAPIUp(t *testing.T) {
-	notFound := &partnercenter.Error{StatusCode: 404}
-	serverErr := &partnercenter.Error{StatusCode: 503}
-	tokenErr := fmt.Errorf("get token: %w", &partnercenter.TokenError{StatusCode: 401, Code: "invalid_client"})
-	tests := []struct {
-		name    string
-		results []Result
-		want    bool
-	}{
-		{"nothing asked", []Result{{}}, true},
-		{"all 5xx", []Result{{Attempted: true, Err: serverErr}, {Attempted: true, Err: serverErr}}, false},
-		{"one 404 among 5xx", []Result{{Attempted: true, Err: serverErr}, {Attempted: true, Err: notFound}}, true},
-		{"one success", []Result{{Attempted: true, Err: serverErr}, {Attempted: true}}, true},
-		{"token failure", []Result{{Attempted: true}, {Attempted: true, Err: tokenErr}}, false},
-		{"timeout", []Result{{Attempted: true, Err: context.DeadlineExceeded}}, false},
-		{"cached only", []Result{{Current: true}}, true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := apiUp(tt.results); got != tt.want {
-				t.Errorf("apiUp = %v, want %v", got, tt.want)
-			}
-		})
-	}
-}
-
-func TestDuration(t *testing.T) {
-	now := t0
-	tests := []struct {
-		name   string
-		batch  partnercenter.Batch
-		want   time.Duration
-		wantOK bool
-	}{
-		{"not started", partnercenter.Batch{Status: partnercenter.StatusQueued}, 0, false},
-		{"running", partnercenter.Batch{Status: partnercenter.StatusProcessing, StartedTime: now.Add(-time.Minute)}, time.Minute, true},
-		{"completed", partnercenter.Batch{Status: partnercenter.StatusFinished, StartedTime: now.Add(-time.Hour), CompletedTime: now.Add(-time.Minute)}, 59 * time.Minute, true},
-		{"finished without completion time", partnercenter.Batch{Status: partnercenter.StatusFinished, StartedTime: now.Add(-time.Hour)}, 0, false},
-		{"clock skew", partnercenter.Batch{Status: partnercenter.StatusProcessing, StartedTime: now.Add(time.Minute)}, 0, true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, ok := duration(&tt.batch, now)
-			if got != tt.want || ok != tt.wantOK {
-				t.Errorf("duration = %v, %v; want %v, %v", got, ok, tt.want, tt.wantOK)
-			}
-		})
-	}
-}
-
-func TestRetainForgetsRemovedBatches(t *testing.T) {
-	h := newHarness(testConfig(0, config.Customer{ID: custA, Batches: []string{batch1, batch2}}))
-	h.src.setBatch(custA, batch1, finishedWithErrors())
-	h.src.setBatch(custA, batch2, processing())
-	h.cache.Refresh(context.Background(), h.src, Targets(h.cfg), 0)
-	h.cache.Retain([]Target{{CustomerID: custA, TrackingID: batch1}})
-	if _, ok := h.cache.State(Target{CustomerID: custA, TrackingID: batch1}); !ok {
-		t.Error("kept batch was forgotten")
-	}
-	if _, ok := h.cache.State(Target{CustomerID: custA, TrackingID: batch2}); ok {
-		t.Error("removed batch is still cached")
-	}
-	h.cache.Refresh(context.Background(), h.src, Targets(h.cfg), 0)
-	if got := h.src.count(custA, batch1); got != 1 {
-		t.Errorf("finished batch read %d times across a reload that kept it, want 1", got)
-	}
-}
-
-func TestUnknownStatusLoggedOncePerValue(t *testing.T) {
-	h := newHarness(testConfig(0, config.Customer{ID: custA, Batches: []string{batch2}}))
-	b := processing()
-	b.Status, b.RawStatus = partnercenter.StatusUnknown, "Paused"
-	b.UnknownDeviceStatuses = []string{"Held"}
-	h.src.setBatch(custA, batch2, b)
-	for range 3 {
-		h.cache.Refresh(context.Background(), h.src, Targets(h.cfg), 0)
-	}
-	logs := h.logText()
-	for _, v := range []string{"value=Paused", "value=Held"} {
-		if got := strings.Count(logs, v); got != 1 {
-			t.Errorf("%s logged %d times, want 1:\n%s", v, got, logs)
-		}
-	}
-}
-
 func TestInvalidUTF8FromTheServiceDoesNotBreakTheScrape(t *testing.T) {
 	h := newHarness(testConfig(0, config.Customer{ID: custA, Batches: []string{batch1}}))
 	b := finishedWithErrors()
@@ -562,6 +325,95 @@ func TestInvalidUTF8FromTheServiceDoesNotBreakTheScrape(t *testing.T) {
 partnercenter_batch_device_errors{batch_tracking_id="11111111-1111-4111-8111-111111111111",customer_id="aaaaaaaa-0000-4000-8000-000000000001",error_code="8` + "\uFFFD" + `8",error_description="bad ` + "\uFFFD" + ` text"} 7
 `
 	if err := testutil.CollectAndCompare(h.scrape(context.Background()), strings.NewReader(expected), "partnercenter_batch_device_errors"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestAPIUp(t *testing.T) {
+	settled := BatchState{Batch: finishedWithErrors(), LastAttempt: t0}
+	running := BatchState{Batch: processing(), LastAttempt: t0}
+	failed := func(err error) BatchState { return BatchState{LastAttempt: t0, LastError: err} }
+	notFound := failed(&partnercenter.Error{StatusCode: 404})
+	forbidden := failed(&partnercenter.Error{StatusCode: 403})
+	serverErr := failed(&partnercenter.Error{StatusCode: 503})
+	unauthorized := failed(&partnercenter.Error{StatusCode: 401})
+	noAnswer := failed(&partnercenter.Error{Err: context.DeadlineExceeded})
+	undecodable := failed(&partnercenter.Error{StatusCode: 200, Err: errors.New("bad body")})
+	held := failed(&partnercenter.HoldError{Until: t0})
+	stale := running
+	stale.LastError = &partnercenter.Error{StatusCode: 502}
+	tests := []struct {
+		name         string
+		states       []BatchState
+		tokenFailing bool
+		want         bool
+	}{
+		{"nothing configured", nil, false, true},
+		{"nothing read yet", []BatchState{{}}, false, true},
+		{"everything served from memory", []BatchState{settled, settled}, false, true},
+		{"no token", []BatchState{settled, running}, true, false},
+		{"every live read 5xx", []BatchState{serverErr, serverErr, settled}, false, false},
+		{"every live read 5xx, with old values kept", []BatchState{stale, serverErr}, false, false},
+		{"timeouts and 401", []BatchState{noAnswer, unauthorized}, false, false},
+		{"one 5xx among good reads", []BatchState{serverErr, running}, false, true},
+		{"403 of one customer", []BatchState{forbidden, settled}, false, true},
+		{"404 only", []BatchState{notFound}, false, true},
+		{"undecodable body", []BatchState{undecodable}, false, true},
+		{"held by the exporter", []BatchState{held}, false, true},
+		{"5xx and 404", []BatchState{serverErr, notFound}, false, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			results := make([]Result, len(tt.states))
+			for i, s := range tt.states {
+				results[i].BatchState = s
+			}
+			if got := apiUp(results, tt.tokenFailing); got != tt.want {
+				t.Errorf("apiUp = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestFailureKeepsLastValues(t *testing.T) {
+	h := newHarness(testConfig(0, config.Customer{ID: custA, Batches: []string{batch2}}))
+	h.src.setBatch(custA, batch2, processing())
+	h.read(context.Background())
+	readAt := h.clock.now()
+
+	h.src.setErr(custA, batch2, &partnercenter.Error{StatusCode: 500, Code: "500", Description: "boom",
+		RequestID: "req-1", CorrelationID: "corr-1"})
+	for range 3 {
+		h.clock.advance(time.Minute)
+		h.read(context.Background())
+	}
+	expected := `# HELP partnercenter_batch_last_success_timestamp_seconds When the values shown for the batch were read from Partner Center, as a Unix timestamp.
+# TYPE partnercenter_batch_last_success_timestamp_seconds gauge
+partnercenter_batch_last_success_timestamp_seconds{batch_tracking_id="22222222-2222-4222-8222-222222222222",customer_id="aaaaaaaa-0000-4000-8000-000000000001"} ` + fmt.Sprint(float64(readAt.Unix())) + `
+# HELP partnercenter_batch_scrape_success 1 when the last read of the batch succeeded, 0 when it failed or no read has finished yet.
+# TYPE partnercenter_batch_scrape_success gauge
+partnercenter_batch_scrape_success{batch_tracking_id="22222222-2222-4222-8222-222222222222",customer_id="aaaaaaaa-0000-4000-8000-000000000001"} 0
+# HELP partnercenter_up 1 when Partner Center is reachable with the configured credentials; 0 when no token can be had, or the last read of every batch still being read failed with a connection error, timeout, 401 or 5xx.
+# TYPE partnercenter_up gauge
+partnercenter_up 0
+`
+	if err := testutil.CollectAndCompare(h.scrape(context.Background()), strings.NewReader(expected),
+		"partnercenter_batch_last_success_timestamp_seconds", "partnercenter_batch_scrape_success", "partnercenter_up"); err != nil {
+		t.Fatal(err)
+	}
+	// The status keeps the last known value beside the failure.
+	if got := testutil.CollectAndCount(h.scrape(context.Background()), "partnercenter_batch_status"); got != 5 {
+		t.Errorf("partnercenter_batch_status series = %d, want 5", got)
+	}
+}
+
+func TestThrottledUntil(t *testing.T) {
+	h := newHarness(testConfig(0))
+	h.src.hold(t0.Add(90 * time.Second))
+	expected := `# HELP partnercenter_api_throttled_until_timestamp_seconds When the exporter's hold on API requests after an HTTP 429 ends, as a Unix timestamp; 0 when none is in force.
+# TYPE partnercenter_api_throttled_until_timestamp_seconds gauge
+partnercenter_api_throttled_until_timestamp_seconds ` + fmt.Sprint(float64(t0.Unix()+90)) + "\n"
+	if err := testutil.CollectAndCompare(h.scrape(context.Background()), strings.NewReader(expected), "partnercenter_api_throttled_until_timestamp_seconds"); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -1,0 +1,185 @@
+package collector
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-kit/log"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter"
+)
+
+// Source reads one batch from Partner Center; *partnercenter.Client is one.
+type Source interface {
+	BatchStatus(ctx context.Context, customerID, trackingID string) (*partnercenter.Batch, error)
+	// ThrottledUntil is when the hold after a 429 ends, zero when none is
+	// in force.
+	ThrottledUntil() time.Time
+}
+
+// ReadPolicy is how the current configuration wants batches read.
+type ReadPolicy struct {
+	// Refresh is how old the last attempt at an unsettled batch must be
+	// before it is read again.
+	Refresh time.Duration
+	// Timeout bounds one read, retries included. Reads do not end with the
+	// scrape that started them, so this is their only bound.
+	Timeout time.Duration
+}
+
+// defaultReadTimeout bounds a read when the policy names no timeout.
+const defaultReadTimeout = 30 * time.Second
+
+// Reader decides which batches a scrape reads and runs those reads: at
+// most one read per batch at a time, shared by every scrape that wants it,
+// at most a configured number at once, each detached from the scrape that
+// started it. It records outcomes in its Store and logs what changed.
+type Reader struct {
+	store  *Store
+	logger log.Logger
+	now    func() time.Time
+	flight singleflight.Group
+
+	mu  sync.Mutex
+	sem chan struct{}
+
+	// tokenFailing is true while the latest read that needed a token could
+	// not get one.
+	tokenFailing atomic.Bool
+}
+
+// NewReader returns a reader that records into store and runs at most
+// maxConcurrent reads at a time.
+func NewReader(store *Store, logger log.Logger, maxConcurrent int) *Reader {
+	r := &Reader{store: store, logger: logger, now: time.Now}
+	r.SetMaxConcurrent(maxConcurrent)
+	return r
+}
+
+// SetMaxConcurrent changes the bound on concurrent reads; reads already
+// running or waiting finish under the old bound.
+func (r *Reader) SetMaxConcurrent(n int) {
+	n = max(n, 1)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.sem == nil || cap(r.sem) != n {
+		r.sem = make(chan struct{}, n)
+	}
+}
+
+// TokenFailing reports whether the latest read that asked for a token got
+// none.
+func (r *Reader) TokenFailing() bool { return r.tokenFailing.Load() }
+
+// Result is one batch as one scrape sees it.
+type Result struct {
+	Target
+	BatchState
+}
+
+// Read returns one Result per target, in order, after reading the batches
+// that are due. It returns when those reads are done or ctx ends, whichever
+// comes first. A read still running then goes on, and its outcome serves
+// later scrapes; this scrape shows what was known before it.
+func (r *Reader) Read(ctx context.Context, src Source, targets []Target, p ReadPolicy) []Result {
+	results := make([]Result, len(targets))
+	now := r.now()
+	var wg sync.WaitGroup
+	for i, t := range targets {
+		results[i].Target = t
+		if s, _ := r.store.Get(t); !due(s, now, p.Refresh) {
+			results[i].BatchState = s
+			continue
+		}
+		wg.Go(func() {
+			r.await(ctx, src, t, p)
+			results[i].BatchState, _ = r.store.Get(t)
+		})
+	}
+	wg.Wait()
+	return results
+}
+
+// await joins the batch's read, starting it if none runs, and waits for it
+// until ctx ends. The read runs without ctx's cancellation: one scrape
+// ending must not end a read another scrape is waiting for.
+func (r *Reader) await(ctx context.Context, src Source, t Target, p ReadPolicy) {
+	detached := context.WithoutCancel(ctx)
+	ch := r.flight.DoChan(t.key(), func() (any, error) {
+		r.readIfDue(detached, src, t, p)
+		return nil, nil
+	})
+	select {
+	case <-ch:
+	case <-ctx.Done():
+	}
+}
+
+// readIfDue reads the batch unless another read finished since the caller
+// looked (singleflight forgets a key when its flight ends) or a reload
+// removed it meanwhile.
+func (r *Reader) readIfDue(ctx context.Context, src Source, t Target, p ReadPolicy) {
+	if !r.stillDue(t, p) {
+		return
+	}
+	release := r.acquire()
+	defer release()
+	// Waiting for a slot may have taken long: check again.
+	if !r.stillDue(t, p) {
+		return
+	}
+	timeout := p.Timeout
+	if timeout <= 0 {
+		timeout = defaultReadTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	epoch := r.store.Epoch()
+	started := r.now()
+	batch, err := src.BatchStatus(ctx, t.CustomerID, t.TrackingID)
+	r.record(t, epoch, started, batch, err)
+}
+
+func (r *Reader) stillDue(t Target, p ReadPolicy) bool {
+	s, ok := r.store.Get(t)
+	return ok && due(s, r.now(), p.Refresh)
+}
+
+// acquire takes a request slot. It waits without a deadline: there is at
+// most one waiting read per configured batch, and a read that waits sends
+// nothing, so waiting is never an error.
+func (r *Reader) acquire() (release func()) {
+	r.mu.Lock()
+	sem := r.sem
+	r.mu.Unlock()
+	sem <- struct{}{}
+	return func() { <-sem }
+}
+
+// record stores a read's outcome and logs what changed.
+func (r *Reader) record(t Target, epoch uint64, started time.Time, batch *partnercenter.Batch, err error) {
+	prev, stored := r.store.Record(t, epoch, started, r.now(), batch, err)
+	if !stored {
+		return
+	}
+	r.noteToken(err)
+	logOutcome(log.With(r.logger, "customer_id", t.CustomerID, "batch_tracking_id", t.TrackingID), prev, batch, err)
+}
+
+// noteToken follows whether reads get a token: a token error says no, any
+// answer from the API (or a success) says yes, and anything else (a hold,
+// a local error) says nothing.
+func (r *Reader) noteToken(err error) {
+	var tokenErr *partnercenter.TokenError
+	var apiErr *partnercenter.Error
+	switch {
+	case errors.As(err, &tokenErr):
+		r.tokenFailing.Store(true)
+	case err == nil, errors.As(err, &apiErr):
+		r.tokenFailing.Store(false)
+	}
+}

@@ -1,0 +1,446 @@
+package collector
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/partnercenter-exporter/partnercenter_exporter/config"
+	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter"
+)
+
+// waitFor polls cond for up to 5 s: reads run in goroutines of their own.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// cancelWhenStarted ends a scrape once its read has started (or after 5 s).
+func cancelWhenStarted(started *atomic.Int32, cancel context.CancelFunc) {
+	for deadline := time.Now().Add(5 * time.Second); started.Load() == 0 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+}
+
+// waitForFlight returns once no read of t is running.
+func waitForFlight(r *Reader, t Target) {
+	_, _, _ = r.flight.Do(t.key(), func() (any, error) { return nil, nil })
+}
+
+// blockingBatch answers with b once release is closed, counting the reads
+// that started.
+func blockingBatch(started *atomic.Int32, release <-chan struct{}, b *partnercenter.Batch) func(context.Context) (*partnercenter.Batch, error) {
+	return func(ctx context.Context) (*partnercenter.Batch, error) {
+		started.Add(1)
+		select {
+		case <-release:
+			return b, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+func TestFinishedBatchIsReadOnce(t *testing.T) {
+	h := newHarness(testConfig(0, config.Customer{ID: custA, Batches: []string{batch1, batch2}}))
+	h.src.setBatch(custA, batch1, finishedWithErrors())
+	h.src.setBatch(custA, batch2, processing())
+	for range 5 {
+		h.read(context.Background())
+		h.clock.advance(time.Hour)
+	}
+	if got := h.src.count(custA, batch1); got != 1 {
+		t.Errorf("finished batch read %d times, want 1", got)
+	}
+	if got := h.src.count(custA, batch2); got != 5 {
+		t.Errorf("processing batch read %d times with refresh_interval 0, want 5", got)
+	}
+}
+
+func TestRefreshIntervalHoldsEveryBatch(t *testing.T) {
+	// Unfinished and failing batches alike are read again only once their
+	// last attempt is refresh_interval old.
+	h := newHarness(testConfig(time.Minute, config.Customer{ID: custA, Batches: []string{batch2, batch3}}))
+	h.src.setBatch(custA, batch2, processing())
+	h.src.setErr(custA, batch3, &partnercenter.Error{StatusCode: 404, Code: "600"})
+	steps := []struct {
+		advance   time.Duration
+		wantReads int
+	}{
+		{0, 1},
+		{30 * time.Second, 1},
+		{29 * time.Second, 1},
+		{time.Second, 2},
+		{59 * time.Second, 2},
+		{time.Second, 3},
+	}
+	for i, step := range steps {
+		h.clock.advance(step.advance)
+		r := h.read(context.Background())
+		for _, b := range []string{batch2, batch3} {
+			if got := h.src.count(custA, b); got != step.wantReads {
+				t.Errorf("step %d: batch %s read %d times, want %d", i, b[:8], got, step.wantReads)
+			}
+		}
+		if r[0].Batch == nil || r[0].LastError != nil || r[1].LastError == nil {
+			t.Errorf("step %d: processing batch %+v, failing batch error %v", i, r[0].BatchState, r[1].LastError)
+		}
+	}
+}
+
+func TestReadOutlivesTheScrapeThatStartedIt(t *testing.T) {
+	h := newHarness(testConfig(time.Minute, config.Customer{ID: custA, Batches: []string{batch1, batch2}}))
+	h.src.setBatch(custA, batch1, finishedWithErrors())
+	var started atomic.Int32
+	release := make(chan struct{})
+	h.src.set(custA, batch2, blockingBatch(&started, release, processing()))
+
+	// Scrape A gives up while the slow read runs; scrape B joins the same
+	// read with a longer deadline.
+	ctxA, cancelA := context.WithCancel(context.Background())
+	doneA := make(chan []Result)
+	go func() { doneA <- h.read(ctxA) }()
+	waitFor(t, "the slow read to start", func() bool { return started.Load() == 1 })
+	doneB := make(chan []Result)
+	go func() { doneB <- h.read(context.Background()) }()
+	cancelA()
+	resA := <-doneA
+	if resA[0].Batch == nil || resA[1].Batch != nil || resA[1].LastError != nil || !resA[1].LastAttempt.IsZero() {
+		t.Errorf("scrape A: fast batch %+v; slow batch %+v, want the fast one read and the slow one untouched", resA[0].BatchState, resA[1].BatchState)
+	}
+	close(release)
+	resB := <-doneB
+	if resB[1].Batch == nil || resB[1].LastError != nil {
+		t.Errorf("scrape B: slow batch %+v, want it read: A's end must not cancel B's read", resB[1].BatchState)
+	}
+	// The next scrape is served by that read.
+	resC := h.read(context.Background())
+	if got := h.src.count(custA, batch2); got != 1 || resC[1].Batch == nil {
+		t.Errorf("slow batch requested %d times (want 1), third scrape sees %+v", got, resC[1].BatchState)
+	}
+	if logs := h.logText(); strings.Contains(logs, "failed") || strings.Contains(logs, "deadline") {
+		t.Errorf("a scrape giving up was logged as a failure:\n%s", logs)
+	}
+}
+
+func TestReadStillRunningServesTheNextScrape(t *testing.T) {
+	// A batch whose answer takes longer than any scrape: every scrape gives
+	// up, yet the one read finishes and is stored.
+	h := newHarness(testConfig(time.Minute, config.Customer{ID: custA, Batches: []string{batch2}}))
+	var started atomic.Int32
+	release := make(chan struct{})
+	h.src.set(custA, batch2, blockingBatch(&started, release, processing()))
+	for range 3 {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		r := h.read(ctx)
+		cancel()
+		if r[0].LastError != nil {
+			t.Fatalf("a scrape that gave up stored an error: %v", r[0].LastError)
+		}
+	}
+	close(release)
+	waitFor(t, "the read to be stored", func() bool {
+		s, _ := h.store.Get(Target{CustomerID: custA, TrackingID: batch2})
+		return s.Batch != nil
+	})
+	h.read(context.Background())
+	if got := started.Load(); got != 1 {
+		t.Errorf("batch requested %d times over four scrapes, want 1", got)
+	}
+}
+
+func TestReadIsBoundedByTheReadTimeout(t *testing.T) {
+	h := newHarness(testConfig(time.Minute, config.Customer{ID: custA, Batches: []string{batch2}}))
+	h.src.set(custA, batch2, func(ctx context.Context) (*partnercenter.Batch, error) {
+		<-ctx.Done()
+		return nil, &partnercenter.Error{Err: ctx.Err()}
+	})
+	r := h.reader.Read(context.Background(), h.src, Targets(h.cfg), ReadPolicy{Refresh: time.Minute, Timeout: 30 * time.Millisecond})
+	if r[0].LastError == nil || !strings.Contains(r[0].LastError.Error(), "context deadline exceeded") {
+		t.Errorf("error = %v, want the read timeout", r[0].LastError)
+	}
+}
+
+func TestConcurrentScrapesShareReads(t *testing.T) {
+	h := newHarness(testConfig(time.Minute, config.Customer{ID: custA, Batches: []string{batch2}}))
+	var started atomic.Int32
+	release := make(chan struct{})
+	h.src.set(custA, batch2, blockingBatch(&started, release, processing()))
+	var wg sync.WaitGroup
+	results := make([][]Result, 3)
+	for i := range results {
+		wg.Go(func() { results[i] = h.read(context.Background()) })
+	}
+	waitFor(t, "the read to start", func() bool { return started.Load() == 1 })
+	close(release)
+	wg.Wait()
+	if got := h.src.count(custA, batch2); got != 1 {
+		t.Errorf("three concurrent scrapes made %d reads, want 1", got)
+	}
+	for i, r := range results {
+		if r[0].Batch == nil {
+			t.Errorf("scrape %d: no batch", i)
+		}
+	}
+}
+
+func TestNoBatchIsReadTwicePerRefreshInterval(t *testing.T) {
+	// Many scrapers, batches that finish, stay unfinished or fail, and a
+	// clock that does not move: each batch is requested exactly once,
+	// however the reads and cache checks interleave.
+	const batches, scrapers, rounds = 200, 20, 10
+	var ids []string
+	for i := range batches {
+		ids = append(ids, fmt.Sprintf("%08d-0000-4000-8000-000000000000", i))
+	}
+	h := newHarness(testConfig(time.Minute, config.Customer{ID: custA, Batches: ids}))
+	for i, id := range ids {
+		switch i % 3 {
+		case 0:
+			h.src.setBatch(custA, id, finishedWithErrors())
+		case 1:
+			h.src.setBatch(custA, id, processing())
+		default:
+			h.src.setErr(custA, id, &partnercenter.Error{StatusCode: 404, Code: "600"})
+		}
+	}
+	var wg sync.WaitGroup
+	for range scrapers {
+		wg.Go(func() {
+			for range rounds {
+				h.read(context.Background())
+				runtime.Gosched()
+			}
+		})
+	}
+	wg.Wait()
+	for _, id := range ids {
+		if got := h.src.count(custA, id); got != 1 {
+			t.Errorf("batch %s requested %d times, want 1", id, got)
+		}
+	}
+}
+
+func TestWaitingForARequestSlotIsNotAnError(t *testing.T) {
+	h := newHarness(testConfig(time.Minute, config.Customer{ID: custA, Batches: []string{batch1, batch2}}))
+	h.reader.SetMaxConcurrent(1)
+	var started atomic.Int32
+	release := make(chan struct{})
+	h.src.set(custA, batch1, blockingBatch(&started, release, finishedWithErrors()))
+	h.src.setBatch(custA, batch2, processing())
+	// batch1's read takes the only slot ...
+	first, cancelFirst := context.WithCancel(context.Background())
+	go cancelWhenStarted(&started, cancelFirst)
+	h.reader.Read(first, h.src, Targets(h.cfg)[:1], h.policy())
+	// ... so batch2 waits for it until this scrape's deadline.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+	defer cancel()
+	r := h.read(ctx)
+	if r[1].LastError != nil || !r[1].LastAttempt.IsZero() || h.src.count(custA, batch2) != 0 {
+		t.Errorf("batch queued behind the slot: %+v, %d requests; want nothing sent or recorded", r[1].BatchState, h.src.count(custA, batch2))
+	}
+	close(release)
+	waitFor(t, "the queued read", func() bool { return h.src.count(custA, batch2) == 1 })
+}
+
+func TestConcurrencyIsBounded(t *testing.T) {
+	const limit = 3
+	var batches []string
+	for i := range 12 {
+		batches = append(batches, fmt.Sprintf("%08d-0000-4000-8000-000000000000", i))
+	}
+	h := newHarness(testConfig(0, config.Customer{ID: custA, Batches: batches}))
+	h.reader.SetMaxConcurrent(limit)
+	var running, peak atomic.Int32
+	full := make(chan struct{})
+	var fullOnce sync.Once
+	for _, b := range batches {
+		h.src.set(custA, b, func(context.Context) (*partnercenter.Batch, error) {
+			n := running.Add(1)
+			for {
+				p := peak.Load()
+				if n <= p || peak.CompareAndSwap(p, n) {
+					break
+				}
+			}
+			if n == limit {
+				fullOnce.Do(func() { close(full) })
+			}
+			// Hold the slot until the limit was reached once, so that the
+			// peak does not depend on scheduling; a bound that lets more
+			// through still shows up as a higher peak.
+			select {
+			case <-full:
+			case <-time.After(5 * time.Second):
+			}
+			running.Add(-1)
+			return processing(), nil
+		})
+	}
+	h.read(context.Background())
+	if got := peak.Load(); got != limit {
+		t.Errorf("peak concurrent reads = %d, want %d", got, limit)
+	}
+	if got := h.src.totalCalls(); got != len(batches) {
+		t.Errorf("reads = %d, want %d", got, len(batches))
+	}
+}
+
+func TestReadFinishingAfterARemovalDoesNotBringTheBatchBack(t *testing.T) {
+	h := newHarness(testConfig(time.Minute, config.Customer{ID: custA, Batches: []string{batch1, batch2}}))
+	h.src.setBatch(custA, batch1, finishedWithErrors())
+	var started atomic.Int32
+	release := make(chan struct{})
+	h.src.set(custA, batch2, blockingBatch(&started, release, processing()))
+	ctx, cancel := context.WithCancel(context.Background())
+	go cancelWhenStarted(&started, cancel)
+	h.read(ctx) // the old configuration's scrape
+	h.store.Retain([]Target{{CustomerID: custA, TrackingID: batch1}})
+	close(release)
+	// The removed batch's read ends; nothing may store it.
+	waitForFlight(h.reader, Target{CustomerID: custA, TrackingID: batch2})
+	if s, ok := h.store.Get(Target{CustomerID: custA, TrackingID: batch2}); ok {
+		t.Errorf("removed batch is back in the store: %+v", s)
+	}
+	if logs := h.logText(); logs != "" {
+		t.Errorf("removed batch's read was logged:\n%s", logs)
+	}
+}
+
+func TestResetDropsStoredReadsAndReadsStartedBefore(t *testing.T) {
+	h := newHarness(testConfig(time.Minute, config.Customer{ID: custA, Batches: []string{batch1, batch2}}))
+	h.src.setBatch(custA, batch1, finishedWithErrors())
+	h.read(context.Background())
+	var started atomic.Int32
+	release := make(chan struct{})
+	h.src.set(custA, batch2, blockingBatch(&started, release, processing()))
+	ctx, cancel := context.WithCancel(context.Background())
+	go cancelWhenStarted(&started, cancel)
+	// batch2's first read is still running when the settings change.
+	h.clock.advance(time.Hour)
+	h.read(ctx)
+	h.store.Reset()
+	close(release)
+	waitForFlight(h.reader, Target{CustomerID: custA, TrackingID: batch2})
+	for _, b := range []string{batch1, batch2} {
+		if s, ok := h.store.Get(Target{CustomerID: custA, TrackingID: b}); !ok || s.Batch != nil || !s.LastAttempt.IsZero() {
+			t.Errorf("batch %s after reset: configured=%v %+v, want configured and never read", b[:8], ok, s)
+		}
+	}
+	h.read(context.Background())
+	if got := h.src.count(custA, batch1); got != 2 {
+		t.Errorf("finished batch requested %d times across a reset, want 2", got)
+	}
+}
+
+func TestFailureIsLoggedOnceAndRecoveryToo(t *testing.T) {
+	h := newHarness(testConfig(0, config.Customer{ID: custA, Batches: []string{batch2}}))
+	h.src.setBatch(custA, batch2, processing())
+	h.read(context.Background())
+	h.src.setErr(custA, batch2, &partnercenter.Error{StatusCode: 500, Code: "500", Description: "boom",
+		RequestID: "req-1", CorrelationID: "corr-1"})
+	for range 3 {
+		h.read(context.Background())
+	}
+	h.src.setErr(custA, batch2, &partnercenter.Error{StatusCode: 404, Code: "600", Description: "gone"})
+	h.read(context.Background())
+	h.src.setBatch(custA, batch2, processing())
+	h.read(context.Background())
+	h.read(context.Background())
+	want := strings.Join([]string{
+		`level=warn customer_id=aaaaaaaa-0000-4000-8000-000000000001 batch_tracking_id=22222222-2222-4222-8222-222222222222 msg="reading batch failed" err="HTTP 500, error code 500: boom" http_status=500 error_code=500 request_id=req-1 correlation_id=corr-1`,
+		`level=warn customer_id=aaaaaaaa-0000-4000-8000-000000000001 batch_tracking_id=22222222-2222-4222-8222-222222222222 msg="reading batch failed" err="HTTP 404, error code 600: gone" http_status=404 error_code=600 request_id= correlation_id=`,
+		`level=info customer_id=aaaaaaaa-0000-4000-8000-000000000001 batch_tracking_id=22222222-2222-4222-8222-222222222222 msg="batch read again successfully after failures"`,
+		``,
+	}, "\n")
+	if got := h.logText(); got != want {
+		t.Errorf("log:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+func TestHoldIsLoggedAsTheExportersOwn(t *testing.T) {
+	h := newHarness(testConfig(0, config.Customer{ID: custA, Batches: []string{batch2}}))
+	hold := &partnercenter.HoldError{Until: t0.Add(5 * time.Minute)}
+	h.src.setErr(custA, batch2, hold)
+	h.read(context.Background())
+	h.read(context.Background())
+	want := `level=warn customer_id=aaaaaaaa-0000-4000-8000-000000000001 batch_tracking_id=22222222-2222-4222-8222-222222222222 msg="batch not read" err="` + hold.Error() + "\"\n"
+	if got := h.logText(); got != want {
+		t.Errorf("log:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+func TestUnknownStatusLoggedOncePerValue(t *testing.T) {
+	h := newHarness(testConfig(0, config.Customer{ID: custA, Batches: []string{batch2}}))
+	b := processing()
+	b.Status, b.RawStatus = partnercenter.StatusUnknown, "Paused"
+	b.UnknownDeviceStatuses = []string{"Held"}
+	h.src.setBatch(custA, batch2, b)
+	for range 3 {
+		h.read(context.Background())
+	}
+	b2 := *b
+	b2.UnknownDeviceStatuses = []string{"Held", "Parked"}
+	h.src.setBatch(custA, batch2, &b2)
+	h.read(context.Background())
+	logs := h.logText()
+	for _, v := range []string{"value=Paused", "value=Held", "value=Parked"} {
+		if got := strings.Count(logs, v); got != 1 {
+			t.Errorf("%s logged %d times, want 1:\n%s", v, got, logs)
+		}
+	}
+}
+
+func TestTokenFailureIsFollowed(t *testing.T) {
+	h := newHarness(testConfig(0, config.Customer{ID: custA, Batches: []string{batch2}}))
+	h.src.setErr(custA, batch2, fmt.Errorf("get token: %w", &partnercenter.TokenError{StatusCode: 401, Code: "invalid_client"}))
+	h.read(context.Background())
+	if !h.reader.TokenFailing() {
+		t.Error("a token error did not mark the token as failing")
+	}
+	h.src.setErr(custA, batch2, &partnercenter.HoldError{Until: t0})
+	h.read(context.Background())
+	if !h.reader.TokenFailing() {
+		t.Error("a hold, which asks for no token, cleared the token failure")
+	}
+	h.src.setErr(custA, batch2, &partnercenter.Error{StatusCode: 404})
+	h.read(context.Background())
+	if h.reader.TokenFailing() {
+		t.Error("an API answer, which needs a token, left the token failing")
+	}
+}
+
+func TestUpFollowsTheStoredOutcomes(t *testing.T) {
+	// One batch answering 500 while another is read fine keeps up at 1;
+	// once the other fails the same way, up drops to 0.
+	h := newHarness(testConfig(0, config.Customer{ID: custA, Batches: []string{batch1, batch2, batch3}}))
+	h.src.setBatch(custA, batch1, finishedWithErrors())
+	h.src.setBatch(custA, batch2, processing())
+	h.src.setErr(custA, batch3, &partnercenter.Error{StatusCode: 500})
+	expectUp := func(want string) {
+		t.Helper()
+		expected := "# HELP partnercenter_up 1 when Partner Center is reachable with the configured credentials; 0 when no token can be had, or the last read of every batch still being read failed with a connection error, timeout, 401 or 5xx.\n# TYPE partnercenter_up gauge\npartnercenter_up " + want + "\n"
+		if err := testutil.CollectAndCompare(h.scrape(context.Background()), strings.NewReader(expected), "partnercenter_up"); err != nil {
+			t.Error(err)
+		}
+	}
+	expectUp("1")
+	h.src.setErr(custA, batch2, &partnercenter.Error{Err: context.DeadlineExceeded})
+	expectUp("0")
+	h.src.setBatch(custA, batch2, processing())
+	expectUp("1")
+}

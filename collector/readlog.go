@@ -1,0 +1,97 @@
+package collector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+
+	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter"
+)
+
+// logOutcome logs what a read changed, judged against the state before it,
+// so that nothing needs remembering beyond the state itself: a failure is
+// logged when it starts or changes kind, a recovery once, and an
+// unrecognised status value when it first appears.
+func logOutcome(logger log.Logger, prev BatchState, batch *partnercenter.Batch, err error) {
+	if err != nil {
+		if prev.LastError == nil || failureSignature(prev.LastError) != failureSignature(err) {
+			level.Warn(logger).Log(failureKeyvals(err)...)
+		}
+		return
+	}
+	if prev.LastError != nil {
+		level.Info(logger).Log("msg", "batch read again successfully after failures")
+	}
+	for _, v := range newUnknownStatuses(prev.Batch, batch) {
+		level.Warn(logger).Log("msg", "unrecognised status value, counted as unknown", "value", v)
+	}
+	level.Debug(logger).Log("msg", "batch read", "status", batch.Status, "devices", batch.Devices.Total())
+}
+
+func failureKeyvals(err error) []any {
+	var hold *partnercenter.HoldError
+	if errors.As(err, &hold) {
+		return []any{"msg", "batch not read", "err", err}
+	}
+	kv := []any{"msg", "reading batch failed", "err", err}
+	var apiErr *partnercenter.Error
+	if errors.As(err, &apiErr) {
+		kv = append(kv, "http_status", apiErr.StatusCode, "error_code", apiErr.Code,
+			"request_id", apiErr.RequestID, "correlation_id", apiErr.CorrelationID)
+	}
+	return kv
+}
+
+// failureSignature identifies a kind of failure: the same HTTP status and
+// Partner Center code, or the same kind of local error, is the same failure.
+func failureSignature(err error) string {
+	var apiErr *partnercenter.Error
+	var tokenErr *partnercenter.TokenError
+	var hold *partnercenter.HoldError
+	switch {
+	case errors.As(err, &apiErr):
+		sig := fmt.Sprintf("http %d code %s", apiErr.StatusCode, apiErr.Code)
+		if apiErr.StatusCode == 0 || apiErr.StatusCode == 200 {
+			sig += ": " + fmt.Sprint(apiErr.Err)
+		}
+		return sig
+	case errors.As(err, &tokenErr):
+		return "token " + tokenErr.Code
+	case errors.As(err, &hold):
+		return "held by the exporter"
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return "deadline"
+	}
+	return err.Error()
+}
+
+// newUnknownStatuses lists, sorted, the unrecognised status values of next
+// that prev (the previous successful read, possibly nil) did not have.
+func newUnknownStatuses(prev, next *partnercenter.Batch) []string {
+	seen := unknownStatuses(prev)
+	var fresh []string
+	for _, v := range unknownStatuses(next) {
+		if !slices.Contains(seen, v) && !slices.Contains(fresh, v) {
+			fresh = append(fresh, v)
+		}
+	}
+	slices.Sort(fresh)
+	return fresh
+}
+
+// unknownStatuses is every unrecognised status value of b: its own and its
+// devices' (the decoder keeps a bounded number of the latter).
+func unknownStatuses(b *partnercenter.Batch) []string {
+	if b == nil {
+		return nil
+	}
+	values := b.UnknownDeviceStatuses
+	if _, ok := partnercenter.ParseStatus(b.RawStatus); !ok {
+		values = append(slices.Clip(values), b.RawStatus)
+	}
+	return values
+}
