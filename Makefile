@@ -15,7 +15,7 @@ LDFLAGS := -s -w -X $(VERSION_PKG).Version=$(VERSION) -X $(VERSION_PKG).Revision
 	-X $(VERSION_PKG).Branch=$(BRANCH) -X $(VERSION_PKG).BuildUser=$(USER)@make \
 	-X $(VERSION_PKG).BuildDate=$(BUILD_DATE)
 
-.PHONY: all build test deps fmt-check vet lint unit examples demo bench docker screenshot
+.PHONY: all build test deps fmt-check vet lint unit examples demo bench fuzz docker screenshot
 
 all: build test
 
@@ -52,6 +52,25 @@ examples: deps
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+## fuzz: run every fuzz target for FUZZTIME, one after another (go test
+## takes one -fuzz target per package per run). Their seeds already run as
+## ordinary tests in `make unit`.
+FUZZTIME     ?= 30s
+FUZZ_TARGETS := \
+	./partnercenter:FuzzDecodeJSON \
+	./partnercenter:FuzzDecodeXML \
+	./partnercenter:FuzzParseTime \
+	./partnercenter:FuzzParseStatus \
+	./config:FuzzConfigParse \
+	./batchpages:FuzzBatchPath
+
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "== $$name ($$pkg, $(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg; \
+	done
 
 ## screenshot: refresh docs/batch-page.png from the real-browser test.
 screenshot: deps
