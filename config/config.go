@@ -29,6 +29,7 @@ package config
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -163,14 +164,37 @@ func (a Auth) Mode() AuthMode {
 	}
 }
 
+// maxConfigFileSize bounds the configuration file: even thousands of
+// batches take well under a megabyte, and a wrong path (a log, /dev/zero)
+// must not be read into memory whole.
+const maxConfigFileSize = 16 << 20
+
 // Load reads, defaults and validates the configuration file at path. Relative
 // file paths inside it are resolved against path's directory.
 func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := readConfigFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(data, path, filepath.Dir(path))
+}
+
+// readConfigFile reads at most one byte more than maxConfigFileSize, so
+// that a file that grows while it is read is refused as well.
+func readConfigFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading config file: %w", err)
 	}
-	return Parse(data, path, filepath.Dir(path))
+	defer func() { _ = f.Close() }() // read-only: a close error loses nothing
+	data, err := io.ReadAll(io.LimitReader(f, maxConfigFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading config file: %w", err)
+	}
+	if len(data) > maxConfigFileSize {
+		return nil, &FieldError{File: path, Msg: fmt.Sprintf("config file is larger than %d MiB", maxConfigFileSize>>20)}
+	}
+	return data, nil
 }
 
 // Parse does what Load does on a file's content. filename is used in error

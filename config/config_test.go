@@ -246,6 +246,25 @@ func TestLoadMissingFile(t *testing.T) {
 	}
 }
 
+func TestLoadRefusesAnOversizedFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "huge.yml")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Sparse: one byte past the limit costs no disk space.
+	if err := f.Truncate(16<<20 + 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Load(path)
+	if want := path + ": config file is larger than 16 MiB"; err == nil || err.Error() != want {
+		t.Errorf("Load error = %v, want %q", err, want)
+	}
+}
+
 // TestMisspeltKeyAtEveryLevel guards against a decoder that is strict at
 // the top level only (yaml.v3 KnownFields is lost under custom unmarshalers).
 func TestMisspeltKeyAtEveryLevel(t *testing.T) {

@@ -23,6 +23,7 @@ type ClientConfig struct {
 	APIVersion string
 	// HTTPClient sends the requests; http.DefaultTransport with no client
 	// timeout by default (RequestTimeout bounds each request instead).
+	// The client uses a copy that follows no redirects.
 	HTTPClient *http.Client
 	// RequestTimeout bounds one HTTP request including reading its body,
 	// 30s by default.
@@ -94,7 +95,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	c := &Client{
 		base:    base,
 		version: cfg.APIVersion,
-		http:    cfg.HTTPClient,
+		http:    withoutRedirects(cfg.HTTPClient),
 		timeout: cfg.RequestTimeout,
 		tokens:  cfg.Tokens,
 		agent:   cfg.UserAgent,
@@ -106,9 +107,6 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	}
 	if c.version == "" {
 		c.version = DefaultAPIVersion
-	}
-	if c.http == nil {
-		c.http = &http.Client{}
 	}
 	if c.timeout <= 0 {
 		c.timeout = DefaultRequestTimeout
@@ -256,6 +254,11 @@ func (c *Client) get(ctx context.Context, target, token, corrID string) (*Batch,
 	if resp.StatusCode != http.StatusOK {
 		c.obs.APIRequest(resp.StatusCode, c.now().Sub(start))
 		apiErr := fail(resp.StatusCode, nil)
+		if isRedirect(resp.StatusCode) {
+			// Not a Partner Center error document: say where it pointed.
+			apiErr.Err = errors.New(redirectNotFollowed(resp))
+			return nil, apiErr
+		}
 		apiErr.Code, apiErr.Description = parseErrorBody(io.LimitReader(resp.Body, maxErrorBody))
 		if resp.StatusCode == http.StatusTooManyRequests {
 			apiErr.RetryAfter = retryAfterHold(resp.Header.Get("Retry-After"), c.now(), c.maxHold)

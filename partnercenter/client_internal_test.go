@@ -3,6 +3,7 @@ package partnercenter
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -54,5 +55,12 @@ func TestThrottledUntil(t *testing.T) {
 	}
 	if err := c.waitForThrottle(ctx); err != nil {
 		t.Errorf("waitForThrottle = %v once the hold has passed, want nil", err)
+	}
+}
+
+func TestParseErrorBodyCutsTheCode(t *testing.T) {
+	code, description := parseErrorBody(strings.NewReader(`{"code":"` + strings.Repeat("c", 1000) + `","description":"not found"}`))
+	if want := strings.Repeat("c", 253) + "..."; code != want || description != "not found" {
+		t.Errorf("parseErrorBody = %q (%d bytes), %q; want the code cut to 256 bytes", code, len(code), description)
 	}
 }

@@ -12,8 +12,10 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -617,5 +619,82 @@ func TestResetMidBodyIsNoResponse(t *testing.T) {
 	defer mu.Unlock()
 	if requests != 2 {
 		t.Errorf("requests = %d, want 2 (a connection failure is retried once)", requests)
+	}
+}
+
+// countingServer counts the requests it gets; it stands for whatever a
+// redirect points to.
+type countingServer struct {
+	*httptest.Server
+	mu sync.Mutex
+	n  int
+}
+
+func newCountingServer(t *testing.T) *countingServer {
+	t.Helper()
+	s := &countingServer{}
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		s.mu.Lock()
+		s.n++
+		s.mu.Unlock()
+		http.Error(w, "should never be asked", http.StatusTeapot)
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+func (s *countingServer) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.n
+}
+
+// newRedirectingServer answers every request with status and a Location
+// on target that carries a query, which must never show in an error.
+func newRedirectingServer(t *testing.T, status int, target string) (*httptest.Server, *atomic.Int64) {
+	t.Helper()
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n.Add(1)
+		http.Redirect(w, r, target+r.URL.Path+"?sig=hunter2", status)
+	}))
+	t.Cleanup(srv.Close)
+	return srv, &n
+}
+
+func TestAPIRedirectIsNotFollowed(t *testing.T) {
+	for _, status := range []int{http.StatusFound, http.StatusTemporaryRedirect, http.StatusPermanentRedirect} {
+		t.Run(strconv.Itoa(status), func(t *testing.T) {
+			target := newCountingServer(t)
+			origin, originRequests := newRedirectingServer(t, status, target.URL)
+			tokenFile := filepath.Join(t.TempDir(), "token")
+			if err := os.WriteFile(tokenFile, []byte("opaque-token"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			hc := &http.Client{Timeout: 10 * time.Second}
+			c, err := partnercenter.NewClient(partnercenter.ClientConfig{BaseURL: origin.URL, HTTPClient: hc,
+				Tokens: partnercenter.NewAccessTokenFileSource(tokenFile, nil)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = c.BatchStatus(context.Background(), customerID, trackingID)
+			want := fmt.Sprintf("HTTP %d: redirect to %s not followed", status, target.Listener.Addr())
+			var apiErr *partnercenter.Error
+			if !errors.As(err, &apiErr) || apiErr.StatusCode != status || err.Error() != want {
+				t.Fatalf("error = %v, want an *Error saying %q", err, want)
+			}
+			if partnercenter.Unavailable(err) {
+				t.Error("a redirect counts as the API being unavailable")
+			}
+			if got := target.count(); got != 0 {
+				t.Errorf("redirect target got %d requests, want 0", got)
+			}
+			if got := originRequests.Load(); got != 1 {
+				t.Errorf("origin got %d requests, want 1 (a redirect is not retried)", got)
+			}
+			if hc.CheckRedirect != nil {
+				t.Error("NewClient changed the caller's http.Client")
+			}
+		})
 	}
 }

@@ -18,6 +18,25 @@ var errEmptyBody = errors.New("empty response body")
 // utf8BOM is the byte order mark some Microsoft services put before a body.
 const utf8BOM = "\xEF\xBB\xBF"
 
+// Bounds on what a body may contain.
+const (
+	// maxNestingDepth bounds how deeply arrays, objects or elements nest,
+	// the top-level object or root element being level 1. A batch needs 4;
+	// the decoders' own token stacks have no limit, so an endless run of
+	// '[' or start tags would otherwise grow them up to the size cap.
+	maxNestingDepth = 64
+	// maxFieldLen bounds every identifier, code, status, serial number and
+	// product key taken from the body, in bytes.
+	maxFieldLen = 256
+	// maxRawText bounds how much of one XML text node is collected before
+	// it is trimmed and cut to its field's limit.
+	maxRawText = 4 << 10
+)
+
+// errTooDeep is returned (wrapped) for a body nested deeper than
+// maxNestingDepth.
+var errTooDeep = fmt.Errorf("nesting deeper than %d levels", maxNestingDepth)
+
 // Decode reads one BatchUploadDetails body as a stream: the device list is
 // folded into counts element by element, so memory does not grow with the
 // number of devices (except Batch.FailedDevices, which opts caps).
@@ -157,13 +176,13 @@ func lookupScalarField(name string) (scalarField, bool) {
 }
 
 func (b *batchBuilder) setTrackingID(raw string) error {
-	b.batch.TrackingID = raw
+	b.batch.TrackingID = cutField(raw)
 	return nil
 }
 
 func (b *batchBuilder) setStatus(raw string) error {
-	b.batch.RawStatus = raw
-	b.batch.Status, _ = ParseStatus(raw)
+	b.batch.RawStatus = cutField(raw)
+	b.batch.Status, _ = ParseStatus(b.batch.RawStatus)
 	return nil
 }
 
@@ -204,11 +223,11 @@ func (b *batchBuilder) deviceContext() string {
 func (b *batchBuilder) addDevice(raw rawDevice) {
 	b.nextDevice++
 	device := Device{
-		SerialNumber:     raw.SerialNumber,
-		DeviceID:         raw.DeviceID,
-		ProductKey:       raw.ProductKey,
-		Status:           b.deviceStatus(raw.Status),
-		ErrorCode:        strings.TrimSpace(raw.ErrorCode),
+		SerialNumber:     cutField(raw.SerialNumber),
+		DeviceID:         cutField(raw.DeviceID),
+		ProductKey:       cutField(raw.ProductKey),
+		Status:           b.deviceStatus(cutField(raw.Status)),
+		ErrorCode:        cutField(strings.TrimSpace(raw.ErrorCode)),
 		ErrorDescription: cutDescription(raw.ErrorDescription),
 	}
 	b.batch.Devices[device.Status]++
@@ -269,6 +288,15 @@ func cutDescription(s string) string {
 		return s
 	}
 	return strings.Clone(cutAtRune(s, MaxErrorDescriptionLen))
+}
+
+// cutField cuts a value taken from the body to maxFieldLen bytes on a rune
+// boundary. A cut copy is cloned so that it does not pin the decoded one.
+func cutField(s string) string {
+	if len(s) <= maxFieldLen {
+		return s
+	}
+	return strings.Clone(cutAtRune(s, maxFieldLen))
 }
 
 // cutAtRune returns the longest prefix of s that is at most n bytes long

@@ -13,7 +13,7 @@ import (
 // device list, wherever it appears among the keys, is read one element at
 // a time and never held whole.
 func decodeJSON(r io.Reader, b *batchBuilder) error {
-	dec := json.NewDecoder(r)
+	dec := json.NewDecoder(&jsonDepthReader{r: r})
 	// Keep numbers as text: a number where a string belongs is reported by
 	// its kind, and an error code given as a number is normalised by hand.
 	dec.UseNumber()
@@ -119,6 +119,58 @@ func decodeJSONDevice(dec *json.Decoder, scratch *jsonDevice) (rawDevice, error)
 		ErrorCode:        string(device.ErrorCode),
 		ErrorDescription: device.ErrorDescription,
 	}, nil
+}
+
+// jsonDepthReader refuses a body nested deeper than maxNestingDepth
+// before json.Decoder sees it. The decoder has no such limit of its own
+// for Token (its stack grows with every '['), and Decode buffers a whole
+// value; counting bytes as they pass covers both. Bytes before the one
+// that goes too deep are handed on, so the decoder reports the error at
+// the place it happens.
+type jsonDepthReader struct {
+	r        io.Reader
+	depth    int
+	inString bool
+	escaped  bool
+	err      error
+}
+
+func (j *jsonDepthReader) Read(p []byte) (int, error) {
+	if j.err != nil {
+		return 0, j.err
+	}
+	n, err := j.r.Read(p)
+	for i, c := range p[:n] {
+		if !j.track(c) {
+			j.err = errTooDeep
+			return i, j.err
+		}
+	}
+	return n, err
+}
+
+// track follows one byte and reports whether the depth is still allowed.
+// Brackets inside strings do not count.
+func (j *jsonDepthReader) track(c byte) bool {
+	switch {
+	case j.escaped:
+		j.escaped = false
+	case j.inString:
+		switch c {
+		case '\\':
+			j.escaped = true
+		case '"':
+			j.inString = false
+		}
+	case c == '"':
+		j.inString = true
+	case c == '[', c == '{':
+		j.depth++
+		return j.depth <= maxNestingDepth
+	case c == ']', c == '}':
+		j.depth--
+	}
+	return true
 }
 
 // jsonErrorCode accepts the error code as a string, a number or null.

@@ -1,6 +1,7 @@
 package partnercenter
 
 import (
+	"bytes"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -23,13 +24,13 @@ const (
 // into a tagged struct, because struct tags match names case-sensitively.
 // It streams all the same: one device is read, folded and forgotten.
 func decodeXML(r io.Reader, b *batchBuilder) error {
-	dec := xml.NewDecoder(r)
+	dec := &xmlStream{dec: xml.NewDecoder(r)}
 	root, err := xmlRoot(dec)
 	if err != nil {
 		return err
 	}
 	if !strings.EqualFold(root.Name.Local, xmlRootName) {
-		return fmt.Errorf("root element is <%s>, want <%s>", root.Name.Local, xmlRootName)
+		return fmt.Errorf("root element is <%s>, want <%s>", oneLine(root.Name.Local, maxFieldLen), xmlRootName)
 	}
 	err = forEachXMLChild(dec, "", func(child xml.StartElement) error {
 		return decodeXMLField(dec, child, b)
@@ -41,13 +42,13 @@ func decodeXML(r io.Reader, b *batchBuilder) error {
 }
 
 // decodeXMLField reads one child element of the root.
-func decodeXMLField(dec *xml.Decoder, child xml.StartElement, b *batchBuilder) error {
+func decodeXMLField(dec *xmlStream, child xml.StartElement, b *batchBuilder) error {
 	if strings.EqualFold(child.Name.Local, devicesField) {
 		return decodeXMLDevices(dec, b)
 	}
 	field, ok := lookupScalarField(child.Name.Local)
 	if !ok {
-		return dec.Skip()
+		return dec.skip()
 	}
 	raw, err := readXMLText(dec, child)
 	if err != nil {
@@ -58,13 +59,13 @@ func decodeXMLField(dec *xml.Decoder, child xml.StartElement, b *batchBuilder) e
 
 // decodeXMLDevices reads the DevicesStatus element one device at a time.
 // A nil list (i:nil="true") has no children and so no devices.
-func decodeXMLDevices(dec *xml.Decoder, b *batchBuilder) error {
+func decodeXMLDevices(dec *xmlStream, b *batchBuilder) error {
 	if err := b.startDevices(); err != nil {
 		return err
 	}
 	return forEachXMLChild(dec, devicesField, func(child xml.StartElement) error {
 		if !strings.EqualFold(child.Name.Local, xmlDeviceName) {
-			return dec.Skip()
+			return dec.skip()
 		}
 		device, err := readXMLDevice(dec, child)
 		if err != nil {
@@ -77,7 +78,7 @@ func decodeXMLDevices(dec *xml.Decoder, b *batchBuilder) error {
 
 // readXMLDevice reads one DeviceUploadDetails element whose start tag has
 // just been read.
-func readXMLDevice(dec *xml.Decoder, start xml.StartElement) (rawDevice, error) {
+func readXMLDevice(dec *xmlStream, start xml.StartElement) (rawDevice, error) {
 	if isXMLNil(start) {
 		return rawDevice{}, errors.New("device is nil")
 	}
@@ -85,7 +86,7 @@ func readXMLDevice(dec *xml.Decoder, start xml.StartElement) (rawDevice, error) 
 	err := forEachXMLChild(dec, "", func(child xml.StartElement) error {
 		name, dst := device.field(child.Name.Local)
 		if dst == nil {
-			return dec.Skip() // Attributes and anything unknown
+			return dec.skip() // Attributes and anything unknown
 		}
 		text, err := readXMLText(dec, child)
 		if err != nil {
@@ -122,9 +123,9 @@ func (d *rawDevice) field(local string) (string, *string) {
 // start tag has just been read, until its end tag. fn must consume the
 // whole child. Text between children is ignored. Errors of the decoder
 // itself are prefixed with context when it is not empty.
-func forEachXMLChild(dec *xml.Decoder, context string, fn func(child xml.StartElement) error) error {
+func forEachXMLChild(dec *xmlStream, context string, fn func(child xml.StartElement) error) error {
 	for {
-		tok, err := xmlToken(dec)
+		tok, err := dec.token()
 		if err != nil {
 			if context != "" {
 				return fmt.Errorf("%s: %w", context, err)
@@ -145,27 +146,41 @@ func forEachXMLChild(dec *xml.Decoder, context string, fn func(child xml.StartEl
 // readXMLText returns the trimmed text of the element whose start tag has
 // just been read; a nil element (i:nil="true") reads as "". Nested
 // elements are skipped.
-func readXMLText(dec *xml.Decoder, start xml.StartElement) (string, error) {
+func readXMLText(dec *xmlStream, start xml.StartElement) (string, error) {
 	if isXMLNil(start) {
-		return "", dec.Skip()
+		return "", dec.skip()
 	}
 	var text []byte
 	for {
-		tok, err := xmlToken(dec)
+		tok, err := dec.token()
 		if err != nil {
 			return "", err
 		}
 		switch t := tok.(type) {
 		case xml.CharData:
-			text = append(text, t...)
+			text = appendXMLText(text, t)
 		case xml.StartElement:
-			if err := dec.Skip(); err != nil {
+			if err := dec.skip(); err != nil {
 				return "", err
 			}
 		case xml.EndElement:
 			return strings.TrimSpace(string(text)), nil
 		}
 	}
+}
+
+// appendXMLText adds chunk to text, dropping leading white space and
+// anything past maxRawText: every field is cut shorter than that later, so
+// a huge text node must not be kept whole.
+func appendXMLText(text, chunk []byte) []byte {
+	if len(text) == 0 {
+		chunk = bytes.TrimLeft(chunk, " \t\r\n")
+	}
+	room := maxRawText - len(text)
+	if room <= 0 {
+		return text
+	}
+	return append(text, chunk[:min(len(chunk), room)]...)
 }
 
 // isXMLNil reports whether the element carries xsi:nil="true", whatever
@@ -181,9 +196,9 @@ func isXMLNil(start xml.StartElement) bool {
 }
 
 // xmlRoot returns the root element's start tag, skipping the prolog.
-func xmlRoot(dec *xml.Decoder) (xml.StartElement, error) {
+func xmlRoot(dec *xmlStream) (xml.StartElement, error) {
 	for {
-		tok, err := xmlToken(dec)
+		tok, err := dec.token()
 		if err != nil {
 			return xml.StartElement{}, err
 		}
@@ -200,9 +215,9 @@ func xmlRoot(dec *xml.Decoder) (xml.StartElement, error) {
 
 // expectXMLEnd refuses anything but comments, processing instructions and
 // white space after the root element.
-func expectXMLEnd(dec *xml.Decoder) error {
+func expectXMLEnd(dec *xmlStream) error {
 	for {
-		tok, err := dec.Token()
+		tok, err := dec.dec.Token()
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
@@ -211,7 +226,7 @@ func expectXMLEnd(dec *xml.Decoder) error {
 		}
 		switch t := tok.(type) {
 		case xml.StartElement:
-			return fmt.Errorf("unexpected element <%s> after the root element", t.Name.Local)
+			return fmt.Errorf("unexpected element <%s> after the root element", oneLine(t.Name.Local, maxFieldLen))
 		case xml.CharData:
 			if !isBlank(t) {
 				return errors.New("unexpected text after the root element")
@@ -220,15 +235,53 @@ func expectXMLEnd(dec *xml.Decoder) error {
 	}
 }
 
-// xmlToken returns the next token; running out of input is always
+// xmlStream reads tokens and counts how deeply elements nest.
+// xml.Decoder has no depth limit: it keeps a stack entry per open element,
+// so a body of nothing but start tags would grow it until the size cap.
+type xmlStream struct {
+	dec   *xml.Decoder
+	depth int
+}
+
+// token returns the next token; running out of input is always
 // unexpected here, because the caller is inside an element or before the
-// root.
-func xmlToken(dec *xml.Decoder) (xml.Token, error) {
-	tok, err := dec.Token()
+// root. An element nested more than maxNestingDepth levels is an error.
+func (s *xmlStream) token() (xml.Token, error) {
+	tok, err := s.dec.Token()
 	if errors.Is(err, io.EOF) {
 		return nil, io.ErrUnexpectedEOF
 	}
-	return tok, err
+	if err != nil {
+		return nil, err
+	}
+	switch tok.(type) {
+	case xml.StartElement:
+		s.depth++
+		if s.depth > maxNestingDepth {
+			return nil, errTooDeep
+		}
+	case xml.EndElement:
+		s.depth--
+	}
+	return tok, nil
+}
+
+// skip consumes the rest of the element whose start tag has just been
+// read. It replaces xml.Decoder.Skip, which does not count depth.
+func (s *xmlStream) skip() error {
+	for open := 1; open > 0; {
+		tok, err := s.token()
+		if err != nil {
+			return err
+		}
+		switch tok.(type) {
+		case xml.StartElement:
+			open++
+		case xml.EndElement:
+			open--
+		}
+	}
+	return nil
 }
 
 func isBlank(text []byte) bool {

@@ -117,7 +117,7 @@ func parseErrorBody(r io.Reader) (code, description string) {
 		Description string          `json:"description"`
 	}
 	if json.Unmarshal(raw, &body) == nil {
-		return strings.Trim(string(body.Code), `"`), oneLine(body.Description, maxDescriptionLen)
+		return oneLine(strings.Trim(string(body.Code), `"`), maxFieldLen), oneLine(body.Description, maxDescriptionLen)
 	}
 	return "", oneLine(string(raw), maxDescriptionLen)
 }

@@ -62,7 +62,8 @@ type ClientCredentials struct {
 
 // NewClientCredentialsSource returns a TokenSource that obtains app-only
 // tokens with the client credentials grant. hc should have a timeout; nil
-// means a client with a 30 second timeout. obs may be nil.
+// means a client with a 30 second timeout. Requests go through a copy of hc
+// that follows no redirects. obs may be nil.
 func NewClientCredentialsSource(c ClientCredentials, hc *http.Client, obs Observer) TokenSource {
 	return newClientCredentialsSource(c, hc, obs, time.Now)
 }
@@ -94,7 +95,8 @@ type RefreshTokenConfig struct {
 // the new one replaces the file's content (the file keeps its mode); if that
 // fails, Token fails too, because the operator must learn about it before
 // the old refresh token expires. hc should have a timeout; nil means a
-// client with a 30 second timeout. obs may be nil.
+// client with a 30 second timeout. Requests go through a copy of hc that
+// follows no redirects. obs may be nil.
 func NewRefreshTokenSource(c RefreshTokenConfig, hc *http.Client, obs Observer) TokenSource {
 	return newRefreshTokenSource(c, hc, obs, time.Now)
 }
@@ -111,7 +113,8 @@ type TokenError struct {
 	// Code is the OAuth error code such as "invalid_client"; empty when the
 	// body was not an OAuth error document.
 	Code string
-	// Description is error_description on one line, cut to 300 bytes.
+	// Description is error_description on one line, cut to 300 bytes; for
+	// a 3xx, which is never followed, it names the host it pointed to.
 	Description string
 }
 
@@ -261,11 +264,13 @@ func tokenRequestResult(err error) string {
 	return tokenRequestSucceeded
 }
 
+// tokenHTTPClient returns the client token requests use: a copy of hc
+// that follows no redirects, as one would re-post the secret elsewhere.
 func tokenHTTPClient(hc *http.Client) *http.Client {
 	if hc == nil {
-		return &http.Client{Timeout: defaultTokenRequestTimeout}
+		hc = &http.Client{Timeout: defaultTokenRequestTimeout}
 	}
-	return hc
+	return withoutRedirects(hc)
 }
 
 // clientCredentialsGrant requests app-only tokens.
@@ -366,7 +371,10 @@ func (e tokenEndpoint) request(ctx context.Context, form url.Values, sent ...str
 	if err != nil {
 		return tokenAnswer{}, err
 	}
-	if resp.StatusCode != http.StatusOK {
+	switch {
+	case isRedirect(resp.StatusCode):
+		return tokenAnswer{}, &TokenError{StatusCode: resp.StatusCode, Description: redirectNotFollowed(resp)}
+	case resp.StatusCode != http.StatusOK:
 		return tokenAnswer{}, newTokenError(resp.StatusCode, body, sent)
 	}
 	return decodeTokenAnswer(body)

@@ -1017,3 +1017,35 @@ func TestTokenSourceRefusesPlainHTTPOffLoopback(t *testing.T) {
 		}
 	}
 }
+
+func TestTokenRedirectIsNotFollowed(t *testing.T) {
+	refreshFile := filepath.Join(t.TempDir(), "refresh")
+	tokenWriteFile(t, refreshFile, "rt-1\n", 0o600)
+	for _, status := range []int{http.StatusFound, http.StatusTemporaryRedirect, http.StatusPermanentRedirect} {
+		target := newTokenTestServer(t, tokenAnswerNumbered(`"3599"`))
+		origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, target.tokenURL()+"?sig=hunter2", status)
+		}))
+		t.Cleanup(origin.Close)
+		hc := &http.Client{Timeout: 10 * time.Second}
+		sources := map[string]TokenSource{
+			"client credentials": NewClientCredentialsSource(tokenTestCredentials(origin.URL+tokenTestPath), hc, nil),
+			"refresh token": NewRefreshTokenSource(RefreshTokenConfig{TokenURL: origin.URL + tokenTestPath, ClientID: tokenTestClientID,
+				Resource: tokenTestResource, ClientSecret: func() string { return tokenTestSecret }, RefreshTokenFile: refreshFile}, hc, nil),
+		}
+		for name, src := range sources {
+			_, err := src.Token(context.Background())
+			want := fmt.Sprintf("token endpoint answered %d %s: redirect to %s not followed",
+				status, http.StatusText(status), target.Listener.Addr())
+			tokenCheckError(t, err, want)
+			var tokenErr *TokenError
+			if !errors.As(err, &tokenErr) || tokenErr.StatusCode != status {
+				t.Errorf("%s: error = %#v, want a *TokenError with status %d", name, err, status)
+			}
+		}
+		target.checkRequestCount(t, 0)
+		if hc.CheckRedirect != nil {
+			t.Error("a token source changed the caller's http.Client")
+		}
+	}
+}
