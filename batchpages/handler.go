@@ -49,6 +49,11 @@ func notConfigured(trackingID string) string {
 	return fmt.Sprintf("no configured batch has tracking ID %s (a configuration reload may have removed it)", trackingID)
 }
 
+// retired answers a batch that finished longer ago than the retention.
+func retired(trackingID string) string {
+	return fmt.Sprintf("batch %s is retired: it finished longer ago than the configured retention", trackingID)
+}
+
 type handler struct {
 	opts Options
 }
@@ -103,6 +108,10 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	t, found := findTarget(cfg, trackingID)
 	if !found {
 		http.Error(w, notConfigured(trackingID), http.StatusNotFound)
+		return
+	}
+	if s, _ := h.opts.State(t); s.Retired {
+		http.Error(w, retired(trackingID), http.StatusNotFound)
 		return
 	}
 	writeBatch(w, f, buildBatch(cfg, t, h.opts.State, now))

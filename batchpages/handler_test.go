@@ -625,3 +625,24 @@ func TestSpreadsheetSafe(t *testing.T) {
 		}
 	}
 }
+
+func TestRetiredBatchIsNotShown(t *testing.T) {
+	f := newFixture()
+	s := f.states[batchOK]
+	s.Retired = true
+	f.states[batchOK] = s
+	h := f.handler()
+	list := decodeJSON[listPage](t, get(t, h, http.MethodGet, "/batches?format=json").Body.Bytes())
+	for _, b := range list.Batches {
+		if b.TrackingID == batchOK {
+			t.Errorf("retired batch listed: %+v", b)
+		}
+	}
+	if len(list.Batches) != len(collector.Targets(f.cfg))-1 {
+		t.Errorf("%d batches listed, want every configured one but the retired", len(list.Batches))
+	}
+	rec := get(t, h, http.MethodGet, "/batches/"+batchOK)
+	if want := retired(batchOK) + "\n"; rec.Code != http.StatusNotFound || rec.Body.String() != want {
+		t.Errorf("retired batch page: %d %q, want 404 %q", rec.Code, rec.Body.String(), want)
+	}
+}

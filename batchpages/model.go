@@ -135,6 +135,9 @@ func buildList(cfg *config.Config, state stateFunc, now time.Time) listPage {
 	summaries := make([]batchSummary, 0, len(targets))
 	for _, t := range targets {
 		s, _ := state(t)
+		if s.Retired {
+			continue
+		}
 		summaries = append(summaries, summarize(t, s, now))
 	}
 	slices.SortStableFunc(summaries, func(a, b batchSummary) int {

@@ -65,11 +65,15 @@ var (
 	batchesConfiguredDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "", "batches_configured"),
 		"Number of configured batches.",
 		nil, nil)
+	batchesRetiredDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "", "batches_retired"),
+		"Number of configured batches retired: finished longer ago than the retention, no longer read or exported.",
+		nil, nil)
 
 	allDescs = []*prometheus.Desc{
 		batchStatusDesc, batchDevicesDesc, batchDeviceErrorsDesc, batchStartedDesc,
 		batchCompletedDesc, batchDurationDesc, batchLastSuccessDesc, batchScrapeSuccessDesc,
 		customerInfoDesc, upDesc, scrapeDurationDesc, batchesConfiguredDesc, throttledUntilDesc,
+		batchesRetiredDesc,
 	}
 )
 
@@ -112,17 +116,24 @@ func (s *Scrape) Collect(ch chan<- prometheus.Metric) {
 	start := s.now()
 	targets := Targets(s.cfg)
 	results := s.reader.Read(s.ctx, s.src, targets, ReadPolicy{
-		Refresh: s.cfg.PartnerCenter.RefreshInterval,
-		Timeout: s.cfg.PartnerCenter.RequestTimeout,
+		Refresh:   s.cfg.PartnerCenter.RefreshInterval,
+		Timeout:   s.cfg.PartnerCenter.RequestTimeout,
+		Retention: s.cfg.Retention,
 	})
 	for _, c := range s.cfg.Customers {
 		ch <- prometheus.MustNewConstMetric(customerInfoDesc, prometheus.GaugeValue, 1, c.ID, c.Name)
 	}
 	now := s.now()
+	retired := 0
 	for _, r := range results {
+		if r.Retired {
+			retired++
+			continue
+		}
 		emitBatch(ch, r, now)
 	}
 	ch <- prometheus.MustNewConstMetric(batchesConfiguredDesc, prometheus.GaugeValue, float64(len(targets)))
+	ch <- prometheus.MustNewConstMetric(batchesRetiredDesc, prometheus.GaugeValue, float64(retired))
 	ch <- prometheus.MustNewConstMetric(upDesc, prometheus.GaugeValue, boolToFloat(apiUp(results, s.reader.TokenFailing())))
 	ch <- prometheus.MustNewConstMetric(throttledUntilDesc, prometheus.GaugeValue, unixSeconds(s.src.ThrottledUntil()))
 	ch <- prometheus.MustNewConstMetric(scrapeDurationDesc, prometheus.GaugeValue, s.now().Sub(start).Seconds())

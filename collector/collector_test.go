@@ -265,6 +265,9 @@ partnercenter_batch_status{batch_tracking_id="22222222-2222-4222-8222-2222222222
 # HELP partnercenter_batches_configured Number of configured batches.
 # TYPE partnercenter_batches_configured gauge
 partnercenter_batches_configured 3
+# HELP partnercenter_batches_retired Number of configured batches retired: finished longer ago than the retention, no longer read or exported.
+# TYPE partnercenter_batches_retired gauge
+partnercenter_batches_retired 0
 # HELP partnercenter_customer_info Configured customer, with its name.
 # TYPE partnercenter_customer_info gauge
 partnercenter_customer_info{customer_id="aaaaaaaa-0000-4000-8000-000000000001",customer_name="Contoso"} 1

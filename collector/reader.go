@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	"github.com/prometheus/common/model"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter"
@@ -29,6 +31,9 @@ type ReadPolicy struct {
 	// Timeout bounds one read, retries included. Reads do not end with the
 	// scrape that started them, so this is their only bound.
 	Timeout time.Duration
+	// Retention retires a finished batch once its completion is longer ago
+	// than this; 0 keeps every batch.
+	Retention time.Duration
 }
 
 // defaultReadTimeout bounds a read when the policy names no timeout.
@@ -91,17 +96,53 @@ func (r *Reader) Read(ctx context.Context, src Source, targets []Target, p ReadP
 	var wg sync.WaitGroup
 	for i, t := range targets {
 		results[i].Target = t
-		if s, _ := r.store.Get(t); !due(s, now, p.Refresh) {
+		s, _ := r.store.Get(t)
+		s = r.applyRetention(t, s, now, p.Retention)
+		if !due(s, now, p.Refresh) {
 			results[i].BatchState = s
 			continue
 		}
 		wg.Go(func() {
 			r.await(ctx, src, t, p)
-			results[i].BatchState, _ = r.store.Get(t)
+			// A batch read for the first time may be past the retention.
+			s, _ := r.store.Get(t)
+			results[i].BatchState = r.applyRetention(t, s, r.now(), p.Retention)
 		})
 	}
 	wg.Wait()
 	return results
+}
+
+// applyRetention retires a batch that has just passed the retention, and
+// brings back one that a raised retention covers again, logging either
+// once. It returns the batch's state after that.
+func (r *Reader) applyRetention(t Target, s BatchState, now time.Time, retention time.Duration) BatchState {
+	expired := pastRetention(s, now, retention)
+	switch {
+	case expired && !s.Retired:
+		if retired, ok := r.store.Retire(t); ok {
+			r.batchLogger(t).Log("msg", "batch retired: finished longer ago than the retention",
+				"completed", s.Batch.CompletedTime.UTC().Format(time.RFC3339), "retention", model.Duration(retention))
+			return retired
+		}
+	case s.Retired && !expired:
+		r.store.Unretire(t)
+		r.batchLogger(t).Log("msg", "batch no longer retired after a retention change; reading it again")
+		return BatchState{}
+	}
+	return s
+}
+
+// pastRetention reports whether a settled batch completed longer than
+// retention ago. A batch without a completion time is never retired: its
+// age is unknown.
+func pastRetention(s BatchState, now time.Time, retention time.Duration) bool {
+	return retention > 0 && s.Settled() && !s.Batch.CompletedTime.IsZero() &&
+		now.Sub(s.Batch.CompletedTime) > retention
+}
+
+func (r *Reader) batchLogger(t Target) log.Logger {
+	return level.Info(log.With(r.logger, "customer_id", t.CustomerID, "batch_tracking_id", t.TrackingID))
 }
 
 // await joins the batch's read, starting it if none runs, and waits for it

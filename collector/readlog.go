@@ -17,6 +17,9 @@ import (
 // logged when it starts or changes kind, a recovery once, and an
 // unrecognised status value when it first appears.
 func logOutcome(logger log.Logger, prev BatchState, batch *partnercenter.Batch, err error) {
+	if errors.Is(prev.LastError, ErrRestored) {
+		prev.LastError = nil // Not a failure: the batch was not read yet.
+	}
 	if err != nil {
 		if prev.LastError == nil || failureSignature(prev.LastError) != failureSignature(err) {
 			level.Warn(logger).Log(failureKeyvals(err)...)

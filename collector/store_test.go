@@ -2,6 +2,7 @@ package collector
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -66,5 +67,84 @@ func TestDue(t *testing.T) {
 				t.Errorf("due = %v, want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+// recordingPersister logs every call, and fails while err is set.
+type recordingPersister struct {
+	calls []string
+	err   error
+}
+
+func (p *recordingPersister) Save(t Target, s BatchState) error {
+	kind := "read"
+	if s.Retired {
+		kind = "retired"
+	}
+	p.calls = append(p.calls, "save "+t.TrackingID[:8]+" "+kind)
+	return p.err
+}
+
+func (p *recordingPersister) Delete(t Target) error {
+	p.calls = append(p.calls, "delete "+t.TrackingID[:8])
+	return p.err
+}
+
+func TestStoreWritesOnlyWhatChanged(t *testing.T) {
+	a := Target{CustomerID: custA, TrackingID: batch1}
+	b := Target{CustomerID: custA, TrackingID: batch2}
+	p := &recordingPersister{}
+	var failures []error
+	s := NewStore()
+	s.Persist(p, func(err error) { failures = append(failures, err) })
+	s.Retain([]Target{a, b})
+
+	s.Record(b, s.Epoch(), t0, t0, processing(), nil)                          // new: saved
+	s.Record(b, s.Epoch(), t0, t0.Add(time.Minute), processing(), nil)         // same values: not saved
+	s.Record(b, s.Epoch(), t0, t0.Add(2*time.Minute), nil, errors.New("boom")) // failure: not saved
+	changed := processing()
+	changed.Devices[0]++
+	s.Record(b, s.Epoch(), t0, t0.Add(3*time.Minute), changed, nil) // changed: saved
+	s.Record(a, s.Epoch(), t0, t0, finishedWithErrors(), nil)       // saved
+	s.Retire(a)                                                     // marker saved
+	s.Retain([]Target{a})                                           // b removed: deleted
+	s.Reset()                                                       // a dropped: deleted
+	want := "save 22222222 read|save 22222222 read|save 11111111 read|save 11111111 retired|delete 22222222|delete 11111111"
+	if got := strings.Join(p.calls, "|"); got != want {
+		t.Errorf("persister calls:\n got  %s\n want %s", got, want)
+	}
+	if len(failures) != 0 {
+		t.Errorf("failures reported: %v", failures)
+	}
+
+	p.err = errors.New("disk full")
+	s.Record(a, s.Epoch(), t0, t0, finishedWithErrors(), nil)
+	if len(failures) != 1 || failures[0] != p.err {
+		t.Errorf("failures = %v, want the one write error", failures)
+	}
+	if got, _ := s.Get(a); got.Batch == nil {
+		t.Error("a failed write lost the read: the store must keep serving from memory")
+	}
+}
+
+func TestStoreRestore(t *testing.T) {
+	a := Target{CustomerID: custA, TrackingID: batch1}
+	b := Target{CustomerID: custA, TrackingID: batch2}
+	gone := Target{CustomerID: custA, TrackingID: batch3}
+	s := NewStore()
+	s.Retain([]Target{a, b})
+	readAt := t0.Add(-time.Hour)
+	if !s.Restore(a, BatchState{Batch: finishedWithErrors(), LastSuccess: readAt}) ||
+		!s.Restore(b, BatchState{Batch: processing(), LastSuccess: readAt}) {
+		t.Fatal("a configured batch was not restored")
+	}
+	if s.Restore(gone, BatchState{Batch: processing(), LastSuccess: readAt}) {
+		t.Error("a batch no longer configured was restored")
+	}
+	if got, _ := s.Get(a); !got.Settled() || due(got, t0, time.Minute) {
+		t.Errorf("restored finished batch %+v: want settled and not due", got)
+	}
+	if got, _ := s.Get(b); !errors.Is(got.LastError, ErrRestored) || !due(got, t0, time.Minute) || got.Batch == nil {
+		t.Errorf("restored unfinished batch %+v: want its values, ErrRestored and due", got)
 	}
 }

@@ -74,8 +74,14 @@ type Config struct {
 	Auth          Auth          `yaml:"auth"`
 	// MaxFailedDevicesPerBatch caps how many failed devices per batch are
 	// kept for the failed-device pages; 0 keeps none.
-	MaxFailedDevicesPerBatch int        `yaml:"max_failed_devices_per_batch"`
-	Customers                []Customer `yaml:"customers"`
+	MaxFailedDevicesPerBatch int `yaml:"max_failed_devices_per_batch"`
+	// Retention retires a finished batch whose completion is longer ago;
+	// 0 keeps every batch.
+	Retention time.Duration `yaml:"retention"`
+	// BatchFiles are globs of files listing batches, one per line; Load
+	// resolves relative ones against the configuration file's directory.
+	BatchFiles []string   `yaml:"batch_files,omitempty"`
+	Customers  []Customer `yaml:"customers"`
 }
 
 // PartnerCenter says where and how the API is called.
@@ -208,7 +214,7 @@ func Parse(data []byte, filename, baseDir string) (*Config, error) {
 	}
 	c, found := decode(root)
 	applyDerivedDefaults(c)
-	resolvePaths(&c.Auth, baseDir)
+	resolvePaths(c, baseDir)
 	v := validator{found}
 	v.config(c)
 	v.secretFiles(&c.Auth)

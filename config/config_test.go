@@ -63,6 +63,8 @@ func TestLoadGood(t *testing.T) {
 					Resource:         "https://api.partnercenterapi.microsoftonline.cn",
 				},
 				MaxFailedDevicesPerBatch: 0,
+				Retention:                30 * 24 * time.Hour,
+				BatchFiles:               []string{"testdata/uploads/*.txt"},
 				Customers: []Customer{
 					{
 						ID:      "a1b2c3d4-0001-4000-8000-000000000001",
@@ -164,7 +166,11 @@ func TestLoadBadConfigs(t *testing.T) {
 		"invalid-max-concurrent-high.yml":  `invalid-max-concurrent-high.yml:2: partner_center.max_concurrent_requests: must be between 1 and 64, got 65`,
 		"invalid-max-response-size.yml":    `invalid-max-response-size.yml:2: partner_center.max_response_size: must be greater than 0, got 0`,
 		"invalid-max-retry-after.yml":      `invalid-max-retry-after.yml:2: partner_center.max_retry_after: must be greater than 0, got -5s`,
-		"invalid-max-failed-devices.yml":   `invalid-max-failed-devices.yml:5: max_failed_devices_per_batch: must not be negative, got -1`,
+		"invalid-retention.yml":            `invalid-retention.yml:5: retention: "30 days" is not a duration such as 30d, 12h or 1w`,
+		"invalid-batch-files.yml": "invalid-batch-files.yml:6: batch_files[0]: \"testdata/uploads/[a-\" is not a valid glob pattern\n" +
+			"invalid-batch-files.yml:7: batch_files[1]: empty entry",
+		"invalid-type-batch-files.yml":   `invalid-type-batch-files.yml:5: batch_files: expected a list, got a string`,
+		"invalid-max-failed-devices.yml": `invalid-max-failed-devices.yml:5: max_failed_devices_per_batch: must not be negative, got -1`,
 
 		"invalid-two-client-secrets.yml":      `invalid-two-client-secrets.yml:5: auth.client_secret_file: more than one credential source: client_secret, client_secret_file (use one of them)`,
 		"invalid-access-token-and-secret.yml": `invalid-access-token-and-secret.yml:3: auth.client_secret: more than one credential source: access_token_file, client_secret (access_token_file must be used alone)`,
@@ -697,6 +703,9 @@ auth:
     token_url: https://login.chinacloudapi.cn/contoso.onmicrosoft.com/oauth2/token
     resource: https://api.partnercenterapi.microsoftonline.cn
 max_failed_devices_per_batch: 0
+retention: 720h0m0s
+batch_files:
+    - testdata/uploads/*.txt
 customers:
     - id: a1b2c3d4-0001-4000-8000-000000000001
       name: Contoso
@@ -731,6 +740,7 @@ auth:
     token_url: https://login.microsoftonline.com/0c9b5d2e-3f4a-4b6c-8d7e-9f0a1b2c3d4e/oauth2/token
     resource: https://api.partnercenter.microsoft.com
 max_failed_devices_per_batch: 10000
+retention: 0s
 customers: []
 `,
 		},

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/alecthomas/units"
+	"github.com/prometheus/common/model"
 	"gopkg.in/yaml.v3"
 )
 
@@ -174,6 +175,8 @@ func (d *decoder) config(n *yaml.Node, c *Config) {
 		"partner_center":               func(p string, v *yaml.Node) { d.partnerCenter(v, p, &c.PartnerCenter) },
 		"auth":                         func(p string, v *yaml.Node) { d.auth(v, p, &c.Auth) },
 		"max_failed_devices_per_batch": d.integer(&c.MaxFailedDevicesPerBatch),
+		"retention":                    d.longDuration(&c.Retention),
+		"batch_files":                  func(p string, v *yaml.Node) { d.strings(v, p, &c.BatchFiles) },
 		"customers":                    func(p string, v *yaml.Node) { d.customers(v, p, &c.Customers) },
 	})
 }
@@ -333,6 +336,22 @@ func (d *decoder) duration(dst *time.Duration) fieldDecoder {
 			return
 		}
 		*dst = v
+	}
+}
+
+// longDuration accepts Prometheus durations, whose units go up to days,
+// weeks and years ("30d", "12h", "1w"), and 0.
+func (d *decoder) longDuration(dst *time.Duration) fieldDecoder {
+	return func(path string, n *yaml.Node) {
+		if !d.expectKind(n, path, yaml.ScalarNode) {
+			return
+		}
+		v, err := model.ParseDuration(n.Value)
+		if err != nil {
+			d.failValue(n, path, "%q is not a duration such as 30d, 12h or 1w", n.Value)
+			return
+		}
+		*dst = time.Duration(v)
 	}
 }
 

@@ -39,8 +39,13 @@ func applyDerivedDefaults(c *Config) {
 
 // resolvePaths makes the credential file paths relative to baseDir, the
 // configuration file's directory, rather than to the working directory.
-func resolvePaths(a *Auth, baseDir string) {
-	for _, p := range []*string{&a.ClientSecretFile, &a.RefreshTokenFile, &a.AccessTokenFile} {
+func resolvePaths(c *Config, baseDir string) {
+	a := &c.Auth
+	paths := []*string{&a.ClientSecretFile, &a.RefreshTokenFile, &a.AccessTokenFile}
+	for i := range c.BatchFiles {
+		paths = append(paths, &c.BatchFiles[i])
+	}
+	for _, p := range paths {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(baseDir, *p)
 		}
@@ -94,7 +99,22 @@ func (v validator) config(c *Config) {
 	if c.MaxFailedDevicesPerBatch < 0 {
 		v.report("max_failed_devices_per_batch", "must not be negative, got %d", c.MaxFailedDevicesPerBatch)
 	}
+	v.batchFiles(c.BatchFiles)
 	v.customers(c.Customers)
+}
+
+// batchFiles checks that each glob is one filepath.Match understands; the
+// files themselves are read by the batchfiles package.
+func (v validator) batchFiles(globs []string) {
+	for i, g := range globs {
+		path := indexPath("batch_files", i)
+		if v.unusable(path) {
+			continue
+		}
+		if _, err := filepath.Match(g, ""); err != nil {
+			v.report(path, "%q is not a valid glob pattern", g)
+		}
+	}
 }
 
 func (v validator) partnerCenter(pc PartnerCenter) {
