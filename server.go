@@ -35,6 +35,8 @@ type serverOptions struct {
 func newMux(state *exporterState, selfReg *prometheus.Registry, opts serverOptions, logger log.Logger) (*http.ServeMux, error) {
 	mux := http.NewServeMux()
 	mux.Handle(opts.metricsPath, promhttp.InstrumentMetricHandler(selfReg, metricsHandler(state, selfReg, opts, logger)))
+	mux.Handle("/probe", probeHandler(state, opts, logger))
+	mux.HandleFunc("/sd", sdHandler(state))
 	mux.HandleFunc("/config", configHandler(state))
 	mux.HandleFunc("/-/reload", reloadHandler(state))
 	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
@@ -108,7 +110,7 @@ func metricsHandler(state *exporterState, selfReg *prometheus.Registry, opts ser
 		ctx = partnercenter.WithCorrelationID(ctx, partnercenter.NewGUID())
 
 		scrapeReg := prometheus.NewRegistry()
-		scrapeReg.MustRegister(collector.NewScrape(ctx, live.cfg, live.client, state.reader))
+		scrapeReg.MustRegister(collector.NewScrape(ctx, live.cfg, live.targets, live.client, state.reader))
 		// The scrape goes first so the traffic counters include its requests.
 		gatherers := prometheus.Gatherers{scrapeReg, selfReg}
 		promhttp.HandlerFor(gatherers, promhttp.HandlerOpts{

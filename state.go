@@ -24,6 +24,25 @@ import (
 type liveConfig struct {
 	cfg    *config.Config
 	client *partnercenter.Client
+	// targets are the batches to read: the configuration's, then those of
+	// the batch files.
+	targets []collector.Target
+}
+
+// customerName returns the name the configuration gives a customer, and
+// whether any configured batch or customer entry names it.
+func (l *liveConfig) customerName(id string) (name string, known bool) {
+	for _, c := range l.cfg.Customers {
+		if c.ID == id {
+			return c.Name, true
+		}
+	}
+	for _, t := range l.targets {
+		if t.CustomerID == id {
+			return t.CustomerName, true
+		}
+	}
+	return "", false
 }
 
 // exporterState holds what survives reloads: the live configuration, what
@@ -112,8 +131,9 @@ func (s *exporterState) reload() (err error) {
 	// The store learns the new batches before scrapes see them, so that a
 	// scrape of the new configuration can record its reads, and a scrape
 	// still running on the old one cannot bring back a removed batch.
-	s.store.Retain(collector.Targets(cfg))
-	s.current.Store(&liveConfig{cfg: cfg, client: client})
+	targets := collector.Targets(cfg)
+	s.store.Retain(targets)
+	s.current.Store(&liveConfig{cfg: cfg, client: client, targets: targets})
 	level.Info(s.logger).Log("msg", "configuration loaded", "summary", cfg.Summary())
 	return nil
 }

@@ -77,23 +77,36 @@ var (
 	}
 )
 
-// Scrape is one scrape's view of the exporter: the configuration as it was
-// when the scrape began, bound to the scrape's context (and so to its
-// deadline). The Reader it reads through, and its Store, outlive it.
+// Scrape is one scrape's view of the exporter: the configuration and
+// batches as they were when the scrape began, bound to the scrape's context
+// (and so to its deadline). The Reader it reads through, and its Store,
+// outlive it.
 type Scrape struct {
-	ctx    context.Context
-	cfg    *config.Config
+	ctx     context.Context
+	cfg     *config.Config
+	targets []Target
+	// probe limits the output to the batches' series and partnercenter_up,
+	// for /probe.
+	probe  bool
 	src    Source
 	reader *Reader
 	now    func() time.Time
 }
 
-// NewScrape returns the collector for one scrape.
-func NewScrape(ctx context.Context, cfg *config.Config, src Source, reader *Reader) *Scrape {
-	return &Scrape{ctx: ctx, cfg: cfg, src: src, reader: reader, now: time.Now}
+// NewScrape returns the collector for one scrape of every configured batch.
+func NewScrape(ctx context.Context, cfg *config.Config, targets []Target, src Source, reader *Reader) *Scrape {
+	return &Scrape{ctx: ctx, cfg: cfg, targets: targets, src: src, reader: reader, now: time.Now}
 }
 
-// Targets lists the configured batches in configuration order.
+// NewProbe returns the collector for one probe of some batches: their
+// series and partnercenter_up, nothing about the exporter as a whole.
+func NewProbe(ctx context.Context, cfg *config.Config, targets []Target, src Source, reader *Reader) *Scrape {
+	s := NewScrape(ctx, cfg, targets, src, reader)
+	s.probe = true
+	return s
+}
+
+// Targets lists the batches of the configuration file in file order.
 func Targets(cfg *config.Config) []Target {
 	var targets []Target
 	for _, c := range cfg.Customers {
@@ -111,18 +124,14 @@ func (s *Scrape) Describe(ch chan<- *prometheus.Desc) {
 	}
 }
 
-// Collect reads the batches that are not current and emits every metric.
+// Collect reads the batches that are due and emits every metric.
 func (s *Scrape) Collect(ch chan<- prometheus.Metric) {
 	start := s.now()
-	targets := Targets(s.cfg)
-	results := s.reader.Read(s.ctx, s.src, targets, ReadPolicy{
+	results := s.reader.Read(s.ctx, s.src, s.targets, ReadPolicy{
 		Refresh:   s.cfg.PartnerCenter.RefreshInterval,
 		Timeout:   s.cfg.PartnerCenter.RequestTimeout,
 		Retention: s.cfg.Retention,
 	})
-	for _, c := range s.cfg.Customers {
-		ch <- prometheus.MustNewConstMetric(customerInfoDesc, prometheus.GaugeValue, 1, c.ID, c.Name)
-	}
 	now := s.now()
 	retired := 0
 	for _, r := range results {
@@ -132,9 +141,15 @@ func (s *Scrape) Collect(ch chan<- prometheus.Metric) {
 		}
 		emitBatch(ch, r, now)
 	}
-	ch <- prometheus.MustNewConstMetric(batchesConfiguredDesc, prometheus.GaugeValue, float64(len(targets)))
-	ch <- prometheus.MustNewConstMetric(batchesRetiredDesc, prometheus.GaugeValue, float64(retired))
 	ch <- prometheus.MustNewConstMetric(upDesc, prometheus.GaugeValue, boolToFloat(apiUp(results, s.reader.TokenFailing())))
+	if s.probe {
+		return
+	}
+	for _, c := range s.cfg.Customers {
+		ch <- prometheus.MustNewConstMetric(customerInfoDesc, prometheus.GaugeValue, 1, c.ID, c.Name)
+	}
+	ch <- prometheus.MustNewConstMetric(batchesConfiguredDesc, prometheus.GaugeValue, float64(len(s.targets)))
+	ch <- prometheus.MustNewConstMetric(batchesRetiredDesc, prometheus.GaugeValue, float64(retired))
 	ch <- prometheus.MustNewConstMetric(throttledUntilDesc, prometheus.GaugeValue, unixSeconds(s.src.ThrottledUntil()))
 	ch <- prometheus.MustNewConstMetric(scrapeDurationDesc, prometheus.GaugeValue, s.now().Sub(start).Seconds())
 }

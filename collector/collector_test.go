@@ -166,7 +166,7 @@ func (h *harness) logText() string {
 }
 
 func (h *harness) scrape(ctx context.Context) *Scrape {
-	s := NewScrape(ctx, h.cfg, h.src, h.reader)
+	s := NewScrape(ctx, h.cfg, Targets(h.cfg), h.src, h.reader)
 	s.now = h.clock.now
 	return s
 }

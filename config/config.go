@@ -80,8 +80,17 @@ type Config struct {
 	Retention time.Duration `yaml:"retention"`
 	// BatchFiles are globs of files listing batches, one per line; Load
 	// resolves relative ones against the configuration file's directory.
-	BatchFiles []string   `yaml:"batch_files,omitempty"`
-	Customers  []Customer `yaml:"customers"`
+	BatchFiles []string `yaml:"batch_files,omitempty"`
+	// Probe shapes the /probe endpoint.
+	Probe     Probe      `yaml:"probe"`
+	Customers []Customer `yaml:"customers"`
+}
+
+// Probe shapes GET /probe, which reads the batches named in its URL.
+type Probe struct {
+	// AllowUnconfiguredCustomers lets /probe read batches of customers the
+	// configuration does not list; otherwise they are refused with 403.
+	AllowUnconfiguredCustomers bool `yaml:"allow_unconfigured_customers"`
 }
 
 // PartnerCenter says where and how the API is called.

@@ -65,6 +65,7 @@ func TestLoadGood(t *testing.T) {
 				MaxFailedDevicesPerBatch: 0,
 				Retention:                30 * 24 * time.Hour,
 				BatchFiles:               []string{"testdata/uploads/*.txt"},
+				Probe:                    Probe{AllowUnconfiguredCustomers: true},
 				Customers: []Customer{
 					{
 						ID:      "a1b2c3d4-0001-4000-8000-000000000001",
@@ -169,6 +170,8 @@ func TestLoadBadConfigs(t *testing.T) {
 		"invalid-retention.yml":            `invalid-retention.yml:5: retention: "30 days" is not a duration such as 30d, 12h or 1w`,
 		"invalid-batch-files.yml": "invalid-batch-files.yml:6: batch_files[0]: \"testdata/uploads/[a-\" is not a valid glob pattern\n" +
 			"invalid-batch-files.yml:7: batch_files[1]: empty entry",
+		"invalid-probe.yml":              `invalid-probe.yml:6: probe.allow_unconfigured_customer: unknown field (did you mean allow_unconfigured_customers?)`,
+		"invalid-type-bool.yml":          `invalid-type-bool.yml:6: probe.allow_unconfigured_customers: "yes" is not true or false`,
 		"invalid-type-batch-files.yml":   `invalid-type-batch-files.yml:5: batch_files: expected a list, got a string`,
 		"invalid-max-failed-devices.yml": `invalid-max-failed-devices.yml:5: max_failed_devices_per_batch: must not be negative, got -1`,
 
@@ -706,6 +709,8 @@ max_failed_devices_per_batch: 0
 retention: 720h0m0s
 batch_files:
     - testdata/uploads/*.txt
+probe:
+    allow_unconfigured_customers: true
 customers:
     - id: a1b2c3d4-0001-4000-8000-000000000001
       name: Contoso
@@ -741,6 +746,8 @@ auth:
     resource: https://api.partnercenter.microsoft.com
 max_failed_devices_per_batch: 10000
 retention: 0s
+probe:
+    allow_unconfigured_customers: false
 customers: []
 `,
 		},

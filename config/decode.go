@@ -177,6 +177,7 @@ func (d *decoder) config(n *yaml.Node, c *Config) {
 		"max_failed_devices_per_batch": d.integer(&c.MaxFailedDevicesPerBatch),
 		"retention":                    d.longDuration(&c.Retention),
 		"batch_files":                  func(p string, v *yaml.Node) { d.strings(v, p, &c.BatchFiles) },
+		"probe":                        func(p string, v *yaml.Node) { d.probe(v, p, &c.Probe) },
 		"customers":                    func(p string, v *yaml.Node) { d.customers(v, p, &c.Customers) },
 	})
 }
@@ -190,6 +191,12 @@ func (d *decoder) partnerCenter(n *yaml.Node, path string, pc *PartnerCenter) {
 		"refresh_interval":        d.duration(&pc.RefreshInterval),
 		"max_response_size":       d.byteSize(&pc.MaxResponseSize),
 		"max_retry_after":         d.duration(&pc.MaxRetryAfter),
+	})
+}
+
+func (d *decoder) probe(n *yaml.Node, path string, pr *Probe) {
+	d.mapping(n, path, map[string]fieldDecoder{
+		"allow_unconfigured_customers": d.boolean(&pr.AllowUnconfiguredCustomers),
 	})
 }
 
@@ -321,6 +328,23 @@ func (d *decoder) integer(dst *int) fieldDecoder {
 			return
 		}
 		*dst = v
+	}
+}
+
+// boolean accepts true and false (YAML 1.2 spellings only).
+func (d *decoder) boolean(dst *bool) fieldDecoder {
+	return func(path string, n *yaml.Node) {
+		if !d.expectKind(n, path, yaml.ScalarNode) {
+			return
+		}
+		switch n.Value {
+		case "true":
+			*dst = true
+		case "false":
+			*dst = false
+		default:
+			d.failValue(n, path, "%q is not true or false", n.Value)
+		}
 	}
 }
 

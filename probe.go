@@ -1,0 +1,152 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/partnercenter-exporter/partnercenter_exporter/collector"
+	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter"
+)
+
+// maxProbeBatches bounds the batches one /probe request may name.
+const maxProbeBatches = 100
+
+// probeRequestError is a /probe request refused before anything is read.
+type probeRequestError struct {
+	status int
+	msg    string
+}
+
+func (e *probeRequestError) Error() string { return e.msg }
+
+func badProbe(status int, format string, args ...any) error {
+	return &probeRequestError{status: status, msg: fmt.Sprintf(format, args...)}
+}
+
+// probeHandler serves GET /probe?customer_id=…&batch_tracking_id=…: the
+// partnercenter_batch_* series of just those batches and partnercenter_up,
+// on a registry of its own (the Prometheus multi-target pattern). It reads
+// through the same reader, store and client as /metrics.
+func probeHandler(state *exporterState, opts serverOptions, logger log.Logger) http.Handler {
+	errLog := promhttpLogger{level.Error(logger)}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		live := state.snapshot()
+		if live == nil {
+			http.Error(w, "no configuration loaded", http.StatusServiceUnavailable)
+			return
+		}
+		targets, err := probeTargets(live, r.URL.Query())
+		if err == nil {
+			err = admit(state.store, targets)
+		}
+		var reqErr *probeRequestError
+		if errors.As(err, &reqErr) {
+			http.Error(w, reqErr.msg, reqErr.status)
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), scrapeTimeout(r, opts.scrapeTimeout, opts.timeoutOffset))
+		defer cancel()
+		ctx = partnercenter.WithCorrelationID(ctx, partnercenter.NewGUID())
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(collector.NewProbe(ctx, live.cfg, targets, live.client, state.reader))
+		promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: errLog, ErrorHandling: promhttp.ContinueOnError}).ServeHTTP(w, r)
+	})
+}
+
+// probeTargets validates the query and names the batches to read. A
+// customer the configuration does not know is refused unless the
+// configuration allows it; a batch it does not list, under a known
+// customer, is read all the same.
+func probeTargets(live *liveConfig, q url.Values) ([]collector.Target, error) {
+	customers, batches := q["customer_id"], q["batch_tracking_id"]
+	switch {
+	case len(customers) != 1:
+		return nil, badProbe(http.StatusBadRequest, "exactly one customer_id parameter is required")
+	case !partnercenter.ValidGUID(customers[0]):
+		return nil, badProbe(http.StatusBadRequest, "customer_id %q is not a GUID", cut(customers[0]))
+	case len(batches) == 0:
+		return nil, badProbe(http.StatusBadRequest, "at least one batch_tracking_id parameter is required")
+	case len(batches) > maxProbeBatches:
+		return nil, badProbe(http.StatusBadRequest, "at most %d batch_tracking_id parameters per probe, got %d", maxProbeBatches, len(batches))
+	}
+	customer := strings.ToLower(customers[0])
+	name, known := live.customerName(customer)
+	if !known && !live.cfg.Probe.AllowUnconfiguredCustomers {
+		return nil, badProbe(http.StatusForbidden, "customer %s is not configured (set probe.allow_unconfigured_customers to probe it)", customer)
+	}
+	targets := make([]collector.Target, 0, len(batches))
+	seen := map[string]bool{}
+	for _, b := range batches {
+		if !partnercenter.ValidGUID(b) {
+			return nil, badProbe(http.StatusBadRequest, "batch_tracking_id %q is not a GUID", cut(b))
+		}
+		id := strings.ToLower(b)
+		if !seen[id] {
+			seen[id] = true
+			targets = append(targets, collector.Target{CustomerID: customer, CustomerName: name, TrackingID: id})
+		}
+	}
+	return targets, nil
+}
+
+// admit makes the store know the probed batches that are not configured.
+func admit(store *collector.Store, targets []collector.Target) error {
+	for _, t := range targets {
+		if err := store.Admit(t); err != nil {
+			return badProbe(http.StatusServiceUnavailable, "%v", err)
+		}
+	}
+	return nil
+}
+
+// cut keeps an echoed parameter short.
+func cut(s string) string {
+	const maxEcho = 64
+	if len(s) > maxEcho {
+		return s[:maxEcho] + "…"
+	}
+	return s
+}
+
+// sdTargetGroup is one target of Prometheus HTTP service discovery.
+type sdTargetGroup struct {
+	Targets []string          `json:"targets"`
+	Labels  map[string]string `json:"labels"`
+}
+
+// sdHandler serves GET /sd: one target per configured batch that is not
+// retired, in Prometheus HTTP SD format. The target address is this
+// exporter as the client reached it, so that Prometheus can /probe it.
+func sdHandler(state *exporterState) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		live := state.snapshot()
+		if live == nil {
+			http.Error(w, "no configuration loaded", http.StatusServiceUnavailable)
+			return
+		}
+		groups := make([]sdTargetGroup, 0, len(live.targets))
+		for _, t := range live.targets {
+			if s, _ := state.store.Get(t); s.Retired {
+				continue
+			}
+			groups = append(groups, sdTargetGroup{
+				Targets: []string{r.Host},
+				Labels: map[string]string{
+					"customer_id": t.CustomerID, "batch_tracking_id": t.TrackingID, "customer_name": t.CustomerName,
+				},
+			})
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(groups)
+	}
+}

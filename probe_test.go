@@ -1,0 +1,174 @@
+package main
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"testing"
+)
+
+const unconfiguredCustomer = "99999999-0000-4000-8000-000000000009"
+
+func probeURL(exp *testExporter, customer string, batches ...string) string {
+	q := url.Values{"customer_id": {customer}}
+	for _, b := range batches {
+		q.Add("batch_tracking_id", b)
+	}
+	return exp.url + "/probe?" + q.Encode()
+}
+
+func TestProbeServesJustTheNamedBatches(t *testing.T) {
+	srv := fakeWithBatches(t)
+	path := writeConfig(t, t.TempDir(), srv, map[string][]string{
+		customer1: {finishedID, runningID},
+		customer2: {missingID},
+	})
+	setConfig(t, path, "refresh_interval: 0s", "refresh_interval: 1m")
+	exp := startExporter(t, path)
+	// runningID is configured; brokenID is not, under a configured customer.
+	body := get(t, probeURL(exp, customer1, strings.ToUpper(runningID), finishedID), http.StatusOK)
+	m := parseMetrics(t, body)
+	if v := value(t, m, "partnercenter_up", ""); v != 1 {
+		t.Errorf("partnercenter_up = %v, want 1", v)
+	}
+	var ids []string
+	for labels := range *m["partnercenter_batch_scrape_success"] {
+		ids = append(ids, labels)
+	}
+	sort.Strings(ids)
+	want := []string{batchLabels(customer1, finishedID), batchLabels(customer1, runningID)}
+	if strings.Join(ids, " ") != strings.Join(want, " ") {
+		t.Errorf("probe series for %v, want %v", ids, want)
+	}
+	for _, name := range []string{"partnercenter_batches_configured", "partnercenter_customer_info", "go_goroutines"} {
+		if _, ok := m[name]; ok {
+			t.Errorf("/probe exposes %s; it should hold only the probed batches and partnercenter_up", name)
+		}
+	}
+	checkLint(t, body)
+
+	// A batch already read costs no request, through /probe or /metrics.
+	exp.scrape(t, "")
+	get(t, probeURL(exp, customer1, runningID), http.StatusOK)
+	if got := srv.BatchRequests(customer1, runningID); got != 1 {
+		t.Errorf("running batch requested %d times across /probe and /metrics, want 1", got)
+	}
+
+	// A batch the configuration does not list, under a configured customer.
+	body = get(t, probeURL(exp, customer2, brokenID), http.StatusOK)
+	if v := value(t, parseMetrics(t, body), "partnercenter_batch_scrape_success", batchLabels(customer2, brokenID)); v != 0 {
+		t.Errorf("unconfigured 500 batch scrape_success = %v, want 0", v)
+	}
+	if got := srv.BatchRequests(customer2, brokenID); got != 2 {
+		t.Errorf("unconfigured batch requested %d times, want 2 (one 500 and its retry)", got)
+	}
+}
+
+func TestProbeRefusals(t *testing.T) {
+	srv := fakeWithBatches(t)
+	path := writeConfig(t, t.TempDir(), srv, map[string][]string{customer1: {finishedID}})
+	exp := startExporter(t, path)
+	tooMany := url.Values{"customer_id": {customer1}}
+	for range maxProbeBatches + 1 {
+		tooMany.Add("batch_tracking_id", finishedID)
+	}
+	tests := []struct {
+		name, url string
+		status    int
+		body      string
+	}{
+		{"no customer", exp.url + "/probe?batch_tracking_id=" + finishedID, 400, "exactly one customer_id parameter is required\n"},
+		{"two customers", exp.url + "/probe?customer_id=" + customer1 + "&customer_id=" + customer2 + "&batch_tracking_id=" + finishedID, 400, "exactly one customer_id parameter is required\n"},
+		{"malformed customer", probeURL(exp, "12ab", finishedID), 400, "customer_id \"12ab\" is not a GUID\n"},
+		{"no batch", probeURL(exp, customer1), 400, "at least one batch_tracking_id parameter is required\n"},
+		{"malformed batch", probeURL(exp, customer1, finishedID, "nope"), 400, "batch_tracking_id \"nope\" is not a GUID\n"},
+		{"too many batches", exp.url + "/probe?" + tooMany.Encode(), 400, "at most 100 batch_tracking_id parameters per probe, got 101\n"},
+		{"unconfigured customer", probeURL(exp, unconfiguredCustomer, finishedID), 403,
+			"customer " + unconfiguredCustomer + " is not configured (set probe.allow_unconfigured_customers to probe it)\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := get(t, tt.url, tt.status); got != tt.body {
+				t.Errorf("body %q, want %q", got, tt.body)
+			}
+		})
+	}
+	if got := srv.TotalBatchRequests(); got != 0 {
+		t.Errorf("refused probes sent %d batch requests, want 0", got)
+	}
+	if got := srv.TokenRequests(); got != 0 {
+		t.Errorf("refused probes sent %d token requests, want 0", got)
+	}
+}
+
+func TestProbeUnconfiguredCustomerWhenAllowed(t *testing.T) {
+	srv := fakeWithBatches(t)
+	path := writeConfig(t, t.TempDir(), srv, map[string][]string{customer1: {finishedID}})
+	setConfig(t, path, "customers:", "probe:\n  allow_unconfigured_customers: true\ncustomers:")
+	exp := startExporter(t, path)
+	body := get(t, probeURL(exp, customer2, missingID), http.StatusOK)
+	if v := value(t, parseMetrics(t, body), "partnercenter_batch_scrape_success", batchLabels(customer2, missingID)); v != 0 {
+		t.Errorf("404 batch scrape_success = %v, want 0", v)
+	}
+	if got := srv.BatchRequests(customer2, missingID); got != 1 {
+		t.Errorf("batch requested %d times, want 1", got)
+	}
+}
+
+func TestServiceDiscovery(t *testing.T) {
+	srv := fakeWithBatches(t)
+	path := writeConfig(t, t.TempDir(), srv, map[string][]string{
+		customer1: {finishedID, runningID},
+		customer2: {missingID},
+	})
+	exp := startExporter(t, path)
+	var groups []sdTargetGroup
+	if err := json.Unmarshal([]byte(get(t, exp.url+"/sd", http.StatusOK)), &groups); err != nil {
+		t.Fatal(err)
+	}
+	host := strings.TrimPrefix(exp.url, "http://")
+	var got []string
+	for _, g := range groups {
+		if len(g.Targets) != 1 || g.Targets[0] != host {
+			t.Errorf("targets %v, want [%s]", g.Targets, host)
+		}
+		got = append(got, g.Labels["customer_id"]+" "+g.Labels["batch_tracking_id"]+" "+g.Labels["customer_name"])
+	}
+	want := []string{
+		customer1 + " " + finishedID + " Customer 6f1c",
+		customer1 + " " + runningID + " Customer 6f1c",
+		customer2 + " " + missingID + " Customer 0b7e",
+	}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("/sd:\n got  %v\n want %v", got, want)
+	}
+	if got := srv.TotalBatchRequests(); got != 0 {
+		t.Errorf("/sd sent %d batch requests, want 0", got)
+	}
+}
+
+func TestProbeFollowsTheScrapeTimeout(t *testing.T) {
+	srv := fakeWithBatches(t)
+	path := writeConfig(t, t.TempDir(), srv, map[string][]string{customer1: {slowID}})
+	exp := startExporter(t, path)
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, probeURL(exp, customer1, slowID), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The slow batch answers after a minute; a 1s Prometheus timeout
+	// (0.5s after the offset) still gets an answer, without the batch.
+	req.Header.Set("X-Prometheus-Scrape-Timeout-Seconds", "1")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	m := parseMetrics(t, string(body))
+	if v := value(t, m, "partnercenter_batch_scrape_success", batchLabels(customer1, slowID)); resp.StatusCode != http.StatusOK || v != 0 {
+		t.Errorf("status %d, slow batch scrape_success %v; want 200 and 0", resp.StatusCode, v)
+	}
+}
