@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 )
 
 // MaxLineBytes bounds the length of a line, without its line ending. A
@@ -55,7 +56,7 @@ func ParseFile(r io.Reader, name string) (entries []Entry, invalid []InvalidLine
 	for lineNo := 1; ; lineNo++ {
 		line, tooLong, complete, err := readLine(br)
 		if err != nil {
-			return entries, invalid, fmt.Errorf("batch file %s: line %d: %w", name, lineNo, err)
+			return entries, invalid, fmt.Errorf("batch file %s: %w", name, withoutPath(err))
 		}
 		if !complete {
 			return entries, invalid, nil
@@ -83,6 +84,16 @@ func parseFileLine(line []byte, tooLong bool) (Batch, bool, error) {
 		return Batch{}, false, errTooLong
 	}
 	return ParseLine(string(line))
+}
+
+// withoutPath drops the path that an error from os repeats, since the
+// message names the file already.
+func withoutPath(err error) error {
+	var pathErr *fs.PathError
+	if errors.As(err, &pathErr) {
+		return fmt.Errorf("%s: %w", pathErr.Op, pathErr.Err)
+	}
+	return err
 }
 
 func isUTF16(br *bufio.Reader) bool {

@@ -120,7 +120,7 @@ func TestParseFileReadError(t *testing.T) {
 	broken := errors.New("disk on fire")
 	r := io.MultiReader(strings.NewReader(custA+" "+batch1+"\n"), iotest.ErrReader(broken))
 	entries, _, err := ParseFile(r, "up.txt")
-	if !errors.Is(err, broken) || err.Error() != "batch file up.txt: line 2: disk on fire" {
+	if !errors.Is(err, broken) || err.Error() != "batch file up.txt: disk on fire" {
 		t.Errorf("err = %v", err)
 	}
 	if len(entries) != 1 {
