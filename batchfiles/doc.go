@@ -56,5 +56,7 @@
 // A Watcher watches the directories of the globs with fsnotify (not the
 // files, which editors and ConfigMap volumes replace) and re-scans every
 // file on every burst of events, and also periodically, for filesystems
-// that send no events (network shares, ConfigMap volumes).
+// that send no events (network shares, ConfigMap volumes). An invalid line
+// is logged with its file and line number, and an unreadable file with its
+// error, once per change of the file rather than at every scan.
 package batchfiles

@@ -73,10 +73,10 @@ func (s Snapshot) file(path string) (File, bool) {
 func Expand(baseDir string, globs []string) ([]string, error) {
 	var paths []string
 	for _, glob := range globs {
-		pattern := resolve(baseDir, glob)
 		if glob == "" {
 			return nil, errors.New("batch file glob is empty")
 		}
+		pattern := resolve(baseDir, glob)
 		matches, err := filepath.Glob(pattern)
 		if err != nil {
 			return nil, fmt.Errorf("batch file glob %q: %w", glob, err)
