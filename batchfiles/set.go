@@ -1,0 +1,188 @@
+package batchfiles
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+)
+
+// File is what one batch file holds.
+type File struct {
+	Path    string
+	Entries []Entry
+	Invalid []InvalidLine
+	// Err is why the file could not be read this time; Entries and Invalid
+	// are then those of its last successful read (none if it never was),
+	// so that a file briefly unreadable does not stop its batches being
+	// monitored.
+	Err error
+}
+
+// Snapshot is the state of every batch file at one scan. A Snapshot handed
+// out is never modified: treat it as read-only.
+type Snapshot struct {
+	// Files are sorted by path.
+	Files []File
+	// Batches merges the files' entries: each batch once, at its first
+	// file (in path order) and line.
+	Batches []Entry
+}
+
+// Equal reports whether two snapshots hold the same files, entries,
+// invalid lines and errors (errors compared by message).
+func (s Snapshot) Equal(o Snapshot) bool {
+	return slices.EqualFunc(s.Files, o.Files, File.equal)
+}
+
+func (f File) equal(o File) bool {
+	return f.Path == o.Path && errorText(f.Err) == errorText(o.Err) &&
+		slices.Equal(f.Entries, o.Entries) &&
+		slices.EqualFunc(f.Invalid, o.Invalid, InvalidLine.equal)
+}
+
+func (l InvalidLine) equal(o InvalidLine) bool {
+	return l.File == o.File && l.Line == o.Line && errorText(l.Err) == errorText(o.Err)
+}
+
+func errorText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// file returns the file at path, if the snapshot has it.
+func (s Snapshot) file(path string) (File, bool) {
+	i, found := slices.BinarySearchFunc(s.Files, path, func(f File, p string) int { return strings.Compare(f.Path, p) })
+	if !found {
+		return File{}, false
+	}
+	return s.Files[i], true
+}
+
+// Expand returns the paths that globs match, sorted and each once.
+// A relative glob is resolved against baseDir (the configuration file's
+// directory). Globs use filepath.Glob syntax, except that, as in a shell, a
+// wildcard does not match a leading dot. A glob that matches nothing adds
+// nothing; the only error is a malformed or empty glob.
+func Expand(baseDir string, globs []string) ([]string, error) {
+	var paths []string
+	for _, glob := range globs {
+		if glob == "" {
+			return nil, errors.New("batch file glob is empty")
+		}
+		pattern := resolve(baseDir, glob)
+		matches, err := filepath.Glob(pattern)
+		if err != nil {
+			return nil, fmt.Errorf("batch file glob %q: %w", glob, err)
+		}
+		for _, m := range matches {
+			if !hiddenMatch(pattern, m) {
+				paths = append(paths, m)
+			}
+		}
+	}
+	slices.Sort(paths)
+	return slices.Compact(paths), nil
+}
+
+func resolve(baseDir, glob string) string {
+	if filepath.IsAbs(glob) {
+		return filepath.Clean(glob)
+	}
+	return filepath.Join(baseDir, glob)
+}
+
+// hiddenMatch reports whether a wildcard in pattern matched a name that
+// starts with a dot: editor swap files, or the ..data directory and
+// symlinks of a Kubernetes ConfigMap volume, which would otherwise be
+// read twice or as directories. filepath.Glob returns matches with as many
+// elements as the pattern, so elements line up.
+func hiddenMatch(pattern, match string) bool {
+	sep := string(filepath.Separator)
+	patternElems, matchElems := strings.Split(pattern, sep), strings.Split(match, sep)
+	if len(patternElems) != len(matchElems) {
+		return false
+	}
+	for i, m := range matchElems {
+		if strings.HasPrefix(m, ".") && !strings.HasPrefix(patternElems[i], ".") {
+			return true
+		}
+	}
+	return false
+}
+
+// Scan reads every file the globs match (see Expand) and returns their
+// snapshot. prev is the snapshot of the previous scan: a file that cannot
+// be read now keeps its batches from there. ctx is checked between files,
+// since a file on a network share may be slow to read.
+func Scan(ctx context.Context, baseDir string, globs []string, prev Snapshot) (Snapshot, error) {
+	paths, err := Expand(baseDir, globs)
+	if err != nil {
+		return Snapshot{}, err
+	}
+	var snap Snapshot
+	for _, path := range paths {
+		if err := ctx.Err(); err != nil {
+			return Snapshot{}, fmt.Errorf("scanning batch files: %w", err)
+		}
+		f, exists := readFile(path)
+		if !exists {
+			continue
+		}
+		if f.Err != nil {
+			f = keepPrevious(prev, f)
+		}
+		snap.Files = append(snap.Files, f)
+	}
+	snap.Batches = merge(snap.Files)
+	return snap, nil
+}
+
+func keepPrevious(prev Snapshot, failed File) File {
+	if old, ok := prev.file(failed.Path); ok {
+		failed.Entries, failed.Invalid = old.Entries, old.Invalid
+	}
+	return failed
+}
+
+// readFile reads the file at path. exists is false when the file was
+// removed since it was matched; a dangling symlink exists, and is an
+// error, because a link left pointing nowhere is a mistake to report.
+func readFile(path string) (f File, exists bool) {
+	f.Path = path
+	file, err := os.Open(path)
+	if err != nil {
+		if _, statErr := os.Lstat(path); errors.Is(statErr, fs.ErrNotExist) {
+			return f, false
+		}
+		f.Err = fmt.Errorf("batch file %s: %w", path, withoutPath(err))
+		return f, true
+	}
+	defer file.Close()
+	f.Entries, f.Invalid, err = ParseFile(file, path)
+	if err != nil {
+		// ParseFile's error names the file already.
+		f.Entries, f.Invalid, f.Err = nil, nil, err
+	}
+	return f, true
+}
+
+func merge(files []File) []Entry {
+	var batches []Entry
+	seen := make(map[Batch]struct{})
+	for _, f := range files {
+		for _, e := range f.Entries {
+			if _, dup := seen[e.Batch]; !dup {
+				seen[e.Batch] = struct{}{}
+				batches = append(batches, e)
+			}
+		}
+	}
+	return batches
+}
