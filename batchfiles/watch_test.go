@@ -185,15 +185,27 @@ func TestWatcherWaitsForNewline(t *testing.T) {
 }
 
 func TestWatcherUnreadableFileKeepsBatches(t *testing.T) {
+	// The file is a symlink swapped atomically (as a ConfigMap volume
+	// does): to a directory, which cannot be read, and back to the same
+	// content. A plain remove-and-write would let a scan see the file gone
+	// or empty in between, which is a real change.
 	dir := t.TempDir()
 	path := filepath.Join(dir, "a.txt")
-	writeFile(t, path, "12ab "+batch1+"\n"+pair(custA, batch1))
+	content := filepath.Join(dir, "store", "content")
+	writeFile(t, content, "12ab "+batch1+"\n"+pair(custA, batch1))
+	mustMkdir(t, filepath.Join(dir, "store", "unreadable"))
+	swap := func(target string) {
+		t.Helper()
+		tmp := path + ".new"
+		mustSymlink(t, target, tmp)
+		if err := os.Rename(tmp, path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	swap(content)
 	_, rec, logs := startWatcher(t, Options{RescanInterval: 10 * time.Millisecond, Debounce: 10 * time.Millisecond}, dir, "*.txt")
 
-	if err := os.Remove(path); err != nil {
-		t.Fatal(err)
-	}
-	mustMkdir(t, path)
+	swap(filepath.Join(dir, "store", "unreadable"))
 	s := rec.waitFor(t, "the read error", func(s Snapshot) bool { return len(s.Files) == 1 && s.Files[0].Err != nil })
 	if want := "batch file " + path + ": read: is a directory"; s.Files[0].Err.Error() != want {
 		t.Errorf("error %q, want %q", s.Files[0].Err, want)
@@ -206,11 +218,8 @@ func TestWatcherUnreadableFileKeepsBatches(t *testing.T) {
 		t.Errorf("read error logged %d times, want once:\n%s", n, logs)
 	}
 
-	if err := os.Remove(path); err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, path, "12ab "+batch1+"\n"+pair(custA, batch1))
-	rec.waitFor(t, "the file readable again", func(s Snapshot) bool { return s.Files[0].Err == nil && hasBatches(batch1)(s) })
+	swap(content)
+	rec.waitFor(t, "the file readable again", func(s Snapshot) bool { return len(s.Files) == 1 && s.Files[0].Err == nil && hasBatches(batch1)(s) })
 	waitForRescans(t, rec, logs)
 	if n := logs.count(`msg="invalid line in batch file"`); n != 1 {
 		t.Errorf("invalid line logged %d times; same content again should not log it again:\n%s", n, logs)
