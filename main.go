@@ -119,6 +119,9 @@ func checkConfig(path string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	fmt.Fprintf(stdout, "%s: OK: %s\n", path, cfg.Summary())
+	if !checkBatchFiles(cfg, stdout, stderr) {
+		return 1
+	}
 	return 0
 }
 
@@ -150,6 +153,7 @@ func serve(f *flags, logger log.Logger, toolkitLogger *slog.Logger, sigs chan os
 	}
 
 	state := newExporterState(logger, load, newHTTPClient(), apiMetrics, selfReg)
+	defer state.close()
 	if err := state.reload(); err != nil {
 		return err
 	}

@@ -51,7 +51,9 @@ func newMux(state *exporterState, selfReg *prometheus.Registry, opts serverOptio
 	})
 	if !opts.disableBatchDetails {
 		// The failed-device pages read the cache, never the API.
-		batches := batchpages.NewHandler(batchpages.Options{Snapshot: state.currentConfig, State: state.store.Get})
+		batches := batchpages.NewHandler(batchpages.Options{
+			Snapshot: state.currentConfig, Targets: state.currentTargets, State: state.store.Get,
+		})
 		mux.Handle("/batches", batches)
 		mux.Handle("/batches/", batches)
 	}
@@ -153,6 +155,7 @@ func configHandler(state *exporterState) http.HandlerFunc {
 		}
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write(out)
+		describeBatchFiles(w, live.cfg.BatchFiles, state.fileSnapshot())
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/version"
 
+	"github.com/partnercenter-exporter/partnercenter_exporter/batchfiles"
 	"github.com/partnercenter-exporter/partnercenter_exporter/collector"
 	"github.com/partnercenter-exporter/partnercenter_exporter/config"
 	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter"
@@ -60,6 +61,12 @@ type exporterState struct {
 	reloadMu      sync.Mutex
 	reloadSuccess prometheus.Gauge
 	reloadTime    prometheus.Gauge
+
+	intake *batchIntake
+	// publishMu orders the swaps of the live configuration: a reload and a
+	// batch file change may both publish a new batch list.
+	publishMu sync.Mutex
+	files     batchfiles.Snapshot
 }
 
 func newExporterState(logger log.Logger, load func() (*config.Config, error), httpc *http.Client,
@@ -83,7 +90,51 @@ func newExporterState(logger log.Logger, load func() (*config.Config, error), ht
 		}),
 	}
 	reg.MustRegister(s.reloadSuccess, s.reloadTime)
+	s.intake = newBatchIntake(log.With(logger, "component", "batchfiles"), reg)
 	return s
+}
+
+// close stops watching the batch files.
+func (s *exporterState) close() {
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	s.intake.stop()
+}
+
+// filesChanged takes a new batch file snapshot and, once a configuration
+// is live, publishes the batch list it gives.
+func (s *exporterState) filesChanged(snap batchfiles.Snapshot) {
+	s.publishMu.Lock()
+	defer s.publishMu.Unlock()
+	s.files = snap
+	s.intake.count(snap)
+	if live := s.current.Load(); live != nil {
+		s.publishLocked(live.cfg, live.client)
+	}
+}
+
+// publish swaps in a configuration with the batch list of the latest batch
+// file snapshot.
+func (s *exporterState) publish(cfg *config.Config, client *partnercenter.Client) {
+	s.publishMu.Lock()
+	defer s.publishMu.Unlock()
+	s.publishLocked(cfg, client)
+}
+
+// publishLocked lets the store learn the new batches before scrapes see
+// them, so that a scrape of the new list can record its reads, and a
+// scrape still running on the old one cannot bring back a removed batch.
+func (s *exporterState) publishLocked(cfg *config.Config, client *partnercenter.Client) {
+	targets := mergeTargets(cfg, s.files)
+	s.store.Retain(targets)
+	s.current.Store(&liveConfig{cfg: cfg, client: client, targets: targets})
+}
+
+// fileSnapshot is the latest batch file snapshot, for /config.
+func (s *exporterState) fileSnapshot() batchfiles.Snapshot {
+	s.publishMu.Lock()
+	defer s.publishMu.Unlock()
+	return s.files
 }
 
 // snapshot returns the configuration a scrape should use, nil before the
@@ -96,6 +147,14 @@ func (s *exporterState) snapshot() *liveConfig {
 func (s *exporterState) currentConfig() *config.Config {
 	if live := s.snapshot(); live != nil {
 		return live.cfg
+	}
+	return nil
+}
+
+// currentTargets returns the live batch list, nil before the first load.
+func (s *exporterState) currentTargets() []collector.Target {
+	if live := s.snapshot(); live != nil {
+		return live.targets
 	}
 	return nil
 }
@@ -123,17 +182,15 @@ func (s *exporterState) reload() (err error) {
 	if err != nil {
 		return fmt.Errorf("partner center client: %w", err)
 	}
+	if err := s.intake.follow(cfg, s.filesChanged); err != nil {
+		return err
+	}
 	s.reader.SetMaxConcurrent(cfg.PartnerCenter.MaxConcurrentRequests)
 	if old != nil && !sameReadSettings(old.cfg, cfg) {
 		s.store.Reset()
 		level.Info(s.logger).Log("msg", "API, credentials or kept failed devices changed: every batch will be read again")
 	}
-	// The store learns the new batches before scrapes see them, so that a
-	// scrape of the new configuration can record its reads, and a scrape
-	// still running on the old one cannot bring back a removed batch.
-	targets := collector.Targets(cfg)
-	s.store.Retain(targets)
-	s.current.Store(&liveConfig{cfg: cfg, client: client, targets: targets})
+	s.publish(cfg, client)
 	level.Info(s.logger).Log("msg", "configuration loaded", "summary", cfg.Summary())
 	return nil
 }

@@ -106,7 +106,7 @@ func (f *liveFixture) refresh(t *testing.T, c *partnercenter.Client, ids ...stri
 	t.Helper()
 	var targets []collector.Target
 	for _, id := range ids {
-		tg, ok := findTarget(f.cfg, id)
+		tg, ok := findTarget(collector.Targets(f.cfg), id)
 		if !ok {
 			t.Fatalf("batch %s is not in the test configuration", id)
 		}
@@ -199,27 +199,27 @@ func TestPagesFromRealCache(t *testing.T) {
 	}
 	want := []batchSummary{
 		{
-			CustomerID: custB, CustomerName: fabrikam, TrackingID: batchFailing, Attention: attentionFailing,
+			CustomerID: custB, CustomerName: fabrikam, TrackingID: batchFailing, Source: "configuration", Attention: attentionFailing,
 			Errors: []errorCount{}, LastAttemptTime: &readTime,
 			LastError: apiErr(404, "600", "The resource was not found.", f.lastRequestID(t, f.srv, batchFailing)),
 		},
 		{
-			CustomerID: custB, CustomerName: fabrikam, TrackingID: batchStale, Attention: attentionFailing,
+			CustomerID: custB, CustomerName: fabrikam, TrackingID: batchStale, Source: "configuration", Attention: attentionFailing,
 			Errors: []errorCount{}, LastAttemptTime: &readTime,
 			LastError: apiErr(500, "500", hostile, f.lastRequestID(t, f.srv, batchStale)),
 		},
 		{
-			CustomerID: custB, CustomerName: fabrikam, TrackingID: batchNeverRead, Attention: attentionNotRead,
+			CustomerID: custB, CustomerName: fabrikam, TrackingID: batchNeverRead, Source: "configuration", Attention: attentionNotRead,
 			Errors: []errorCount{},
 		},
 		{
-			CustomerID: custA, CustomerName: "Contoso Ltd", TrackingID: batchProcessing, Attention: attentionUnfinished,
+			CustomerID: custA, CustomerName: "Contoso Ltd", TrackingID: batchProcessing, Source: "configuration", Attention: attentionUnfinished,
 			Status: ptr("processing"), Devices: &deviceCounts{Processing: 4, Finished: 6, Total: 10},
 			StartedTime: ptr(at(-30)), DurationSeconds: ptr(1800.0), Running: true,
 			Errors: []errorCount{}, LastSuccessTime: &readTime, LastAttemptTime: &readTime,
 		},
 		{
-			CustomerID: custA, CustomerName: "Contoso Ltd", TrackingID: batchErrors, Attention: attentionErrored,
+			CustomerID: custA, CustomerName: "Contoso Ltd", TrackingID: batchErrors, Source: "configuration", Attention: attentionErrored,
 			Status: ptr("finished_with_errors"), Devices: &deviceCounts{Finished: 7, FinishedWithErrors: 5, Total: 12},
 			StartedTime: ptr(at(-90)), CompletedTime: ptr(at(-60)), DurationSeconds: ptr(1800.0),
 			Errors:            expectedErrorCounts(f.devices),
@@ -227,7 +227,7 @@ func TestPagesFromRealCache(t *testing.T) {
 			LastSuccessTime: &readTime, LastAttemptTime: &readTime,
 		},
 		{
-			CustomerID: custA, CustomerName: "Contoso Ltd", TrackingID: batchOK, Attention: attentionOK,
+			CustomerID: custA, CustomerName: "Contoso Ltd", TrackingID: batchOK, Source: "configuration", Attention: attentionOK,
 			Status: ptr("finished"), Devices: &deviceCounts{Finished: 20, Total: 20},
 			StartedTime: ptr(at(-125)), CompletedTime: ptr(at(-100).Add(500 * time.Millisecond)), DurationSeconds: ptr(1500.5),
 			Errors: []errorCount{}, LastSuccessTime: &readTime, LastAttemptTime: &readTime,

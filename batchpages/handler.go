@@ -22,6 +22,9 @@ import (
 type Options struct {
 	// Snapshot returns the live configuration, nil before the first load.
 	Snapshot func() *config.Config
+	// Targets returns the batches to show: the configuration's and those
+	// of the batch files. Nil means the configuration's only.
+	Targets func() []collector.Target
 	// State reads the collector's cache; it must not call the API.
 	State func(collector.Target) (collector.BatchState, bool)
 	// Now is the clock for running durations and "ago"; nil means time.Now.
@@ -61,6 +64,14 @@ type handler struct {
 // NewHandler serves GET /batches and GET /batches/{batch_tracking_id}
 // (also HEAD); any other path under /batches/ answers 404.
 func NewHandler(opts Options) http.Handler {
+	if opts.Targets == nil {
+		opts.Targets = func() []collector.Target {
+			if cfg := opts.Snapshot(); cfg != nil {
+				return collector.Targets(cfg)
+			}
+			return nil
+		}
+	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -100,12 +111,12 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	now := h.opts.Now().UTC()
 	if isList {
-		writeList(w, f, buildList(cfg, h.opts.State, now))
+		writeList(w, f, buildList(cfg, h.opts.Targets(), h.opts.State, now))
 		return
 	}
 	// Configured IDs are stored in lower case; the API ignores case.
 	trackingID := strings.ToLower(rawID)
-	t, found := findTarget(cfg, trackingID)
+	t, found := findTarget(h.opts.Targets(), trackingID)
 	if !found {
 		http.Error(w, notConfigured(trackingID), http.StatusNotFound)
 		return

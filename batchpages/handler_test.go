@@ -196,30 +196,30 @@ func expectedSummaries() []batchSummary {
 	fabrikam := `Fabrikam <b>"Inc"</b>`
 	return []batchSummary{
 		{
-			CustomerID: custB, CustomerName: fabrikam, TrackingID: batchFailing, Attention: attentionFailing,
+			CustomerID: custB, CustomerName: fabrikam, TrackingID: batchFailing, Source: "configuration", Attention: attentionFailing,
 			Errors: []errorCount{}, LastAttemptTime: ptr(at(-1)),
 			LastError: apiErr(404, "600", "The resource was not found."),
 		},
 		{
-			CustomerID: custB, CustomerName: fabrikam, TrackingID: batchStale, Attention: attentionFailing,
+			CustomerID: custB, CustomerName: fabrikam, TrackingID: batchStale, Source: "configuration", Attention: attentionFailing,
 			Status:  ptr("queued"),
 			Devices: &deviceCounts{Queued: 10, Total: 10},
 			Errors:  []errorCount{}, LastSuccessTime: ptr(at(-20)), LastAttemptTime: ptr(at(-1)),
 			LastError: apiErr(500, "500", hostile),
 		},
 		{
-			CustomerID: custB, CustomerName: fabrikam, TrackingID: batchNeverRead, Attention: attentionNotRead,
+			CustomerID: custB, CustomerName: fabrikam, TrackingID: batchNeverRead, Source: "configuration", Attention: attentionNotRead,
 			Errors: []errorCount{},
 		},
 		{
-			CustomerID: custA, CustomerName: "Contoso Ltd", TrackingID: batchProcessing, Attention: attentionUnfinished,
+			CustomerID: custA, CustomerName: "Contoso Ltd", TrackingID: batchProcessing, Source: "configuration", Attention: attentionUnfinished,
 			Status:      ptr("processing"),
 			Devices:     &deviceCounts{Processing: 40, Finished: 60, Total: 100},
 			StartedTime: ptr(at(-30)), DurationSeconds: ptr(1800.0), Running: true,
 			Errors: []errorCount{}, LastSuccessTime: ptr(at(-1)), LastAttemptTime: ptr(at(-1)),
 		},
 		{
-			CustomerID: custA, CustomerName: "Contoso Ltd", TrackingID: batchErrors, Attention: attentionErrored,
+			CustomerID: custA, CustomerName: "Contoso Ltd", TrackingID: batchErrors, Source: "configuration", Attention: attentionErrored,
 			Status:      ptr("finished_with_errors"),
 			Devices:     &deviceCounts{Finished: 7, FinishedWithErrors: 5, Total: 12},
 			StartedTime: ptr(at(-90)), CompletedTime: ptr(at(-60)), DurationSeconds: ptr(1800.0),
@@ -231,7 +231,7 @@ func expectedSummaries() []batchSummary {
 			LastSuccessTime: ptr(at(-2)), LastAttemptTime: ptr(at(-2)),
 		},
 		{
-			CustomerID: custA, CustomerName: "Contoso Ltd", TrackingID: batchOK, Attention: attentionOK,
+			CustomerID: custA, CustomerName: "Contoso Ltd", TrackingID: batchOK, Source: "configuration", Attention: attentionOK,
 			Status:      ptr("finished"),
 			Devices:     &deviceCounts{Finished: 480, Total: 480},
 			StartedTime: ptr(at(-125)), CompletedTime: ptr(at(-100).Add(500 * time.Millisecond)), DurationSeconds: ptr(1500.5),

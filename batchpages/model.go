@@ -53,10 +53,13 @@ var attentionRank = map[attention]int{
 
 // batchSummary is one configured batch as the exporter last saw it.
 type batchSummary struct {
-	CustomerID   string    `json:"customer_id"`
-	CustomerName string    `json:"customer_name"`
-	TrackingID   string    `json:"batch_tracking_id"`
-	Attention    attention `json:"attention"`
+	CustomerID   string `json:"customer_id"`
+	CustomerName string `json:"customer_name"`
+	TrackingID   string `json:"batch_tracking_id"`
+	// Source is where the batch is listed: "configuration", or the batch
+	// file and line ("uploads.txt:12").
+	Source    string    `json:"source"`
+	Attention attention `json:"attention"`
 	// Status through FailedDevicesOmitted come from the last successful
 	// read. Without one, the pointers are null, Errors is empty and the
 	// counts are 0.
@@ -130,8 +133,7 @@ type stateFunc func(collector.Target) (collector.BatchState, bool)
 
 // buildList summarises every configured batch, the ones needing attention
 // first and otherwise in configuration order.
-func buildList(cfg *config.Config, state stateFunc, now time.Time) listPage {
-	targets := collector.Targets(cfg)
+func buildList(cfg *config.Config, targets []collector.Target, state stateFunc, now time.Time) listPage {
 	summaries := make([]batchSummary, 0, len(targets))
 	for _, t := range targets {
 		s, _ := state(t)
@@ -174,10 +176,10 @@ func buildBatch(cfg *config.Config, t collector.Target, state stateFunc, now tim
 	return page
 }
 
-// findTarget returns the configured batch with the given (lower-case)
-// tracking ID. The configuration allows each ID only once.
-func findTarget(cfg *config.Config, trackingID string) (collector.Target, bool) {
-	for _, t := range collector.Targets(cfg) {
+// findTarget returns the first configured batch with the given
+// (lower-case) tracking ID.
+func findTarget(targets []collector.Target, trackingID string) (collector.Target, bool) {
+	for _, t := range targets {
 		if t.TrackingID == trackingID {
 			return t, true
 		}
@@ -190,6 +192,7 @@ func summarize(t collector.Target, s collector.BatchState, now time.Time) batchS
 		CustomerID:      t.CustomerID,
 		CustomerName:    t.CustomerName,
 		TrackingID:      t.TrackingID,
+		Source:          sourceOf(t),
 		Errors:          []errorCount{},
 		LastSuccessTime: timeOrNil(s.LastSuccess),
 		LastAttemptTime: timeOrNil(s.LastAttempt),
@@ -216,6 +219,14 @@ func summarize(t collector.Target, s collector.BatchState, now time.Time) batchS
 	}
 	sum.Attention = classify(s)
 	return sum
+}
+
+// sourceOf names where a batch is listed.
+func sourceOf(t collector.Target) string {
+	if t.Origin == "" {
+		return "configuration"
+	}
+	return t.Origin
 }
 
 func classify(s collector.BatchState) attention {

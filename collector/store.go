@@ -14,6 +14,9 @@ type Target struct {
 	CustomerID   string
 	CustomerName string
 	TrackingID   string
+	// Origin says where the batch is listed: empty for the configuration
+	// file, "file:line" for a batch file.
+	Origin string
 }
 
 func (t Target) key() string { return t.CustomerID + "/" + t.TrackingID }

@@ -120,7 +120,7 @@ func TestStoreWritesOnlyWhatChanged(t *testing.T) {
 
 	p.err = errors.New("disk full")
 	s.Record(a, s.Epoch(), t0, t0, finishedWithErrors(), nil)
-	if len(failures) != 1 || failures[0] != p.err {
+	if len(failures) != 1 || !errors.Is(failures[0], p.err) {
 		t.Errorf("failures = %v, want the one write error", failures)
 	}
 	if got, _ := s.Get(a); got.Batch == nil {

@@ -1,0 +1,144 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// uploadsLine is what an upload script appends: the Location header.
+func uploadsLine(customer, batch string) string {
+	return "/customers/" + customer + "/batchJobStatus/" + batch + "\n"
+}
+
+func appendFile(t *testing.T, path, text string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(text); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// batchFileExporter runs an exporter whose configuration lists finishedID
+// and reads batches from uploads/*.txt beside it.
+func batchFileExporter(t *testing.T) (*testExporter, string) {
+	t.Helper()
+	srv := fakeWithBatches(t)
+	dir := t.TempDir()
+	path := writeConfig(t, dir, srv, map[string][]string{customer1: {finishedID}})
+	setConfig(t, path, "customers:", "batch_files:\n  - uploads/*.txt\ncustomers:")
+	if err := os.MkdirAll(filepath.Join(dir, "uploads"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	uploads := filepath.Join(dir, "uploads", "contoso.txt")
+	appendFile(t, uploads, "\xEF\xBB\xBF# written by upload.ps1\r\n"+customer1+" "+finishedID+"\r\n"+uploadsLine(customer1, runningID)+"not a batch\n")
+	return startExporter(t, path), uploads
+}
+
+func configured(t *testing.T, exp *testExporter, batch string) bool {
+	t.Helper()
+	_, m := exp.scrape(t, "")
+	for labels := range *m["partnercenter_batch_scrape_success"] {
+		if strings.Contains(labels, batch) {
+			return true
+		}
+	}
+	return false
+}
+
+func TestBatchFilesAreReadAndWatched(t *testing.T) {
+	exp, uploads := batchFileExporter(t)
+	_, m := exp.scrape(t, "")
+	if v := value(t, m, "partnercenter_batches_configured", ""); v != 2 {
+		t.Errorf("batches_configured = %v, want 2 (the configured one also listed in the file counts once)", v)
+	}
+	if v := value(t, m, "partnercenter_batch_file_invalid_lines", "file="+uploads); v != 1 {
+		t.Errorf("invalid lines = %v, want 1", v)
+	}
+	if !strings.Contains(exp.logs.String(), `msg="invalid line in batch file" file=`+uploads+` line=4 err="expected \"<customer GUID> <batch GUID>\" or a batchJobStatus location"`) {
+		t.Errorf("bad line not logged with file and line:\n%s", exp.logs.String())
+	}
+
+	// An upload script appends a line: picked up with no reload. A
+	// half-written line is not read until its newline arrives.
+	appendFile(t, uploads, uploadsLine(customer2, missingID)+customer2+" "+brokenID)
+	waitFor(t, func() bool { return configured(t, exp, missingID) })
+	if configured(t, exp, brokenID) {
+		t.Error("a line without its newline was read")
+	}
+	appendFile(t, uploads, "\n")
+	waitFor(t, func() bool { return configured(t, exp, brokenID) })
+
+	// /batches says where each batch came from; /config what each file gave.
+	var list struct {
+		Batches []struct {
+			ID     string `json:"batch_tracking_id"`
+			Source string `json:"source"`
+		} `json:"batches"`
+	}
+	if err := json.Unmarshal([]byte(get(t, exp.url+"/batches?format=json", http.StatusOK)), &list); err != nil {
+		t.Fatal(err)
+	}
+	sources := map[string]string{}
+	for _, b := range list.Batches {
+		sources[b.ID] = b.Source
+	}
+	want := map[string]string{finishedID: "configuration", runningID: uploads + ":3", missingID: uploads + ":5", brokenID: uploads + ":6"}
+	for id, src := range want {
+		if sources[id] != src {
+			t.Errorf("batch %s source %q, want %q", id, sources[id], src)
+		}
+	}
+	cfgPage := get(t, exp.url+"/config", http.StatusOK)
+	if wantLine := "#   " + uploads + ": 4 batches, 1 invalid line\n"; !strings.Contains(cfgPage, wantLine) {
+		t.Errorf("/config lacks %q:\n%s", wantLine, cfgPage)
+	}
+
+	// Deleting the file drops its batches; the configured one stays.
+	if err := os.Remove(uploads); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return !configured(t, exp, runningID) })
+	if !configured(t, exp, finishedID) {
+		t.Error("the batch listed in the configuration went with the file")
+	}
+}
+
+func TestBatchFileShrinkRemovesBatches(t *testing.T) {
+	exp, uploads := batchFileExporter(t)
+	if !configured(t, exp, runningID) {
+		t.Fatal("file batch not configured")
+	}
+	if err := os.WriteFile(uploads, []byte("# emptied\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return !configured(t, exp, runningID) })
+}
+
+func TestConfigCheckReportsBadBatchFileLines(t *testing.T) {
+	dir := t.TempDir()
+	srv := fakeWithBatches(t)
+	path := writeConfig(t, dir, srv, map[string][]string{customer1: {finishedID}})
+	setConfig(t, path, "customers:", "batch_files:\n  - uploads.txt\ncustomers:")
+	uploads := filepath.Join(dir, "uploads.txt")
+	appendFile(t, uploads, uploadsLine(customer1, runningID)+"12ab "+runningID+"\n")
+	var stdout, stderr strings.Builder
+	code := run([]string{"--config.check", "--config.file", path}, &stdout, &stderr, nil)
+	if code != 1 {
+		t.Errorf("exit code %d, want 1", code)
+	}
+	if want := fmt.Sprintf("%s:2: not a GUID: \"12ab\"\n", uploads); stderr.String() != want {
+		t.Errorf("stderr %q, want %q", stderr.String(), want)
+	}
+	if want := "batch files: 1 file, 1 batch\n"; !strings.HasSuffix(stdout.String(), want) {
+		t.Errorf("stdout %q, want it to end with %q", stdout.String(), want)
+	}
+}
