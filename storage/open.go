@@ -9,6 +9,7 @@ import (
 	"runtime/debug"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // schemaVersion is stored in the meta bucket. A store of another version
@@ -84,7 +85,7 @@ func (d *DB) openBolt() (*bolt.DB, error) {
 	})
 	switch {
 	case err == nil:
-	case errors.Is(err, bolt.ErrTimeout):
+	case errors.Is(err, bolterrors.ErrTimeout):
 		return nil, fmt.Errorf("storage %s is %w (is another exporter using --storage.path=%s?)", d.path, ErrLocked, d.dir)
 	case isPathError(err):
 		return nil, fmt.Errorf("storage: opening %s: %w", d.path, err)
@@ -169,7 +170,7 @@ func initSchema(tx *bolt.Tx) error {
 func (d *DB) replaceUnusable(cause unusableError) (*bolt.DB, error) {
 	movedTo, err := d.moveAside()
 	if err != nil {
-		return nil, fmt.Errorf("storage %s is unusable (%v) and could not be moved aside: %w", d.path, cause, err)
+		return nil, fmt.Errorf("storage %s is unusable (%w) and could not be moved aside: %w", d.path, cause, err)
 	}
 	d.logWarn("msg", "storage unusable, moved aside and started empty", "path", d.path, "moved_to", movedTo, "err", cause)
 	db, err := d.openBolt()
