@@ -6,8 +6,8 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// Load returns every stored record in key order (customer ID, then
-// tracking ID, both lower-cased).
+// Load returns every stored record in key order: bytewise by the
+// lower-cased "customerID/trackingID".
 //
 // A record that cannot be decoded, say one written by a buggy or newer
 // exporter under the same schema version, is deleted and logged; the

@@ -69,6 +69,8 @@ func (d *DB) openBolt() (*bolt.DB, error) {
 	boltOpts := &bolt.Options{Timeout: d.opts.LockTimeout}
 	// If bbolt panics while opening, it has not returned the DB; keep the
 	// file so that its descriptor, and with it the lock, can be released.
+	// The file's memory mapping cannot be, and stays until exit: address
+	// space, not memory, once per damaged file.
 	var file *os.File
 	boltOpts.OpenFile = func(name string, flag int, perm os.FileMode) (*os.File, error) {
 		f, err := os.OpenFile(name, flag, perm)

@@ -24,7 +24,9 @@ import (
 // FileName is the name of the store inside the storage directory.
 const FileName = "partnercenter.db"
 
-// Record is what is stored of one batch.
+// Record is what is stored of one batch. It reads back as it was put,
+// except that times come back in UTC without a monotonic reading and
+// empty slices come back nil.
 type Record struct {
 	CustomerID string
 	TrackingID string
@@ -99,8 +101,11 @@ func (d *DB) Close() error {
 	return nil
 }
 
-// Put stores r in one atomic transaction, replacing what was stored under
-// the same IDs. On error nothing changed and the store stays usable.
+// Put stores r in one atomic, fsynced transaction, replacing what was
+// stored under the same IDs (compared case-insensitively; the IDs are
+// kept as given). It rejects a record without a Batch, with an empty ID or
+// with a '/' in the customer ID. On error nothing changed and the store
+// stays usable; the caller decides whether to count or log it.
 func (d *DB) Put(r Record) error {
 	value, err := encodeRecord(r)
 	if err != nil {

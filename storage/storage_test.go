@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -324,5 +325,33 @@ func assertNothingMovedAside(t *testing.T, dir string) {
 	t.Helper()
 	if moved, _ := filepath.Glob(filepath.Join(dir, "*.corrupt-*")); len(moved) != 0 {
 		t.Errorf("files moved aside: %q", moved)
+	}
+}
+
+// TestConcurrentUse runs under -race: the collector stores reads from many
+// goroutines.
+func TestConcurrentUse(t *testing.T) {
+	db := mustOpen(t, t.TempDir(), &logBuffer{})
+	const writers, each = 4, 5
+	errs := make(chan error, writers*each*2)
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := range each {
+				errs <- db.Put(finishedRecord(w*each + i))
+				_, err := db.Load()
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	if got := mustLoad(t, db); len(got) != writers*each {
+		t.Errorf("Load returned %d records, want %d", len(got), writers*each)
 	}
 }
