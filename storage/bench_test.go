@@ -1,0 +1,105 @@
+package storage_test
+
+import (
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+
+	"github.com/partnercenter-exporter/partnercenter_exporter/storage"
+)
+
+func BenchmarkOpenLoad5k(b *testing.B)  { benchmarkOpenLoad(b, 5_000) }
+func BenchmarkOpenLoad50k(b *testing.B) { benchmarkOpenLoad(b, 50_000) }
+
+// benchmarkOpenLoad measures a restart: open a store of n finished batches
+// and load them all. It also reports the CPU time of the process (GC
+// included; on a busy machine wall time is mostly waiting), the file size
+// and the heap the loaded records keep, per batch.
+func benchmarkOpenLoad(b *testing.B, n int) {
+	dir := b.TempDir()
+	buildStore(b, dir, n)
+	info, err := os.Stat(filepath.Join(dir, storage.FileName))
+	if err != nil {
+		b.Fatal(err)
+	}
+	before := liveHeap()
+	var records []storage.Record
+	b.ReportAllocs()
+	cpuStart, cpuOK := processCPUTime()
+	for b.Loop() {
+		records = openLoadClose(b, dir)
+	}
+	b.StopTimer()
+	if cpuEnd, ok := processCPUTime(); ok && cpuOK {
+		b.ReportMetric(float64(cpuEnd-cpuStart)/float64(b.N)/1e6, "cpu-ms/op")
+	}
+	if len(records) != n {
+		b.Fatalf("loaded %d records, want %d", len(records), n)
+	}
+	retained := int64(liveHeap()) - int64(before)
+	runtime.KeepAlive(records)
+	b.ReportMetric(float64(retained)/float64(n), "retained-B/batch")
+	b.ReportMetric(float64(info.Size())/float64(n), "file-B/batch")
+}
+
+func openLoadClose(b *testing.B, dir string) []storage.Record {
+	db, err := storage.Open(dir, storage.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	records, err := db.Load()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		b.Fatal(err)
+	}
+	return records
+}
+
+// buildStore writes n finished batches in transactions of 1,000, once per
+// benchmark: b.Loop runs the benchmark function a single time.
+func buildStore(b *testing.B, dir string, n int) {
+	db, err := storage.Open(dir, storage.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	const chunk = 1_000
+	for start := 0; start < n; start += chunk {
+		records := make([]storage.Record, 0, chunk)
+		for i := start; i < min(start+chunk, n); i++ {
+			records = append(records, finishedRecord(i))
+		}
+		if err := db.PutAll(records); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkPut stores one finished batch per operation, each in its own
+// fsynced transaction, into a store that grows as it runs.
+func BenchmarkPut(b *testing.B) {
+	db, err := storage.Open(b.TempDir(), storage.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if err := db.Put(finishedRecord(i)); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
+func liveHeap() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
+}

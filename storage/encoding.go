@@ -1,0 +1,224 @@
+package storage
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter"
+)
+
+// recordVersion is written into every value. A value of another version is
+// undecodable: the encoding below is the contract with files written by
+// older or newer exporters, so any change to it must bump this number.
+const recordVersion = 1
+
+// The structs below are the stored form of a Record. They are separate from
+// partnercenter.Batch on purpose: renaming or reordering a field or an enum
+// there must not silently change what old files mean. Statuses are stored
+// by name, never by their numeric value.
+
+type storedRecord struct {
+	Version     int          `json:"v"`
+	CustomerID  string       `json:"customer_id"`
+	TrackingID  string       `json:"tracking_id"`
+	LastSuccess time.Time    `json:"last_success,omitzero"`
+	Batch       *storedBatch `json:"batch"`
+}
+
+type storedBatch struct {
+	TrackingID            string         `json:"tracking_id"`
+	Status                string         `json:"status"`
+	RawStatus             string         `json:"raw_status,omitempty"`
+	StartedTime           time.Time      `json:"started_time,omitzero"`
+	CompletedTime         time.Time      `json:"completed_time,omitzero"`
+	Devices               map[string]int `json:"devices,omitempty"`
+	UnknownDeviceStatuses []string       `json:"unknown_device_statuses,omitempty"`
+	Errors                []storedError  `json:"errors,omitempty"`
+	OtherErrorDevices     int            `json:"other_error_devices,omitempty"`
+	FailedDevices         []storedDevice `json:"failed_devices,omitempty"`
+	FailedDevicesOmitted  int            `json:"failed_devices_omitted,omitempty"`
+}
+
+type storedError struct {
+	Code        string `json:"code"`
+	Description string `json:"description,omitempty"`
+	Devices     int    `json:"devices"`
+}
+
+type storedDevice struct {
+	SerialNumber     string `json:"serial_number,omitempty"`
+	DeviceID         string `json:"device_id,omitempty"`
+	ProductKey       string `json:"product_key,omitempty"`
+	Status           string `json:"status"`
+	ErrorCode        string `json:"error_code,omitempty"`
+	ErrorDescription string `json:"error_description,omitempty"`
+}
+
+// statusByName is the inverse of Status.String, built from the enum's own
+// list so that a new status is stored without touching this package.
+func statusByName(name string) (partnercenter.Status, error) {
+	for _, s := range partnercenter.Statuses {
+		if s.String() == name {
+			return s, nil
+		}
+	}
+	return partnercenter.StatusUnknown, fmt.Errorf("unknown status name %q", name)
+}
+
+// key is the bucket key of a batch. IDs are GUIDs whose case the service
+// and configuration files do not keep consistently, so case is folded.
+func key(customerID, trackingID string) []byte {
+	return []byte(strings.ToLower(customerID) + "/" + strings.ToLower(trackingID))
+}
+
+func checkIDs(customerID, trackingID string) error {
+	switch {
+	case customerID == "" || trackingID == "":
+		return errors.New("customer and tracking IDs must not be empty")
+	case strings.Contains(customerID, "/"):
+		// The key would be ambiguous: "a/b" + "c" and "a" + "b/c".
+		return fmt.Errorf("customer ID %q contains '/'", customerID)
+	}
+	return nil
+}
+
+func encodeRecord(r Record) ([]byte, error) {
+	if err := checkIDs(r.CustomerID, r.TrackingID); err != nil {
+		return nil, err
+	}
+	if r.Batch == nil {
+		return nil, errors.New("record has no batch")
+	}
+	return json.Marshal(storedRecord{
+		Version:     recordVersion,
+		CustomerID:  r.CustomerID,
+		TrackingID:  r.TrackingID,
+		LastSuccess: utc(r.LastSuccess),
+		Batch:       toStoredBatch(r.Batch),
+	})
+}
+
+// decodeRecord also checks that the value belongs under k, so that a value
+// written under the wrong key cannot be reported as another batch.
+func decodeRecord(k, value []byte) (Record, error) {
+	var s storedRecord
+	if err := json.Unmarshal(value, &s); err != nil {
+		return Record{}, err
+	}
+	switch {
+	case s.Version != recordVersion:
+		return Record{}, fmt.Errorf("record version %d, this exporter reads %d", s.Version, recordVersion)
+	case s.Batch == nil:
+		return Record{}, errors.New("record has no batch")
+	case string(key(s.CustomerID, s.TrackingID)) != string(k):
+		return Record{}, fmt.Errorf("record of %s/%s stored under another key", s.CustomerID, s.TrackingID)
+	}
+	batch, err := fromStoredBatch(s.Batch)
+	if err != nil {
+		return Record{}, err
+	}
+	return Record{CustomerID: s.CustomerID, TrackingID: s.TrackingID, Batch: batch, LastSuccess: s.LastSuccess}, nil
+}
+
+func toStoredBatch(b *partnercenter.Batch) *storedBatch {
+	s := &storedBatch{
+		TrackingID:            b.TrackingID,
+		Status:                b.Status.String(),
+		RawStatus:             b.RawStatus,
+		StartedTime:           utc(b.StartedTime),
+		CompletedTime:         utc(b.CompletedTime),
+		UnknownDeviceStatuses: b.UnknownDeviceStatuses,
+		OtherErrorDevices:     b.OtherErrorDevices,
+		FailedDevicesOmitted:  b.FailedDevicesOmitted,
+	}
+	for _, st := range partnercenter.Statuses {
+		if n := b.Devices[st]; n != 0 {
+			if s.Devices == nil {
+				s.Devices = map[string]int{}
+			}
+			s.Devices[st.String()] = n
+		}
+	}
+	for _, e := range b.Errors {
+		s.Errors = append(s.Errors, storedError(e))
+	}
+	for _, d := range b.FailedDevices {
+		s.FailedDevices = append(s.FailedDevices, storedDevice{
+			SerialNumber:     d.SerialNumber,
+			DeviceID:         d.DeviceID,
+			ProductKey:       d.ProductKey,
+			Status:           d.Status.String(),
+			ErrorCode:        d.ErrorCode,
+			ErrorDescription: d.ErrorDescription,
+		})
+	}
+	return s
+}
+
+func fromStoredBatch(s *storedBatch) (*partnercenter.Batch, error) {
+	status, err := statusByName(s.Status)
+	if err != nil {
+		return nil, fmt.Errorf("batch status: %w", err)
+	}
+	b := &partnercenter.Batch{
+		TrackingID:            s.TrackingID,
+		Status:                status,
+		RawStatus:             s.RawStatus,
+		StartedTime:           s.StartedTime,
+		CompletedTime:         s.CompletedTime,
+		UnknownDeviceStatuses: s.UnknownDeviceStatuses,
+		OtherErrorDevices:     s.OtherErrorDevices,
+		FailedDevicesOmitted:  s.FailedDevicesOmitted,
+	}
+	for name, n := range s.Devices {
+		st, err := statusByName(name)
+		if err != nil {
+			return nil, fmt.Errorf("device counts: %w", err)
+		}
+		b.Devices[st] = n
+	}
+	if len(s.Errors) > 0 {
+		b.Errors = make([]partnercenter.ErrorCount, len(s.Errors))
+		for i, e := range s.Errors {
+			b.Errors[i] = partnercenter.ErrorCount(e)
+		}
+	}
+	if b.FailedDevices, err = fromStoredDevices(s.FailedDevices); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+func fromStoredDevices(stored []storedDevice) ([]partnercenter.Device, error) {
+	if len(stored) == 0 {
+		return nil, nil
+	}
+	devices := make([]partnercenter.Device, len(stored))
+	for i, d := range stored {
+		st, err := statusByName(d.Status)
+		if err != nil {
+			return nil, fmt.Errorf("failed device %d: %w", i, err)
+		}
+		devices[i] = partnercenter.Device{
+			SerialNumber:     d.SerialNumber,
+			DeviceID:         d.DeviceID,
+			ProductKey:       d.ProductKey,
+			Status:           st,
+			ErrorCode:        d.ErrorCode,
+			ErrorDescription: d.ErrorDescription,
+		}
+	}
+	return devices, nil
+}
+
+// utc drops the location and monotonic reading, so that a time reads back
+// equal to what was stored; the zero time stays zero.
+func utc(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Time{}
+	}
+	return t.UTC()
+}
