@@ -1,20 +1,25 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/metrics"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/partnercenter-exporter/partnercenter_exporter/collector"
 	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter/partnercentertest"
 )
 
@@ -621,4 +626,114 @@ func checkHostileBody(t *testing.T, body *partnercentertest.Stream, setting, wan
 		waitFor(t, func() bool { return srv.AbortedRequests() == 1 })
 	}
 	checkStillServing(t, exp)
+}
+
+// TestFaultReloadRacingScrapes: reloads that add and remove a batch race
+// with scrapes and page views for about two seconds. Every answer is a
+// success, and once the batch is gone for good it shows nowhere.
+func TestFaultReloadRacingScrapes(t *testing.T) {
+	srv := newFaultFake(t)
+	for _, id := range []string{faultA, faultB, faultC} {
+		srv.SetResponses(customer1, id, processing(id))
+	}
+	// Two configurations: with faultB, or with faultC instead; reads on
+	// every scrape, so that reads of a removed batch are often in flight.
+	withB := readFile(t, writeConfig(t, t.TempDir(), srv, map[string][]string{customer1: {faultA, faultB}}))
+	withC := readFile(t, writeConfig(t, t.TempDir(), srv, map[string][]string{customer1: {faultA, faultC}}))
+	dir := t.TempDir()
+	path := writeConfig(t, dir, srv, map[string][]string{customer1: {faultA, faultB}})
+	exp := startExporter(t, path)
+
+	stop := time.Now().Add(2 * time.Second)
+	var wg sync.WaitGroup
+	for i := range 2 {
+		wg.Go(func() {
+			for n := 0; time.Now().Before(stop) && n < 200; n++ {
+				replaceFile(t, path, [][]byte{withB, withC}[(i+n)%2])
+				if body, status, err := post(exp.url + "/-/reload"); err != nil || status != http.StatusOK {
+					t.Errorf("reload: %d %v %s", status, err, body)
+					return
+				}
+			}
+		})
+	}
+	for _, page := range []string{"/metrics", "/metrics", "/metrics", "/batches", "/batches?format=json"} {
+		wg.Go(func() {
+			for n := 0; time.Now().Before(stop) && n < 200; n++ {
+				if body, status, err := fetch(exp.url + page); err != nil || status != http.StatusOK {
+					t.Errorf("GET %s: %d %v %s", page, status, err, body)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+
+	replaceFile(t, path, withB)
+	do(t, http.MethodPost, exp.url+"/-/reload", http.StatusOK)
+	body, m := exp.scrape(t, faultScrapeTimeout)
+	checkMetrics(t, m, []metricWant{
+		{"partnercenter_batches_configured", "", 2},
+		{"partnercenter_batch_scrape_success", batchLabels(customer1, faultA), 1},
+		{"partnercenter_batch_scrape_success", batchLabels(customer1, faultB), 1},
+	})
+	for where, text := range map[string]string{
+		"/metrics":              body,
+		"/batches":              get(t, exp.url+"/batches", http.StatusOK),
+		"/batches?format=json":  get(t, exp.url+"/batches?format=json", http.StatusOK),
+		"/batches/" + faultA:    get(t, exp.url+"/batches/"+faultA+"?format=json", http.StatusOK),
+		"/batches/ (csv of A)":  get(t, exp.url+"/batches/"+faultA+"?format=csv", http.StatusOK),
+		"/config after reloads": get(t, exp.url+"/config", http.StatusOK),
+	} {
+		if strings.Contains(text, faultC) {
+			t.Errorf("%s still shows the removed batch %s", where, faultC)
+		}
+	}
+	get(t, exp.url+"/batches/"+faultC, http.StatusNotFound)
+	if _, ok := exp.state.store.Get(collector.Target{CustomerID: customer1, TrackingID: faultC}); ok {
+		t.Error("the store still holds the removed batch")
+	}
+}
+
+func readFile(t *testing.T, path string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// replaceFile swaps path's content in one rename, so that a concurrent
+// reload reads one whole configuration or the other. It may run in any
+// goroutine: it reports with Errorf.
+func replaceFile(t *testing.T, path string, data []byte) {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".config-*")
+	if err == nil {
+		_, err = tmp.Write(data)
+		if closeErr := tmp.Close(); err == nil {
+			err = closeErr
+		}
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		t.Errorf("replace %s: %v", path, err)
+	}
+}
+
+// post POSTs to url like fetch GETs, returning errors instead of failing.
+func post(url string) (body string, status int, err error) {
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, url, nil)
+	if err != nil {
+		return "", 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", 0, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	return string(data), resp.StatusCode, err
 }
