@@ -48,8 +48,8 @@ func loadBatches(srv *partnercentertest.Server, n int) []loadBatch {
 // nothing is left running once everything is closed.
 func TestLoadManyScrapersShareReads(t *testing.T) {
 	const (
-		numBatches  = 500
-		scrapers    = 50
+		numBatches = 500
+		scrapers   = 50
 		// maxLoops is small because under -race on two cores the first
 		// wave (50 scrapes waiting on 500 reads) alone takes 20-30s.
 		maxLoops    = 3
