@@ -14,7 +14,8 @@ import (
 )
 
 // getRaw sends an authorized batch request and returns the response with
-// its body unread, for tests that look at how the body breaks.
+// its body unread, for tests that look at how the body breaks; the caller
+// closes it.
 func getRaw(t *testing.T, s *partnercentertest.Server, client *http.Client, token string) *http.Response {
 	t.Helper()
 	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, batchURL(s, trackingID), nil)
@@ -26,7 +27,6 @@ func getRaw(t *testing.T, s *partnercentertest.Server, client *http.Client, toke
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { resp.Body.Close() })
 	return resp
 }
 
@@ -48,6 +48,7 @@ func TestFaults(t *testing.T) {
 				partnercentertest.Response{Status: http.StatusOK, Body: body, Fault: tt.fault})
 			client := &http.Client{Timeout: 300 * time.Millisecond}
 			resp := getRaw(t, s, client, token)
+			defer resp.Body.Close()
 			if resp.StatusCode != http.StatusOK || resp.ContentLength != int64(len(body)) {
 				t.Errorf("status %d Content-Length %d, want 200 and %d", resp.StatusCode, resp.ContentLength, len(body))
 			}
@@ -75,6 +76,7 @@ func TestStallEndsWithClose(t *testing.T) {
 	s.SetResponses(customerID, trackingID, smallBatch,
 		partnercentertest.Response{Body: []byte("{}{}"), Fault: partnercentertest.FaultStall})
 	resp := getRaw(t, s, http.DefaultClient, token)
+	defer resp.Body.Close()
 	closed := make(chan struct{})
 	go func() { s.Close(); close(closed) }()
 	select {
@@ -104,6 +106,7 @@ func TestStream(t *testing.T) {
 			token := accessToken(t, s)
 			s.SetResponses(customerID, trackingID, smallBatch, partnercentertest.Response{Stream: &tt.stream})
 			resp := getRaw(t, s, http.DefaultClient, token)
+			defer resp.Body.Close()
 			got, err := io.ReadAll(resp.Body)
 			if err != nil || string(got) != tt.wantBody || resp.ContentLength != tt.wantLength {
 				t.Errorf("body %q (err %v), Content-Length %d; want %q, %d", got, err, resp.ContentLength, tt.wantBody, tt.wantLength)
