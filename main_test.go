@@ -114,6 +114,8 @@ type testExporter struct {
 	url   string
 	logs  *syncBuffer
 	state *exporterState
+	// web serves the exporter; tests that count goroutines close it early.
+	web *httptest.Server
 }
 
 func startExporter(t *testing.T, configPath string) *testExporter {
@@ -140,7 +142,7 @@ func startExporterWith(t *testing.T, configPath string, opts serverOptions) *tes
 	}
 	web := httptest.NewServer(mux)
 	t.Cleanup(web.Close)
-	return &testExporter{url: web.URL, logs: logs, state: state}
+	return &testExporter{url: web.URL, logs: logs, state: state, web: web}
 }
 
 func (e *testExporter) scrape(t *testing.T, timeoutHeader string) (string, map[string]*familyValues) {

@@ -47,6 +47,11 @@ type Response struct {
 	// Format is how the batch is rendered: "json" (default), "xml" or
 	// "json-bom" (JSON after a UTF-8 byte order mark).
 	Format string
+	// Fault, when set, breaks the answer after its headers (see Fault).
+	Fault Fault
+	// Stream, when set, is sent instead of Body; it cannot be combined
+	// with a Fault.
+	Stream *Stream
 }
 
 // Content types of the rendered formats.
@@ -227,6 +232,9 @@ func renderResponse(b Batch, resp Response) answer {
 		return misconfigured(fmt.Sprintf("Response.Status %d is not a final HTTP status", resp.Status))
 	}
 	contentType, err := formatContentType(resp.Format)
+	if err == nil {
+		err = checkScript(resp)
+	}
 	if err != nil {
 		return misconfigured(err.Error())
 	}
@@ -240,7 +248,7 @@ func renderResponse(b Batch, resp Response) answer {
 		}
 	}
 
-	a := answer{status: status, header: make(http.Header), body: body}
+	a := answer{status: status, header: make(http.Header), body: body, fault: resp.Fault, stream: resp.Stream}
 	a.header.Set("Content-Type", contentType)
 	for name, values := range resp.Header {
 		a.header[http.CanonicalHeaderKey(name)] = slices.Clone(values)

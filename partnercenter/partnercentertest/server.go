@@ -213,9 +213,10 @@ func (s *Server) MaxConcurrentBatchRequests() int {
 	return s.stats.maxInFlight
 }
 
-// AbortedRequests counts the batch requests whose client went away (or
-// whose Server was closed) while the Server waited out a Response.Latency.
-// By the time one is counted its wait has ended and it is in Requests.
+// AbortedRequests counts the requests whose client went away (or whose
+// Server was closed) while the Server waited out a Response.Latency or
+// sent a Response.Stream. By the time one is counted its wait or its
+// stream has ended and it is in Requests.
 func (s *Server) AbortedRequests() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -238,15 +239,15 @@ type answer struct {
 	body   []byte
 	// aborted means the client went away: nothing is written.
 	aborted bool
+	// fault breaks the answer after its headers; stream replaces body.
+	fault  Fault
+	stream *Stream
 	// grant, clientID and resource describe a token request for the log.
 	grant, clientID, resource string
 }
 
-func (a answer) write(w http.ResponseWriter) {
-	if a.aborted {
-		dropConnection(w)
-		return
-	}
+// writeWhole sends a's status, headers and body as they are.
+func (a answer) writeWhole(w http.ResponseWriter) {
 	h := w.Header()
 	for name, values := range a.header {
 		h[name] = values
@@ -264,7 +265,7 @@ func dropConnection(w http.ResponseWriter) {
 	conn, _, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		// Not an HTTP/1 connection: the next best thing is an error.
-		plainAnswer(http.StatusServiceUnavailable, "partnercentertest: request aborted").write(w)
+		plainAnswer(http.StatusServiceUnavailable, "partnercentertest: request aborted").writeWhole(w)
 		return
 	}
 	// The client is gone or about to be: a close error changes nothing.
@@ -291,7 +292,7 @@ func jsonAnswer(status int, body []byte) answer {
 
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if !s.enter() {
-		plainAnswer(http.StatusServiceUnavailable, "partnercentertest: server closed").write(w)
+		s.write(w, r, plainAnswer(http.StatusServiceUnavailable, "partnercentertest: server closed"))
 		return
 	}
 	defer s.handlers.Done()
@@ -305,7 +306,12 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		a = fixed
 	}
 	s.record(r, received, a)
-	a.write(w)
+	if !s.write(w, r, a) && !a.aborted {
+		// A Stream cut short: record counted the aborted waits already.
+		s.mu.Lock()
+		s.stats.aborted++
+		s.mu.Unlock()
+	}
 }
 
 // enter registers a running handler unless the Server is closed; the

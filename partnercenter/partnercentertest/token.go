@@ -1,11 +1,14 @@
 package partnercentertest
 
 import (
+	"cmp"
 	"crypto/rand"
 	"crypto/subtle"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -20,6 +23,11 @@ const (
 	// aadTimeFormat is how Azure AD writes the timestamp of an error.
 	aadTimeFormat = "2006-01-02 15:04:05Z"
 )
+
+// AccessTokenPrefix starts every access token the token endpoint issues
+// (a random text follows), so that a test can look for any issued token
+// where none may appear, such as logs and pages.
+const AccessTokenPrefix = "fake-at-"
 
 // authState is the token endpoint's configuration and the tokens it
 // issued. It is guarded by Server.mu.
@@ -37,6 +45,10 @@ type authState struct {
 	lifetime          time.Duration
 	expiresInAsString bool
 	failure           *tokenFailure
+	// script and scriptCalls are SetTokenResponses' answers and how many
+	// of them were used.
+	script      []Response
+	scriptCalls int
 
 	// accessTokens maps each accepted token to its expiry; the zero time
 	// means it never expires (AddAccessToken).
@@ -132,6 +144,21 @@ func (s *Server) FailTokenRequests(status int, errCode, description string) {
 	s.auth.failure = &tokenFailure{status: status, code: errCode, description: description}
 }
 
+// SetTokenResponses scripts the token endpoint: the n-th token request
+// from now on (counting from 0) is answered as rs[n] says, and the last
+// one repeats; no rs restores the endpoint's own answers. A Response with
+// a nil Body and Status 0 or 200 is the endpoint's own answer (a token,
+// or the failure FailTokenRequests set) after its Latency, with its
+// Header, ContentType, Fault or Stream applied. Any other Response
+// replaces that answer: its Body as is, or for a nil Body an OAuth error
+// document {"error":"scripted_failure",...}. Format is ignored.
+func (s *Server) SetTokenResponses(rs ...Response) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.auth.script = slices.Clone(rs)
+	s.auth.scriptCalls = 0
+}
+
 // AddAccessToken makes the batch endpoint accept token, which never
 // expires (until ExpireTokens), as one read from an access token file.
 func (s *Server) AddAccessToken(token string) {
@@ -178,23 +205,73 @@ type tokenRequest struct {
 func (s *Server) serveToken(r *http.Request, tenant string) answer {
 	s.mu.Lock()
 	s.stats.tokenRequests++
+	resp, scripted := s.auth.nextScripted()
 	s.mu.Unlock()
-
 	if r.Method != http.MethodPost {
 		a := plainAnswer(http.StatusMethodNotAllowed, "405 method not allowed")
 		a.header.Set("Allow", http.MethodPost)
 		return a
 	}
-	req, err := readTokenRequest(r)
-	if err != nil {
-		s.mu.Lock()
-		defer s.mu.Unlock()
+	req, readErr := readTokenRequest(r)
+	if !scripted {
+		return s.answerToken(tenant, req, readErr)
+	}
+	if err := checkScript(resp); err != nil {
+		return misconfigured(err.Error())
+	}
+	// net/http notices a client going away only once the request body
+	// has been read, so whatever the form left is read before waiting.
+	_, _ = io.Copy(io.Discard, r.Body)
+	if !s.sleep(r.Context(), resp.Latency) {
+		return answer{aborted: true}
+	}
+	var a answer
+	if resp.Body == nil && (resp.Status == 0 || resp.Status == http.StatusOK) {
+		a = s.answerToken(tenant, req, readErr)
+	} else {
+		a = scriptedTokenAnswer(resp)
+	}
+	for name, values := range resp.Header {
+		a.header[http.CanonicalHeaderKey(name)] = slices.Clone(values)
+	}
+	if resp.ContentType != "" {
+		a.header.Set("Content-Type", resp.ContentType)
+	}
+	a.fault, a.stream = resp.Fault, resp.Stream
+	return a
+}
+
+// nextScripted returns the Response scripted for the next token request,
+// if SetTokenResponses scripted any. It must be called with Server.mu held.
+func (a *authState) nextScripted() (Response, bool) {
+	if len(a.script) == 0 {
+		return Response{}, false
+	}
+	r := a.script[min(a.scriptCalls, len(a.script)-1)]
+	a.scriptCalls++
+	return r, true
+}
+
+// scriptedTokenAnswer is a scripted answer that replaces the endpoint's
+// own: Body as is, or an OAuth error document for Status.
+func scriptedTokenAnswer(resp Response) answer {
+	status := cmp.Or(resp.Status, http.StatusOK)
+	body := resp.Body
+	if body == nil {
+		body = marshalJSON(aadErrorBody{Error: "scripted_failure", ErrorDescription: "partnercentertest: scripted " + strconv.Itoa(status)})
+	}
+	return jsonAnswer(status, body)
+}
+
+// answerToken is the endpoint's own answer to a token request whose form
+// was read with readErr.
+func (s *Server) answerToken(tenant string, req tokenRequest, readErr error) answer {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if readErr != nil {
 		return s.aadError(http.StatusBadRequest, "invalid_request", 90014,
 			"AADSTS90014: The request body could not be read as a form.")
 	}
-
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	a := s.decideGrant(tenant, req)
 	a.grant, a.clientID, a.resource = req.grant, req.clientID, req.resource
 	return a
@@ -327,7 +404,7 @@ type tokenResponse struct {
 func (s *Server) issueToken(resource, refreshToken string) answer {
 	now := s.now()
 	s.forgetOldTokens(now)
-	token := "fake-at-" + rand.Text()
+	token := AccessTokenPrefix + rand.Text()
 	s.auth.accessTokens[token] = now.Add(s.auth.lifetime)
 	s.auth.lastAccessToken = token
 
