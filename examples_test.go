@@ -30,6 +30,7 @@ import (
 const (
 	examplesPrometheusConfig = "examples/prometheus/prometheus.yml"
 	examplesPrometheusDocker = "examples/prometheus/prometheus.docker.yml"
+	examplesPrometheusShards = "examples/prometheus/prometheus-hashmod.yml"
 	examplesRulesDir         = "examples/prometheus/rules"
 	examplesRules            = examplesRulesDir + "/partnercenter.rules.yml"
 	examplesRulesTest        = "partnercenter.rules.test.yml" // in examplesRulesDir
@@ -71,12 +72,55 @@ func TestExamplePromtool(t *testing.T) {
 	t.Run("check config docker", func(t *testing.T) {
 		runTool(t, ".", promtool, "check", "config", examplesPrometheusDocker)
 	})
+	// promtool resolves rule_files against the configuration's directory,
+	// so this also checks the sharded example finds the same rules.
+	t.Run("check config hashmod", func(t *testing.T) {
+		runTool(t, ".", promtool, "check", "config", examplesPrometheusShards)
+	})
 	t.Run("check rules", func(t *testing.T) {
 		runTool(t, ".", promtool, "check", "rules", examplesRules)
 	})
 	t.Run("test rules", func(t *testing.T) {
 		runTool(t, examplesRulesDir, promtool, "test", "rules", examplesRulesTest)
 	})
+}
+
+// TestExampleHashmodShardsAlike checks the scrape configs of the sharded
+// example are one config repeated with only N changed (job name, replica
+// address, shard kept), and that the modulus is the number of replicas: a
+// slip in one shard would lose or double some batches.
+func TestExampleHashmodShardsAlike(t *testing.T) {
+	var cfg struct {
+		ScrapeConfigs []map[string]any `yaml:"scrape_configs"`
+	}
+	readYAML(t, examplesPrometheusShards, &cfg)
+	const replicas = 3
+	if len(cfg.ScrapeConfigs) != replicas {
+		t.Fatalf("%d scrape configs, want one per replica (%d)", len(cfg.ScrapeConfigs), replicas)
+	}
+	var first string
+	for n, sc := range cfg.ScrapeConfigs {
+		out, err := yaml.Marshal(sc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := string(out)
+		name := fmt.Sprintf("partnercenter-%d", n)
+		// job_name, the /sd URL and the __address__ replacement.
+		if c := strings.Count(text, name); c != 3 {
+			t.Errorf("scrape config %d names %s %d times, want 3", n, name, c)
+		}
+		if !strings.Contains(text, "modulus: "+strconv.Itoa(replicas)+"\n") {
+			t.Errorf("scrape config %d: modulus is not %d", n, replicas)
+		}
+		text = strings.ReplaceAll(text, name, "partnercenter-N")
+		text = strings.Replace(text, fmt.Sprintf("regex: \"%d\"", n), `regex: "N"`, 1)
+		if n == 0 {
+			first = text
+		} else if text != first {
+			t.Errorf("scrape config %d differs from scrape config 0 in more than N:\n%s\nvs\n%s", n, text, first)
+		}
+	}
 }
 
 func TestExampleAlertmanagerConfig(t *testing.T) {

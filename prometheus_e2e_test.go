@@ -122,15 +122,23 @@ func writePrometheusConfig(t *testing.T, dir, exporterAddr, alertmanagerAddr str
 	if err := rewritePrometheusConfig(cfg, exporterAddr, alertmanagerAddr); err != nil {
 		t.Fatalf("%s: %v", examplesPrometheusConfig, err)
 	}
+	return writeExampleCopy(t, dir, examplesPrometheusConfig, cfg)
+}
+
+// writeExampleCopy writes cfg, a rewritten copy of the example
+// configuration at example, into dir together with the rules it names,
+// and returns the copy's path.
+func writeExampleCopy(t *testing.T, dir, example string, cfg map[string]any) string {
+	t.Helper()
 	// rule_files stay as written: relative to the configuration file, so
 	// the rules go to the same place relative to the copy.
 	rules, _ := cfg["rule_files"].([]any)
 	if len(rules) == 0 {
-		t.Fatalf("%s has no rule_files", examplesPrometheusConfig)
+		t.Fatalf("%s has no rule_files", example)
 	}
 	for _, r := range rules {
 		rel := fmt.Sprint(r)
-		src := filepath.Join(filepath.Dir(examplesPrometheusConfig), rel)
+		src := filepath.Join(filepath.Dir(example), rel)
 		if err := copyContextFile(src, filepath.Join(dir, rel)); err != nil {
 			t.Fatalf("rule file %s: %v", rel, err)
 		}
@@ -147,11 +155,9 @@ func writePrometheusConfig(t *testing.T, dir, exporterAddr, alertmanagerAddr str
 }
 
 func rewritePrometheusConfig(cfg map[string]any, exporterAddr, alertmanagerAddr string) error {
-	global, ok := cfg["global"].(map[string]any)
-	if !ok {
-		return errors.New("no global block")
+	if err := shortenGlobalIntervals(cfg); err != nil {
+		return err
 	}
-	global["scrape_interval"], global["evaluation_interval"] = e2eScrapeInterval, e2eScrapeInterval
 	jobs := 0
 	scrapes, _ := cfg["scrape_configs"].([]any)
 	for _, s := range scrapes {
@@ -166,8 +172,21 @@ func rewritePrometheusConfig(cfg map[string]any, exporterAddr, alertmanagerAddr 
 	if jobs != 1 {
 		return fmt.Errorf("%d scrape configs with job_name partnercenter, want 1", jobs)
 	}
-	// Alerts go to a loopback port nothing listens on, never to a real
-	// Alertmanager that might run on this machine.
+	return redirectAlerts(cfg, alertmanagerAddr)
+}
+
+func shortenGlobalIntervals(cfg map[string]any) error {
+	global, ok := cfg["global"].(map[string]any)
+	if !ok {
+		return errors.New("no global block")
+	}
+	global["scrape_interval"], global["evaluation_interval"] = e2eScrapeInterval, e2eScrapeInterval
+	return nil
+}
+
+// redirectAlerts sends alerts to a loopback port nothing listens on, never
+// to a real Alertmanager that might run on this machine.
+func redirectAlerts(cfg map[string]any, alertmanagerAddr string) error {
 	alerting, ok := cfg["alerting"].(map[string]any)
 	if !ok {
 		return errors.New("no alerting block")
@@ -326,26 +345,37 @@ func (a prometheusAPI) query(expr string) ([]promSample, error) {
 	return data.Result, nil
 }
 
+// promTarget is one active target of the targets API.
+type promTarget struct {
+	Labels     map[string]string `json:"labels"`
+	ScrapePool string            `json:"scrapePool"`
+	ScrapeURL  string            `json:"scrapeUrl"`
+	Health     string            `json:"health"`
+	LastError  string            `json:"lastError"`
+}
+
+func (a prometheusAPI) activeTargets() ([]promTarget, error) {
+	var data struct {
+		ActiveTargets []promTarget `json:"activeTargets"`
+	}
+	err := a.get("/api/v1/targets?state=active", &data)
+	return data.ActiveTargets, err
+}
+
 // targetUp reports whether the job's only active target is up; a target
 // that is down reports why.
 func (a prometheusAPI) targetUp(job string) (bool, error) {
-	var data struct {
-		ActiveTargets []struct {
-			Labels    map[string]string `json:"labels"`
-			Health    string            `json:"health"`
-			LastError string            `json:"lastError"`
-		} `json:"activeTargets"`
-	}
-	if err := a.get("/api/v1/targets?state=active", &data); err != nil {
+	targets, err := a.activeTargets()
+	if err != nil {
 		return false, err
 	}
 	var health []string
-	for _, target := range data.ActiveTargets {
+	for _, target := range targets {
 		if target.Labels["job"] != job {
 			continue
 		}
 		if target.Health == "up" {
-			return len(data.ActiveTargets) == 1, nil
+			return len(targets) == 1, nil
 		}
 		health = append(health, target.Health+" "+target.LastError)
 	}

@@ -1,0 +1,362 @@
+package main
+
+import (
+	"context"
+	"crypto/md5"
+	"encoding/binary"
+	"fmt"
+	"maps"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter/partnercentertest"
+)
+
+// hashmodReplicas is the number of exporters of the sharded example.
+const hashmodReplicas = 3
+
+// hashmodBatch is one batch of the sharded end-to-end test.
+type hashmodBatch struct {
+	customer, id, status string
+}
+
+// hashmodBatches are twelve batches over two customers, half of them
+// finished and half still processing, so that both kinds are sharded.
+func hashmodBatches() []hashmodBatch {
+	var out []hashmodBatch
+	for i := range 12 {
+		b := hashmodBatch{customer: customer1, id: fmt.Sprintf("30000000-0000-4000-8000-0000000000%02d", i+1), status: "finished"}
+		if i >= 6 {
+			b.customer = customer2
+		}
+		if i%2 == 1 {
+			b.status = "processing"
+		}
+		out = append(out, b)
+	}
+	return out
+}
+
+// hashmodShard is what Prometheus' hashmod relabel action computes: the
+// last 8 bytes of the value's MD5, big-endian, modulo m. The test uses it
+// to check Prometheus sent each batch where the example means it to go.
+func hashmodShard(value string, m uint64) int {
+	sum := md5.Sum([]byte(value)) // Prometheus' choice of hash, not for security.
+	return int(binary.BigEndian.Uint64(sum[8:]) % m)
+}
+
+// TestPrometheusHashmodEndToEnd runs three exporter replicas with one
+// configuration and a real Prometheus with the sharded example, and checks
+// each batch is read once, by the replica of its shard, and arrives in
+// Prometheus once, with the labels of a /metrics scrape.
+func TestPrometheusHashmodEndToEnd(t *testing.T) {
+	prometheusBin := requireTool(t, "prometheus", "prometheus")
+	dir := t.TempDir()
+	exporterBin := buildExporterBinary(t, dir)
+	batches := hashmodBatches()
+	shards := shardBatches(t, batches)
+	srv := hashmodFake(t, batches)
+	configPath := hashmodExporterConfig(t, dir, srv, batches)
+
+	ctx, cancel := context.WithTimeout(t.Context(), e2eLiveTimeout)
+	defer cancel()
+	replicas, addrs := startReplicas(ctx, t, dir, exporterBin, configPath)
+
+	promAddr := freeLoopbackAddr(t)
+	prom := startE2EProcess(t, dir, "prometheus", prometheusBin,
+		"--config.file="+writeHashmodPrometheusConfig(t, dir, addrs, freeLoopbackAddr(t)),
+		"--storage.tsdb.path="+filepath.Join(dir, "data"),
+		"--web.listen-address="+promAddr,
+		"--log.level=warn")
+	api := prometheusAPI{base: "http://" + promAddr}
+	all := append(slices.Clone(replicas), prom)
+
+	e2eWait(ctx, t, fmt.Sprintf("%d probe targets up", len(batches)), all, func() (bool, error) {
+		return allTargetsUp(api, len(batches))
+	})
+	e2eWait(ctx, t, "every batch's status in Prometheus", all, func() (bool, error) {
+		r, err := api.query("partnercenter_batch_status == 1")
+		return len(r) >= len(batches), err
+	})
+
+	checkHashmodTargets(t, api, batches, addrs)
+	checkHashmodSeries(t, api, batches, addrs)
+	checkReadOnce(t, srv, batches)
+
+	// Prometheus goes first: no probe may read while the replicas' own
+	// /metrics are compared below.
+	prom.terminate(ctx, t)
+	for n := range replicas {
+		checkReplicaReadItsShard(t, srv, batches, addrs[n], shards[n])
+	}
+	for _, r := range replicas {
+		if code := r.terminate(ctx, t); code != 0 {
+			t.Errorf("%s exited with %d after SIGTERM, want 0\n%s", r.name, code, r.output())
+		}
+	}
+}
+
+// shardBatches groups the batch IDs by shard, and stops the test if a
+// shard is empty: then the IDs would not show that the batches split.
+func shardBatches(t *testing.T, batches []hashmodBatch) [hashmodReplicas][]string {
+	t.Helper()
+	var shards [hashmodReplicas][]string
+	for _, b := range batches {
+		n := hashmodShard(b.id, hashmodReplicas)
+		shards[n] = append(shards[n], b.id)
+	}
+	for n, s := range shards {
+		if len(s) == 0 {
+			t.Fatalf("no test batch hashes to shard %d; pick other IDs", n)
+		}
+	}
+	t.Logf("shard sizes %d, %d, %d", len(shards[0]), len(shards[1]), len(shards[2]))
+	return shards
+}
+
+func hashmodFake(t *testing.T, batches []hashmodBatch) *partnercentertest.Server {
+	t.Helper()
+	srv, err := partnercentertest.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	srv.SetCredentials(testClientID, testSecret)
+	for _, b := range batches {
+		srv.SetBatch(b.customer, b.id, partnercentertest.Batch{TrackingID: b.id, Status: b.status, StartedTime: "2026-11-25T10:00:00Z"})
+	}
+	return srv
+}
+
+// hashmodExporterConfig writes the one configuration all replicas share.
+// A long refresh_interval means that a processing batch, once read, is
+// not read again during the test: every read counted comes from a batch
+// the replica had not read before.
+func hashmodExporterConfig(t *testing.T, dir string, srv *partnercentertest.Server, batches []hashmodBatch) string {
+	t.Helper()
+	byCustomer := map[string][]string{}
+	for _, b := range batches {
+		byCustomer[b.customer] = append(byCustomer[b.customer], b.id)
+	}
+	path := writeConfig(t, dir, srv, byCustomer)
+	setConfig(t, path, "refresh_interval: 0s", "refresh_interval: 10m")
+	return path
+}
+
+// startReplicas starts the exporter replicas, each on a loopback port of
+// its own, and waits until all are ready.
+func startReplicas(ctx context.Context, t *testing.T, dir, bin, configPath string) ([]*e2eProcess, [hashmodReplicas]string) {
+	t.Helper()
+	var procs []*e2eProcess
+	var addrs [hashmodReplicas]string
+	for n := range addrs {
+		addrs[n] = freeLoopbackAddr(t)
+		procs = append(procs, startE2EProcess(t, dir, fmt.Sprintf("exporter-%d", n), bin,
+			"--config.file="+configPath, "--web.listen-address="+addrs[n]))
+	}
+	for n, addr := range addrs {
+		e2eWait(ctx, t, fmt.Sprintf("exporter-%d ready", n), procs, func() (bool, error) {
+			_, status, err := fetch("http://" + addr + "/-/ready")
+			return err == nil && status == http.StatusOK, nil
+		})
+	}
+	return procs, addrs
+}
+
+// writeHashmodPrometheusConfig copies the sharded example with replica N's
+// address in place of partnercenter-N:10046 and shorter intervals; the
+// relabelling is the example's, unchanged.
+func writeHashmodPrometheusConfig(t *testing.T, dir string, addrs [hashmodReplicas]string, alertmanagerAddr string) string {
+	t.Helper()
+	// Through YAML and back first, so that comments naming the
+	// placeholders are gone and only the configuration is replaced.
+	var parsed map[string]any
+	readYAML(t, examplesPrometheusShards, &parsed)
+	data, err := yaml.Marshal(parsed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(data)
+	for n, addr := range addrs {
+		placeholder := fmt.Sprintf("partnercenter-%d:10046", n)
+		// The /sd URL and the __address__ replacement.
+		if c := strings.Count(text, placeholder); c != 2 {
+			t.Fatalf("%s names %s %d times, want 2", examplesPrometheusShards, placeholder, c)
+		}
+		text = strings.ReplaceAll(text, placeholder, addr)
+	}
+	var cfg map[string]any
+	if err := yaml.Unmarshal([]byte(text), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := shortenGlobalIntervals(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := redirectAlerts(cfg, alertmanagerAddr); err != nil {
+		t.Fatal(err)
+	}
+	shortenShardIntervals(t, cfg)
+	return writeExampleCopy(t, dir, examplesPrometheusShards, cfg)
+}
+
+// shortenShardIntervals sets the test's scrape interval and timeout on
+// every scrape config, and its service discovery refresh.
+func shortenShardIntervals(t *testing.T, cfg map[string]any) {
+	t.Helper()
+	scrapes, _ := cfg["scrape_configs"].([]any)
+	if len(scrapes) != hashmodReplicas {
+		t.Fatalf("%d scrape configs, want %d", len(scrapes), hashmodReplicas)
+	}
+	for _, s := range scrapes {
+		job := s.(map[string]any)
+		job["scrape_interval"], job["scrape_timeout"] = e2eScrapeInterval, e2eScrapeTimeout
+		for _, sd := range job["http_sd_configs"].([]any) {
+			sd.(map[string]any)["refresh_interval"] = e2eScrapeInterval
+		}
+	}
+}
+
+// allTargetsUp reports whether Prometheus has at least want active
+// targets, all scraped successfully at least once. More than want is for
+// checkHashmodTargets to report, rather than waiting for the timeout.
+func allTargetsUp(api prometheusAPI, want int) (bool, error) {
+	targets, err := api.activeTargets()
+	if err != nil {
+		return false, err
+	}
+	for _, target := range targets {
+		if target.Health != "up" {
+			return false, fmt.Errorf("target %s: %s %s", target.ScrapeURL, target.Health, target.LastError)
+		}
+	}
+	return len(targets) >= want, nil
+}
+
+// checkHashmodTargets checks Prometheus probes each batch exactly once, in
+// the scrape config of its shard, on that shard's replica.
+func checkHashmodTargets(t *testing.T, api prometheusAPI, batches []hashmodBatch, addrs [hashmodReplicas]string) {
+	t.Helper()
+	targets, err := api.activeTargets()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, target := range targets {
+		got[target.Labels["batch_tracking_id"]] = target.ScrapePool + " " + target.ScrapeURL
+	}
+	want := map[string]string{}
+	for _, b := range batches {
+		n := hashmodShard(b.id, hashmodReplicas)
+		q := url.Values{"customer_id": {b.customer}, "batch_tracking_id": {b.id}}
+		want[b.id] = fmt.Sprintf("partnercenter-%d http://%s/probe?%s", n, addrs[n], q.Encode())
+	}
+	if len(targets) != len(batches) || !maps.Equal(got, want) {
+		t.Errorf("%d targets (scrape pool, URL by batch):\n got  %v\n want %v", len(targets), got, want)
+	}
+}
+
+// checkHashmodSeries checks every batch's status arrived once, with the
+// labels a /metrics scrape would give it (no exported_ labels, no
+// customer_name) plus the replica as instance, and partnercenter_up came
+// from every probe.
+func checkHashmodSeries(t *testing.T, api prometheusAPI, batches []hashmodBatch, addrs [hashmodReplicas]string) {
+	t.Helper()
+	status, err := api.query("partnercenter_batch_status == 1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	up, err := api.query("partnercenter_up")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStatus, wantUp := map[string]bool{}, map[string]bool{}
+	for _, b := range batches {
+		n := hashmodShard(b.id, hashmodReplicas)
+		common := fmt.Sprintf("batch_tracking_id=%s customer_id=%s instance=%s job=partnercenter", b.id, b.customer, addrs[n])
+		wantStatus["__name__=partnercenter_batch_status "+common+" status="+b.status+" value=1"] = true
+		wantUp["__name__=partnercenter_up "+common+" value=1"] = true
+	}
+	if got := sampleSet(status); !maps.Equal(got, wantStatus) {
+		t.Errorf("partnercenter_batch_status == 1:\n got  %v\n want %v", slices.Sorted(maps.Keys(got)), slices.Sorted(maps.Keys(wantStatus)))
+	}
+	if got := sampleSet(up); !maps.Equal(got, wantUp) {
+		t.Errorf("partnercenter_up:\n got  %v\n want %v", slices.Sorted(maps.Keys(got)), slices.Sorted(maps.Keys(wantUp)))
+	}
+	if len(status) != len(batches) || len(up) != len(batches) {
+		t.Errorf("%d status and %d partnercenter_up samples, want %d each", len(status), len(up), len(batches))
+	}
+}
+
+// sampleSet renders each sample as all its labels, sorted, and its value,
+// so that an extra or renamed label shows.
+func sampleSet(samples []promSample) map[string]bool {
+	out := map[string]bool{}
+	for _, s := range samples {
+		var parts []string
+		for _, name := range slices.Sorted(maps.Keys(s.Metric)) {
+			parts = append(parts, name+"="+s.Metric[name])
+		}
+		out[strings.Join(append(parts, "value="+s.value()), " ")] = true
+	}
+	return out
+}
+
+// checkReadOnce checks the fake was asked for each batch exactly once,
+// over all replicas.
+func checkReadOnce(t *testing.T, srv *partnercentertest.Server, batches []hashmodBatch) {
+	t.Helper()
+	for _, b := range batches {
+		if got := srv.BatchRequests(b.customer, b.id); got != 1 {
+			t.Errorf("batch %s requested %d times, want 1", b.id, got)
+		}
+	}
+	if got := srv.TotalBatchRequests(); got != len(batches) {
+		t.Errorf("%d batch requests in all, want %d", got, len(batches))
+	}
+}
+
+// checkReplicaReadItsShard scrapes a replica's /metrics, which reads every
+// configured batch the replica has not read yet. So the batches it reads
+// now are exactly those outside its shard, and its request counter, less
+// those reads, is the size of its shard: what it read for Prometheus.
+func checkReplicaReadItsShard(t *testing.T, srv *partnercentertest.Server, batches []hashmodBatch, addr string, shard []string) {
+	t.Helper()
+	before := batchRequestCounts(srv, batches)
+	body, status, err := fetch("http://" + addr + "/metrics")
+	if err != nil || status != http.StatusOK {
+		t.Fatalf("GET %s/metrics: %d %v", addr, status, err)
+	}
+	readNow := 0
+	for _, b := range batches {
+		delta := srv.BatchRequests(b.customer, b.id) - before[b.id]
+		want := 1
+		if slices.Contains(shard, b.id) {
+			want = 0
+		}
+		if delta != want {
+			t.Errorf("replica %s: /metrics read batch %s %d times, want %d (in its shard: %t)", addr, b.id, delta, want, want == 0)
+		}
+		readNow += delta
+	}
+	var requests float64
+	for _, v := range *parseMetrics(t, body)["partnercenter_api_requests_total"] {
+		requests += v
+	}
+	if got := int(requests) - readNow; got != len(shard) {
+		t.Errorf("replica %s sent %d API requests before its /metrics scrape, want %d (its shard)", addr, got, len(shard))
+	}
+}
+
+func batchRequestCounts(srv *partnercentertest.Server, batches []hashmodBatch) map[string]int {
+	out := map[string]int{}
+	for _, b := range batches {
+		out[b.id] = srv.BatchRequests(b.customer, b.id)
+	}
+	return out
+}
