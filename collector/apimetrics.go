@@ -1,7 +1,6 @@
 package collector
 
 import (
-	"net/http"
 	"strconv"
 	"time"
 
@@ -13,11 +12,10 @@ import (
 // APIMetrics counts the client's own traffic across scrapes. It implements
 // partnercenter.Observer.
 type APIMetrics struct {
-	requests    *prometheus.CounterVec
-	lastSuccess prometheus.Gauge
-	duration    prometheus.Histogram
-	throttle    prometheus.Counter
-	tokens      *prometheus.CounterVec
+	requests *prometheus.CounterVec
+	duration prometheus.Histogram
+	throttle prometheus.Counter
+	tokens   *prometheus.CounterVec
 }
 
 var _ partnercenter.Observer = (*APIMetrics)(nil)
@@ -29,10 +27,6 @@ func NewAPIMetrics(reg prometheus.Registerer) *APIMetrics {
 			Namespace: namespace, Subsystem: "api", Name: "requests_total",
 			Help: "Requests sent to the Partner Center API, by HTTP status code (\"error\" when no response arrived).",
 		}, []string{"code"}),
-		lastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: namespace, Subsystem: "api", Name: "last_success_timestamp_seconds",
-			Help: "When a Partner Center API request last succeeded (HTTP 200), as a Unix timestamp; 0 before the first.",
-		}),
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: namespace, Subsystem: "api", Name: "request_duration_seconds",
 			Help:    "Duration of Partner Center API requests, including reading the response body.",
@@ -51,7 +45,7 @@ func NewAPIMetrics(reg prometheus.Registerer) *APIMetrics {
 	// failures work before the first failure.
 	m.tokens.WithLabelValues("success")
 	m.tokens.WithLabelValues("failure")
-	reg.MustRegister(m.requests, m.lastSuccess, m.duration, m.throttle, m.tokens)
+	reg.MustRegister(m.requests, m.duration, m.throttle, m.tokens)
 	return m
 }
 
@@ -63,9 +57,6 @@ func (m *APIMetrics) APIRequest(code int, d time.Duration) {
 	}
 	m.requests.WithLabelValues(label).Inc()
 	m.duration.Observe(d.Seconds())
-	if code == http.StatusOK {
-		m.lastSuccess.SetToCurrentTime()
-	}
 }
 
 // Throttled counts one 429 answer.

@@ -56,6 +56,9 @@ var (
 	upDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "", "up"),
 		"1 when Partner Center is reachable with the configured credentials; 0 when no token can be had, or the last read of every batch still being read failed with a connection error, timeout, 401 or 5xx.",
 		nil, nil)
+	apiLastSuccessDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "api", "last_success_timestamp_seconds"),
+		"When a batch was last read successfully from Partner Center (answered and decoded), as a Unix timestamp; 0 before the first.",
+		nil, nil)
 	throttledUntilDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "api", "throttled_until_timestamp_seconds"),
 		"When the exporter's hold on API requests after an HTTP 429 ends, as a Unix timestamp; 0 when none is in force.",
 		nil, nil)
@@ -73,7 +76,7 @@ var (
 		batchStatusDesc, batchDevicesDesc, batchDeviceErrorsDesc, batchStartedDesc,
 		batchCompletedDesc, batchDurationDesc, batchLastSuccessDesc, batchScrapeSuccessDesc,
 		customerInfoDesc, upDesc, scrapeDurationDesc, batchesConfiguredDesc, throttledUntilDesc,
-		batchesRetiredDesc,
+		batchesRetiredDesc, apiLastSuccessDesc,
 	}
 )
 
@@ -151,6 +154,7 @@ func (s *Scrape) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(batchesConfiguredDesc, prometheus.GaugeValue, float64(len(s.targets)))
 	ch <- prometheus.MustNewConstMetric(batchesRetiredDesc, prometheus.GaugeValue, float64(retired))
 	ch <- prometheus.MustNewConstMetric(throttledUntilDesc, prometheus.GaugeValue, unixSeconds(s.src.ThrottledUntil()))
+	ch <- prometheus.MustNewConstMetric(apiLastSuccessDesc, prometheus.GaugeValue, unixSeconds(s.reader.LastSuccess()))
 	ch <- prometheus.MustNewConstMetric(scrapeDurationDesc, prometheus.GaugeValue, s.now().Sub(start).Seconds())
 }
 

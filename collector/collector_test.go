@@ -200,7 +200,10 @@ func processing() *partnercenter.Batch {
 	return b
 }
 
-const expectedHeader = `# HELP partnercenter_api_throttled_until_timestamp_seconds When the exporter's hold on API requests after an HTTP 429 ends, as a Unix timestamp; 0 when none is in force.
+const expectedHeader = `# HELP partnercenter_api_last_success_timestamp_seconds When a batch was last read successfully from Partner Center (answered and decoded), as a Unix timestamp; 0 before the first.
+# TYPE partnercenter_api_last_success_timestamp_seconds gauge
+partnercenter_api_last_success_timestamp_seconds 1.795608e+09
+# HELP partnercenter_api_throttled_until_timestamp_seconds When the exporter's hold on API requests after an HTTP 429 ends, as a Unix timestamp; 0 when none is in force.
 # TYPE partnercenter_api_throttled_until_timestamp_seconds gauge
 partnercenter_api_throttled_until_timestamp_seconds 0
 # HELP partnercenter_batch_completed_timestamp_seconds When processing of the batch completed, as a Unix timestamp; absent while unset.

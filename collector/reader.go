@@ -55,6 +55,8 @@ type Reader struct {
 	// tokenFailing is true while the latest read that needed a token could
 	// not get one.
 	tokenFailing atomic.Bool
+	// lastSuccess is when a read last succeeded, in Unix nanoseconds.
+	lastSuccess atomic.Int64
 }
 
 // NewReader returns a reader that records into store and runs at most
@@ -76,6 +78,15 @@ func (r *Reader) SetMaxConcurrent(n int) {
 	}
 }
 
+// LastSuccess is when a read last succeeded: an answer from Partner Center
+// that was read and decoded whole. It is zero before the first.
+func (r *Reader) LastSuccess() time.Time {
+	if ns := r.lastSuccess.Load(); ns != 0 {
+		return time.Unix(0, ns)
+	}
+	return time.Time{}
+}
+
 // TokenFailing reports whether the latest read that asked for a token got
 // none.
 func (r *Reader) TokenFailing() bool { return r.tokenFailing.Load() }
@@ -90,27 +101,40 @@ type Result struct {
 // that are due. It returns when those reads are done or ctx ends, whichever
 // comes first. A read still running then goes on, and its outcome serves
 // later scrapes; this scrape shows what was known before it.
+//
+// A scrape joining reads already running costs a channel each, not a
+// goroutine: many scrapers of many batches stay cheap.
 func (r *Reader) Read(ctx context.Context, src Source, targets []Target, p ReadPolicy) []Result {
 	results := make([]Result, len(targets))
 	now := r.now()
-	var wg sync.WaitGroup
+	detached := context.WithoutCancel(ctx)
+	var pending []pendingRead
 	for i, t := range targets {
-		results[i].Target = t
 		s, _ := r.store.Get(t)
 		s = r.applyRetention(t, s, now, p.Retention)
-		if !due(s, now, p.Refresh) {
-			results[i].BatchState = s
-			continue
+		results[i] = Result{Target: t, BatchState: s}
+		if due(s, now, p.Refresh) {
+			pending = append(pending, pendingRead{index: i, done: r.join(detached, src, t, p)})
 		}
-		wg.Go(func() {
-			r.await(ctx, src, t, p)
-			// A batch read for the first time may be past the retention.
-			s, _ := r.store.Get(t)
-			results[i].BatchState = r.applyRetention(t, s, r.now(), p.Retention)
-		})
 	}
-	wg.Wait()
+	for _, pr := range pending {
+		select {
+		case <-pr.done:
+		case <-ctx.Done():
+		}
+		// Whether or not the read finished, the store has the latest; a
+		// batch read for the first time may be past the retention.
+		t := targets[pr.index]
+		s, _ := r.store.Get(t)
+		results[pr.index].BatchState = r.applyRetention(t, s, r.now(), p.Retention)
+	}
 	return results
+}
+
+// pendingRead is a read a scrape waits for.
+type pendingRead struct {
+	index int
+	done  <-chan singleflight.Result
 }
 
 // applyRetention retires a batch that has just passed the retention, and
@@ -145,19 +169,15 @@ func (r *Reader) batchLogger(t Target) log.Logger {
 	return level.Info(log.With(r.logger, "customer_id", t.CustomerID, "batch_tracking_id", t.TrackingID))
 }
 
-// await joins the batch's read, starting it if none runs, and waits for it
-// until ctx ends. The read runs without ctx's cancellation: one scrape
-// ending must not end a read another scrape is waiting for.
-func (r *Reader) await(ctx context.Context, src Source, t Target, p ReadPolicy) {
-	detached := context.WithoutCancel(ctx)
-	ch := r.flight.DoChan(t.key(), func() (any, error) {
-		r.readIfDue(detached, src, t, p)
+// join returns a channel that is ready when the batch's read ends,
+// starting the read if none runs. The read runs under ctx, which carries
+// no cancellation: one scrape ending must not end a read another scrape is
+// waiting for.
+func (r *Reader) join(ctx context.Context, src Source, t Target, p ReadPolicy) <-chan singleflight.Result {
+	return r.flight.DoChan(t.key(), func() (any, error) {
+		r.readIfDue(ctx, src, t, p)
 		return nil, nil
 	})
-	select {
-	case <-ch:
-	case <-ctx.Done():
-	}
 }
 
 // readIfDue reads the batch unless another read finished since the caller
@@ -203,7 +223,11 @@ func (r *Reader) acquire() (release func()) {
 
 // record stores a read's outcome and logs what changed.
 func (r *Reader) record(t Target, epoch uint64, started time.Time, batch *partnercenter.Batch, err error) {
-	prev, stored := r.store.Record(t, epoch, started, r.now(), batch, err)
+	now := r.now()
+	if err == nil {
+		r.lastSuccess.Store(now.UnixNano())
+	}
+	prev, stored := r.store.Record(t, epoch, started, now, batch, err)
 	if !stored {
 		return
 	}

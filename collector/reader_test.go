@@ -444,3 +444,18 @@ func TestUpFollowsTheStoredOutcomes(t *testing.T) {
 	h.src.setBatch(custA, batch2, processing())
 	expectUp("1")
 }
+
+func TestLastSuccessFollowsSuccessfulReadsOnly(t *testing.T) {
+	h := newHarness(testConfig(0, config.Customer{ID: custA, Batches: []string{batch2}}))
+	h.src.setErr(custA, batch2, &partnercenter.Error{StatusCode: 200, Err: fmt.Errorf("decode batch: unexpected EOF")})
+	h.read(context.Background())
+	if got := h.reader.LastSuccess(); !got.IsZero() {
+		t.Errorf("LastSuccess after an undecodable 200 = %v, want zero", got)
+	}
+	h.src.setBatch(custA, batch2, processing())
+	h.clock.advance(time.Minute)
+	h.read(context.Background())
+	if got := h.reader.LastSuccess(); !got.Equal(t0.Add(time.Minute)) {
+		t.Errorf("LastSuccess = %v, want %v", got, t0.Add(time.Minute))
+	}
+}
