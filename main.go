@@ -48,6 +48,7 @@ type flags struct {
 	demo          bool
 	metricsPath   string
 	noBatchPages  bool
+	storagePath   string
 	scrapeTimeout time.Duration
 	timeoutOffset time.Duration
 	logLevel      string
@@ -70,6 +71,7 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*flags, error) {
 	app.Flag("config.check", "Validate the configuration file, print a summary or the errors, and exit.").BoolVar(&f.configCheck)
 	app.Flag("demo", "Run against a built-in simulated Partner Center (no credentials, no network).").BoolVar(&f.demo)
 	app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").StringVar(&f.metricsPath)
+	app.Flag("storage.path", "Directory of an embedded store that keeps what is known of each batch across restarts. Empty: memory only.").Default("").StringVar(&f.storagePath)
 	app.Flag("web.disable-batch-details", "Do not serve the /batches pages (they show device serial numbers).").BoolVar(&f.noBatchPages)
 	app.Flag("scrape.timeout", "Time a scrape may take when Prometheus sends no X-Prometheus-Scrape-Timeout-Seconds header.").Default("10s").DurationVar(&f.scrapeTimeout)
 	app.Flag("scrape.timeout-offset", "Subtracted from Prometheus' scrape timeout so the answer arrives in time.").Default("0.5s").DurationVar(&f.timeoutOffset)
@@ -156,6 +158,13 @@ func serve(f *flags, logger log.Logger, toolkitLogger *slog.Logger, sigs chan os
 	defer state.close()
 	if err := state.reload(); err != nil {
 		return err
+	}
+	if f.storagePath != "" {
+		db, err := state.openStorage(f.storagePath, selfReg)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
 	}
 	mux, err := newMux(state, selfReg, opts, logger)
 	if err != nil {

@@ -25,6 +25,7 @@ type storedRecord struct {
 	CustomerID  string       `json:"customer_id"`
 	TrackingID  string       `json:"tracking_id"`
 	LastSuccess time.Time    `json:"last_success,omitzero"`
+	Retired     bool         `json:"retired,omitempty"`
 	Batch       *storedBatch `json:"batch"`
 }
 
@@ -97,6 +98,7 @@ func encodeRecord(r Record) ([]byte, error) {
 		CustomerID:  r.CustomerID,
 		TrackingID:  r.TrackingID,
 		LastSuccess: utc(r.LastSuccess),
+		Retired:     r.Retired,
 		Batch:       toStoredBatch(r.Batch),
 	})
 }
@@ -120,7 +122,7 @@ func decodeRecord(k, value []byte) (Record, error) {
 	if err != nil {
 		return Record{}, err
 	}
-	return Record{CustomerID: s.CustomerID, TrackingID: s.TrackingID, Batch: batch, LastSuccess: s.LastSuccess}, nil
+	return Record{CustomerID: s.CustomerID, TrackingID: s.TrackingID, Batch: batch, LastSuccess: s.LastSuccess, Retired: s.Retired}, nil
 }
 
 func toStoredBatch(b *partnercenter.Batch) *storedBatch {

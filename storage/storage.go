@@ -34,6 +34,9 @@ type Record struct {
 	Batch *partnercenter.Batch
 	// LastSuccess is when Batch was read.
 	LastSuccess time.Time
+	// Retired marks a batch that finished longer ago than the retention:
+	// Batch then holds only its status and times.
+	Retired bool
 }
 
 // ID names one stored batch. IDs compare case-insensitively.

@@ -55,11 +55,17 @@ func TestRoundTripFullRecord(t *testing.T) {
 	db := mustOpen(t, dir, &logBuffer{})
 	want := fullRecord()
 	zeroTimes := storage.Record{CustomerID: "c", TrackingID: "t", Batch: &partnercenter.Batch{TrackingID: "t", Status: partnercenter.StatusQueued}}
-	mustPut(t, db, want, zeroTimes)
+	retired := storage.Record{CustomerID: "d", TrackingID: "t", Retired: true, LastSuccess: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),
+		Batch: &partnercenter.Batch{TrackingID: "t", Status: partnercenter.StatusFinished, RawStatus: "finished",
+			CompletedTime: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}}
+	mustPut(t, db, want, zeroTimes, retired)
 
 	got := mustLoad(t, db)
-	if len(got) != 2 {
-		t.Fatalf("Load returned %d records, want 2", len(got))
+	if len(got) != 3 {
+		t.Fatalf("Load returned %d records, want 3", len(got))
+	}
+	if !reflect.DeepEqual(got[2], retired) {
+		t.Errorf("retired marker:\n got %+v\nwant %+v", got[2], retired)
 	}
 	if !reflect.DeepEqual(got[0], zeroTimes) {
 		t.Errorf("zero times:\n got %+v\nwant %+v", got[0], zeroTimes)
