@@ -17,6 +17,14 @@
 #     -v "$PWD/partnercenter.yml:/etc/partnercenter_exporter/partnercenter.yml:ro" \
 #     partnercenter_exporter
 #
+# Keep what the exporter knows of each batch across restarts (finished
+# batches are then never read again) in a volume:
+#
+#   docker run -p 10046:10046 -v partnercenter-data:/var/lib/partnercenter_exporter \
+#     -v "$PWD/partnercenter.yml:/etc/partnercenter_exporter/partnercenter.yml:ro" \
+#     partnercenter_exporter --config.file=/etc/partnercenter_exporter/partnercenter.yml \
+#     --storage.path=/var/lib/partnercenter_exporter
+#
 # Run the demo, which needs no configuration and no credentials:
 #
 #   docker run -p 10046:10046 partnercenter_exporter --demo
@@ -47,6 +55,7 @@ RUN CGO_ENABLED=0 go build -trimpath \
         -X github.com/prometheus/common/version.BuildUser=docker \
         -X github.com/prometheus/common/version.BuildDate=${BUILD_DATE}" \
       -o /out/partnercenter_exporter .
+RUN mkdir -p /out/data
 
 # Distroless static: CA certificates (for login.microsoftonline.com and
 # the Partner Center API), tzdata and a non-root user; no shell, no
@@ -65,6 +74,9 @@ LABEL org.opencontainers.image.title="partnercenter_exporter" \
       org.opencontainers.image.created="${BUILD_DATE}"
 
 COPY --from=builder /out/partnercenter_exporter /bin/partnercenter_exporter
+# An empty directory owned by the nonroot user, for --storage.path: a
+# volume mounted there starts with this owner, so the exporter can write.
+COPY --from=builder --chown=65532:65532 /out/data /var/lib/partnercenter_exporter
 
 # The nonroot user of the distroless image (uid and gid 65532), spelled out
 # so that a change of base image cannot silently make it root.
