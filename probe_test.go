@@ -172,3 +172,21 @@ func TestProbeFollowsTheScrapeTimeout(t *testing.T) {
 		t.Errorf("status %d, slow batch scrape_success %v; want 200 and 0", resp.StatusCode, v)
 	}
 }
+
+func TestMetricsOfTheExporterOnlyReadNoBatch(t *testing.T) {
+	srv := fakeWithBatches(t)
+	path := writeConfig(t, t.TempDir(), srv, map[string][]string{customer1: {finishedID, runningID}})
+	exp := startExporter(t, path)
+	m := parseMetrics(t, get(t, exp.url+"/metrics?collect[]=exporter", http.StatusOK))
+	if got := srv.TotalBatchRequests(); got != 0 {
+		t.Errorf("/metrics?collect[]=exporter sent %d batch requests, want 0", got)
+	}
+	for _, name := range []string{"partnercenter_token_requests_total", "partnercenter_config_last_reload_successful", "partnercenter_api_throttled_total"} {
+		if _, ok := m[name]; !ok {
+			t.Errorf("%s missing from the exporter's own metrics", name)
+		}
+	}
+	if _, ok := m["partnercenter_batch_scrape_success"]; ok {
+		t.Error("batch series served with collect[]=exporter")
+	}
+}

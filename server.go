@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -111,15 +112,25 @@ func metricsHandler(state *exporterState, selfReg *prometheus.Registry, opts ser
 		defer cancel()
 		ctx = partnercenter.WithCorrelationID(ctx, partnercenter.NewGUID())
 
-		scrapeReg := prometheus.NewRegistry()
-		scrapeReg.MustRegister(collector.NewScrape(ctx, live.cfg, live.targets, live.client, state.reader))
-		// The scrape goes first so the traffic counters include its requests.
-		gatherers := prometheus.Gatherers{scrapeReg, selfReg}
+		gatherers := prometheus.Gatherers{selfReg}
+		if !exporterOnly(r) {
+			scrapeReg := prometheus.NewRegistry()
+			scrapeReg.MustRegister(collector.NewScrape(ctx, live.cfg, live.targets, live.client, state.reader))
+			// The scrape goes first so the traffic counters include its requests.
+			gatherers = prometheus.Gatherers{scrapeReg, selfReg}
+		}
 		promhttp.HandlerFor(gatherers, promhttp.HandlerOpts{
 			ErrorLog:      errLog,
 			ErrorHandling: promhttp.ContinueOnError,
 		}).ServeHTTP(w, r)
 	})
+}
+
+// exporterOnly reports whether the scrape asks only for the exporter's own
+// metrics (?collect[]=exporter), which read no batch: replicas sharing the
+// batches through /probe are monitored this way.
+func exporterOnly(r *http.Request) bool {
+	return slices.Contains(r.URL.Query()["collect[]"], "exporter")
 }
 
 // scrapeTimeout is Prometheus' scrape timeout less offset, so the answer
