@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -721,19 +720,4 @@ func replaceFile(t *testing.T, path string, data []byte) {
 	if err != nil {
 		t.Errorf("replace %s: %v", path, err)
 	}
-}
-
-// post POSTs to url like fetch GETs, returning errors instead of failing.
-func post(url string) (body string, status int, err error) {
-	req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, url, nil)
-	if err != nil {
-		return "", 0, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return "", 0, err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	return string(data), resp.StatusCode, err
 }

@@ -50,9 +50,18 @@ func freeLoopbackAddr(t *testing.T) string {
 // fetch GETs url with a bounded wait, for polling a server that may not be
 // up yet: it returns errors rather than failing the test.
 func fetch(url string) (body string, status int, err error) {
+	return send(http.MethodGet, url)
+}
+
+// post POSTs to url like fetch GETs.
+func post(url string) (body string, status int, err error) {
+	return send(http.MethodPost, url)
+}
+
+func send(method, url string) (body string, status int, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	req, err := http.NewRequestWithContext(ctx, method, url, nil)
 	if err != nil {
 		return "", 0, err
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,7 +11,6 @@ import (
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/partnercenter-exporter/partnercenter_exporter/collector"
 	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter"
@@ -54,12 +52,11 @@ func probeHandler(state *exporterState, opts serverOptions, logger log.Logger) h
 			http.Error(w, reqErr.msg, reqErr.status)
 			return
 		}
-		ctx, cancel := context.WithTimeout(r.Context(), scrapeTimeout(r, opts.scrapeTimeout, opts.timeoutOffset))
+		ctx, cancel := scrapeContext(r, opts)
 		defer cancel()
-		ctx = partnercenter.WithCorrelationID(ctx, partnercenter.NewGUID())
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(collector.NewProbe(ctx, live.cfg, targets, live.client, state.reader))
-		promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: errLog, ErrorHandling: promhttp.ContinueOnError}).ServeHTTP(w, r)
+		serveGathered(w, r, reg, errLog)
 	})
 }
 

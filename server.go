@@ -107,10 +107,8 @@ func metricsHandler(state *exporterState, selfReg *prometheus.Registry, opts ser
 			http.Error(w, "no configuration loaded", http.StatusServiceUnavailable)
 			return
 		}
-		timeout := scrapeTimeout(r, opts.scrapeTimeout, opts.timeoutOffset)
-		ctx, cancel := context.WithTimeout(r.Context(), timeout)
+		ctx, cancel := scrapeContext(r, opts)
 		defer cancel()
-		ctx = partnercenter.WithCorrelationID(ctx, partnercenter.NewGUID())
 
 		gatherers := prometheus.Gatherers{selfReg}
 		if !exporterOnly(r) {
@@ -119,11 +117,21 @@ func metricsHandler(state *exporterState, selfReg *prometheus.Registry, opts ser
 			// The scrape goes first so the traffic counters include its requests.
 			gatherers = prometheus.Gatherers{scrapeReg, selfReg}
 		}
-		promhttp.HandlerFor(gatherers, promhttp.HandlerOpts{
-			ErrorLog:      errLog,
-			ErrorHandling: promhttp.ContinueOnError,
-		}).ServeHTTP(w, r)
+		serveGathered(w, r, gatherers, errLog)
 	})
+}
+
+// scrapeContext bounds one scrape or probe by its deadline (see
+// scrapeTimeout) and gives its requests one MS-CorrelationId.
+func scrapeContext(r *http.Request, opts serverOptions) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(r.Context(), scrapeTimeout(r, opts.scrapeTimeout, opts.timeoutOffset))
+	return partnercenter.WithCorrelationID(ctx, partnercenter.NewGUID()), cancel
+}
+
+// serveGathered answers with the metrics of g; a metric that fails is
+// logged and left out rather than failing the whole answer.
+func serveGathered(w http.ResponseWriter, r *http.Request, g prometheus.Gatherer, errLog promhttpLogger) {
+	promhttp.HandlerFor(g, promhttp.HandlerOpts{ErrorLog: errLog, ErrorHandling: promhttp.ContinueOnError}).ServeHTTP(w, r)
 }
 
 // exporterOnly reports whether the scrape asks only for the exporter's own
