@@ -374,13 +374,13 @@ func (s *jsonScanner) scanString(dst []byte, keep bool) ([]byte, error) {
 		}
 		c := s.buf[s.pos]
 		s.pos++
-		switch {
-		case c == '"':
+		switch c {
+		case '"':
 			if keep && (escaped || !utf8.Valid(dst[start:])) {
 				return s.unescape(dst, start)
 			}
 			return dst, nil
-		case c == '\\':
+		case '\\':
 			escaped = true
 			var err error
 			if dst, err = s.scanEscape(dst, keep); err != nil {
@@ -444,25 +444,29 @@ func (s *jsonScanner) unescape(dst []byte, start int) ([]byte, error) {
 	s.escaped = raw
 	dst = dst[:start]
 	for i := 0; i < len(raw); {
-		c := raw[i]
-		switch {
-		case c == '\\' && raw[i+1] == 'u':
-			r, size := decodeUnicodeEscape(raw[i:])
-			dst = utf8.AppendRune(dst, r)
-			i += size
+		var r rune
+		size := 1
+		switch c := raw[i]; {
 		case c == '\\':
-			dst = append(dst, simpleEscape(raw[i+1]))
-			i += 2
+			r, size = decodeEscape(raw[i:])
 		case c < utf8.RuneSelf:
-			dst = append(dst, c)
-			i++
+			r = rune(c)
 		default:
-			r, size := utf8.DecodeRune(raw[i:])
-			dst = utf8.AppendRune(dst, r) // RuneError for a bad byte
-			i += size
+			r, size = utf8.DecodeRune(raw[i:]) // RuneError for a bad byte
 		}
+		dst = utf8.AppendRune(dst, r)
+		i += size
 	}
 	return dst, nil
+}
+
+// decodeEscape decodes the checked escape at the start of raw and returns
+// how many bytes it used.
+func decodeEscape(raw []byte) (rune, int) {
+	if raw[1] == 'u' {
+		return decodeUnicodeEscape(raw)
+	}
+	return rune(simpleEscape(raw[1])), 2
 }
 
 // decodeUnicodeEscape decodes the \uXXXX at the start of raw, joined with
