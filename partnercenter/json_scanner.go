@@ -341,10 +341,14 @@ func (s *jsonScanner) beginMember() (jsonKind, error) {
 }
 
 // stringByteClass marks the bytes that end the fast path through a
-// string: the closing quote, a backslash and the control characters JSON
-// forbids in strings.
+// string: the closing quote, a backslash, the control characters JSON
+// forbids in strings, and non-ASCII bytes, so that only a string that has
+// some is checked for valid UTF-8.
 var stringByteClass = func() (class [256]bool) {
 	for c := range 0x20 {
+		class[c] = true
+	}
+	for c := utf8.RuneSelf; c < len(class); c++ {
 		class[c] = true
 	}
 	class['"'], class['\\'] = true, true
@@ -356,7 +360,7 @@ var stringByteClass = func() (class [256]bool) {
 // replaced by U+FFFD as encoding/json does; without keep it only checks.
 func (s *jsonScanner) scanString(dst []byte, keep bool) ([]byte, error) {
 	start := len(dst)
-	escaped := false
+	escaped, nonASCII := false, false
 	for {
 		run := s.pos
 		for run < s.end && !stringByteClass[s.buf[run]] {
@@ -374,13 +378,18 @@ func (s *jsonScanner) scanString(dst []byte, keep bool) ([]byte, error) {
 		}
 		c := s.buf[s.pos]
 		s.pos++
-		switch c {
-		case '"':
-			if keep && (escaped || !utf8.Valid(dst[start:])) {
+		switch {
+		case c >= utf8.RuneSelf:
+			nonASCII = true
+			if keep {
+				dst = append(dst, c)
+			}
+		case c == '"':
+			if keep && (escaped || (nonASCII && !utf8.Valid(dst[start:]))) {
 				return s.unescape(dst, start)
 			}
 			return dst, nil
-		case '\\':
+		case c == '\\':
 			escaped = true
 			var err error
 			if dst, err = s.scanEscape(dst, keep); err != nil {
