@@ -61,7 +61,34 @@ func BenchmarkFailedDevicesMemory(b *testing.B) {
 			b.Fatalf("the stored batch is %+v, want 10000 failed devices (err %v)", s.Batch, s.LastError)
 		}
 	}
-	b.ReportMetric(float64(retainedPerBatch(b, src)), "retained-B/batch")
+	b.ReportMetric(float64(retainedPerBatch(b, src, 8)), "retained-B/batch")
+}
+
+// BenchmarkStoredBatchMemory reports the heap one stored batch of 100
+// devices (10 of them failed) keeps alive, with none and with all 10
+// failed devices kept: the memory per configured batch for capacity
+// planning.
+func BenchmarkStoredBatchMemory(b *testing.B) {
+	devices := partnercentertest.GenerateDevices(100, 1, map[string]int{"806": 5, "808": 5})
+	body := partnercentertest.RenderJSON(partnercentertest.Batch{
+		TrackingID: batchErrors, Status: "finished_with_errors",
+		StartedTime: "2026-11-25T10:00:00", CompletedTime: "2026-11-25T11:00:00",
+		Devices: devices,
+	})
+	for _, kept := range []int{0, 10} {
+		b.Run(fmt.Sprintf("failed-kept=%d", kept), func(b *testing.B) {
+			opts := partnercenter.DecodeOptions{MaxFailedDevices: kept}
+			if kept == 0 {
+				opts.MaxFailedDevices = -1 // 0 would mean the default cap
+			}
+			src := decodingSource{body: body, opts: opts}
+			b.ReportAllocs()
+			for b.Loop() {
+				readInto(context.Background(), src, collector.Target{CustomerID: custA, TrackingID: batchErrors})
+			}
+			b.ReportMetric(float64(retainedPerBatch(b, src, 1000)), "retained-B/batch")
+		})
+	}
 }
 
 // readInto reads targets from src into a new store, as a scrape does.
@@ -72,10 +99,10 @@ func readInto(ctx context.Context, src collector.Source, targets ...collector.Ta
 	return store
 }
 
-// retainedPerBatch stores a few copies of the batch under different IDs
-// and measures the live heap they add.
-func retainedPerBatch(b *testing.B, src decodingSource) uint64 {
-	const batches = 8
+// retainedPerBatch stores copies of the batch under different IDs (more
+// for a small batch, so that the measurement rises above the noise) and
+// measures the live heap they add.
+func retainedPerBatch(b *testing.B, src decodingSource, batches int) uint64 {
 	targets := make([]collector.Target, batches)
 	for i := range targets {
 		targets[i] = collector.Target{CustomerID: custA, TrackingID: fmt.Sprintf("%08d-0000-4000-8000-000000000000", i)}
@@ -95,7 +122,7 @@ func retainedPerBatch(b *testing.B, src decodingSource) uint64 {
 	if after < before {
 		return 0
 	}
-	return (after - before) / batches
+	return (after - before) / uint64(batches)
 }
 
 func liveHeap() uint64 {

@@ -2,6 +2,7 @@ package partnercenter
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -109,14 +110,27 @@ func isXML(contentType string, first byte) bool {
 }
 
 // rawDevice is one device as read from either format, before any
-// normalisation.
+// normalisation. Its fields are buffers that the format decoders reuse from
+// one device to the next, so that a device that is only counted costs no
+// allocation; addDevice copies out what it keeps.
 type rawDevice struct {
-	DeviceID         string
-	SerialNumber     string
-	ProductKey       string
-	Status           string
-	ErrorCode        string
-	ErrorDescription string
+	DeviceID         []byte
+	SerialNumber     []byte
+	ProductKey       []byte
+	Status           []byte
+	ErrorCode        []byte
+	ErrorDescription []byte
+}
+
+// reset empties every field, keeping the buffers.
+func (d *rawDevice) reset() {
+	for _, f := range d.fields() {
+		*f = (*f)[:0]
+	}
+}
+
+func (d *rawDevice) fields() [6]*[]byte {
+	return [6]*[]byte{&d.DeviceID, &d.SerialNumber, &d.ProductKey, &d.Status, &d.ErrorCode, &d.ErrorDescription}
 }
 
 // batchBuilder accumulates a Batch while the body is read. The format
@@ -219,47 +233,44 @@ func (b *batchBuilder) deviceContext() string {
 }
 
 // addDevice folds one device into the counts and, if it failed, into the
-// capped list of failed devices.
-func (b *batchBuilder) addDevice(raw rawDevice) {
+// capped list of failed devices. Strings are made only for what is kept.
+func (b *batchBuilder) addDevice(raw *rawDevice) {
 	b.nextDevice++
-	device := Device{
-		SerialNumber:     cutField(raw.SerialNumber),
-		DeviceID:         cutField(raw.DeviceID),
-		ProductKey:       cutField(raw.ProductKey),
-		Status:           b.deviceStatus(cutField(raw.Status)),
-		ErrorCode:        cutField(strings.TrimSpace(raw.ErrorCode)),
-		ErrorDescription: cutDescription(raw.ErrorDescription),
+	rawStatus := cutFieldBytes(raw.Status)
+	status := b.deviceStatus(rawStatus)
+	code := cutFieldBytes(bytes.TrimSpace(raw.ErrorCode))
+	b.batch.Devices[status]++
+	if len(code) > 0 {
+		b.countError(code, raw.ErrorDescription)
 	}
-	b.batch.Devices[device.Status]++
-	if device.ErrorCode != "" {
-		b.countError(device.ErrorCode, device.ErrorDescription)
-	}
-	if device.Failed() {
-		b.keepFailed(device)
+	if len(code) > 0 || status == StatusFinishedWithErrors {
+		b.keepFailed(raw, status, code)
 	}
 }
 
 // deviceStatus parses a device status and remembers a value it does not
 // recognise, so that the caller can log it. A missing status is not worth
 // reporting: it is simply unknown.
-func (b *batchBuilder) deviceStatus(raw string) Status {
-	status, ok := ParseStatus(raw)
-	if ok || strings.TrimSpace(raw) == "" {
+func (b *batchBuilder) deviceStatus(raw []byte) Status {
+	status, ok := parseStatusBytes(raw)
+	if ok || len(bytes.TrimSpace(raw)) == 0 {
 		return status
 	}
 	unknown := b.batch.UnknownDeviceStatuses
-	if len(unknown) < maxUnknownStatuses && !slices.Contains(unknown, raw) {
-		b.batch.UnknownDeviceStatuses = append(unknown, raw)
+	if len(unknown) < maxUnknownStatuses && !slices.ContainsFunc(unknown, func(s string) bool { return s == string(raw) }) {
+		b.batch.UnknownDeviceStatuses = append(unknown, string(raw))
 	}
 	return status
 }
 
-func (b *batchBuilder) countError(code, description string) {
-	if i, ok := b.errorIndex[code]; ok {
+// countError counts a device under its error code. The description is
+// only turned into a string when an entry needs it.
+func (b *batchBuilder) countError(code, rawDescription []byte) {
+	if i, ok := b.errorIndex[string(code)]; ok {
 		entry := &b.batch.Errors[i]
 		entry.Devices++
 		if entry.Description == "" {
-			entry.Description = description
+			entry.Description = cutDescription(rawDescription)
 		}
 		return
 	}
@@ -267,27 +278,45 @@ func (b *batchBuilder) countError(code, description string) {
 		b.batch.OtherErrorDevices++
 		return
 	}
-	b.errorIndex[code] = len(b.batch.Errors)
-	b.batch.Errors = append(b.batch.Errors, ErrorCount{Code: code, Description: description, Devices: 1})
+	b.errorIndex[string(code)] = len(b.batch.Errors)
+	b.batch.Errors = append(b.batch.Errors, ErrorCount{Code: string(code), Description: cutDescription(rawDescription), Devices: 1})
 }
 
-func (b *batchBuilder) keepFailed(device Device) {
+func (b *batchBuilder) keepFailed(raw *rawDevice, status Status, code []byte) {
 	if len(b.batch.FailedDevices) >= b.maxFailedDevices {
 		b.batch.FailedDevicesOmitted++
 		return
 	}
-	b.batch.FailedDevices = append(b.batch.FailedDevices, device)
+	b.batch.FailedDevices = append(b.batch.FailedDevices, Device{
+		SerialNumber:     string(cutFieldBytes(raw.SerialNumber)),
+		DeviceID:         string(cutFieldBytes(raw.DeviceID)),
+		ProductKey:       string(cutFieldBytes(raw.ProductKey)),
+		Status:           status,
+		ErrorCode:        string(code),
+		ErrorDescription: cutDescription(raw.ErrorDescription),
+	})
 }
 
 // cutDescription trims an error description and cuts it to
-// MaxErrorDescriptionLen bytes. A cut copy is cloned so that the kept
-// string does not pin a much larger decoded one in memory.
-func cutDescription(s string) string {
-	s = strings.TrimSpace(s)
-	if len(s) <= MaxErrorDescriptionLen {
-		return s
+// MaxErrorDescriptionLen bytes on a rune boundary, as a new string.
+func cutDescription(raw []byte) string {
+	trimmed := bytes.TrimSpace(raw)
+	if len(trimmed) == 0 {
+		return ""
 	}
-	return strings.Clone(cutAtRune(s, MaxErrorDescriptionLen))
+	return cutAtRune(string(trimmed[:min(len(trimmed), MaxErrorDescriptionLen+utf8.UTFMax)]), MaxErrorDescriptionLen)
+}
+
+// cutFieldBytes is cutField for a buffer; the result shares its memory.
+func cutFieldBytes(raw []byte) []byte {
+	if len(raw) <= maxFieldLen {
+		return raw
+	}
+	n := maxFieldLen
+	for n > 0 && !utf8.RuneStart(raw[n]) {
+		n--
+	}
+	return raw[:n]
 }
 
 // cutField cuts a value taken from the body to maxFieldLen bytes on a rune
@@ -310,3 +339,37 @@ func cutAtRune(s string, n int) string {
 	}
 	return s[:n]
 }
+
+// maxFoldedStatus bounds the folded form of an ASCII status: it is longer
+// than every known spelling, so anything that does not fit is unknown.
+const maxFoldedStatus = 32
+
+// parseStatusBytes is ParseStatus without allocating for the ASCII
+// spellings the service sends. Anything else goes through ParseStatus, so
+// that both agree on Unicode case and white space.
+func parseStatusBytes(raw []byte) (Status, bool) {
+	var folded [maxFoldedStatus]byte
+	n := 0
+	for _, c := range bytes.Trim(raw, asciiSpace) {
+		switch {
+		case c >= utf8.RuneSelf:
+			return ParseStatus(string(raw))
+		case c == '_', c == '-', c == ' ':
+			continue
+		case n == len(folded):
+			return StatusUnknown, false
+		case 'A' <= c && c <= 'Z':
+			c += 'a' - 'A'
+		}
+		folded[n] = c
+		n++
+	}
+	s, ok := statusAliases[string(folded[:n])]
+	if !ok {
+		return StatusUnknown, false
+	}
+	return s, true
+}
+
+// asciiSpace is the white space strings.TrimSpace drops in ASCII text.
+const asciiSpace = " \t\n\v\f\r"

@@ -1,6 +1,7 @@
 package partnercenter
 
 import (
+	"bytes"
 	"io"
 	"runtime"
 	"strings"
@@ -143,4 +144,42 @@ func TestDecodeCutsLongStrings(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestDecodeAllocationsDoNotDependOnDevices: with no failed device kept,
+// decoding 100 times more devices must not allocate more: a device that
+// is only counted costs no allocation. JSON only: encoding/xml, which
+// reads XML, allocates for every name and attribute it returns (about 70
+// times per device), which no caller of its Token API can avoid.
+func TestDecodeAllocationsDoNotDependOnDevices(t *testing.T) {
+	if testing.Short() {
+		t.Skip("decodes 100,000 devices several times")
+	}
+	// Slack for what grows with the body but not per device: the rare
+	// extra read and the runtime's own bookkeeping.
+	const slack = 16
+	for _, format := range []bodyFormat{jsonBody} {
+		t.Run(format.String(), func(t *testing.T) {
+			small := decodeAllocs(t, format, 1_000)
+			large := decodeAllocs(t, format, 100_000)
+			if large-small >= slack {
+				t.Errorf("decoding allocated %.0f times for 1,000 devices and %.0f for 100,000, want a difference under %d", small, large, slack)
+			}
+			t.Logf("allocations: %.0f for 1,000 devices, %.0f for 100,000", small, large)
+		})
+	}
+}
+
+// decodeAllocs is the mean number of allocations Decode makes for a body
+// of n devices, one in ten failed, keeping none of them.
+func decodeAllocs(t *testing.T, format bodyFormat, n int) float64 {
+	body, err := io.ReadAll(newGeneratedBody(format, n, 10, 5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return testing.AllocsPerRun(3, func() {
+		if _, err := Decode(bytes.NewReader(body), format.contentType(), DecodeOptions{MaxFailedDevices: -1}); err != nil {
+			t.Fatal(err)
+		}
+	})
 }

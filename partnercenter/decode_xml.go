@@ -50,11 +50,11 @@ func decodeXMLField(dec *xmlStream, child xml.StartElement, b *batchBuilder) err
 	if !ok {
 		return dec.skip()
 	}
-	raw, err := readXMLText(dec, child)
+	raw, err := readXMLText(dec, child, nil)
 	if err != nil {
 		return fmt.Errorf("%s: %w", field.name, err)
 	}
-	return field.set(b, raw)
+	return field.set(b, string(raw))
 }
 
 // decodeXMLDevices reads the DevicesStatus element one device at a time.
@@ -63,45 +63,44 @@ func decodeXMLDevices(dec *xmlStream, b *batchBuilder) error {
 	if err := b.startDevices(); err != nil {
 		return err
 	}
+	var device rawDevice // reused: its buffers outlive one device
 	return forEachXMLChild(dec, devicesField, func(child xml.StartElement) error {
 		if !strings.EqualFold(child.Name.Local, xmlDeviceName) {
 			return dec.skip()
 		}
-		device, err := readXMLDevice(dec, child)
-		if err != nil {
+		if err := readXMLDevice(dec, child, &device); err != nil {
 			return fmt.Errorf("%s: %w", b.deviceContext(), err)
 		}
-		b.addDevice(device)
+		b.addDevice(&device)
 		return nil
 	})
 }
 
 // readXMLDevice reads one DeviceUploadDetails element whose start tag has
-// just been read.
-func readXMLDevice(dec *xmlStream, start xml.StartElement) (rawDevice, error) {
+// just been read into device.
+func readXMLDevice(dec *xmlStream, start xml.StartElement, device *rawDevice) error {
 	if isXMLNil(start) {
-		return rawDevice{}, errors.New("device is nil")
+		return errors.New("device is nil")
 	}
-	var device rawDevice
-	err := forEachXMLChild(dec, "", func(child xml.StartElement) error {
+	device.reset()
+	return forEachXMLChild(dec, "", func(child xml.StartElement) error {
 		name, dst := device.field(child.Name.Local)
 		if dst == nil {
 			return dec.skip() // Attributes and anything unknown
 		}
-		text, err := readXMLText(dec, child)
+		text, err := readXMLText(dec, child, (*dst)[:0])
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
 		*dst = text
 		return nil
 	})
-	return device, err
 }
 
 // field returns the spec name of the device field whose element is named
 // local (case-insensitively) and where to store it, or nil if the element
 // is not one of them.
-func (d *rawDevice) field(local string) (string, *string) {
+func (d *rawDevice) field(local string) (string, *[]byte) {
 	switch {
 	case strings.EqualFold(local, "deviceId"):
 		return "deviceId", &d.DeviceID
@@ -143,28 +142,28 @@ func forEachXMLChild(dec *xmlStream, context string, fn func(child xml.StartElem
 	}
 }
 
-// readXMLText returns the trimmed text of the element whose start tag has
-// just been read; a nil element (i:nil="true") reads as "". Nested
-// elements are skipped.
-func readXMLText(dec *xmlStream, start xml.StartElement) (string, error) {
+// readXMLText appends to buf the text of the element whose start tag has
+// just been read and returns it trimmed; a nil element (i:nil="true")
+// reads as empty. Nested elements are skipped.
+func readXMLText(dec *xmlStream, start xml.StartElement, buf []byte) ([]byte, error) {
 	if isXMLNil(start) {
-		return "", dec.skip()
+		return buf[:0], dec.skip()
 	}
-	var text []byte
+	text := buf[:0]
 	for {
 		tok, err := dec.token()
 		if err != nil {
-			return "", err
+			return buf, err
 		}
 		switch t := tok.(type) {
 		case xml.CharData:
 			text = appendXMLText(text, t)
 		case xml.StartElement:
 			if err := dec.skip(); err != nil {
-				return "", err
+				return buf, err
 			}
 		case xml.EndElement:
-			return strings.TrimSpace(string(text)), nil
+			return bytes.TrimSpace(text), nil
 		}
 	}
 }
