@@ -165,3 +165,35 @@ func TestStorageWriteFailureIsCountedAndServedFromMemory(t *testing.T) {
 		t.Errorf("write failure not logged:\n%s", logs.String())
 	}
 }
+
+func TestReloadChangingReadSettingsReadsBatchesAgain(t *testing.T) {
+	srv := fakeWithBatches(t)
+	path := writeConfig(t, t.TempDir(), srv, map[string][]string{customer1: {finishedID}})
+	exp := startExporter(t, path)
+	exp.scrape(t, "")
+	if n := failedDevicesShown(t, exp.url, finishedID); n != 5 {
+		t.Fatalf("%d failed devices shown, want 5", n)
+	}
+	// Lowering the cap changes what a read keeps: the finished batch is
+	// read again and shows the new cap at once.
+	setConfig(t, path, "customers:", "max_failed_devices_per_batch: 2\ncustomers:")
+	if err := exp.state.reload(); err != nil {
+		t.Fatal(err)
+	}
+	exp.scrape(t, "")
+	if got := srv.BatchRequests(customer1, finishedID); got != 2 {
+		t.Errorf("finished batch requested %d times across the reload, want 2", got)
+	}
+	if n := failedDevicesShown(t, exp.url, finishedID); n != 2 {
+		t.Errorf("%d failed devices shown after lowering the cap to 2, want 2", n)
+	}
+	// A reload that changes nothing the reads depend on reads nothing again.
+	setConfig(t, path, "refresh_interval: 0s", "refresh_interval: 5m")
+	if err := exp.state.reload(); err != nil {
+		t.Fatal(err)
+	}
+	exp.scrape(t, "")
+	if got := srv.BatchRequests(customer1, finishedID); got != 2 {
+		t.Errorf("finished batch requested %d times after a reload of refresh_interval, want still 2", got)
+	}
+}
