@@ -18,6 +18,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/yaml"
 )
 
@@ -204,6 +206,7 @@ func TestDefaultScenario(t *testing.T) {
 		t.Errorf("secret data: %q", sec.Data)
 	}
 	checkServiceMonitor(t, find[monitoringv1.ServiceMonitor](t, r, fullname))
+	checkSelectsMainServiceOnly(t, r)
 	if d := find[appsv1.Deployment](t, r, fullname); d.Spec.Strategy.Type != "" {
 		t.Errorf("strategy %q without storage, want the default rolling update", d.Spec.Strategy.Type)
 	}
@@ -370,6 +373,27 @@ func TestProbeScenario(t *testing.T) {
 		}
 	}
 	checkScrapeConfig(t, find[monitoringv1alpha1.ScrapeConfig](t, r, fullname+"-probe"))
+	checkSelectsMainServiceOnly(t, r)
+}
+
+// checkSelectsMainServiceOnly: the ServiceMonitor selects the Service and
+// not the headless one, which would scrape every pod a second time.
+func checkSelectsMainServiceOnly(t *testing.T, r release) {
+	t.Helper()
+	sm := find[monitoringv1.ServiceMonitor](t, r, fullname)
+	sel, err := metav1.LabelSelectorAsSelector(&sm.Spec.Selector)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var selected []string
+	for _, o := range r.objects {
+		if s, ok := o.value.(*corev1.Service); ok && sel.Matches(labels.Set(s.Labels)) {
+			selected = append(selected, s.Name)
+		}
+	}
+	if !reflect.DeepEqual(selected, []string{fullname}) {
+		t.Errorf("ServiceMonitor selects services %v, want [%s]", selected, fullname)
+	}
 }
 
 func checkScrapeConfig(t *testing.T, sc *monitoringv1alpha1.ScrapeConfig) {
