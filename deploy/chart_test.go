@@ -469,8 +469,10 @@ func TestChartFailsClearly(t *testing.T) {
 		"no token":        {"refresh-token-values.yaml", map[string]any{"auth": map[string]any{"refreshToken": ""}}, "set auth.refreshToken or auth.existingSecret.name"},
 		"storage shared":  {"storage-values.yaml", map[string]any{"replicas": 2}, "storage.enabled needs replicas: 1 (got 2)"},
 		"secret in file":  {"default-values.yaml", map[string]any{"config": map[string]any{"auth": map[string]any{"client_secret_file": "/x"}}}, "config.auth.client_secret_file is set by the chart"},
-		"bad mode":        {"default-values.yaml", map[string]any{"auth": map[string]any{"mode": "password"}}, `auth.mode must be clientCredentials or refreshToken, got "password"`},
+		"bad mode":        {"default-values.yaml", map[string]any{"auth": map[string]any{"mode": "password"}}, `at '/auth/mode': value must be one of 'clientCredentials', 'refreshToken'`},
 		"bad batch file":  {"default-values.yaml", map[string]any{"batchFiles": map[string]any{"../x": "y"}}, `batchFiles: "../x" is not a plain file name`},
+		"misspelt value":  {"default-values.yaml", map[string]any{"serviceMonitor": map[string]any{"intervall": "1m"}}, "intervall"},
+		"bad interval":    {"default-values.yaml", map[string]any{"probe": map[string]any{"interval": "1 minute"}}, "interval"},
 		"claim in shards": {"probe-values.yaml", map[string]any{"storage": map[string]any{"existingClaim": "c"}}, "storage.existingClaim cannot be used in probe mode"},
 	} {
 		t.Run(name, func(t *testing.T) {
