@@ -468,7 +468,7 @@ func TestChartFailsClearly(t *testing.T) {
 		"no secret":       {"", map[string]any{"config": map[string]any{"auth": map[string]any{"tenant_id": "t", "client_id": "c"}}}, "set auth.clientSecret or auth.existingSecret.name"},
 		"no token":        {"refresh-token-values.yaml", map[string]any{"auth": map[string]any{"refreshToken": ""}}, "set auth.refreshToken or auth.existingSecret.name"},
 		"storage shared":  {"storage-values.yaml", map[string]any{"replicas": 2}, "storage.enabled needs replicas: 1 (got 2)"},
-		"secret in file":  {"default-values.yaml", map[string]any{"config": map[string]any{"auth": map[string]any{"client_secret_file": "/x"}}}, "config.auth.client_secret_file is set by the chart"},
+		"secret in file":  {"default-values.yaml", map[string]any{"config": map[string]any{"auth": map[string]any{"client_secret_file": "/x"}}}, "config.auth.client_secret_file: the chart takes credentials from the auth values"},
 		"bad mode":        {"default-values.yaml", map[string]any{"auth": map[string]any{"mode": "password"}}, `at '/auth/mode': value must be one of 'clientCredentials', 'refreshToken'`},
 		"bad batch file":  {"default-values.yaml", map[string]any{"batchFiles": map[string]any{"../x": "y"}}, `batchFiles: "../x" is not a plain file name`},
 		"misspelt value":  {"default-values.yaml", map[string]any{"serviceMonitor": map[string]any{"intervall": "1m"}}, "intervall"},

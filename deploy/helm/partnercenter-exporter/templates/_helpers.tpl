@@ -102,7 +102,7 @@ rendering with the message. */}}
 {{- $auth := .Values.config.auth | default dict -}}
 {{- range $key := list "client_secret" "client_secret_file" "refresh_token_file" "access_token_file" -}}
 {{- if hasKey $auth $key -}}
-{{- fail (printf "config.auth.%s is set by the chart from the auth values; remove it" $key) -}}
+{{- fail (printf "config.auth.%s: the chart takes credentials from the auth values and mounts them from a Secret; remove it" $key) -}}
 {{- end -}}
 {{- end -}}
 {{- end -}}
