@@ -14,6 +14,8 @@ import (
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	monitoringv1alpha1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1alpha1"
 	"github.com/prometheus/prometheus/promql/parser"
+	"helm.sh/helm/v3/pkg/chart/loader"
+	"helm.sh/helm/v3/pkg/chartutil"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -560,4 +562,35 @@ func TestChartFilesLinkToExamples(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestPackagedChartCarriesLinkedFiles: `helm package` (chartutil.Save)
+// stores the content the links point at, so a packaged chart needs no
+// examples/ beside it.
+func TestPackagedChartCarriesLinkedFiles(t *testing.T) {
+	chrt, err := loader.Load(chartDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	archive, err := chartutil.Save(chrt, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	packaged, err := loader.Load(archive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.ReadFile(exampleRule)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range packaged.Files {
+		if f.Name == "files/partnercenter.rules.yml" {
+			if string(f.Data) != string(want) {
+				t.Error("packaged rules differ from the examples")
+			}
+			return
+		}
+	}
+	t.Errorf("%s has no files/partnercenter.rules.yml", archive)
 }
