@@ -15,7 +15,7 @@ LDFLAGS := -s -w -X $(VERSION_PKG).Version=$(VERSION) -X $(VERSION_PKG).Revision
 	-X $(VERSION_PKG).Branch=$(BRANCH) -X $(VERSION_PKG).BuildUser=$(USER)@make \
 	-X $(VERSION_PKG).BuildDate=$(BUILD_DATE)
 
-.PHONY: all build test deps fmt-check vet lint unit examples demo bench fuzz docker screenshot
+.PHONY: all build test deps fmt-check vet lint unit chart examples demo bench fuzz docker screenshot
 
 all: build test
 
@@ -37,14 +37,26 @@ fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 		if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 
+# deploy/ is a module of its own (the Helm chart's tests): ./... from the
+# root does not reach it, so each target runs there too.
 vet:
 	$(GO) vet ./...
+	cd deploy && $(GO) vet ./...
 
 lint:
 	$(GOLANGCI_LINT) run ./...
+	cd deploy && $(GOLANGCI_LINT) run ./...
 
+# The chart tests run without -race: they start no goroutines of their
+# own, and a race build of Helm and the Kubernetes types costs about
+# 2.5 CPU-minutes more from a cold cache (8 against 5.5; warm: 12s, 8s).
 unit:
 	$(GO) test -race -count=1 -timeout 15m ./...
+	cd deploy && $(GO) test -count=1 -timeout 15m ./...
+
+## chart: only the Helm chart's tests.
+chart:
+	cd deploy && $(GO) test -count=1 ./...
 
 ## examples: only the tests of examples/, the demo, the Dockerfile and Prometheus end to end.
 examples: deps

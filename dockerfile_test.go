@@ -180,6 +180,8 @@ func TestDockerignore(t *testing.T) {
 		{"examples/partnercenter.yml", true},
 		{"partnercenter_exporter", true},
 		{"README.md", true},
+		{"deploy/go.mod", true},
+		{"deploy/helm/partnercenter-exporter/values.yaml", true},
 	}
 	for _, tt := range tests {
 		if got := rules.excludes(tt.path); got != tt.excluded {

@@ -1,0 +1,596 @@
+package deploy
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
+	monitoringv1alpha1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1alpha1"
+	"github.com/prometheus/prometheus/promql/parser"
+	"helm.sh/helm/v3/pkg/chart/loader"
+	"helm.sh/helm/v3/pkg/chartutil"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"sigs.k8s.io/yaml"
+)
+
+const (
+	configArg   = "--config.file=/etc/partnercenter_exporter/partnercenter.yml"
+	storageArg  = "--storage.path=/var/lib/partnercenter_exporter/storage"
+	dataDir     = "/var/lib/partnercenter_exporter"
+	exampleRule = "../examples/prometheus/rules/partnercenter.rules.yml"
+	exampleDash = "../examples/grafana/partnercenter-dashboard.json"
+)
+
+// valuesFiles are the scenarios under ci/, each rendered and checked.
+var valuesFiles = []string{
+	"default-values.yaml",
+	"existing-secret-values.yaml",
+	"refresh-token-values.yaml",
+	"storage-values.yaml",
+	"probe-values.yaml",
+	"network-policy-values.yaml",
+}
+
+// mount is what a volumeMount says, with the source of its volume.
+type mount struct {
+	volume   string
+	readOnly bool
+}
+
+func mounts(c corev1.Container) map[string]mount {
+	out := map[string]mount{}
+	for _, m := range c.VolumeMounts {
+		out[m.MountPath] = mount{m.Name, m.ReadOnly}
+	}
+	return out
+}
+
+// pod returns the pod template of the release's one workload.
+func pod(t *testing.T, r release) *corev1.PodTemplateSpec {
+	t.Helper()
+	var pods []*corev1.PodTemplateSpec
+	for _, o := range r.objects {
+		switch w := o.value.(type) {
+		case *appsv1.Deployment:
+			pods = append(pods, &w.Spec.Template)
+		case *appsv1.StatefulSet:
+			pods = append(pods, &w.Spec.Template)
+		}
+	}
+	if len(pods) != 1 {
+		t.Fatalf("%d workloads, want 1", len(pods))
+	}
+	return pods[0]
+}
+
+func exporter(t *testing.T, r release) corev1.Container {
+	t.Helper()
+	p := pod(t, r)
+	if len(p.Spec.Containers) != 1 || p.Spec.Containers[0].Name != "exporter" {
+		t.Fatalf("containers: %+v, want the exporter alone", p.Spec.Containers)
+	}
+	return p.Spec.Containers[0]
+}
+
+func volume(t *testing.T, p *corev1.PodTemplateSpec, name string) corev1.Volume {
+	t.Helper()
+	for _, v := range p.Spec.Volumes {
+		if v.Name == name {
+			return v
+		}
+	}
+	t.Fatalf("no volume %q", name)
+	return corev1.Volume{}
+}
+
+func TestEveryScenarioRendersSecurePod(t *testing.T) {
+	for _, vf := range valuesFiles {
+		t.Run(vf, func(t *testing.T) {
+			r := mustRender(t, vf)
+			p := pod(t, r)
+			checkPodSecurity(t, p)
+			checkProbes(t, exporter(t, r))
+			checkService(t, find[corev1.Service](t, r, fullname))
+			checkChecksum(t, r, p)
+			for _, o := range r.objects {
+				if ns := reflect.ValueOf(o.value).Elem().FieldByName("Namespace").String(); ns != namespace {
+					t.Errorf("%s/%s: namespace %q, want %q", o.kind, o.name, ns, namespace)
+				}
+			}
+		})
+	}
+}
+
+func checkPodSecurity(t *testing.T, p *corev1.PodTemplateSpec) {
+	t.Helper()
+	psc := p.Spec.SecurityContext
+	if psc == nil || !deref(psc.RunAsNonRoot) || deref(psc.RunAsUser) != 65532 || deref(psc.FSGroup) != 65532 ||
+		psc.SeccompProfile == nil || psc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
+		t.Errorf("pod securityContext: %+v", psc)
+	}
+	if p.Spec.AutomountServiceAccountToken == nil || *p.Spec.AutomountServiceAccountToken {
+		t.Error("the service account token is mounted; the exporter never calls the Kubernetes API")
+	}
+	for _, c := range append(slices.Clone(p.Spec.InitContainers), p.Spec.Containers...) {
+		sc := c.SecurityContext
+		if sc == nil || !deref(sc.RunAsNonRoot) || deref(sc.RunAsUser) != 65532 || !deref(sc.ReadOnlyRootFilesystem) ||
+			sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation ||
+			sc.Capabilities == nil || !reflect.DeepEqual(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) || len(sc.Capabilities.Add) != 0 ||
+			sc.SeccompProfile == nil || sc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
+			t.Errorf("container %s securityContext: %+v", c.Name, sc)
+		}
+		if c.Resources.Requests.Memory().IsZero() || c.Resources.Limits.Memory().IsZero() || c.Resources.Requests.Cpu().IsZero() {
+			t.Errorf("container %s resources: %+v, want CPU and memory requests and a memory limit", c.Name, c.Resources)
+		}
+	}
+}
+
+func deref[T any](p *T) T {
+	if p == nil {
+		var zero T
+		return zero
+	}
+	return *p
+}
+
+func checkProbes(t *testing.T, c corev1.Container) {
+	t.Helper()
+	if len(c.Ports) != 1 || c.Ports[0].Name != "http" || c.Ports[0].ContainerPort != 10046 {
+		t.Errorf("ports: %+v, want http 10046", c.Ports)
+	}
+	for name, want := range map[string]struct {
+		probe *corev1.Probe
+		path  string
+	}{"liveness": {c.LivenessProbe, "/-/healthy"}, "readiness": {c.ReadinessProbe, "/-/ready"}} {
+		p := want.probe
+		if p == nil || p.HTTPGet == nil || p.HTTPGet.Path != want.path || p.HTTPGet.Port.String() != "http" {
+			t.Errorf("%s probe: %+v, want GET %s on port http", name, p, want.path)
+		}
+	}
+}
+
+func checkService(t *testing.T, s *corev1.Service) {
+	t.Helper()
+	if len(s.Spec.Ports) != 1 || s.Spec.Ports[0].Name != "http" || s.Spec.Ports[0].Port != 10046 || s.Spec.Ports[0].TargetPort.String() != "http" {
+		t.Errorf("service ports: %+v, want http 10046 -> http", s.Spec.Ports)
+	}
+	want := map[string]string{"app.kubernetes.io/name": "partnercenter-exporter", "app.kubernetes.io/instance": releaseName}
+	if !reflect.DeepEqual(s.Spec.Selector, want) {
+		t.Errorf("service selector: %v, want %v", s.Spec.Selector, want)
+	}
+}
+
+// checkChecksum: the pod's checksum/config annotation is the hash of the
+// rendered ConfigMap, so any change of the configuration rolls the pods.
+func checkChecksum(t *testing.T, r release, p *corev1.PodTemplateSpec) {
+	t.Helper()
+	sum := sha256.Sum256([]byte(r.files["partnercenter-exporter/templates/configmap.yaml"]))
+	if got, want := p.Annotations["checksum/config"], hex.EncodeToString(sum[:]); got != want {
+		t.Errorf("checksum/config = %q, want %q", got, want)
+	}
+}
+
+func TestDefaultScenario(t *testing.T) {
+	r := mustRender(t, "default-values.yaml")
+	want := []string{
+		"ConfigMap/" + fullname, "ConfigMap/" + fullname + "-dashboard",
+		"Deployment/" + fullname, "PrometheusRule/" + fullname,
+		"Secret/" + fullname, "Service/" + fullname, "ServiceMonitor/" + fullname,
+	}
+	if got := r.kinds(); !reflect.DeepEqual(got, want) {
+		t.Errorf("objects:\n got %v\nwant %v", got, want)
+	}
+	c := exporter(t, r)
+	if !reflect.DeepEqual(c.Args, []string{configArg}) {
+		t.Errorf("args: %q", c.Args)
+	}
+	wantMounts := map[string]mount{
+		"/etc/partnercenter_exporter":         {"config", true},
+		"/run/secrets/partnercenter_exporter": {"client-secret", true},
+	}
+	if got := mounts(c); !reflect.DeepEqual(got, wantMounts) {
+		t.Errorf("mounts: %v, want %v", got, wantMounts)
+	}
+	sec := find[corev1.Secret](t, r, fullname)
+	if got := string(sec.Data["client_secret"]); got != "not-a-real-secret" || len(sec.Data) != 1 {
+		t.Errorf("secret data: %q", sec.Data)
+	}
+	checkServiceMonitor(t, find[monitoringv1.ServiceMonitor](t, r, fullname))
+	checkSelectsMainServiceOnly(t, r)
+	if d := find[appsv1.Deployment](t, r, fullname); d.Spec.Strategy.Type != "" {
+		t.Errorf("strategy %q without storage, want the default rolling update", d.Spec.Strategy.Type)
+	}
+}
+
+func checkServiceMonitor(t *testing.T, sm *monitoringv1.ServiceMonitor) {
+	t.Helper()
+	if len(sm.Spec.Endpoints) != 1 {
+		t.Fatalf("endpoints: %+v", sm.Spec.Endpoints)
+	}
+	e := sm.Spec.Endpoints[0]
+	if e.Port != "http" || e.Path != "/metrics" || e.Interval != "60s" || e.ScrapeTimeout != "30s" {
+		t.Errorf("endpoint: port %q path %q interval %q timeout %q", e.Port, e.Path, e.Interval, e.ScrapeTimeout)
+	}
+	// The example rules alert on up{job="partnercenter"}.
+	if len(e.RelabelConfigs) != 1 || e.RelabelConfigs[0].TargetLabel != "job" || deref(e.RelabelConfigs[0].Replacement) != "partnercenter" {
+		t.Errorf("relabelings: %+v, want job=partnercenter", e.RelabelConfigs)
+	}
+}
+
+func TestExistingSecretScenario(t *testing.T) {
+	r := mustRender(t, "existing-secret-values.yaml")
+	for _, o := range r.objects {
+		if o.kind == "Secret" {
+			t.Errorf("the chart made Secret %s beside an existing one", o.name)
+		}
+	}
+	p := pod(t, r)
+	v := volume(t, p, "client-secret")
+	want := []corev1.KeyToPath{{Key: "secret", Path: "client_secret"}}
+	if v.Secret == nil || v.Secret.SecretName != "partnercenter-credentials" || !reflect.DeepEqual(v.Secret.Items, want) {
+		t.Errorf("client-secret volume: %+v", v.VolumeSource)
+	}
+	if _, ok := p.Annotations["checksum/secret"]; ok {
+		t.Error("checksum/secret on an existing Secret the chart does not render")
+	}
+	cfg := renderedConfig(t, r)
+	if got := cfg["batch_files"]; !reflect.DeepEqual(got, []any{"batches/*"}) {
+		t.Errorf("batch_files: %v", got)
+	}
+	items := volume(t, p, "config").ConfigMap.Items
+	wantItems := []corev1.KeyToPath{
+		{Key: "partnercenter.yml", Path: "partnercenter.yml"},
+		{Key: "fabrikam.txt", Path: "batches/fabrikam.txt"},
+		{Key: "uploads-2025.txt", Path: "batches/uploads-2025.txt"},
+	}
+	if !reflect.DeepEqual(items, wantItems) {
+		t.Errorf("config volume items: %+v", items)
+	}
+	cm := find[corev1.ConfigMap](t, r, fullname)
+	if got := cm.Data["fabrikam.txt"]; got != "/customers/0b7e5d3c-1a2f-4c6d-8e9f-0a1b2c3d4e5f/batchJobStatus/5e6f7a8b-9c0d-4e1f-a2b3-c4d5e6f7a8b9\n" {
+		t.Errorf("fabrikam.txt: %q", got)
+	}
+}
+
+// renderedConfig is the configuration file of the rendered ConfigMap.
+func renderedConfig(t *testing.T, r release) map[string]any {
+	t.Helper()
+	var cfg map[string]any
+	if err := yaml.Unmarshal([]byte(find[corev1.ConfigMap](t, r, fullname).Data["partnercenter.yml"]), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func TestRefreshTokenScenario(t *testing.T) {
+	r := mustRender(t, "refresh-token-values.yaml")
+	p := pod(t, r)
+	c := exporter(t, r)
+	// The exporter writes the rotated token next to the old one: its
+	// volume must be writable.
+	if got := mounts(c)[dataDir]; got != (mount{"data", false}) {
+		t.Errorf("data mount: %+v, want the data volume, writable", got)
+	}
+	if v := volume(t, p, "data"); v.EmptyDir == nil {
+		t.Errorf("data volume: %+v, want an emptyDir", v.VolumeSource)
+	}
+	checkInitContainer(t, p, fullname, "refresh_token")
+	auth := renderedConfig(t, r)["auth"].(map[string]any)
+	if auth["refresh_token_file"] != dataDir+"/auth/refresh_token" ||
+		auth["client_secret_file"] != "/run/secrets/partnercenter_exporter/client_secret" {
+		t.Errorf("auth: %v", auth)
+	}
+	sec := find[corev1.Secret](t, r, fullname)
+	if string(sec.Data["refresh_token"]) != "not-a-real-refresh-token" || string(sec.Data["client_secret"]) != "not-a-real-secret" {
+		t.Errorf("secret data: %q", sec.Data)
+	}
+}
+
+// checkInitContainer: the token is copied from the Secret, mounted read-only
+// in the init container alone, into the data volume.
+func checkInitContainer(t *testing.T, p *corev1.PodTemplateSpec, secret, key string) {
+	t.Helper()
+	if len(p.Spec.InitContainers) != 1 {
+		t.Fatalf("init containers: %+v", p.Spec.InitContainers)
+	}
+	ic := p.Spec.InitContainers[0]
+	want := map[string]mount{"/run/secrets/refresh-token-seed": {"refresh-token-seed", true}, dataDir: {"data", false}}
+	if got := mounts(ic); !reflect.DeepEqual(got, want) {
+		t.Errorf("init container mounts: %v, want %v", got, want)
+	}
+	if len(ic.Env) != 1 || ic.Env[0].Value != dataDir+"/auth/refresh_token" {
+		t.Errorf("init container env: %+v", ic.Env)
+	}
+	seed := volume(t, p, "refresh-token-seed")
+	wantItems := []corev1.KeyToPath{{Key: key, Path: "refresh_token"}}
+	if seed.Secret == nil || seed.Secret.SecretName != secret || !reflect.DeepEqual(seed.Secret.Items, wantItems) {
+		t.Errorf("refresh-token-seed volume: %+v", seed.VolumeSource)
+	}
+}
+
+func TestStorageScenario(t *testing.T) {
+	r := mustRender(t, "storage-values.yaml")
+	c := exporter(t, r)
+	if !reflect.DeepEqual(c.Args, []string{configArg, storageArg}) {
+		t.Errorf("args: %q", c.Args)
+	}
+	// A public client: no client secret is mounted or configured.
+	want := map[string]mount{"/etc/partnercenter_exporter": {"config", true}, dataDir: {"data", false}}
+	if got := mounts(c); !reflect.DeepEqual(got, want) {
+		t.Errorf("mounts: %v, want %v", got, want)
+	}
+	if _, ok := renderedConfig(t, r)["auth"].(map[string]any)["client_secret_file"]; ok {
+		t.Error("client_secret_file configured for a public client")
+	}
+	p := pod(t, r)
+	if v := volume(t, p, "data"); v.PersistentVolumeClaim == nil || v.PersistentVolumeClaim.ClaimName != fullname {
+		t.Errorf("data volume: %+v, want the claim %s", v.VolumeSource, fullname)
+	}
+	checkInitContainer(t, p, "partnercenter-app-user", "token")
+	pvc := find[corev1.PersistentVolumeClaim](t, r, fullname)
+	if deref(pvc.Spec.StorageClassName) != "fast" || !pvc.Spec.Resources.Requests.Storage().Equal(resource.MustParse("2Gi")) ||
+		!reflect.DeepEqual(pvc.Spec.AccessModes, []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce}) {
+		t.Errorf("claim spec: %+v", pvc.Spec)
+	}
+	if d := find[appsv1.Deployment](t, r, fullname); d.Spec.Strategy.Type != appsv1.RecreateDeploymentStrategyType {
+		t.Errorf("strategy %q, want Recreate: the running pod holds the store's lock", d.Spec.Strategy.Type)
+	}
+}
+
+func TestProbeScenario(t *testing.T) {
+	r := mustRender(t, "probe-values.yaml")
+	sts := find[appsv1.StatefulSet](t, r, fullname)
+	if deref(sts.Spec.Replicas) != 3 || sts.Spec.ServiceName != fullname+"-headless" {
+		t.Errorf("statefulset: replicas %d service %q", deref(sts.Spec.Replicas), sts.Spec.ServiceName)
+	}
+	if len(sts.Spec.VolumeClaimTemplates) != 1 || sts.Spec.VolumeClaimTemplates[0].Name != "data" {
+		t.Errorf("volumeClaimTemplates: %+v", sts.Spec.VolumeClaimTemplates)
+	}
+	for _, v := range sts.Spec.Template.Spec.Volumes {
+		if v.Name == "data" {
+			t.Error("a data volume in the pod hides the claim template of the same name")
+		}
+	}
+	if got := mounts(exporter(t, r))[dataDir]; got != (mount{"data", false}) {
+		t.Errorf("data mount: %+v", got)
+	}
+	if hs := find[corev1.Service](t, r, fullname+"-headless"); hs.Spec.ClusterIP != corev1.ClusterIPNone {
+		t.Errorf("headless service clusterIP %q", hs.Spec.ClusterIP)
+	}
+	for _, o := range r.objects {
+		if o.kind == "PersistentVolumeClaim" {
+			t.Error("a shared claim in probe mode; each shard has its own")
+		}
+	}
+	checkScrapeConfig(t, find[monitoringv1alpha1.ScrapeConfig](t, r, fullname+"-probe"))
+	checkSelectsMainServiceOnly(t, r)
+}
+
+// checkSelectsMainServiceOnly: the ServiceMonitor selects the Service and
+// not the headless one, which would scrape every pod a second time.
+func checkSelectsMainServiceOnly(t *testing.T, r release) {
+	t.Helper()
+	sm := find[monitoringv1.ServiceMonitor](t, r, fullname)
+	sel, err := metav1.LabelSelectorAsSelector(&sm.Spec.Selector)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var selected []string
+	for _, o := range r.objects {
+		if s, ok := o.value.(*corev1.Service); ok && sel.Matches(labels.Set(s.Labels)) {
+			selected = append(selected, s.Name)
+		}
+	}
+	if !reflect.DeepEqual(selected, []string{fullname}) {
+		t.Errorf("ServiceMonitor selects services %v, want [%s]", selected, fullname)
+	}
+}
+
+func checkScrapeConfig(t *testing.T, sc *monitoringv1alpha1.ScrapeConfig) {
+	t.Helper()
+	s := sc.Spec
+	wantURL := "http://" + fullname + ".monitoring.svc:10046/sd"
+	if len(s.HTTPSDConfigs) != 1 || string(s.HTTPSDConfigs[0].URL) != wantURL {
+		t.Errorf("httpSDConfigs: %+v, want %s", s.HTTPSDConfigs, wantURL)
+	}
+	if deref(s.MetricsPath) != "/probe" || deref(s.JobName) != "partnercenter-probe" ||
+		string(deref(s.ScrapeInterval)) != "60s" || string(deref(s.ScrapeTimeout)) != "30s" {
+		t.Errorf("metricsPath %q jobName %q interval %v timeout %v", deref(s.MetricsPath), deref(s.JobName), s.ScrapeInterval, s.ScrapeTimeout)
+	}
+	if sc.Labels["prometheus"] != "main" {
+		t.Errorf("labels: %v", sc.Labels)
+	}
+	byTarget := map[string]monitoringv1.RelabelConfig{}
+	for _, rc := range s.RelabelConfigs {
+		byTarget[rc.TargetLabel] = rc
+	}
+	for param, src := range map[string]string{"__param_customer_id": "customer_id", "__param_batch_tracking_id": "batch_tracking_id"} {
+		if rc := byTarget[param]; len(rc.SourceLabels) != 1 || string(rc.SourceLabels[0]) != src {
+			t.Errorf("%s from %v, want %s", param, rc.SourceLabels, src)
+		}
+	}
+	if h := byTarget["__tmp_shard"]; h.Action != "hashmod" || h.Modulus != 3 {
+		t.Errorf("shard relabeling: %+v, want hashmod over 3 replicas", h)
+	}
+	wantAddr := fullname + "-${1}." + fullname + "-headless.monitoring.svc:10046"
+	if a := byTarget["__address__"]; deref(a.Replacement) != wantAddr || len(a.SourceLabels) != 1 || a.SourceLabels[0] != "__tmp_shard" {
+		t.Errorf("address relabeling: %+v, want %s", a, wantAddr)
+	}
+}
+
+func TestNetworkPolicyScenario(t *testing.T) {
+	r := mustRender(t, "network-policy-values.yaml")
+	np := find[networkingv1.NetworkPolicy](t, r, fullname)
+	if !reflect.DeepEqual(np.Spec.PolicyTypes, []networkingv1.PolicyType{"Ingress", "Egress"}) {
+		t.Errorf("policyTypes: %v", np.Spec.PolicyTypes)
+	}
+	in := np.Spec.Ingress
+	if len(in) != 1 || len(in[0].Ports) != 1 || in[0].Ports[0].Port.String() != "http" || len(in[0].From) != 1 ||
+		in[0].From[0].NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"] != "monitoring" {
+		t.Errorf("ingress: %+v", in)
+	}
+	var egressPorts []string
+	for _, e := range np.Spec.Egress {
+		for _, p := range e.Ports {
+			egressPorts = append(egressPorts, string(*p.Protocol)+"/"+p.Port.String())
+		}
+	}
+	if want := []string{"TCP/443", "UDP/53", "TCP/53"}; !reflect.DeepEqual(egressPorts, want) {
+		t.Errorf("egress ports: %v, want %v", egressPorts, want)
+	}
+	if len(np.Spec.Egress) != 2 || len(np.Spec.Egress[0].To) != 0 || np.Spec.Egress[1].To[0].PodSelector.MatchLabels["k8s-app"] != "kube-dns" {
+		t.Errorf("egress peers: %+v", np.Spec.Egress)
+	}
+	if sm := find[monitoringv1.ServiceMonitor](t, r, fullname); sm.Labels["release"] != "kube-prometheus-stack" {
+		t.Errorf("servicemonitor labels: %v", sm.Labels)
+	}
+}
+
+// TestChartFailsClearly: values that would give a broken release stop
+// rendering with a message naming the value to change.
+func TestChartFailsClearly(t *testing.T) {
+	for name, tc := range map[string]struct {
+		values    string
+		overrides map[string]any
+		want      string
+	}{
+		"no tenant":       {"default-values.yaml", map[string]any{"config": map[string]any{"auth": map[string]any{"tenant_id": ""}}}, "config.auth.tenant_id is required"},
+		"no secret":       {"", map[string]any{"config": map[string]any{"auth": map[string]any{"tenant_id": "t", "client_id": "c"}}}, "set auth.clientSecret or auth.existingSecret.name"},
+		"no token":        {"refresh-token-values.yaml", map[string]any{"auth": map[string]any{"refreshToken": ""}}, "set auth.refreshToken or auth.existingSecret.name"},
+		"storage shared":  {"storage-values.yaml", map[string]any{"replicas": 2}, "storage.enabled needs replicas: 1 (got 2)"},
+		"secret in file":  {"default-values.yaml", map[string]any{"config": map[string]any{"auth": map[string]any{"client_secret_file": "/x"}}}, "config.auth.client_secret_file: the chart takes credentials from the auth values"},
+		"bad mode":        {"default-values.yaml", map[string]any{"auth": map[string]any{"mode": "password"}}, `at '/auth/mode': value must be one of 'clientCredentials', 'refreshToken'`},
+		"bad batch file":  {"default-values.yaml", map[string]any{"batchFiles": map[string]any{"../x": "y"}}, `batchFiles: "../x" is not a plain file name`},
+		"misspelt value":  {"default-values.yaml", map[string]any{"serviceMonitor": map[string]any{"intervall": "1m"}}, "intervall"},
+		"bad interval":    {"default-values.yaml", map[string]any{"probe": map[string]any{"interval": "1 minute"}}, "interval"},
+		"claim in shards": {"probe-values.yaml", map[string]any{"storage": map[string]any{"existingClaim": "c"}}, "storage.existingClaim cannot be used in probe mode"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := renderChart(t, tc.values, tc.overrides)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestRulesAreTheExamples: the PrometheusRule carries the example rules
+// file unchanged, and every expression in it parses.
+func TestRulesAreTheExamples(t *testing.T) {
+	r := mustRender(t, "default-values.yaml")
+	rule := find[monitoringv1.PrometheusRule](t, r, fullname)
+	var want monitoringv1.PrometheusRuleSpec
+	data, err := os.ReadFile(exampleRule)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.UnmarshalStrict(data, &want); err != nil {
+		t.Fatalf("%s: %v", exampleRule, err)
+	}
+	if !reflect.DeepEqual(rule.Spec, want) {
+		t.Errorf("PrometheusRule spec differs from %s", exampleRule)
+	}
+	n := 0
+	p := parser.NewParser(parser.Options{})
+	for _, g := range rule.Spec.Groups {
+		for _, rl := range g.Rules {
+			n++
+			if _, err := p.ParseExpr(rl.Expr.String()); err != nil {
+				t.Errorf("group %s, rule %s%s: %v", g.Name, rl.Record, rl.Alert, err)
+			}
+		}
+	}
+	if n < 10 {
+		t.Errorf("%d rules rendered; the examples have more", n)
+	}
+}
+
+func TestDashboardIsTheExample(t *testing.T) {
+	r := mustRender(t, "default-values.yaml")
+	cm := find[corev1.ConfigMap](t, r, fullname+"-dashboard")
+	want, err := os.ReadFile(exampleDash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cm.Data["partnercenter-dashboard.json"]; got != string(want) {
+		t.Errorf("dashboard differs from %s", exampleDash)
+	}
+	if !json.Valid(want) {
+		t.Errorf("%s is not JSON", exampleDash)
+	}
+	if cm.Labels["grafana_dashboard"] != "1" {
+		t.Errorf("labels %v lack the Grafana sidecar's grafana_dashboard: \"1\"", cm.Labels)
+	}
+}
+
+// TestChartFilesLinkToExamples: the rules and the dashboard have one
+// source. The chart's files are symbolic links, which the Helm loader
+// follows; a copy in their place would drift.
+func TestChartFilesLinkToExamples(t *testing.T) {
+	for link, target := range map[string]string{
+		"files/partnercenter.rules.yml":      exampleRule,
+		"files/partnercenter-dashboard.json": exampleDash,
+	} {
+		p := filepath.Join(chartDir, link)
+		fi, err := os.Lstat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode()&os.ModeSymlink == 0 {
+			t.Errorf("%s is not a symbolic link to %s", p, target)
+			continue
+		}
+		got, err := filepath.EvalSymlinks(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want, _ := filepath.Abs(target); got != want {
+			if gotAbs, _ := filepath.Abs(got); gotAbs != want {
+				t.Errorf("%s resolves to %s, want %s", p, got, want)
+			}
+		}
+	}
+}
+
+// TestPackagedChartCarriesLinkedFiles: `helm package` (chartutil.Save)
+// stores the content the links point at, so a packaged chart needs no
+// examples/ beside it.
+func TestPackagedChartCarriesLinkedFiles(t *testing.T) {
+	chrt, err := loader.Load(chartDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	archive, err := chartutil.Save(chrt, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	packaged, err := loader.Load(archive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.ReadFile(exampleRule)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range packaged.Files {
+		if f.Name == "files/partnercenter.rules.yml" {
+			if string(f.Data) != string(want) {
+				t.Error("packaged rules differ from the examples")
+			}
+			return
+		}
+	}
+	t.Errorf("%s has no files/partnercenter.rules.yml", archive)
+}

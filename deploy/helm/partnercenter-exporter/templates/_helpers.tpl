@@ -1,0 +1,141 @@
+{{/* Names, labels and the paths that the pod, the configuration and the
+tests agree on. */}}
+
+{{- define "pcx.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "pcx.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "pcx.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "pcx.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "pcx.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{ include "pcx.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{/* Where things are mounted in the exporter container. */}}
+{{- define "pcx.configDir" -}}/etc/partnercenter_exporter{{- end -}}
+{{- define "pcx.secretDir" -}}/run/secrets/partnercenter_exporter{{- end -}}
+{{- define "pcx.dataDir" -}}/var/lib/partnercenter_exporter{{- end -}}
+{{- define "pcx.storagePath" -}}{{ include "pcx.dataDir" . }}/storage{{- end -}}
+{{- define "pcx.refreshTokenFile" -}}{{ include "pcx.dataDir" . }}/auth/refresh_token{{- end -}}
+
+{{- define "pcx.secretName" -}}
+{{- .Values.auth.existingSecret.name | default (include "pcx.fullname" .) -}}
+{{- end -}}
+
+{{- define "pcx.refreshTokenMode" -}}
+{{- if eq .Values.auth.mode "refreshToken" }}true{{ end -}}
+{{- end -}}
+
+{{/* The key of the client secret in the Secret, or "" when there is none
+(a public client in mode refreshToken). */}}
+{{- define "pcx.clientSecretKey" -}}
+{{- if .Values.auth.existingSecret.name -}}
+{{- .Values.auth.existingSecret.key -}}
+{{- else if .Values.auth.clientSecret -}}
+client_secret
+{{- end -}}
+{{- end -}}
+
+{{- define "pcx.refreshTokenKey" -}}
+{{- if .Values.auth.existingSecret.name -}}
+{{- .Values.auth.existingSecret.refreshTokenKey -}}
+{{- else -}}
+refresh_token
+{{- end -}}
+{{- end -}}
+
+{{/* A StatefulSet in probe mode, where each pod is a shard Prometheus
+addresses by name; a Deployment otherwise. */}}
+{{- define "pcx.statefulSet" -}}
+{{- if .Values.probe.enabled }}true{{ end -}}
+{{- end -}}
+
+{{- define "pcx.headlessName" -}}
+{{- printf "%s-headless" (include "pcx.fullname" . | trunc 54 | trimSuffix "-") -}}
+{{- end -}}
+
+{{/* Whether the pod has the writable data volume. */}}
+{{- define "pcx.dataVolume" -}}
+{{- if or .Values.storage.enabled (include "pcx.refreshTokenMode" .) }}true{{ end -}}
+{{- end -}}
+
+{{/* Refuses values that would render a broken release; fail stops
+rendering with the message. */}}
+{{- define "pcx.validate" -}}
+{{- if not (has .Values.auth.mode (list "clientCredentials" "refreshToken")) -}}
+{{- fail (printf "auth.mode must be clientCredentials or refreshToken, got %q" .Values.auth.mode) -}}
+{{- end -}}
+{{- if and (not .Values.auth.existingSecret.name) (not (include "pcx.refreshTokenMode" .)) (not .Values.auth.clientSecret) -}}
+{{- fail "set auth.clientSecret or auth.existingSecret.name: mode clientCredentials needs a client secret" -}}
+{{- end -}}
+{{- if and (not .Values.auth.existingSecret.name) (include "pcx.refreshTokenMode" .) (not .Values.auth.refreshToken) -}}
+{{- fail "set auth.refreshToken or auth.existingSecret.name: mode refreshToken needs a refresh token" -}}
+{{- end -}}
+{{- if and .Values.auth.existingSecret.name (not (include "pcx.refreshTokenMode" .)) (not .Values.auth.existingSecret.key) -}}
+{{- fail "auth.existingSecret.key is empty: mode clientCredentials needs the key of the client secret" -}}
+{{- end -}}
+{{- if and .Values.storage.enabled (not .Values.probe.enabled) (gt (int .Values.replicas) 1) -}}
+{{- fail (printf "storage.enabled needs replicas: 1 (got %d): one exporter holds the lock on its storage; use probe mode to run shards, each with its own volume" (int .Values.replicas)) -}}
+{{- end -}}
+{{- if and .Values.storage.existingClaim .Values.probe.enabled -}}
+{{- fail "storage.existingClaim cannot be used in probe mode: each shard gets its own claim from the StatefulSet" -}}
+{{- end -}}
+{{- $auth := .Values.config.auth | default dict -}}
+{{- range $key := list "client_secret" "client_secret_file" "refresh_token_file" "access_token_file" -}}
+{{- if hasKey $auth $key -}}
+{{- fail (printf "config.auth.%s: the chart takes credentials from the auth values and mounts them from a Secret; remove it" $key) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The configuration file: config with the chart's paths filled in. */}}
+{{- define "pcx.config" -}}
+{{- $cfg := deepCopy .Values.config -}}
+{{- $auth := deepCopy ($cfg.auth | default dict) -}}
+{{- $_ := required "config.auth.tenant_id is required: your partner tenant's GUID or domain" $auth.tenant_id -}}
+{{- $_ := required "config.auth.client_id is required: the application (client) ID" $auth.client_id -}}
+{{- if include "pcx.clientSecretKey" . -}}
+{{- $_ := set $auth "client_secret_file" (printf "%s/client_secret" (include "pcx.secretDir" .)) -}}
+{{- end -}}
+{{- if include "pcx.refreshTokenMode" . -}}
+{{- $_ := set $auth "refresh_token_file" (include "pcx.refreshTokenFile" .) -}}
+{{- end -}}
+{{- $_ := set $cfg "auth" $auth -}}
+{{- if .Values.batchFiles -}}
+{{- $globs := concat ($cfg.batch_files | default list) (list "batches/*") -}}
+{{- $_ := set $cfg "batch_files" $globs -}}
+{{- end -}}
+{{- toYaml $cfg -}}
+{{- end -}}
+
+{{/* The spec of the storage claim, for the PVC and the StatefulSet's
+volumeClaimTemplates alike. */}}
+{{- define "pcx.claimSpec" -}}
+accessModes:
+  {{- toYaml .Values.storage.accessModes | nindent 2 }}
+{{- with .Values.storage.storageClass }}
+storageClassName: {{ . | quote }}
+{{- end }}
+resources:
+  requests:
+    storage: {{ .Values.storage.size | quote }}
+{{- end -}}

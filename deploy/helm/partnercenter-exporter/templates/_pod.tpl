@@ -1,0 +1,191 @@
+{{/* The pod template of the Deployment or StatefulSet. */}}
+{{- define "pcx.podTemplate" -}}
+metadata:
+  labels:
+    {{- include "pcx.selectorLabels" . | nindent 4 }}
+    {{- with .Values.podLabels }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+  annotations:
+    # A changed configuration or chart-made Secret rolls the pods; the
+    # exporter would also take a new configuration on /-/reload, but
+    # nothing here calls it.
+    checksum/config: {{ include (print $.Template.BasePath "/configmap.yaml") . | sha256sum }}
+    {{- if not .Values.auth.existingSecret.name }}
+    checksum/secret: {{ include (print $.Template.BasePath "/secret.yaml") . | sha256sum }}
+    {{- end }}
+    {{- with .Values.podAnnotations }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+spec:
+  automountServiceAccountToken: false
+  {{- with .Values.imagePullSecrets }}
+  imagePullSecrets:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with .Values.priorityClassName }}
+  priorityClassName: {{ . }}
+  {{- end }}
+  securityContext:
+    # The distroless nonroot user of the image; fsGroup makes the mounted
+    # Secret files and the data volume readable and writable by it.
+    runAsNonRoot: true
+    runAsUser: 65532
+    runAsGroup: 65532
+    fsGroup: 65532
+    seccompProfile:
+      type: RuntimeDefault
+  {{- if include "pcx.refreshTokenMode" . }}
+  initContainers:
+    # Copies the refresh token into the writable data volume, where the
+    # exporter replaces it when the token endpoint rotates it. The copy is
+    # made again only when the Secret's token differs from the one copied
+    # last (kept as refresh_token.seed), so that a rotated token kept on a
+    # persistent volume is not overwritten at every start.
+    - name: copy-refresh-token
+      image: "{{ .Values.auth.initImage.repository }}:{{ .Values.auth.initImage.tag }}"
+      imagePullPolicy: {{ .Values.auth.initImage.pullPolicy }}
+      command:
+        - sh
+        - -ec
+        - |
+          dir="$(dirname "$TOKEN_FILE")"
+          mkdir -p "$dir"
+          if ! cmp -s /run/secrets/refresh-token-seed/refresh_token "$TOKEN_FILE.seed"; then
+            cp /run/secrets/refresh-token-seed/refresh_token "$TOKEN_FILE.tmp"
+            mv "$TOKEN_FILE.tmp" "$TOKEN_FILE"
+            cp /run/secrets/refresh-token-seed/refresh_token "$TOKEN_FILE.seed"
+          fi
+          chmod 0600 "$TOKEN_FILE" "$TOKEN_FILE.seed"
+      env:
+        - name: TOKEN_FILE
+          value: {{ include "pcx.refreshTokenFile" . }}
+      securityContext:
+        {{- include "pcx.containerSecurityContext" . | nindent 8 }}
+      resources:
+        requests:
+          cpu: 10m
+          memory: 8Mi
+        limits:
+          memory: 16Mi
+      volumeMounts:
+        - name: refresh-token-seed
+          mountPath: /run/secrets/refresh-token-seed
+          readOnly: true
+        - name: data
+          mountPath: {{ include "pcx.dataDir" . }}
+  {{- end }}
+  containers:
+    - name: exporter
+      image: "{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}"
+      imagePullPolicy: {{ .Values.image.pullPolicy }}
+      args:
+        - --config.file={{ include "pcx.configDir" . }}/partnercenter.yml
+        {{- if .Values.storage.enabled }}
+        - --storage.path={{ include "pcx.storagePath" . }}
+        {{- end }}
+        {{- with .Values.extraArgs }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
+      ports:
+        - name: http
+          containerPort: 10046
+          protocol: TCP
+      livenessProbe:
+        httpGet:
+          path: /-/healthy
+          port: http
+        periodSeconds: 30
+        timeoutSeconds: 5
+        failureThreshold: 3
+      readinessProbe:
+        httpGet:
+          path: /-/ready
+          port: http
+        periodSeconds: 10
+        timeoutSeconds: 5
+        failureThreshold: 3
+      securityContext:
+        {{- include "pcx.containerSecurityContext" . | nindent 8 }}
+      {{- with .Values.resources }}
+      resources:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      volumeMounts:
+        - name: config
+          mountPath: {{ include "pcx.configDir" . }}
+          readOnly: true
+        {{- if include "pcx.clientSecretKey" . }}
+        - name: client-secret
+          mountPath: {{ include "pcx.secretDir" . }}
+          readOnly: true
+        {{- end }}
+        {{- if include "pcx.dataVolume" . }}
+        - name: data
+          mountPath: {{ include "pcx.dataDir" . }}
+        {{- end }}
+  volumes:
+    - name: config
+      configMap:
+        name: {{ include "pcx.fullname" . }}
+        items:
+          - key: partnercenter.yml
+            path: partnercenter.yml
+          {{- range $name, $_ := .Values.batchFiles }}
+          - key: {{ $name }}
+            path: batches/{{ $name }}
+          {{- end }}
+    {{- with include "pcx.clientSecretKey" . }}
+    - name: client-secret
+      secret:
+        secretName: {{ include "pcx.secretName" $ }}
+        defaultMode: 0440
+        items:
+          - key: {{ . }}
+            path: client_secret
+    {{- end }}
+    {{- if include "pcx.refreshTokenMode" . }}
+    - name: refresh-token-seed
+      secret:
+        secretName: {{ include "pcx.secretName" . }}
+        defaultMode: 0440
+        items:
+          - key: {{ include "pcx.refreshTokenKey" . }}
+            path: refresh_token
+    {{- end }}
+    {{- if and (include "pcx.dataVolume" .) (not (and .Values.storage.enabled .Values.probe.enabled)) }}
+    - name: data
+      {{- if .Values.storage.enabled }}
+      persistentVolumeClaim:
+        claimName: {{ .Values.storage.existingClaim | default (include "pcx.fullname" .) }}
+      {{- else }}
+      # Refresh token only: lost with the pod, copied again at its start.
+      emptyDir:
+        sizeLimit: 1Mi
+      {{- end }}
+    {{- end }}
+  {{- with .Values.nodeSelector }}
+  nodeSelector:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with .Values.tolerations }}
+  tolerations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with .Values.affinity }}
+  affinity:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end -}}
+
+{{- define "pcx.containerSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 65532
+runAsGroup: 65532
+readOnlyRootFilesystem: true
+allowPrivilegeEscalation: false
+capabilities:
+  drop: [ALL]
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
