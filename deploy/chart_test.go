@@ -220,8 +220,8 @@ func checkServiceMonitor(t *testing.T, sm *monitoringv1.ServiceMonitor) {
 		t.Fatalf("endpoints: %+v", sm.Spec.Endpoints)
 	}
 	e := sm.Spec.Endpoints[0]
-	if e.Port != "http" || e.Path != "/metrics" || e.Interval != "60s" || e.ScrapeTimeout != "30s" {
-		t.Errorf("endpoint: port %q path %q interval %q timeout %q", e.Port, e.Path, e.Interval, e.ScrapeTimeout)
+	if e.Port != "http" || e.Path != "/metrics" || e.Interval != "60s" || e.ScrapeTimeout != "30s" || e.Params != nil {
+		t.Errorf("endpoint: port %q path %q interval %q timeout %q params %v", e.Port, e.Path, e.Interval, e.ScrapeTimeout, e.Params)
 	}
 	// The example rules alert on up{job="partnercenter"}.
 	if len(e.RelabelConfigs) != 1 || e.RelabelConfigs[0].TargetLabel != "job" || deref(e.RelabelConfigs[0].Replacement) != "partnercenter" {
@@ -376,6 +376,11 @@ func TestProbeScenario(t *testing.T) {
 	}
 	checkScrapeConfig(t, find[monitoringv1alpha1.ScrapeConfig](t, r, fullname+"-probe"))
 	checkSelectsMainServiceOnly(t, r)
+	// The shards' own health, without reading every batch on every pod.
+	sm := find[monitoringv1.ServiceMonitor](t, r, fullname)
+	if got := sm.Spec.Endpoints[0].Params; !reflect.DeepEqual(got, map[string][]string{"collect[]": {"exporter"}}) {
+		t.Errorf("ServiceMonitor params in probe mode: %v, want collect[]=exporter", got)
+	}
 }
 
 // checkSelectsMainServiceOnly: the ServiceMonitor selects the Service and
