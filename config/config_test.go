@@ -44,6 +44,7 @@ func TestLoadGood(t *testing.T) {
 		{
 			file: "testdata/good.yml",
 			want: &Config{
+				Cloud: "china",
 				PartnerCenter: PartnerCenter{
 					BaseURL:               "https://partner.partnercenterapi.microsoftonline.cn",
 					APIVersion:            "v1",
@@ -84,6 +85,7 @@ func TestLoadGood(t *testing.T) {
 		{
 			file: "testdata/good-minimal.yml",
 			want: &Config{
+				Cloud: "public",
 				PartnerCenter: PartnerCenter{
 					BaseURL:               "https://api.partnercenter.microsoft.com",
 					APIVersion:            "v1",
@@ -286,7 +288,7 @@ func TestMisspeltKeyAtEveryLevel(t *testing.T) {
 		{"max_retry_after", "partner_center:\n  max_retry_afer: 1m\n" + validAuth, "t.yml:2: partner_center.max_retry_afer: unknown field (did you mean max_retry_after?)"},
 		{"auth", validAuth + "  tennant_id: x\n", "t.yml:5: auth.tennant_id: unknown field (did you mean tenant_id?)"},
 		{"customer", validAuth + customers + "    naem: Contoso\n", "t.yml:7: customers[0].naem: unknown field (did you mean name?)"},
-		{"unrelated key gets no suggestion", validAuth + "colour: blue\n", "t.yml:5: colour: unknown field"},
+		{"unrelated key gets no suggestion", validAuth + "shoe_size: 9\n", "t.yml:5: shoe_size: unknown field"},
 		{"short key gets no suggestion", validAuth + customers + "    x: 1\n", "t.yml:7: customers[0].x: unknown field"},
 	}
 	for _, tt := range tests {
@@ -688,7 +690,8 @@ func TestRedacted(t *testing.T) {
 		{
 			// The secret came from client_secret_file: only the file shows.
 			file: "testdata/good.yml",
-			want: `partner_center:
+			want: `cloud: china
+partner_center:
     base_url: https://partner.partnercenterapi.microsoftonline.cn
     api_version: v1
     request_timeout: 45s
@@ -727,7 +730,8 @@ customers:
 		},
 		{
 			file: "testdata/good-minimal.yml",
-			want: `partner_center:
+			want: `cloud: public
+partner_center:
     base_url: https://api.partnercenter.microsoft.com
     api_version: v1
     request_timeout: 30s

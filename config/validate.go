@@ -32,9 +32,7 @@ var (
 // applyDerivedDefaults fills in the defaults that depend on other fields.
 // Static defaults come from defaultConfig.
 func applyDerivedDefaults(c *Config) {
-	if c.Auth.TokenURL == "" && c.Auth.TenantID != "" {
-		c.Auth.TokenURL = strings.ReplaceAll(DefaultTokenURLTemplate, "{tenant_id}", url.PathEscape(c.Auth.TenantID))
-	}
+	applyCloud(c)
 }
 
 // resolvePaths makes the credential file paths relative to baseDir, the
@@ -94,6 +92,7 @@ func (v validator) err(filename string) error {
 }
 
 func (v validator) config(c *Config) {
+	v.cloud(c.Cloud)
 	v.partnerCenter(c.PartnerCenter)
 	v.auth(c.Auth)
 	if c.MaxFailedDevicesPerBatch < 0 {
