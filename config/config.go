@@ -115,6 +115,8 @@ type PartnerCenter struct {
 	// request, so that a bogus or hostile value cannot silence the
 	// exporter for days.
 	MaxRetryAfter time.Duration `yaml:"max_retry_after"`
+	// HTTPClient is the proxy and TLS setup of API and token requests.
+	HTTPClient HTTPClient `yaml:"http_client,omitempty"`
 }
 
 // Auth holds the credentials for the Partner Center API. See Mode for how

@@ -192,6 +192,7 @@ func (d *decoder) partnerCenter(n *yaml.Node, path string, pc *PartnerCenter) {
 		"refresh_interval":        d.duration(&pc.RefreshInterval),
 		"max_response_size":       d.byteSize(&pc.MaxResponseSize),
 		"max_retry_after":         d.duration(&pc.MaxRetryAfter),
+		"http_client":             func(p string, v *yaml.Node) { d.httpClient(v, p, &pc.HTTPClient) },
 	})
 }
 

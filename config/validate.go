@@ -48,6 +48,7 @@ func resolvePaths(c *Config, baseDir string) {
 			*p = filepath.Join(baseDir, *p)
 		}
 	}
+	c.PartnerCenter.HTTPClient.TLSConfig.SetDirectory(baseDir)
 }
 
 // normalize puts a valid Config into the canonical form documented in the
@@ -136,6 +137,7 @@ func (v validator) partnerCenter(pc PartnerCenter) {
 	if pc.MaxRetryAfter <= 0 {
 		v.report("partner_center.max_retry_after", "must be greater than 0, got %s", pc.MaxRetryAfter)
 	}
+	v.httpClient(pc.HTTPClient)
 }
 
 // endpointURL checks a URL the exporter sends credentials to: https, or
