@@ -263,6 +263,11 @@ func TestHTTPClientThroughProxyWithPrivateCA(t *testing.T) {
 			t.Errorf("CONNECT %s carried Proxy-Authorization %q, want %q", r.target, got, proxyAuth)
 		}
 	}
+	shown := get(t, exp.url+"/config", http.StatusOK)
+	wantShown := "proxy_connect_header:\n            Proxy-Authorization:\n                - <secret>\n"
+	if !strings.Contains(shown, "proxy_url: "+proxy.url) || !strings.Contains(shown, wantShown) || strings.Contains(shown, proxyAuth) {
+		t.Errorf("/config does not show http_client with the header hidden:\n%s", shown)
+	}
 }
 
 func TestHTTPClientRefusesUnknownCA(t *testing.T) {

@@ -56,7 +56,7 @@ func (d *decoder) httpClient(n *yaml.Node, path string, hc *HTTPClient) {
 		"proxy_from_environment": d.boolean(&hc.ProxyFromEnvironment),
 		"proxy_connect_header":   func(p string, v *yaml.Node) { d.proxyHeader(v, p, &hc.ProxyConnectHeader) },
 		"tls_config":             func(p string, v *yaml.Node) { d.tlsConfig(v, p, &hc.TLSConfig) },
-		"follow_redirects":       d.refuse(redirectsRefusal),
+		"follow_redirects":       d.onlyFalse(redirectsRefusal),
 	}
 	for _, key := range []string{"authorization", "basic_auth", "oauth2", "bearer_token", "bearer_token_file"} {
 		fields[key] = d.refuse(credentialsRefusal)
@@ -71,7 +71,7 @@ func (d *decoder) tlsConfig(n *yaml.Node, path string, tc *promconfig.TLSConfig)
 		"key_file":             d.str(&tc.KeyFile),
 		"server_name":          d.str(&tc.ServerName),
 		"min_version":          d.tlsVersion(&tc.MinVersion),
-		"insecure_skip_verify": d.refuse(insecureRefusal),
+		"insecure_skip_verify": d.onlyFalse(insecureRefusal),
 	})
 }
 
@@ -81,6 +81,18 @@ func (d *decoder) refuse(msg string) fieldDecoder {
 	return func(path string, _ *yaml.Node) {
 		d.fail(d.pos[path], path, "%s", msg)
 		d.invalid[path] = true
+	}
+}
+
+// onlyFalse accepts false, what the exporter always does, so that a block
+// copied from a Prometheus configuration need not be edited, and refuses
+// true.
+func (d *decoder) onlyFalse(msg string) fieldDecoder {
+	return func(path string, n *yaml.Node) {
+		var v bool
+		if d.boolean(&v)(path, n); v {
+			d.refuse(msg)(path, n)
+		}
 	}
 }
 

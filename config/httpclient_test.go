@@ -52,6 +52,8 @@ func TestHTTPClientRefused(t *testing.T) {
 			"t.yml:3: partner_center.http_client.bearer_token_file: " + creds},
 		{"follow_redirects", httpClientYAML("    follow_redirects: true"),
 			"t.yml:3: partner_center.http_client.follow_redirects: not supported: the exporter never follows redirects, so that tokens stay with the host they are meant for"},
+		{"follow_redirects not a bool", httpClientYAML("    follow_redirects: no"),
+			`t.yml:3: partner_center.http_client.follow_redirects: "no" is not true or false`},
 		{"other common keys are unknown", httpClientYAML("    enable_http2: true"),
 			"t.yml:3: partner_center.http_client.enable_http2: unknown field"},
 		{"inline CA is unknown", httpClientYAML("    tls_config:", "      ca: pem"),
@@ -101,8 +103,8 @@ func TestHTTPClientRefused(t *testing.T) {
 func TestHTTPClientGood(t *testing.T) {
 	dir := t.TempDir()
 	writeTestCA(t, filepath.Join(dir, "ca.pem"))
-	yml := httpClientYAML("    proxy_from_environment: true", "    proxy_connect_header:", "      Proxy-Authorization: [a, b]",
-		"    tls_config:", "      ca_file: ca.pem", "      min_version: TLS12")
+	yml := httpClientYAML("    proxy_from_environment: true", "    follow_redirects: false", "    proxy_connect_header:", "      Proxy-Authorization: [a, b]",
+		"    tls_config:", "      ca_file: ca.pem", "      min_version: TLS12", "      insecure_skip_verify: false")
 	c, err := Parse([]byte(yml), "t.yml", dir)
 	if err != nil {
 		t.Fatal(err)
