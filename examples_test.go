@@ -666,13 +666,20 @@ func TestExampleConfigs(t *testing.T) {
 	tests := []struct {
 		path     string
 		wantMode config.AuthMode
+		caFile   string // a CA the example names, written as a test CA
 	}{
-		{"examples/partnercenter.yml", config.AuthClientCredentials},
-		{"examples/partnercenter-app-user.yml", config.AuthRefreshToken},
+		{"examples/partnercenter.yml", config.AuthClientCredentials, ""},
+		{"examples/partnercenter-app-user.yml", config.AuthRefreshToken, ""},
+		{"examples/partnercenter-proxy.yml", config.AuthClientCredentials, "corporate-ca.pem"},
 	}
 	for _, tt := range tests {
 		t.Run(filepath.Base(tt.path), func(t *testing.T) {
 			data, baseDir := withTemporaryCredentialFiles(t, tt.path)
+			if tt.caFile != "" {
+				if err := os.WriteFile(filepath.Join(baseDir, tt.caFile), newTestCA(t, "example CA").pem, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
 			cfg, err := config.Parse(data, tt.path, baseDir)
 			if err != nil {
 				t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
 	"github.com/prometheus/client_golang/prometheus"
+	promconfig "github.com/prometheus/common/config"
 	"github.com/prometheus/common/version"
 
 	"github.com/partnercenter-exporter/partnercenter_exporter/batchfiles"
@@ -25,6 +26,9 @@ import (
 type liveConfig struct {
 	cfg    *config.Config
 	client *partnercenter.Client
+	// httpc is the HTTP client under client, kept to close its idle
+	// connections once a reload replaces it.
+	httpc *http.Client
 	// targets are the batches to read: the configuration's, then those of
 	// the batch files.
 	targets []collector.Target
@@ -109,25 +113,25 @@ func (s *exporterState) filesChanged(snap batchfiles.Snapshot) {
 	s.files = snap
 	s.intake.count(snap)
 	if live := s.current.Load(); live != nil {
-		s.publishLocked(live.cfg, live.client)
+		s.publishLocked(live.cfg, live.client, live.httpc)
 	}
 }
 
 // publish swaps in a configuration with the batch list of the latest batch
 // file snapshot.
-func (s *exporterState) publish(cfg *config.Config, client *partnercenter.Client) {
+func (s *exporterState) publish(cfg *config.Config, client *partnercenter.Client, httpc *http.Client) {
 	s.publishMu.Lock()
 	defer s.publishMu.Unlock()
-	s.publishLocked(cfg, client)
+	s.publishLocked(cfg, client, httpc)
 }
 
 // publishLocked lets the store learn the new batches before scrapes see
 // them, so that a scrape of the new list can record its reads, and a
 // scrape still running on the old one cannot bring back a removed batch.
-func (s *exporterState) publishLocked(cfg *config.Config, client *partnercenter.Client) {
+func (s *exporterState) publishLocked(cfg *config.Config, client *partnercenter.Client, httpc *http.Client) {
 	targets := mergeTargets(cfg, s.files)
 	s.store.Retain(targets)
-	s.current.Store(&liveConfig{cfg: cfg, client: client, targets: targets})
+	s.current.Store(&liveConfig{cfg: cfg, client: client, httpc: httpc, targets: targets})
 }
 
 // fileSnapshot is the latest batch file snapshot, for /config.
@@ -178,7 +182,7 @@ func (s *exporterState) reload() (err error) {
 		return err
 	}
 	old := s.current.Load()
-	client, err := s.clientFor(cfg, old)
+	client, httpc, err := s.clientFor(cfg, old)
 	if err != nil {
 		return fmt.Errorf("partner center client: %w", err)
 	}
@@ -190,18 +194,36 @@ func (s *exporterState) reload() (err error) {
 		s.store.Reset()
 		level.Info(s.logger).Log("msg", "API, credentials or kept failed devices changed: every batch will be read again")
 	}
-	s.publish(cfg, client)
+	s.publish(cfg, client, httpc)
+	if old != nil && old.httpc != httpc && old.httpc != s.httpc {
+		// Scrapes still using the old client keep their connections.
+		old.httpc.CloseIdleConnections()
+	}
 	level.Info(s.logger).Log("msg", "configuration loaded", "summary", cfg.Summary())
 	return nil
 }
 
 // clientFor reuses the old client (and so its cached token) when nothing
-// it depends on changed.
-func (s *exporterState) clientFor(cfg *config.Config, old *liveConfig) (*partnercenter.Client, error) {
+// it depends on changed, http_client included.
+func (s *exporterState) clientFor(cfg *config.Config, old *liveConfig) (*partnercenter.Client, *http.Client, error) {
 	if old != nil && sameClientSettings(old.cfg, cfg) {
-		return old.client, nil
+		return old.client, old.httpc, nil
 	}
-	return newClient(cfg, s.httpc, s.obs)
+	httpc, err := s.httpClientFor(cfg.PartnerCenter.HTTPClient)
+	if err != nil {
+		return nil, nil, err
+	}
+	client, err := newClient(cfg, httpc, s.obs)
+	return client, httpc, err
+}
+
+// httpClientFor shares the exporter's default transport when http_client
+// is empty; settings of its own get a transport of their own.
+func (s *exporterState) httpClientFor(hc config.HTTPClient) (*http.Client, error) {
+	if hc.IsZero() {
+		return s.httpc, nil
+	}
+	return newHTTPClientFrom(hc)
 }
 
 // sameReadSettings reports whether reads made under a are still what b
@@ -283,11 +305,35 @@ func newTokenSource(a config.Auth, httpc *http.Client, obs partnercenter.Observe
 	return nil, errors.New("no credentials configured")
 }
 
-// newHTTPClient is the transport shared by API and token requests. Each
-// request is bounded by its own context, so the client has no timeout.
+// newHTTPClient is the client of an empty http_client block: no proxy,
+// not even one from the environment, and the system's CAs.
 func newHTTPClient() *http.Client {
+	c, err := newHTTPClientFrom(config.HTTPClient{})
+	if err != nil {
+		panic(err) // empty settings name no file that could fail to load
+	}
+	return c
+}
+
+// newHTTPClientFrom builds the one transport API and token requests share.
+// prometheus/common supplies the proxy and TLS setup; the transport itself
+// stays a clone of Go's default rather than NewRoundTripperFromConfig's,
+// which turns off gzip for our large batch bodies and hides the
+// *http.Transport. Each request is bounded by its own context, so the
+// client has no timeout.
+func newHTTPClientFrom(hc config.HTTPClient) (*http.Client, error) {
+	tlsConfig, err := promconfig.NewTLSConfig(&hc.TLSConfig)
+	if err != nil {
+		return nil, fmt.Errorf("http_client.tls_config: %w", err)
+	}
+	// Proxy() caches its function in the struct: call it on this copy, so
+	// that the live config stays comparable across reloads.
+	proxy := hc.ProxyConfig
 	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.Proxy = proxy.Proxy()
+	t.ProxyConnectHeader = proxy.GetProxyConnectHeader()
+	t.TLSClientConfig = tlsConfig
 	t.MaxIdleConnsPerHost = 16
 	t.ResponseHeaderTimeout = 60 * time.Second
-	return &http.Client{Transport: t}
+	return &http.Client{Transport: t}, nil
 }

@@ -39,11 +39,12 @@ import (
 	"github.com/partnercenter-exporter/partnercenter_exporter/internal/plural"
 )
 
-// Defaults. They are applied in one place, defaultConfig, except the token
-// URL, which is derived from tenant_id by applyDerivedDefaults.
+// Defaults. They are applied in one place, defaultConfig, except base_url,
+// token_url and resource, which applyDerivedDefaults derives from cloud (and
+// the token URL from tenant_id).
 const (
-	// DefaultBaseURL is the global Partner Center endpoint. The China cloud
-	// (operated by 21Vianet) uses https://partner.partnercenterapi.microsoftonline.cn.
+	// DefaultBaseURL is the global Partner Center endpoint; see clouds for
+	// the China cloud (operated by 21Vianet).
 	DefaultBaseURL = "https://api.partnercenter.microsoft.com"
 	// DefaultResource is the OAuth2 resource (audience) requested for
 	// Partner Center tokens.
@@ -70,6 +71,9 @@ var DefaultPartnerCenter = PartnerCenter{
 
 // Config is the whole configuration file.
 type Config struct {
+	// Cloud names the Partner Center instance: "public" or "china". It
+	// sets the defaults of base_url, auth.token_url and auth.resource.
+	Cloud         string        `yaml:"cloud"`
 	PartnerCenter PartnerCenter `yaml:"partner_center"`
 	Auth          Auth          `yaml:"auth"`
 	// MaxFailedDevicesPerBatch caps how many failed devices per batch are
@@ -111,6 +115,8 @@ type PartnerCenter struct {
 	// request, so that a bogus or hostile value cannot silence the
 	// exporter for days.
 	MaxRetryAfter time.Duration `yaml:"max_retry_after"`
+	// HTTPClient is the proxy and TLS setup of API and token requests.
+	HTTPClient HTTPClient `yaml:"http_client,omitempty"`
 }
 
 // Auth holds the credentials for the Partner Center API. See Mode for how
@@ -237,9 +243,11 @@ func Parse(data []byte, filename, baseDir string) (*Config, error) {
 // defaultConfig is the configuration of an empty file: the single place
 // where static defaults are applied. Decoding overwrites what the file sets.
 func defaultConfig() *Config {
+	pc := DefaultPartnerCenter
+	pc.BaseURL = "" // derived from cloud unless the file sets it
 	return &Config{
-		PartnerCenter:            DefaultPartnerCenter,
-		Auth:                     Auth{Resource: DefaultResource},
+		Cloud:                    DefaultCloud,
+		PartnerCenter:            pc,
 		MaxFailedDevicesPerBatch: DefaultMaxFailedDevicesPerBatch,
 	}
 }

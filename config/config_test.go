@@ -20,11 +20,13 @@ import (
 
 // Values planted in testdata that must never appear in an error or output.
 var plantedSecrets = []string{
-	"s3cr3t-value",  // client_secret in the invalid-*.yml files
-	"inline-s3cr3t", // client_secret in good-minimal.yml
-	"file-s3cr3t",   // testdata/secrets/client_secret
-	"refresh-t0ken", // testdata/secrets/refresh_token
-	"access-t0ken",  // testdata/secrets/access_token
+	"s3cr3t-value",         // client_secret in the invalid-*.yml files
+	"inline-s3cr3t",        // client_secret in good-minimal.yml
+	"file-s3cr3t",          // testdata/secrets/client_secret
+	"refresh-t0ken",        // testdata/secrets/refresh_token
+	"access-t0ken",         // testdata/secrets/access_token
+	"pr0xy-pass",           // the proxy_url password in good.yml
+	"aGVhZGVyLXNlY3JldA==", // the proxy_connect_header value in good.yml
 }
 
 const (
@@ -44,6 +46,7 @@ func TestLoadGood(t *testing.T) {
 		{
 			file: "testdata/good.yml",
 			want: &Config{
+				Cloud: "china",
 				PartnerCenter: PartnerCenter{
 					BaseURL:               "https://partner.partnercenterapi.microsoftonline.cn",
 					APIVersion:            "v1",
@@ -52,6 +55,7 @@ func TestLoadGood(t *testing.T) {
 					RefreshInterval:       0,
 					MaxResponseSize:       64 << 20,
 					MaxRetryAfter:         2 * time.Minute,
+					HTTPClient:            goodHTTPClient(t),
 				},
 				Auth: Auth{
 					TenantID:         "contoso.onmicrosoft.com",
@@ -84,6 +88,7 @@ func TestLoadGood(t *testing.T) {
 		{
 			file: "testdata/good-minimal.yml",
 			want: &Config{
+				Cloud: "public",
 				PartnerCenter: PartnerCenter{
 					BaseURL:               "https://api.partnercenter.microsoft.com",
 					APIVersion:            "v1",
@@ -137,6 +142,14 @@ func TestLoadBadConfigs(t *testing.T) {
 		"invalid-unknown-partner-center.yml": `invalid-unknown-partner-center.yml:2: partner_center.request_timout: unknown field (did you mean request_timeout?)`,
 		"invalid-unknown-auth.yml":           `invalid-unknown-auth.yml:5: auth.client_secret_fil: unknown field (did you mean client_secret_file?)`,
 		"invalid-unknown-customer.yml":       `invalid-unknown-customer.yml:9: customers[1].batch: unknown field (did you mean batches?)`,
+
+		"invalid-cloud.yml":                   `invalid-cloud.yml:1: cloud: "usgov" is not supported: Partner Center documents no US Government endpoint (its US Government instance uses https://api.partnercenter.microsoft.com): use cloud: public, or set base_url, token_url and resource`,
+		"invalid-http-client-unknown.yml":     `invalid-http-client-unknown.yml:3: partner_center.http_client.proxy_ulr: unknown field (did you mean proxy_url?)`,
+		"invalid-http-client-tls-unknown.yml": `invalid-http-client-tls-unknown.yml:4: partner_center.http_client.tls_config.ca_fil: unknown field (did you mean ca_file?)`,
+		"invalid-http-client-credentials.yml": `invalid-http-client-credentials.yml:3: partner_center.http_client.basic_auth: not supported here: the exporter authenticates with the credentials under auth`,
+		"invalid-http-client-insecure.yml":    `invalid-http-client-insecure.yml:4: partner_center.http_client.tls_config.insecure_skip_verify: not supported: it would send the client secret and tokens to any server; add the server's or the proxy's CA with ca_file instead`,
+		"invalid-http-client-proxy-both.yml":  `invalid-http-client-proxy-both.yml:4: partner_center.http_client.proxy_from_environment: if proxy_from_environment is configured, proxy_url must not be configured`,
+		"invalid-http-client-ca-missing.yml":  `invalid-http-client-ca-missing.yml:4: partner_center.http_client.tls_config.ca_file: cannot read "testdata/secrets/no-such-ca.pem": no such file or directory`,
 
 		"invalid-type-section.yml":      `invalid-type-section.yml:1: partner_center: expected a mapping, got a string`,
 		"invalid-type-int.yml":          `invalid-type-int.yml:2: partner_center.max_concurrent_requests: "four" is not an integer`,
@@ -285,8 +298,12 @@ func TestMisspeltKeyAtEveryLevel(t *testing.T) {
 		{"partner_center", "partner_center:\n  baseurl: https://x.example\n" + validAuth, "t.yml:2: partner_center.baseurl: unknown field (did you mean base_url?)"},
 		{"max_retry_after", "partner_center:\n  max_retry_afer: 1m\n" + validAuth, "t.yml:2: partner_center.max_retry_afer: unknown field (did you mean max_retry_after?)"},
 		{"auth", validAuth + "  tennant_id: x\n", "t.yml:5: auth.tennant_id: unknown field (did you mean tenant_id?)"},
+		{"http_client", "partner_center:\n  http_client:\n    proxy_ulr: http://p.example.com\n" + validAuth,
+			"t.yml:3: partner_center.http_client.proxy_ulr: unknown field (did you mean proxy_url?)"},
+		{"tls_config", "partner_center:\n  http_client:\n    tls_config:\n      ca_fil: ca.pem\n" + validAuth,
+			"t.yml:4: partner_center.http_client.tls_config.ca_fil: unknown field (did you mean ca_file?)"},
 		{"customer", validAuth + customers + "    naem: Contoso\n", "t.yml:7: customers[0].naem: unknown field (did you mean name?)"},
-		{"unrelated key gets no suggestion", validAuth + "colour: blue\n", "t.yml:5: colour: unknown field"},
+		{"unrelated key gets no suggestion", validAuth + "shoe_size: 9\n", "t.yml:5: shoe_size: unknown field"},
 		{"short key gets no suggestion", validAuth + customers + "    x: 1\n", "t.yml:7: customers[0].x: unknown field"},
 	}
 	for _, tt := range tests {
@@ -401,7 +418,7 @@ func TestParseGood(t *testing.T) {
 			name: "empty and null values take the default",
 			yaml: "partner_center:\n  base_url: ''\n  api_version: ~\n  request_timeout:\nmax_failed_devices_per_batch: null\ncustomers:\n" + validAuth,
 			check: func(t *testing.T, c *Config) {
-				if c.PartnerCenter != DefaultPartnerCenter || c.MaxFailedDevicesPerBatch != DefaultMaxFailedDevicesPerBatch || c.Customers != nil {
+				if !reflect.DeepEqual(c.PartnerCenter, DefaultPartnerCenter) || c.MaxFailedDevicesPerBatch != DefaultMaxFailedDevicesPerBatch || c.Customers != nil {
 					t.Errorf("config = %+v", c)
 				}
 			},
@@ -646,7 +663,18 @@ func TestConfigPrintingHidesSecrets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	good, err := Load("testdata/good.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, format := range []string{"%v", "%+v", "%#v", "%s"} {
+		for _, v := range []any{good, *good, good.PartnerCenter} {
+			out := fmt.Sprintf(format, v)
+			if !strings.Contains(out, "Proxy-Authorization") || !strings.Contains(out, "proxy.example.com") {
+				t.Errorf("%s of %T lacks the proxy settings: %s", format, v, out)
+			}
+			assertNoSecret(t, out)
+		}
 		for _, v := range []any{cfg, *cfg, cfg.Auth} {
 			out := fmt.Sprintf(format, v)
 			if !strings.Contains(out, "<secret>") {
@@ -661,6 +689,10 @@ func TestConfigPrintingHidesSecrets(t *testing.T) {
 	}
 	if out := unescapeJSONHTML(string(jsonText)); !strings.Contains(out, `"ClientSecret":"<secret>"`) {
 		t.Errorf("json lacks the redacted secret: %s", out)
+	}
+	assertNoSecret(t, string(jsonText))
+	if jsonText, err = json.Marshal(good); err != nil {
+		t.Fatal(err)
 	}
 	assertNoSecret(t, string(jsonText))
 }
@@ -688,7 +720,8 @@ func TestRedacted(t *testing.T) {
 		{
 			// The secret came from client_secret_file: only the file shows.
 			file: "testdata/good.yml",
-			want: `partner_center:
+			want: `cloud: china
+partner_center:
     base_url: https://partner.partnercenterapi.microsoftonline.cn
     api_version: v1
     request_timeout: 45s
@@ -696,6 +729,17 @@ func TestRedacted(t *testing.T) {
     refresh_interval: 0s
     max_response_size: 67108864
     max_retry_after: 2m0s
+    http_client:
+        proxy_url: http://exporter:xxxxx@proxy.example.com:3128
+        no_proxy: internal.example.com
+        proxy_connect_header:
+            Proxy-Authorization:
+                - <secret>
+        tls_config:
+            ca_file: testdata/secrets/ca.pem
+            server_name: api.partnercenter.microsoft.com
+            insecure_skip_verify: false
+            min_version: TLS13
 auth:
     tenant_id: contoso.onmicrosoft.com
     client_id: 5f8e7d6c-5b4a-4392-8170-6e5d4c3b2a19
@@ -727,7 +771,8 @@ customers:
 		},
 		{
 			file: "testdata/good-minimal.yml",
-			want: `partner_center:
+			want: `cloud: public
+partner_center:
     base_url: https://api.partnercenter.microsoft.com
     api_version: v1
     request_timeout: 30s

@@ -172,6 +172,7 @@ func (d *decoder) failValue(n *yaml.Node, path, format string, args ...any) {
 
 func (d *decoder) config(n *yaml.Node, c *Config) {
 	d.mapping(n, "", map[string]fieldDecoder{
+		"cloud":                        d.str(&c.Cloud),
 		"partner_center":               func(p string, v *yaml.Node) { d.partnerCenter(v, p, &c.PartnerCenter) },
 		"auth":                         func(p string, v *yaml.Node) { d.auth(v, p, &c.Auth) },
 		"max_failed_devices_per_batch": d.integer(&c.MaxFailedDevicesPerBatch),
@@ -191,6 +192,7 @@ func (d *decoder) partnerCenter(n *yaml.Node, path string, pc *PartnerCenter) {
 		"refresh_interval":        d.duration(&pc.RefreshInterval),
 		"max_response_size":       d.byteSize(&pc.MaxResponseSize),
 		"max_retry_after":         d.duration(&pc.MaxRetryAfter),
+		"http_client":             func(p string, v *yaml.Node) { d.httpClient(v, p, &pc.HTTPClient) },
 	})
 }
 

@@ -32,9 +32,7 @@ var (
 // applyDerivedDefaults fills in the defaults that depend on other fields.
 // Static defaults come from defaultConfig.
 func applyDerivedDefaults(c *Config) {
-	if c.Auth.TokenURL == "" && c.Auth.TenantID != "" {
-		c.Auth.TokenURL = strings.ReplaceAll(DefaultTokenURLTemplate, "{tenant_id}", url.PathEscape(c.Auth.TenantID))
-	}
+	applyCloud(c)
 }
 
 // resolvePaths makes the credential file paths relative to baseDir, the
@@ -50,6 +48,7 @@ func resolvePaths(c *Config, baseDir string) {
 			*p = filepath.Join(baseDir, *p)
 		}
 	}
+	c.PartnerCenter.HTTPClient.TLSConfig.SetDirectory(baseDir)
 }
 
 // normalize puts a valid Config into the canonical form documented in the
@@ -94,6 +93,7 @@ func (v validator) err(filename string) error {
 }
 
 func (v validator) config(c *Config) {
+	v.cloud(c.Cloud)
 	v.partnerCenter(c.PartnerCenter)
 	v.auth(c.Auth)
 	if c.MaxFailedDevicesPerBatch < 0 {
@@ -137,6 +137,7 @@ func (v validator) partnerCenter(pc PartnerCenter) {
 	if pc.MaxRetryAfter <= 0 {
 		v.report("partner_center.max_retry_after", "must be greater than 0, got %s", pc.MaxRetryAfter)
 	}
+	v.httpClient(pc.HTTPClient)
 }
 
 // endpointURL checks a URL the exporter sends credentials to: https, or

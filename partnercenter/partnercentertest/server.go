@@ -16,6 +16,7 @@ package partnercentertest
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log"
@@ -109,6 +110,16 @@ func NewServer() *Server {
 // Start starts a Server on an ephemeral port of 127.0.0.1 with the default
 // credentials. The caller must Close it.
 func Start() (*Server, error) {
+	return start(nil)
+}
+
+// StartTLS is Start serving HTTPS with cert, so that a client's CA, server
+// name and proxy settings can be tested; URL then starts with https://.
+func StartTLS(cert tls.Certificate) (*Server, error) {
+	return start(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+}
+
+func start(tlsConfig *tls.Config) (*Server, error) {
 	// Listening on loopback does not block, so there is nothing for a
 	// caller's context to cancel.
 	var lc net.ListenConfig
@@ -116,8 +127,12 @@ func Start() (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen on loopback: %w", err)
 	}
+	scheme := "http://"
+	if tlsConfig != nil {
+		ln, scheme = tls.NewListener(ln, tlsConfig), "https://"
+	}
 	s := &Server{
-		URL:       "http://" + ln.Addr().String(),
+		URL:       scheme + ln.Addr().String(),
 		serveDone: make(chan struct{}),
 		closing:   make(chan struct{}),
 		now:       time.Now,

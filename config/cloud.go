@@ -1,0 +1,77 @@
+package config
+
+import (
+	"net/url"
+	"strings"
+)
+
+// DefaultCloud is the cloud used when the file names none.
+const DefaultCloud = "public"
+
+// cloudEndpoints are the three values a national cloud changes together:
+// where the API is, where tokens come from and which audience they carry.
+type cloudEndpoints struct {
+	baseURL string
+	// tokenURLTemplate contains "{tenant_id}", replaced with the
+	// path-escaped tenant_id.
+	tokenURLTemplate string
+	resource         string
+}
+
+// clouds are the Partner Center instances Microsoft documents a REST base
+// URL for (learn.microsoft.com/partner-center/developer/partner-center-rest-urls).
+// For China the app-only resource is the API host itself, as in Microsoft's
+// PowerShell module.
+var clouds = map[string]cloudEndpoints{
+	"public": {DefaultBaseURL, DefaultTokenURLTemplate, DefaultResource},
+	"china": {
+		baseURL:          ChinaBaseURL,
+		tokenURLTemplate: "https://login.chinacloudapi.cn/{tenant_id}/oauth2/token",
+		resource:         ChinaBaseURL,
+	},
+}
+
+// ChinaBaseURL is Partner Center operated by 21Vianet.
+const ChinaBaseURL = "https://partner.partnercenterapi.microsoftonline.cn"
+
+// usgovRefusal explains why "usgov" is not a cloud: Microsoft lists the
+// global endpoint for Partner Center for Microsoft Cloud for US Government,
+// so a separate setting would only guess at its token authority.
+const usgovRefusal = "Partner Center documents no US Government endpoint " +
+	"(its US Government instance uses https://api.partnercenter.microsoft.com): " +
+	"use cloud: public, or set base_url, token_url and resource"
+
+// endpointsOf returns the endpoints of a cloud; an unknown one (reported by
+// validation) gets the public cloud's, so that it causes no further errors.
+func endpointsOf(cloud string) cloudEndpoints {
+	if e, ok := clouds[cloud]; ok {
+		return e
+	}
+	return clouds[DefaultCloud]
+}
+
+// applyCloud fills base_url, token_url and resource from the cloud where the
+// file leaves them out: explicit values always win.
+func applyCloud(c *Config) {
+	e := endpointsOf(c.Cloud)
+	if c.PartnerCenter.BaseURL == "" {
+		c.PartnerCenter.BaseURL = e.baseURL
+	}
+	if c.Auth.Resource == "" {
+		c.Auth.Resource = e.resource
+	}
+	if c.Auth.TokenURL == "" && c.Auth.TenantID != "" {
+		c.Auth.TokenURL = strings.ReplaceAll(e.tokenURLTemplate, "{tenant_id}", url.PathEscape(c.Auth.TenantID))
+	}
+}
+
+// cloud checks the cloud name.
+func (v validator) cloud(name string) {
+	switch _, known := clouds[name]; {
+	case known:
+	case name == "usgov":
+		v.report("cloud", "%q is not supported: %s", name, usgovRefusal)
+	default:
+		v.report("cloud", "%q is not a cloud: use public or china", name)
+	}
+}
