@@ -268,6 +268,7 @@ func newTokenSource(a config.Auth, httpc *http.Client, obs partnercenter.Observe
 	case config.AuthClientCredentials:
 		return partnercenter.NewClientCredentialsSource(partnercenter.ClientCredentials{
 			TokenURL: a.TokenURL, ClientID: a.ClientID, Resource: a.Resource, ClientSecret: secret,
+			ClientSecretFile: a.ClientSecretFile,
 		}, httpc, obs), nil
 	case config.AuthRefreshToken:
 		if a.ClientSecret.Reveal() == "" {
@@ -275,7 +276,7 @@ func newTokenSource(a config.Auth, httpc *http.Client, obs partnercenter.Observe
 		}
 		return partnercenter.NewRefreshTokenSource(partnercenter.RefreshTokenConfig{
 			TokenURL: a.TokenURL, ClientID: a.ClientID, Resource: a.Resource, ClientSecret: secret,
-			RefreshTokenFile: a.RefreshTokenFile,
+			ClientSecretFile: a.ClientSecretFile, RefreshTokenFile: a.RefreshTokenFile,
 		}, httpc, obs), nil
 	case config.AuthAccessTokenFile:
 		return partnercenter.NewAccessTokenFileSource(a.AccessTokenFile, obs), nil
