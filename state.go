@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -280,8 +281,25 @@ func newTokenSource(a config.Auth, httpc *http.Client, obs partnercenter.Observe
 		}, httpc, obs), nil
 	case config.AuthAccessTokenFile:
 		return partnercenter.NewAccessTokenFileSource(a.AccessTokenFile, obs), nil
+	case config.AuthClientCertificate:
+		return partnercenter.NewCertificateSource(partnercenter.CertificateConfig{
+			ClientAssertionConfig: assertionConfig(a),
+			CertificateFile:       a.ClientCertificateFile, SendCertificateChain: a.SendCertificateChain,
+		}, httpc, obs), nil
+	case config.AuthWorkloadIdentity:
+		return partnercenter.NewFederatedTokenSource(partnercenter.FederatedTokenConfig{
+			ClientAssertionConfig: assertionConfig(a), TokenFile: a.FederatedTokenFile,
+		}, httpc, obs), nil
 	}
 	return nil, errors.New("no credentials configured")
+}
+
+// assertionConfig is the v2 endpoint's part of the settings, where the
+// resource is asked for as the scope {resource}/.default.
+func assertionConfig(a config.Auth) partnercenter.ClientAssertionConfig {
+	return partnercenter.ClientAssertionConfig{
+		TokenURL: a.TokenURL, ClientID: a.ClientID, Scope: strings.TrimRight(a.Resource, "/") + "/.default",
+	}
 }
 
 // newHTTPClient is the transport shared by API and token requests. Each

@@ -51,6 +51,10 @@ const (
 	// DefaultTokenURLTemplate is the Microsoft Entra ID v1 token endpoint;
 	// "{tenant_id}" is replaced with the path-escaped tenant_id.
 	DefaultTokenURLTemplate = "https://login.microsoftonline.com/{tenant_id}/oauth2/token"
+	// DefaultTokenURLV2Template is the v2 token endpoint, used by the
+	// certificate and workload identity credentials, which request the
+	// scope {resource}/.default.
+	DefaultTokenURLV2Template = "https://login.microsoftonline.com/{tenant_id}/oauth2/v2.0/token"
 	// DefaultMaxFailedDevicesPerBatch is how many failed devices per batch
 	// are kept for the failed-device pages.
 	DefaultMaxFailedDevicesPerBatch = 10000
@@ -125,8 +129,19 @@ type Auth struct {
 	// run time, so that a rotated token is picked up without a reload.
 	RefreshTokenFile string `yaml:"refresh_token_file"`
 	AccessTokenFile  string `yaml:"access_token_file"`
-	TokenURL         string `yaml:"token_url"`
-	Resource         string `yaml:"resource"`
+	// ClientCertificateFile is a PEM file with the certificate (chain) and
+	// its RSA key; the token source reads it at each token request.
+	ClientCertificateFile string `yaml:"client_certificate_file"`
+	// SendCertificateChain adds the chain (x5c) to the client assertion,
+	// for subject name and issuer authentication.
+	SendCertificateChain bool `yaml:"send_certificate_chain"`
+	// FederatedTokenFile holds a Kubernetes service account token for
+	// workload identity federation; it is read at each token request.
+	// See applyEnvDefaults for the defaults the Azure Workload Identity
+	// webhook's variables give it.
+	FederatedTokenFile string `yaml:"federated_token_file"`
+	TokenURL           string `yaml:"token_url"`
+	Resource           string `yaml:"resource"`
 }
 
 // Customer is one customer tenant and the batches tracked for it.
@@ -149,6 +164,12 @@ const (
 	AuthRefreshToken
 	// AuthAccessTokenFile uses a token obtained and renewed by something else.
 	AuthAccessTokenFile
+	// AuthClientCertificate is App-only authentication with a client
+	// assertion signed by a certificate's key (v2 endpoint).
+	AuthClientCertificate
+	// AuthWorkloadIdentity is App-only authentication with a federated
+	// token such as a Kubernetes service account token (v2 endpoint).
+	AuthWorkloadIdentity
 )
 
 // String returns the mode's name as used in logs and the summary line.
@@ -160,18 +181,27 @@ func (m AuthMode) String() string {
 		return "refresh_token"
 	case AuthAccessTokenFile:
 		return "access_token_file"
+	case AuthClientCertificate:
+		return "client_certificate"
+	case AuthWorkloadIdentity:
+		return "workload_identity"
 	default:
 		return fmt.Sprintf("AuthMode(%d)", int(m))
 	}
 }
 
 // Mode tells which grant the credentials call for. It assumes a validated
-// Auth: access_token_file wins over refresh_token_file, which wins over a
-// client secret alone.
+// Auth, where access_token_file, client_certificate_file and
+// federated_token_file each stand alone, and refresh_token_file wins over
+// a client secret alone.
 func (a Auth) Mode() AuthMode {
 	switch {
 	case a.AccessTokenFile != "":
 		return AuthAccessTokenFile
+	case a.ClientCertificateFile != "":
+		return AuthClientCertificate
+	case a.FederatedTokenFile != "":
+		return AuthWorkloadIdentity
 	case a.RefreshTokenFile != "":
 		return AuthRefreshToken
 	default:
