@@ -296,7 +296,17 @@ func (c *Config) Summary() string {
 	return fmt.Sprintf("%s, %s, auth %s, base_url %s",
 		plural.Count(len(c.Customers), "customer", "customers"),
 		plural.Count(c.BatchCount(), "batch", "batches"),
-		c.Auth.Mode(), c.PartnerCenter.BaseURL)
+		c.Auth.summary(), c.PartnerCenter.BaseURL)
+}
+
+// summary names the mode and, for workload identity, whose defaults may
+// come from the environment, the effective identity and token file.
+func (a Auth) summary() string {
+	if a.Mode() != AuthWorkloadIdentity {
+		return a.Mode().String()
+	}
+	return fmt.Sprintf("%s (tenant_id %s, client_id %s, federated_token_file %s)",
+		a.Mode(), a.TenantID, a.ClientID, a.FederatedTokenFile)
 }
 
 // BatchCount returns the number of configured batches over all customers.
