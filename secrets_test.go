@@ -166,13 +166,23 @@ func pemBodyLines(t *testing.T, data []byte, blockType string) []string {
 	return lines
 }
 
+const credKeyPassword = "key-password-that-must-not-leak"
+
 var credentialRuns = []credentialRun{
 	{
 		name: "client_certificate",
 		setup: func(t *testing.T, srv *partnercentertest.Server, dir string) (string, []string) {
 			cert, pemData := credCertificate(t, dir)
 			srv.SetClientCertificate(testClientID, cert)
-			return "client_certificate_file: client.pem\n  send_certificate_chain: true", pemBodyLines(t, pemData, "PRIVATE KEY")
+			encrypted, err := partnercentertest.EncryptClientKey(pemData, credKeyPassword)
+			if err != nil {
+				t.Fatal(err)
+			}
+			credWriteFile(t, filepath.Join(dir, "client.pem"), string(encrypted))
+			credWriteFile(t, filepath.Join(dir, "password"), credKeyPassword+"\n")
+			secrets := append(pemBodyLines(t, pemData, "PRIVATE KEY"), pemBodyLines(t, encrypted, "ENCRYPTED PRIVATE KEY")...)
+			return "client_certificate_file: client.pem\n  client_certificate_password_file: password\n  send_certificate_chain: true",
+				append(secrets, credKeyPassword)
 		},
 		refuse: func(t *testing.T, srv *partnercentertest.Server, dir string) {
 			other, _, err := partnercentertest.GenerateClientCertificate("another")

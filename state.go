@@ -284,7 +284,8 @@ func newTokenSource(a config.Auth, httpc *http.Client, obs partnercenter.Observe
 	case config.AuthClientCertificate:
 		return partnercenter.NewCertificateSource(partnercenter.CertificateConfig{
 			ClientAssertionConfig: assertionConfig(a),
-			CertificateFile:       a.ClientCertificateFile, SendCertificateChain: a.SendCertificateChain,
+			CertificateFile:       a.ClientCertificateFile, PasswordFile: a.ClientCertificatePasswordFile,
+			SendCertificateChain: a.SendCertificateChain,
 		}, httpc, obs), nil
 	case config.AuthWorkloadIdentity:
 		return partnercenter.NewFederatedTokenSource(partnercenter.FederatedTokenConfig{

@@ -132,6 +132,9 @@ type Auth struct {
 	// ClientCertificateFile is a PEM file with the certificate (chain) and
 	// its RSA key; the token source reads it at each token request.
 	ClientCertificateFile string `yaml:"client_certificate_file"`
+	// ClientCertificatePasswordFile holds the password of an encrypted
+	// (PKCS#8) key in ClientCertificateFile; read with it.
+	ClientCertificatePasswordFile string `yaml:"client_certificate_password_file"`
 	// SendCertificateChain adds the chain (x5c) to the client assertion,
 	// for subject name and issuer authentication.
 	SendCertificateChain bool `yaml:"send_certificate_chain"`

@@ -704,6 +704,7 @@ auth:
     refresh_token_file: testdata/secrets/refresh_token
     access_token_file: ""
     client_certificate_file: ""
+    client_certificate_password_file: ""
     send_certificate_chain: false
     federated_token_file: ""
     token_url: https://login.chinacloudapi.cn/contoso.onmicrosoft.com/oauth2/token
@@ -746,6 +747,7 @@ auth:
     refresh_token_file: ""
     access_token_file: ""
     client_certificate_file: ""
+    client_certificate_password_file: ""
     send_certificate_chain: false
     federated_token_file: ""
     token_url: https://login.microsoftonline.com/0c9b5d2e-3f4a-4b6c-8d7e-9f0a1b2c3d4e/oauth2/token

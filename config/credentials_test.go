@@ -133,3 +133,53 @@ func TestWorkloadIdentityEnvironment(t *testing.T) {
 		t.Errorf("the environment overrode the file: %+v", cfg.Auth)
 	}
 }
+
+func TestCertificatePasswordFile(t *testing.T) {
+	dir := credDir(t)
+	pemData, err := os.ReadFile(filepath.Join(dir, "client.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	encrypted, err := partnercentertest.EncryptClientKey(pemData, "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, content := range map[string]string{"encrypted.pem": string(encrypted), "pw": "pw\n", "wrong": "nope\n"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ids := []string{"tenant_id: contoso.onmicrosoft.com", "client_id: " + credClientID}
+	cfg, err := credParse(t, dir, append(ids, "client_certificate_file: encrypted.pem", "client_certificate_password_file: pw")...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Auth.ClientCertificatePasswordFile != filepath.Join(dir, "pw") {
+		t.Errorf("password file %q, want it resolved in %s", cfg.Auth.ClientCertificatePasswordFile, dir)
+	}
+
+	tests := []struct {
+		name string
+		auth []string
+		want string
+	}{
+		{"wrong password", []string{"client_certificate_file: encrypted.pem", "client_certificate_password_file: wrong"},
+			"creds.yml:4: auth.client_certificate_file: client certificate " + filepath.Join(dir, "encrypted.pem") +
+				": cannot decrypt the private key: wrong password, or the key is damaged"},
+		{"no password", []string{"client_certificate_file: encrypted.pem"},
+			"creds.yml:4: auth.client_certificate_file: client certificate " + filepath.Join(dir, "encrypted.pem") +
+				": the private key is encrypted and no password file is set"},
+		{"password file missing", []string{"client_certificate_file: encrypted.pem", "client_certificate_password_file: gone"},
+			`creds.yml:5: auth.client_certificate_password_file: cannot read "` + filepath.Join(dir, "gone") + `": no such file or directory`},
+		{"password without certificate", []string{"client_secret_file: secret", "client_certificate_password_file: pw"},
+			"creds.yml:5: auth.client_certificate_password_file: applies only with client_certificate_file"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := credParse(t, dir, append(ids, tt.auth...)...)
+			if err == nil || err.Error() != tt.want {
+				t.Errorf("got error\n%v\nwant\n%s", err, tt.want)
+			}
+		})
+	}
+}

@@ -213,7 +213,9 @@ func (d *decoder) auth(n *yaml.Node, path string, a *Auth) {
 
 		"client_certificate_file": d.str(&a.ClientCertificateFile),
 		"send_certificate_chain":  d.boolean(&a.SendCertificateChain),
-		"federated_token_file":    d.str(&a.FederatedTokenFile),
+
+		"client_certificate_password_file": d.str(&a.ClientCertificatePasswordFile),
+		"federated_token_file":             d.str(&a.FederatedTokenFile),
 	})
 }
 

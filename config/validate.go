@@ -71,7 +71,8 @@ func applyEnvDefaults(a *Auth, getenv func(string) string) {
 // configuration file's directory, rather than to the working directory.
 func resolvePaths(c *Config, baseDir string) {
 	a := &c.Auth
-	paths := []*string{&a.ClientSecretFile, &a.RefreshTokenFile, &a.AccessTokenFile, &a.ClientCertificateFile, &a.FederatedTokenFile}
+	paths := []*string{&a.ClientSecretFile, &a.RefreshTokenFile, &a.AccessTokenFile, &a.ClientCertificateFile,
+		&a.ClientCertificatePasswordFile, &a.FederatedTokenFile}
 	for i := range c.BatchFiles {
 		paths = append(paths, &c.BatchFiles[i])
 	}
@@ -213,6 +214,9 @@ func (v validator) auth(a Auth) {
 	if a.SendCertificateChain && a.ClientCertificateFile == "" {
 		v.report("auth.send_certificate_chain", "applies only with client_certificate_file")
 	}
+	if a.ClientCertificatePasswordFile != "" && a.ClientCertificateFile == "" {
+		v.report("auth.client_certificate_password_file", "applies only with client_certificate_file")
+	}
 }
 
 // credentialSources checks that the credential fields make one of the
@@ -319,7 +323,7 @@ func (v validator) secretFiles(a *Auth) {
 		}
 	}
 	if a.ClientCertificateFile != "" {
-		v.clientCertificate(a.ClientCertificateFile)
+		v.clientCertificate(a.ClientCertificateFile, a.ClientCertificatePasswordFile)
 	}
 	tokenFiles := []struct{ path, name string }{
 		{"auth.refresh_token_file", a.RefreshTokenFile},
@@ -339,13 +343,19 @@ func (v validator) secretFiles(a *Auth) {
 // clientCertificate checks that the certificate file can be used now, so
 // that --config.check catches a wrong file; the token source reads it
 // again at each token request.
-func (v validator) clientCertificate(name string) {
+func (v validator) clientCertificate(name, passwordFile string) {
 	const path = "auth.client_certificate_file"
 	if err := checkReadable(name); err != nil {
 		v.report(path, "%v", err)
 		return
 	}
-	if _, err := partnercenter.ReadClientCertificate(name); err != nil {
+	if passwordFile != "" {
+		if err := checkReadable(passwordFile); err != nil {
+			v.report("auth.client_certificate_password_file", "%v", err)
+			return
+		}
+	}
+	if _, err := partnercenter.ReadClientCertificate(name, passwordFile); err != nil {
 		v.report(path, "%v", err)
 	}
 }

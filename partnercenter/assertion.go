@@ -1,6 +1,7 @@
 package partnercenter
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/rand"
@@ -49,9 +50,12 @@ type ClientAssertionConfig struct {
 type CertificateConfig struct {
 	ClientAssertionConfig
 	// CertificateFile is a PEM file with the certificate, its chain and
-	// its unencrypted RSA private key. It is read at each token request,
-	// so that a renewed certificate is used without a reload.
+	// its RSA private key. It is read at each token request, so that a
+	// renewed certificate is used without a reload.
 	CertificateFile string
+	// PasswordFile holds the password of an encrypted (PKCS#8 PBES2)
+	// private key; it is read with CertificateFile.
+	PasswordFile string
 	// SendCertificateChain adds the chain to the assertion (x5c), for
 	// subject name and issuer authentication.
 	SendCertificateChain bool
@@ -75,7 +79,7 @@ func NewCertificateSource(c CertificateConfig, hc *http.Client, obs Observer) To
 
 func newCertificateSource(c CertificateConfig, hc *http.Client, obs Observer, now func() time.Time) *cachingTokenSource {
 	assert := func() (string, error) {
-		cert, err := ReadClientCertificate(c.CertificateFile)
+		cert, err := ReadClientCertificate(c.CertificateFile, c.PasswordFile)
 		if err != nil {
 			return "", err
 		}
@@ -141,14 +145,22 @@ type ClientCertificate struct {
 	Key   *rsa.PrivateKey
 }
 
-// ReadClientCertificate reads and parses a certificate file. Errors name
-// the file, never its content.
-func ReadClientCertificate(path string) (*ClientCertificate, error) {
+// ReadClientCertificate reads and parses a certificate file, with the
+// password in passwordFile ("" for none). Errors name the files, never
+// their content.
+func ReadClientCertificate(path, passwordFile string) (*ClientCertificate, error) {
 	data, err := readBounded(path, maxCertificateFileBytes)
 	if err != nil {
 		return nil, fmt.Errorf("reading client certificate: %w", err)
 	}
-	cert, err := ParseClientCertificate(data)
+	var password []byte
+	if passwordFile != "" {
+		if password, err = readBounded(passwordFile, maxTokenFileBytes); err != nil {
+			return nil, fmt.Errorf("reading client certificate password: %w", err)
+		}
+		password = bytes.TrimRight(password, "\r\n")
+	}
+	cert, err := ParseClientCertificate(data, password)
 	if err != nil {
 		return nil, fmt.Errorf("client certificate %s: %w", path, err)
 	}
@@ -173,11 +185,10 @@ func readBounded(path string, limit int64) ([]byte, error) {
 
 // ParseClientCertificate reads PEM data holding one or more certificates
 // (the first is the one the key belongs to) and one RSA private key in
-// PKCS#1 or PKCS#8 form. Entra ID signs and checks certificate assertions
-// with RSA only (PS256 or RS256), so an EC key is refused here rather
-// than by the token endpoint. Encrypted keys are refused: decrypting them
-// needs a password file, which is not supported yet.
-func ParseClientCertificate(data []byte) (*ClientCertificate, error) {
+// PKCS#1 or PKCS#8 form, or PKCS#8 encrypted with PBES2 and password.
+// Entra ID signs and checks certificate assertions with RSA only (PS256 or
+// RS256), so an EC key is refused here rather than by the token endpoint.
+func ParseClientCertificate(data, password []byte) (*ClientCertificate, error) {
 	var c ClientCertificate
 	var key crypto.PrivateKey
 	for block, rest := pem.Decode(data); block != nil; block, rest = pem.Decode(rest) {
@@ -193,7 +204,7 @@ func ParseClientCertificate(data []byte) (*ClientCertificate, error) {
 				return nil, errors.New("more than one private key")
 			}
 			var err error
-			if key, err = parsePrivateKey(block); err != nil {
+			if key, err = parsePrivateKey(block, password); err != nil {
 				return nil, err
 			}
 		}
@@ -220,19 +231,36 @@ func (c *ClientCertificate) complete(key crypto.PrivateKey) (*ClientCertificate,
 	return c, nil
 }
 
-func parsePrivateKey(block *pem.Block) (crypto.PrivateKey, error) {
-	if block.Type == "ENCRYPTED PRIVATE KEY" || block.Headers["Proc-Type"] != "" {
-		return nil, errors.New("the private key is encrypted, which is not supported: store it unencrypted in a file only the exporter can read")
+func parsePrivateKey(block *pem.Block, password []byte) (crypto.PrivateKey, error) {
+	if block.Headers["Proc-Type"] != "" {
+		// x509.DecryptPEMBlock is deprecated: the format is insecure.
+		return nil, errors.New("the private key uses legacy PEM encryption (Proc-Type), which is not supported: convert it with openssl pkcs8 -topk8 -v2 aes-256-cbc")
+	}
+	der := block.Bytes
+	if block.Type == "ENCRYPTED PRIVATE KEY" {
+		if password == nil {
+			return nil, errors.New("the private key is encrypted and no password file is set")
+		}
+		plain, err := decryptPKCS8(der, password)
+		if err != nil {
+			return nil, err
+		}
+		key, err := x509.ParsePKCS8PrivateKey(plain)
+		if err != nil {
+			// A wrong password can leave valid padding by chance.
+			return nil, errWrongPassword
+		}
+		return key, nil
 	}
 	var key crypto.PrivateKey
 	var err error
 	switch block.Type {
 	case "RSA PRIVATE KEY":
-		key, err = x509.ParsePKCS1PrivateKey(block.Bytes)
+		key, err = x509.ParsePKCS1PrivateKey(der)
 	case "EC PRIVATE KEY":
-		key, err = x509.ParseECPrivateKey(block.Bytes)
+		key, err = x509.ParseECPrivateKey(der)
 	default:
-		key, err = x509.ParsePKCS8PrivateKey(block.Bytes)
+		key, err = x509.ParsePKCS8PrivateKey(der)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("private key: %w", err)

@@ -189,7 +189,7 @@ func credDecodeSegment(t *testing.T, segment string, v any) {
 
 func TestCredCertificateAssertion(t *testing.T) {
 	leaf, file, _ := credCertificate(t)
-	cert, err := ReadClientCertificate(file)
+	cert, err := ReadClientCertificate(file, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -245,7 +245,7 @@ func TestCredCertificateAssertion(t *testing.T) {
 func TestCredParseClientCertificate(t *testing.T) {
 	leaf, file, pemData := credCertificate(t)
 	certPEM, keyPEM := credSplitPEM(t, pemData)
-	rsaKey, err := ReadClientCertificate(file)
+	rsaKey, err := ReadClientCertificate(file, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -268,7 +268,7 @@ func TestCredParseClientCertificate(t *testing.T) {
 		{"PKCS#8, key first", keyPEM + certPEM, ""},
 		{"PKCS#1", certPEM + string(pkcs1), ""},
 		{"SEC1 EC key", certPEM + string(sec1), "the private key is a *ecdsa.PrivateKey; Microsoft Entra ID accepts only RSA keys for certificate credentials"},
-		{"encrypted key", certPEM + string(encrypted), "the private key is encrypted, which is not supported: store it unencrypted in a file only the exporter can read"},
+		{"encrypted key without password", certPEM + string(encrypted), "the private key is encrypted and no password file is set"},
 		{"no key", certPEM, "no PEM block PRIVATE KEY or RSA PRIVATE KEY found"},
 		{"no certificate", keyPEM, "no PEM block CERTIFICATE found"},
 		{"two keys", certPEM + keyPEM + keyPEM, "more than one private key"},
@@ -276,7 +276,7 @@ func TestCredParseClientCertificate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := ParseClientCertificate([]byte(tt.data))
+			c, err := ParseClientCertificate([]byte(tt.data), nil)
 			switch {
 			case tt.wantErr == "" && err != nil:
 				t.Fatal(err)
