@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -265,6 +264,7 @@ func userAgent() string {
 
 func newTokenSource(a config.Auth, httpc *http.Client, obs partnercenter.Observer) (partnercenter.TokenSource, error) {
 	secret := a.ClientSecret.Reveal
+	assertion := partnercenter.ClientAssertionConfig{TokenURL: a.TokenURL, ClientID: a.ClientID, Resource: a.Resource}
 	switch a.Mode() {
 	case config.AuthClientCredentials:
 		return partnercenter.NewClientCredentialsSource(partnercenter.ClientCredentials{
@@ -283,24 +283,16 @@ func newTokenSource(a config.Auth, httpc *http.Client, obs partnercenter.Observe
 		return partnercenter.NewAccessTokenFileSource(a.AccessTokenFile, obs), nil
 	case config.AuthClientCertificate:
 		return partnercenter.NewCertificateSource(partnercenter.CertificateConfig{
-			ClientAssertionConfig: assertionConfig(a),
+			ClientAssertionConfig: assertion,
 			CertificateFile:       a.ClientCertificateFile, PasswordFile: a.ClientCertificatePasswordFile,
 			SendCertificateChain: a.SendCertificateChain,
 		}, httpc, obs), nil
 	case config.AuthWorkloadIdentity:
 		return partnercenter.NewFederatedTokenSource(partnercenter.FederatedTokenConfig{
-			ClientAssertionConfig: assertionConfig(a), TokenFile: a.FederatedTokenFile,
+			ClientAssertionConfig: assertion, TokenFile: a.FederatedTokenFile,
 		}, httpc, obs), nil
 	}
 	return nil, errors.New("no credentials configured")
-}
-
-// assertionConfig is the v2 endpoint's part of the settings, where the
-// resource is asked for as the scope {resource}/.default.
-func assertionConfig(a config.Auth) partnercenter.ClientAssertionConfig {
-	return partnercenter.ClientAssertionConfig{
-		TokenURL: a.TokenURL, ClientID: a.ClientID, Scope: strings.TrimRight(a.Resource, "/") + "/.default",
-	}
 }
 
 // newHTTPClient is the transport shared by API and token requests. Each

@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strings"
 	"time"
 )
 
@@ -42,8 +43,16 @@ type ClientAssertionConfig struct {
 	// TokenURL is the v2 token endpoint; it is also the assertion's aud.
 	TokenURL string
 	ClientID string
-	// Scope is e.g. https://api.partnercenter.microsoft.com/.default.
-	Scope string
+	// Resource is the API the token is for, e.g.
+	// https://api.partnercenter.microsoft.com; the v2 endpoint is asked
+	// for the scope {Resource}/.default.
+	Resource string
+}
+
+// scope is the v2 endpoint's name for all the app's permissions on the
+// resource.
+func (c ClientAssertionConfig) scope() string {
+	return strings.TrimRight(c.Resource, "/") + "/.default"
 }
 
 // CertificateConfig is a client certificate credential.
@@ -128,7 +137,7 @@ func (g assertionGrant) fetch(ctx context.Context) (issuedToken, error) {
 	form := url.Values{
 		"grant_type":            {"client_credentials"},
 		"client_id":             {g.cfg.ClientID},
-		"scope":                 {g.cfg.Scope},
+		"scope":                 {g.cfg.scope()},
 		"client_assertion_type": {ClientAssertionType},
 		"client_assertion":      {assertion},
 	}

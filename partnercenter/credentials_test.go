@@ -89,8 +89,6 @@ func TestCredClientSecretFileRotated(t *testing.T) {
 	}
 }
 
-const credScope = tokenTestResource + "/.default"
-
 // credCertificate creates a certificate and writes its PEM file.
 func credCertificate(t *testing.T) (*x509.Certificate, string, []byte) {
 	t.Helper()
@@ -105,7 +103,7 @@ func credCertificate(t *testing.T) (*x509.Certificate, string, []byte) {
 
 func credCertificateSource(srv *partnercentertest.Server, file string, now func() time.Time) *cachingTokenSource {
 	return newCertificateSource(CertificateConfig{
-		ClientAssertionConfig: ClientAssertionConfig{TokenURL: srv.TokenURLV2(), ClientID: credClientID, Scope: credScope},
+		ClientAssertionConfig: ClientAssertionConfig{TokenURL: srv.TokenURLV2(), ClientID: credClientID, Resource: tokenTestResource},
 		CertificateFile:       file,
 	}, nil, nil, now)
 }
@@ -316,7 +314,7 @@ func TestCredFederatedToken(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "azure-identity-token")
 	credWrite(t, file, "sa-token-1")
 	src := NewFederatedTokenSource(FederatedTokenConfig{
-		ClientAssertionConfig: ClientAssertionConfig{TokenURL: srv.TokenURLV2(), ClientID: credClientID, Scope: credScope},
+		ClientAssertionConfig: ClientAssertionConfig{TokenURL: srv.TokenURLV2(), ClientID: credClientID, Resource: tokenTestResource},
 		TokenFile:             file,
 	}, nil, nil)
 	ctx := context.Background()
