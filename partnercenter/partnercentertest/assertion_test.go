@@ -116,3 +116,19 @@ func TestClientAssertion(t *testing.T) {
 		})
 	}
 }
+
+// TestCertificateClientHasNoSecret checks that an app known only by its
+// certificate cannot use the secret of the app SetCredentials named.
+func TestCertificateClientHasNoSecret(t *testing.T) {
+	s, _ := newServer(t)
+	cert, _, err := partnercentertest.GenerateClientCertificate("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.SetClientCertificate(assertionClient, cert)
+	r := postToken(t, s.TokenURL(), url.Values{"grant_type": {"client_credentials"}, "client_id": {assertionClient},
+		"client_secret": {partnercentertest.DefaultClientSecret}, "resource": {resource}})
+	if r.status != http.StatusUnauthorized || !strings.Contains(r.body, `"error":"invalid_client"`) {
+		t.Errorf("status %d body %s, want 401 invalid_client", r.status, r.body)
+	}
+}

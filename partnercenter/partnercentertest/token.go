@@ -411,7 +411,8 @@ func (s *Server) checkClient(req tokenRequest, secretRequired bool) (answer, boo
 	case req.clientSecret == "" && secretRequired:
 		return s.aadError(http.StatusUnauthorized, "invalid_client", 7000218,
 			"AADSTS7000218: The request body must contain the following parameter: 'client_assertion' or 'client_secret'."), false
-	case req.clientSecret != "" && !equalSecret(req.clientSecret, s.auth.clientSecret):
+	case req.clientSecret != "" && (!equalSecret(req.clientSecret, s.auth.clientSecret) ||
+		!strings.EqualFold(req.clientID, s.auth.clientID)): // an app known by its certificate alone has no secret
 		return s.aadError(http.StatusUnauthorized, "invalid_client", 7000215, fmt.Sprintf(
 			"AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '%s'.", s.auth.clientID)), false
 	}
