@@ -24,6 +24,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/partnercenter-exporter/partnercenter_exporter/config"
+	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter/partnercentertest"
 )
 
 // Paths of the examples, relative to the repository root.
@@ -663,14 +664,21 @@ func TestExampleSelectorParsing(t *testing.T) {
 // exporter would, with their credential files replaced by temporary
 // files, and checks a misspelt key in them would be refused.
 func TestExampleConfigs(t *testing.T) {
+	// The webhook's variables would fill in what the examples leave out.
+	for _, name := range []string{"AZURE_FEDERATED_TOKEN_FILE", "AZURE_CLIENT_ID", "AZURE_TENANT_ID"} {
+		t.Setenv(name, "")
+	}
 	tests := []struct {
-		path     string
-		wantMode config.AuthMode
-		caFile   string // a CA the example names, written as a test CA
+		path       string
+		wantMode   config.AuthMode
+		withSecret bool
+		caFile     string // a CA the example names, written as a test CA
 	}{
-		{"examples/partnercenter.yml", config.AuthClientCredentials, ""},
-		{"examples/partnercenter-app-user.yml", config.AuthRefreshToken, ""},
-		{"examples/partnercenter-proxy.yml", config.AuthClientCredentials, "corporate-ca.pem"},
+		{"examples/partnercenter.yml", config.AuthClientCredentials, true, ""},
+		{"examples/partnercenter-app-user.yml", config.AuthRefreshToken, true, ""},
+		{"examples/partnercenter-proxy.yml", config.AuthClientCredentials, true, "corporate-ca.pem"},
+		{"examples/partnercenter-certificate.yml", config.AuthClientCertificate, false, ""},
+		{"examples/partnercenter-workload-identity.yml", config.AuthWorkloadIdentity, false, ""},
 	}
 	for _, tt := range tests {
 		t.Run(filepath.Base(tt.path), func(t *testing.T) {
@@ -690,7 +698,7 @@ func TestExampleConfigs(t *testing.T) {
 			if cfg.BatchCount() == 0 {
 				t.Error("the example configures no batch")
 			}
-			if cfg.Auth.ClientSecret.Reveal() != "example-client-secret" {
+			if tt.withSecret && cfg.Auth.ClientSecret.Reveal() != "example-client-secret" {
 				t.Error("the client secret was not read from client_secret_file")
 			}
 
@@ -724,7 +732,7 @@ func withTemporaryCredentialFiles(t *testing.T, path string) ([]byte, string) {
 		if !strings.HasSuffix(key, "_file") || !ok {
 			continue
 		}
-		content := "example-" + strings.ReplaceAll(strings.TrimSuffix(key, "_file"), "_", "-")
+		content := exampleCredential(t, key)
 		target := filepath.Join(baseDir, file)
 		if filepath.IsAbs(file) {
 			target = filepath.Join(absDir, key)
@@ -737,11 +745,26 @@ func withTemporaryCredentialFiles(t *testing.T, path string) ([]byte, string) {
 		if err := os.MkdirAll(filepath.Dir(target), 0o700); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(target, []byte(content+"\n"), 0o600); err != nil {
+		if err := os.WriteFile(target, []byte(content), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
 	return []byte(text), baseDir
+}
+
+// exampleCredential is the content of a stand-in for the file at an
+// auth key: a fresh certificate for client_certificate_file, which is
+// parsed at load, else a line such as "example-client-secret".
+func exampleCredential(t *testing.T, key string) string {
+	t.Helper()
+	if key == "client_certificate_file" {
+		_, pemData, err := partnercentertest.GenerateClientCertificate("example")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(pemData)
+	}
+	return "example-" + strings.ReplaceAll(strings.TrimSuffix(key, "_file"), "_", "-") + "\n"
 }
 
 // composeFile is the part of docker-compose.yml the tests read.

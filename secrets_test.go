@@ -1,7 +1,10 @@
 package main
 
 import (
+	"encoding/pem"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -128,5 +131,116 @@ func TestNoSecretAnywhere(t *testing.T) {
 		if !strings.Contains(exp.logs.String(), want) {
 			t.Errorf("the log lacks %q: the scan did not see that failure", want)
 		}
+	}
+}
+
+// credentialRun is one run of TestNoCredentialMaterialAnywhere: how to set
+// up the credential, then a phase in which the token endpoint refuses it,
+// then its file deleted.
+type credentialRun struct {
+	name string
+	// setup registers the credential with srv, writes its file into dir
+	// and returns the auth line and the texts that must never be shown.
+	setup func(t *testing.T, srv *partnercentertest.Server, dir string) (auth string, secrets []string)
+	// refuse makes the token endpoint refuse the credential; the log must
+	// then hold refusal.
+	refuse  func(t *testing.T, srv *partnercentertest.Server, dir string)
+	refusal string
+	file    string
+}
+
+// pemBodyLines are the base64 lines of the PEM blocks of type blockType.
+func pemBodyLines(t *testing.T, data []byte, blockType string) []string {
+	t.Helper()
+	var lines []string
+	for block, rest := pem.Decode(data); block != nil; block, rest = pem.Decode(rest) {
+		if block.Type == blockType {
+			body := pem.EncodeToMemory(&pem.Block{Type: block.Type, Bytes: block.Bytes})
+			all := strings.Split(strings.TrimSpace(string(body)), "\n")
+			lines = append(lines, all[1:len(all)-1]...)
+		}
+	}
+	if len(lines) == 0 {
+		t.Fatalf("no %s block", blockType)
+	}
+	return lines
+}
+
+const credKeyPassword = "key-password-that-must-not-leak"
+
+var credentialRuns = []credentialRun{
+	{
+		name: "client_certificate",
+		setup: func(t *testing.T, srv *partnercentertest.Server, dir string) (string, []string) {
+			cert, pemData := credCertificate(t, dir)
+			srv.SetClientCertificate(testClientID, cert)
+			encrypted, err := partnercentertest.EncryptClientKey(pemData, credKeyPassword)
+			if err != nil {
+				t.Fatal(err)
+			}
+			credWriteFile(t, filepath.Join(dir, "client.pem"), string(encrypted))
+			credWriteFile(t, filepath.Join(dir, "password"), credKeyPassword+"\n")
+			secrets := append(pemBodyLines(t, pemData, "PRIVATE KEY"), pemBodyLines(t, encrypted, "ENCRYPTED PRIVATE KEY")...)
+			return "client_certificate_file: client.pem\n  client_certificate_password_file: password\n  send_certificate_chain: true",
+				append(secrets, credKeyPassword)
+		},
+		refuse: func(t *testing.T, srv *partnercentertest.Server, dir string) {
+			other, _, err := partnercentertest.GenerateClientCertificate("another")
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv.SetClientCertificate(testClientID, other)
+		},
+		refusal: "401 invalid_client: AADSTS700027: The certificate with identifier used to sign the client assertion is not registered on application.",
+		file:    "client.pem",
+	},
+	{
+		name: "workload_identity",
+		setup: func(t *testing.T, srv *partnercentertest.Server, dir string) (string, []string) {
+			srv.SetFederatedToken(testClientID, "sa-token-first-must-not-leak")
+			credWriteFile(t, filepath.Join(dir, "token"), "sa-token-first-must-not-leak\n")
+			return "federated_token_file: token", []string{"sa-token-first-must-not-leak", "sa-token-stale-must-not-leak"}
+		},
+		refuse: func(t *testing.T, srv *partnercentertest.Server, dir string) {
+			credWriteFile(t, filepath.Join(dir, "token"), "sa-token-stale-must-not-leak")
+		},
+		refusal: "401 invalid_client: AADSTS700213: No matching federated identity record found for presented assertion.",
+		file:    "token",
+	},
+}
+
+// TestNoCredentialMaterialAnywhere runs the exporter with each assertion
+// credential through success, a refused credential and a deleted file,
+// and scans every page, metric, log line and error text for the private
+// key, the federated tokens and the access tokens.
+func TestNoCredentialMaterialAnywhere(t *testing.T) {
+	for _, run := range credentialRuns {
+		t.Run(run.name, func(t *testing.T) {
+			srv := credFake(t)
+			dir := t.TempDir()
+			auth, secrets := run.setup(t, srv, dir)
+			exp := startExporter(t, credConfig(t, srv, dir, auth))
+			var seen exposure
+
+			seen.add("/metrics, success", credScrape(t, exp, 1))
+			seen.visit(t, exp, faultA)
+			run.refuse(t, srv, dir)
+			srv.ExpireTokens()
+			seen.add("/metrics, refused", credScrape(t, exp, 0))
+			if err := os.Remove(filepath.Join(dir, run.file)); err != nil {
+				t.Fatal(err)
+			}
+			seen.add("/metrics, file deleted", credScrape(t, exp, 0))
+			seen.visit(t, exp, faultA)
+			logs := exp.logs.String()
+			seen.add("log", logs)
+
+			seen.check(t, append(append(secrets, issuedTokens(srv)...), partnercentertest.AccessTokenPrefix)...)
+			for _, want := range []string{run.refusal, "open " + filepath.Join(dir, run.file) + ": no such file or directory"} {
+				if !strings.Contains(logs, want) {
+					t.Errorf("the log lacks %q: the scan did not see that failure", want)
+				}
+			}
+		})
 	}
 }

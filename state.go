@@ -286,10 +286,12 @@ func userAgent() string {
 
 func newTokenSource(a config.Auth, httpc *http.Client, obs partnercenter.Observer) (partnercenter.TokenSource, error) {
 	secret := a.ClientSecret.Reveal
+	assertion := partnercenter.ClientAssertionConfig{TokenURL: a.TokenURL, ClientID: a.ClientID, Resource: a.Resource}
 	switch a.Mode() {
 	case config.AuthClientCredentials:
 		return partnercenter.NewClientCredentialsSource(partnercenter.ClientCredentials{
 			TokenURL: a.TokenURL, ClientID: a.ClientID, Resource: a.Resource, ClientSecret: secret,
+			ClientSecretFile: a.ClientSecretFile,
 		}, httpc, obs), nil
 	case config.AuthRefreshToken:
 		if a.ClientSecret.Reveal() == "" {
@@ -297,10 +299,20 @@ func newTokenSource(a config.Auth, httpc *http.Client, obs partnercenter.Observe
 		}
 		return partnercenter.NewRefreshTokenSource(partnercenter.RefreshTokenConfig{
 			TokenURL: a.TokenURL, ClientID: a.ClientID, Resource: a.Resource, ClientSecret: secret,
-			RefreshTokenFile: a.RefreshTokenFile,
+			ClientSecretFile: a.ClientSecretFile, RefreshTokenFile: a.RefreshTokenFile,
 		}, httpc, obs), nil
 	case config.AuthAccessTokenFile:
 		return partnercenter.NewAccessTokenFileSource(a.AccessTokenFile, obs), nil
+	case config.AuthClientCertificate:
+		return partnercenter.NewCertificateSource(partnercenter.CertificateConfig{
+			ClientAssertionConfig: assertion,
+			CertificateFile:       a.ClientCertificateFile, PasswordFile: a.ClientCertificatePasswordFile,
+			SendCertificateChain: a.SendCertificateChain,
+		}, httpc, obs), nil
+	case config.AuthWorkloadIdentity:
+		return partnercenter.NewFederatedTokenSource(partnercenter.FederatedTokenConfig{
+			ClientAssertionConfig: assertion, TokenFile: a.FederatedTokenFile,
+		}, httpc, obs), nil
 	}
 	return nil, errors.New("no credentials configured")
 }

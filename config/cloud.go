@@ -12,10 +12,11 @@ const DefaultCloud = "public"
 // where the API is, where tokens come from and which audience they carry.
 type cloudEndpoints struct {
 	baseURL string
-	// tokenURLTemplate contains "{tenant_id}", replaced with the
-	// path-escaped tenant_id.
-	tokenURLTemplate string
-	resource         string
+	// tokenURLTemplate (v1) and tokenURLV2Template contain "{tenant_id}",
+	// replaced with the path-escaped tenant_id.
+	tokenURLTemplate   string
+	tokenURLV2Template string
+	resource           string
 }
 
 // clouds are the Partner Center instances Microsoft documents a REST base
@@ -23,11 +24,12 @@ type cloudEndpoints struct {
 // For China the app-only resource is the API host itself, as in Microsoft's
 // PowerShell module.
 var clouds = map[string]cloudEndpoints{
-	"public": {DefaultBaseURL, DefaultTokenURLTemplate, DefaultResource},
+	"public": {DefaultBaseURL, DefaultTokenURLTemplate, DefaultTokenURLV2Template, DefaultResource},
 	"china": {
-		baseURL:          ChinaBaseURL,
-		tokenURLTemplate: "https://login.chinacloudapi.cn/{tenant_id}/oauth2/token",
-		resource:         ChinaBaseURL,
+		baseURL:            ChinaBaseURL,
+		tokenURLTemplate:   "https://login.chinacloudapi.cn/{tenant_id}/oauth2/token",
+		tokenURLV2Template: "https://login.chinacloudapi.cn/{tenant_id}/oauth2/v2.0/token",
+		resource:           ChinaBaseURL,
 	},
 }
 
@@ -61,7 +63,13 @@ func applyCloud(c *Config) {
 		c.Auth.Resource = e.resource
 	}
 	if c.Auth.TokenURL == "" && c.Auth.TenantID != "" {
-		c.Auth.TokenURL = strings.ReplaceAll(e.tokenURLTemplate, "{tenant_id}", url.PathEscape(c.Auth.TenantID))
+		// Client assertions (certificate, workload identity) go to the v2
+		// endpoint; secrets and refresh tokens keep the v1 flow.
+		template := e.tokenURLTemplate
+		if m := c.Auth.Mode(); m == AuthClientCertificate || m == AuthWorkloadIdentity {
+			template = e.tokenURLV2Template
+		}
+		c.Auth.TokenURL = strings.ReplaceAll(template, "{tenant_id}", url.PathEscape(c.Auth.TenantID))
 	}
 }
 

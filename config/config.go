@@ -52,6 +52,10 @@ const (
 	// DefaultTokenURLTemplate is the Microsoft Entra ID v1 token endpoint;
 	// "{tenant_id}" is replaced with the path-escaped tenant_id.
 	DefaultTokenURLTemplate = "https://login.microsoftonline.com/{tenant_id}/oauth2/token"
+	// DefaultTokenURLV2Template is the v2 token endpoint, used by the
+	// certificate and workload identity credentials, which request the
+	// scope {resource}/.default.
+	DefaultTokenURLV2Template = "https://login.microsoftonline.com/{tenant_id}/oauth2/v2.0/token"
 	// DefaultMaxFailedDevicesPerBatch is how many failed devices per batch
 	// are kept for the failed-device pages.
 	DefaultMaxFailedDevicesPerBatch = 10000
@@ -131,8 +135,22 @@ type Auth struct {
 	// run time, so that a rotated token is picked up without a reload.
 	RefreshTokenFile string `yaml:"refresh_token_file"`
 	AccessTokenFile  string `yaml:"access_token_file"`
-	TokenURL         string `yaml:"token_url"`
-	Resource         string `yaml:"resource"`
+	// ClientCertificateFile is a PEM file with the certificate (chain) and
+	// its RSA key; the token source reads it at each token request.
+	ClientCertificateFile string `yaml:"client_certificate_file"`
+	// ClientCertificatePasswordFile holds the password of an encrypted
+	// (PKCS#8) key in ClientCertificateFile; read with it.
+	ClientCertificatePasswordFile string `yaml:"client_certificate_password_file"`
+	// SendCertificateChain adds the chain (x5c) to the client assertion,
+	// for subject name and issuer authentication.
+	SendCertificateChain bool `yaml:"send_certificate_chain"`
+	// FederatedTokenFile holds a Kubernetes service account token for
+	// workload identity federation; it is read at each token request.
+	// See applyEnvDefaults for the defaults the Azure Workload Identity
+	// webhook's variables give it.
+	FederatedTokenFile string `yaml:"federated_token_file"`
+	TokenURL           string `yaml:"token_url"`
+	Resource           string `yaml:"resource"`
 }
 
 // Customer is one customer tenant and the batches tracked for it.
@@ -155,6 +173,12 @@ const (
 	AuthRefreshToken
 	// AuthAccessTokenFile uses a token obtained and renewed by something else.
 	AuthAccessTokenFile
+	// AuthClientCertificate is App-only authentication with a client
+	// assertion signed by a certificate's key (v2 endpoint).
+	AuthClientCertificate
+	// AuthWorkloadIdentity is App-only authentication with a federated
+	// token such as a Kubernetes service account token (v2 endpoint).
+	AuthWorkloadIdentity
 )
 
 // String returns the mode's name as used in logs and the summary line.
@@ -166,18 +190,27 @@ func (m AuthMode) String() string {
 		return "refresh_token"
 	case AuthAccessTokenFile:
 		return "access_token_file"
+	case AuthClientCertificate:
+		return "client_certificate"
+	case AuthWorkloadIdentity:
+		return "workload_identity"
 	default:
 		return fmt.Sprintf("AuthMode(%d)", int(m))
 	}
 }
 
 // Mode tells which grant the credentials call for. It assumes a validated
-// Auth: access_token_file wins over refresh_token_file, which wins over a
-// client secret alone.
+// Auth, where access_token_file, client_certificate_file and
+// federated_token_file each stand alone, and refresh_token_file wins over
+// a client secret alone.
 func (a Auth) Mode() AuthMode {
 	switch {
 	case a.AccessTokenFile != "":
 		return AuthAccessTokenFile
+	case a.ClientCertificateFile != "":
+		return AuthClientCertificate
+	case a.FederatedTokenFile != "":
+		return AuthWorkloadIdentity
 	case a.RefreshTokenFile != "":
 		return AuthRefreshToken
 	default:
@@ -274,7 +307,17 @@ func (c *Config) Summary() string {
 	return fmt.Sprintf("%s, %s, auth %s, base_url %s",
 		plural.Count(len(c.Customers), "customer", "customers"),
 		plural.Count(c.BatchCount(), "batch", "batches"),
-		c.Auth.Mode(), c.PartnerCenter.BaseURL)
+		c.Auth.summary(), c.PartnerCenter.BaseURL)
+}
+
+// summary names the mode and, for workload identity, whose defaults may
+// come from the environment, the effective identity and token file.
+func (a Auth) summary() string {
+	if a.Mode() != AuthWorkloadIdentity {
+		return a.Mode().String()
+	}
+	return fmt.Sprintf("%s (tenant_id %s, client_id %s, federated_token_file %s)",
+		a.Mode(), a.TenantID, a.ClientID, a.FederatedTokenFile)
 }
 
 // BatchCount returns the number of configured batches over all customers.

@@ -191,8 +191,8 @@ func TestLoadBadConfigs(t *testing.T) {
 		"invalid-two-client-secrets.yml":      `invalid-two-client-secrets.yml:5: auth.client_secret_file: more than one credential source: client_secret, client_secret_file (use one of them)`,
 		"invalid-access-token-and-secret.yml": `invalid-access-token-and-secret.yml:3: auth.client_secret: more than one credential source: access_token_file, client_secret (access_token_file must be used alone)`,
 		"invalid-access-token-and-others.yml": `invalid-access-token-and-others.yml:6: auth.refresh_token_file: more than one credential source: client_secret_file, access_token_file, refresh_token_file (access_token_file must be used alone)`,
-		"invalid-no-credentials.yml":          `invalid-no-credentials.yml:1: auth: no credential source: set client_secret or client_secret_file, refresh_token_file (alone or with a client secret), or access_token_file`,
-		"invalid-no-auth.yml": `invalid-no-auth.yml:1: auth: no credential source: set client_secret or client_secret_file, refresh_token_file (alone or with a client secret), or access_token_file
+		"invalid-no-credentials.yml":          `invalid-no-credentials.yml:1: auth: no credential source: set client_secret or client_secret_file, refresh_token_file (alone or with a client secret), access_token_file, client_certificate_file or federated_token_file`,
+		"invalid-no-auth.yml": `invalid-no-auth.yml:1: auth: no credential source: set client_secret or client_secret_file, refresh_token_file (alone or with a client secret), access_token_file, client_certificate_file or federated_token_file
 invalid-no-auth.yml:1: auth.client_id: missing (required unless access_token_file is set)
 invalid-no-auth.yml:1: auth.tenant_id: missing (required unless token_url or access_token_file is set)`,
 		"invalid-client-id-missing.yml":          `invalid-client-id-missing.yml:1: auth.client_id: missing (required unless access_token_file is set)`,
@@ -747,6 +747,10 @@ auth:
     client_secret_file: testdata/secrets/client_secret
     refresh_token_file: testdata/secrets/refresh_token
     access_token_file: ""
+    client_certificate_file: ""
+    client_certificate_password_file: ""
+    send_certificate_chain: false
+    federated_token_file: ""
     token_url: https://login.chinacloudapi.cn/contoso.onmicrosoft.com/oauth2/token
     resource: https://api.partnercenterapi.microsoftonline.cn
 max_failed_devices_per_batch: 0
@@ -787,6 +791,10 @@ auth:
     client_secret_file: ""
     refresh_token_file: ""
     access_token_file: ""
+    client_certificate_file: ""
+    client_certificate_password_file: ""
+    send_certificate_chain: false
+    federated_token_file: ""
     token_url: https://login.microsoftonline.com/0c9b5d2e-3f4a-4b6c-8d7e-9f0a1b2c3d4e/oauth2/token
     resource: https://api.partnercenter.microsoft.com
 max_failed_devices_per_batch: 10000

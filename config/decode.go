@@ -212,6 +212,12 @@ func (d *decoder) auth(n *yaml.Node, path string, a *Auth) {
 		"access_token_file":  d.str(&a.AccessTokenFile),
 		"token_url":          d.str(&a.TokenURL),
 		"resource":           d.str(&a.Resource),
+
+		"client_certificate_file": d.str(&a.ClientCertificateFile),
+		"send_certificate_chain":  d.boolean(&a.SendCertificateChain),
+
+		"client_certificate_password_file": d.str(&a.ClientCertificatePasswordFile),
+		"federated_token_file":             d.str(&a.FederatedTokenFile),
 	})
 }
 

@@ -29,17 +29,46 @@ var (
 	domainPattern = regexp.MustCompile(`^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$`)
 )
 
-// applyDerivedDefaults fills in the defaults that depend on other fields.
-// Static defaults come from defaultConfig.
+// applyDerivedDefaults fills in the defaults that depend on other fields
+// or on the environment. Static defaults come from defaultConfig.
 func applyDerivedDefaults(c *Config) {
+	// The environment first: it may choose the credential, and the
+	// credential chooses the token endpoint's version.
+	applyEnvDefaults(&c.Auth, os.Getenv)
 	applyCloud(c)
+}
+
+// applyEnvDefaults takes the variables the Azure Workload Identity webhook
+// injects into a pod, read when the file is loaded (so a reload sees a
+// changed environment only after a restart, as the pod's environment never
+// changes). AZURE_FEDERATED_TOKEN_FILE is used only when the file sets no
+// credential at all, so that a client secret in a pod that also has a
+// workload identity keeps working; AZURE_CLIENT_ID and AZURE_TENANT_ID
+// fill in client_id and tenant_id only for workload identity, as they
+// name that identity's application.
+func applyEnvDefaults(a *Auth, getenv func(string) string) {
+	noCredential := a.ClientSecret == "" && a.ClientSecretFile == "" && a.RefreshTokenFile == "" &&
+		a.AccessTokenFile == "" && a.ClientCertificateFile == "" && a.FederatedTokenFile == ""
+	if noCredential {
+		a.FederatedTokenFile = getenv("AZURE_FEDERATED_TOKEN_FILE")
+	}
+	if a.FederatedTokenFile == "" {
+		return
+	}
+	if a.ClientID == "" {
+		a.ClientID = getenv("AZURE_CLIENT_ID")
+	}
+	if a.TenantID == "" {
+		a.TenantID = getenv("AZURE_TENANT_ID")
+	}
 }
 
 // resolvePaths makes the credential file paths relative to baseDir, the
 // configuration file's directory, rather than to the working directory.
 func resolvePaths(c *Config, baseDir string) {
 	a := &c.Auth
-	paths := []*string{&a.ClientSecretFile, &a.RefreshTokenFile, &a.AccessTokenFile}
+	paths := []*string{&a.ClientSecretFile, &a.RefreshTokenFile, &a.AccessTokenFile, &a.ClientCertificateFile,
+		&a.ClientCertificatePasswordFile, &a.FederatedTokenFile}
 	for i := range c.BatchFiles {
 		paths = append(paths, &c.BatchFiles[i])
 	}
@@ -181,32 +210,47 @@ func (v validator) auth(a Auth) {
 	if a.TokenURL != "" {
 		v.endpointURL("auth.token_url", a.TokenURL, true)
 	}
+	if a.SendCertificateChain && a.ClientCertificateFile == "" {
+		v.report("auth.send_certificate_chain", "applies only with client_certificate_file")
+	}
+	if a.ClientCertificatePasswordFile != "" && a.ClientCertificateFile == "" {
+		v.report("auth.client_certificate_password_file", "applies only with client_certificate_file")
+	}
 }
 
 // credentialSources checks that the credential fields make one of the
 // modes described at AuthMode.
 func (v validator) credentialSources(a Auth) {
 	set := v.inFileOrder(map[string]bool{
-		"client_secret":      a.ClientSecret != "",
-		"client_secret_file": a.ClientSecretFile != "",
-		"refresh_token_file": a.RefreshTokenFile != "",
-		"access_token_file":  a.AccessTokenFile != "",
+		"client_secret":           a.ClientSecret != "",
+		"client_secret_file":      a.ClientSecretFile != "",
+		"refresh_token_file":      a.RefreshTokenFile != "",
+		"access_token_file":       a.AccessTokenFile != "",
+		"client_certificate_file": a.ClientCertificateFile != "",
+		"federated_token_file":    a.FederatedTokenFile != "",
 	})
+	alone := slices.IndexFunc(set, func(key string) bool { return slices.Contains(aloneKeys, key) })
 	switch {
 	case len(set) == 0 && !v.anyUnusable(credentialKeys):
 		v.report("auth", "no credential source: set client_secret or client_secret_file, "+
-			"refresh_token_file (alone or with a client secret), or access_token_file")
-	case a.AccessTokenFile != "" && len(set) > 1:
-		v.report("auth."+set[len(set)-1], "more than one credential source: %s (access_token_file must be used alone)",
-			strings.Join(set, ", "))
+			"refresh_token_file (alone or with a client secret), access_token_file, "+
+			"client_certificate_file or federated_token_file")
+	case alone >= 0 && len(set) > 1:
+		v.report("auth."+set[len(set)-1], "more than one credential source: %s (%s must be used alone)",
+			strings.Join(set, ", "), set[alone])
 	case a.ClientSecret != "" && a.ClientSecretFile != "":
 		secrets := v.inFileOrder(map[string]bool{"client_secret": true, "client_secret_file": true})
 		v.report("auth."+secrets[1], "more than one credential source: %s (use one of them)", strings.Join(secrets, ", "))
 	}
 }
 
-// credentialKeys are the auth keys that name a credential source.
-var credentialKeys = []string{"client_secret", "client_secret_file", "refresh_token_file", "access_token_file"}
+// credentialKeys are the auth keys that name a credential source;
+// aloneKeys those that allow no other.
+var (
+	credentialKeys = []string{"client_secret", "client_secret_file", "refresh_token_file", "access_token_file",
+		"client_certificate_file", "federated_token_file"}
+	aloneKeys = []string{"access_token_file", "client_certificate_file", "federated_token_file"}
+)
 
 // anyUnusable reports whether one of the auth keys had a value that could
 // not be decoded; "no credential source" would then be misleading.
@@ -277,9 +321,13 @@ func (v validator) secretFiles(a *Auth) {
 			a.ClientSecret = Secret(secret)
 		}
 	}
+	if a.ClientCertificateFile != "" {
+		v.clientCertificate(a.ClientCertificateFile, a.ClientCertificatePasswordFile)
+	}
 	tokenFiles := []struct{ path, name string }{
 		{"auth.refresh_token_file", a.RefreshTokenFile},
 		{"auth.access_token_file", a.AccessTokenFile},
+		{"auth.federated_token_file", a.FederatedTokenFile},
 	}
 	for _, tf := range tokenFiles {
 		if tf.name == "" {
@@ -288,6 +336,26 @@ func (v validator) secretFiles(a *Auth) {
 		if err := checkReadable(tf.name); err != nil {
 			v.report(tf.path, "%v", err)
 		}
+	}
+}
+
+// clientCertificate checks that the certificate file can be used now, so
+// that --config.check catches a wrong file; the token source reads it
+// again at each token request.
+func (v validator) clientCertificate(name, passwordFile string) {
+	const path = "auth.client_certificate_file"
+	if err := checkReadable(name); err != nil {
+		v.report(path, "%v", err)
+		return
+	}
+	if passwordFile != "" {
+		if err := checkReadable(passwordFile); err != nil {
+			v.report("auth.client_certificate_password_file", "%v", err)
+			return
+		}
+	}
+	if _, err := partnercenter.ReadClientCertificate(name, passwordFile); err != nil {
+		v.report(path, "%v", err)
 	}
 }
 

@@ -58,6 +58,10 @@ type ClientCredentials struct {
 	// ClientSecret returns the raw secret. It is a function so that the
 	// configuration can keep the secret in a redacting type.
 	ClientSecret func() string
+	// ClientSecretFile, when set, replaces ClientSecret: the file is read
+	// at each token request, so that a rotated secret works without a
+	// reload.
+	ClientSecretFile string
 }
 
 // NewClientCredentialsSource returns a TokenSource that obtains app-only
@@ -84,6 +88,9 @@ type RefreshTokenConfig struct {
 	// ClientSecret returns the raw secret; nil (or an empty secret) means a
 	// public client, which sends none.
 	ClientSecret func() string
+	// ClientSecretFile, when set, replaces ClientSecret and is read at each
+	// token request, as in ClientCredentials.
+	ClientSecretFile string
 	// RefreshTokenFile holds the refresh token. It is read at each refresh,
 	// so that it can be replaced from outside, and a new refresh token in
 	// the answer is written back to it atomically.
@@ -280,7 +287,10 @@ type clientCredentialsGrant struct {
 }
 
 func (g clientCredentialsGrant) fetch(ctx context.Context) (issuedToken, error) {
-	secret := callTokenSecret(g.creds.ClientSecret)
+	secret, err := clientSecret(g.creds.ClientSecretFile, g.creds.ClientSecret)
+	if err != nil {
+		return issuedToken{}, err
+	}
 	form := url.Values{
 		"grant_type":    {"client_credentials"},
 		"client_id":     {g.creds.ClientID},
@@ -311,7 +321,10 @@ func (g refreshTokenGrant) fetch(ctx context.Context) (issuedToken, error) {
 		"client_id":     {g.cfg.ClientID},
 		"resource":      {g.cfg.Resource},
 	}
-	secret := callTokenSecret(g.cfg.ClientSecret)
+	secret, err := clientSecret(g.cfg.ClientSecretFile, g.cfg.ClientSecret)
+	if err != nil {
+		return issuedToken{}, err
+	}
 	if secret != "" {
 		form.Set("client_secret", secret)
 	}
@@ -325,6 +338,20 @@ func (g refreshTokenGrant) fetch(ctx context.Context) (issuedToken, error) {
 		}
 	}
 	return answer.issuedToken, nil
+}
+
+// clientSecret returns the secret to send: the content of file when it is
+// set, read now so that a secret rotated on disk is used at once, else what
+// inline returns. An error names the file, never its content.
+func clientSecret(file string, inline func() string) (string, error) {
+	if file == "" {
+		return callTokenSecret(inline), nil
+	}
+	secret, _, err := readTokenFile(file)
+	if err != nil {
+		return "", fmt.Errorf("reading client secret: %w", err)
+	}
+	return secret, nil
 }
 
 func callTokenSecret(secret func() string) string {

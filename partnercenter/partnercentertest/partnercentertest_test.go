@@ -548,7 +548,7 @@ func TestUnknownPaths(t *testing.T) {
 		"/v1/customers/" + customerID,
 		"/v2/customers/" + customerID + "/batchJobStatus/" + trackingID,
 		"/v1/customers/" + customerID + "/batchJobStatus/" + trackingID + "/devices",
-		"/contoso.onmicrosoft.com/oauth2/v2.0/token",
+		"/contoso.onmicrosoft.com/oauth2/v3.0/token",
 		"/%ff",
 	} {
 		t.Run(path, func(t *testing.T) {

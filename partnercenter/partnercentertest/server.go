@@ -1,5 +1,5 @@
 // Package partnercentertest is a fake Partner Center for tests and for the
-// exporter's demo mode: an Azure AD v1 token endpoint and the
+// exporter's demo mode: Azure AD v1 and v2 token endpoints and the
 // batchJobStatus resource, served on loopback.
 //
 // The fake is part of the production binary (demo mode), so it never
@@ -9,6 +9,7 @@
 // Endpoints:
 //
 //	POST /{tenant}/oauth2/token
+//	POST /{tenant}/oauth2/v2.0/token
 //	GET  /{apiVersion}/customers/{customerID}/batchJobStatus/{trackingID}
 //
 // Every other path answers a plain 404.
@@ -348,7 +349,12 @@ func (s *Server) route(r *http.Request) answer {
 	case len(segments) == 3 &&
 		strings.EqualFold(segments[1], "oauth2") &&
 		strings.EqualFold(segments[2], "token"):
-		return s.serveToken(r, segments[0])
+		return s.serveToken(r, segments[0], false)
+	case len(segments) == 4 &&
+		strings.EqualFold(segments[1], "oauth2") &&
+		strings.EqualFold(segments[2], "v2.0") &&
+		strings.EqualFold(segments[3], "token"):
+		return s.serveToken(r, segments[0], true)
 	case len(segments) == 5 &&
 		strings.EqualFold(segments[0], APIVersion) &&
 		strings.EqualFold(segments[1], "customers") &&

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"crypto/rand"
 	"crypto/subtle"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net/http"
@@ -55,6 +56,11 @@ type authState struct {
 	accessTokens    map[string]time.Time
 	lastAccessToken string
 
+	// certificates and federatedTokens are the client assertion
+	// credentials, by lower-case client ID.
+	certificates    map[string]*x509.Certificate
+	federatedTokens map[string]string
+
 	// errors numbers the error answers, for their deterministic trace ids.
 	errors int
 }
@@ -67,6 +73,8 @@ func newAuthState() authState {
 		lifetime:          DefaultTokenLifetime,
 		expiresInAsString: true,
 		accessTokens:      make(map[string]time.Time),
+		certificates:      make(map[string]*x509.Certificate),
+		federatedTokens:   make(map[string]string),
 	}
 }
 
@@ -195,14 +203,21 @@ func (s *Server) authorized(header string) bool {
 
 // tokenRequest is what a token request asked for.
 type tokenRequest struct {
-	grant        string
-	clientID     string
-	clientSecret string
-	refreshToken string
-	resource     string
+	grant         string
+	clientID      string
+	clientSecret  string
+	refreshToken  string
+	resource      string
+	scope         string
+	assertion     string
+	assertionType string
+	// endpoint is the URL the request was posted to, which a client
+	// assertion's aud must name; v2 tells the v2 endpoint from v1.
+	endpoint string
+	v2       bool
 }
 
-func (s *Server) serveToken(r *http.Request, tenant string) answer {
+func (s *Server) serveToken(r *http.Request, tenant string, v2 bool) answer {
 	s.mu.Lock()
 	s.stats.tokenRequests++
 	resp, scripted := s.auth.nextScripted()
@@ -213,6 +228,7 @@ func (s *Server) serveToken(r *http.Request, tenant string) answer {
 		return a
 	}
 	req, readErr := readTokenRequest(r)
+	req.endpoint, req.v2 = s.URL+r.URL.Path, v2
 	if !scripted {
 		return s.answerToken(tenant, req, readErr)
 	}
@@ -273,7 +289,7 @@ func (s *Server) answerToken(tenant string, req tokenRequest, readErr error) ans
 			"AADSTS90014: The request body could not be read as a form.")
 	}
 	a := s.decideGrant(tenant, req)
-	a.grant, a.clientID, a.resource = req.grant, req.clientID, req.resource
+	a.grant, a.clientID, a.resource = req.grant, req.clientID, cmp.Or(req.resource, req.scope)
 	return a
 }
 
@@ -286,11 +302,14 @@ func readTokenRequest(r *http.Request) (tokenRequest, error) {
 	}
 	form := r.PostForm
 	req := tokenRequest{
-		grant:        form.Get("grant_type"),
-		clientID:     form.Get("client_id"),
-		clientSecret: form.Get("client_secret"),
-		refreshToken: form.Get("refresh_token"),
-		resource:     form.Get("resource"),
+		grant:         form.Get("grant_type"),
+		clientID:      form.Get("client_id"),
+		clientSecret:  form.Get("client_secret"),
+		refreshToken:  form.Get("refresh_token"),
+		resource:      form.Get("resource"),
+		scope:         form.Get("scope"),
+		assertion:     form.Get("client_assertion"),
+		assertionType: form.Get("client_assertion_type"),
 	}
 	if user, password, ok := r.BasicAuth(); ok {
 		// RFC 6749 section 2.3.1 form-encodes both before Basic auth.
@@ -329,14 +348,38 @@ func (s *Server) decideGrant(tenant string, req tokenRequest) answer {
 }
 
 func (s *Server) clientCredentialsGrant(req tokenRequest) answer {
-	if a, ok := s.checkClient(req, true); !ok {
+	check := s.checkClient
+	if req.assertion != "" || req.assertionType != "" {
+		check = func(req tokenRequest, _ bool) (answer, bool) { return s.checkAssertion(req) }
+	}
+	if a, ok := check(req, true); !ok {
 		return a
+	}
+	if req.v2 {
+		return s.clientCredentialsV2(req)
 	}
 	if req.resource == "" {
 		return s.aadError(http.StatusBadRequest, "invalid_request", 50001,
 			"AADSTS50001: Resource identifier is not provided.")
 	}
 	return s.issueToken(req.resource, "")
+}
+
+// clientCredentialsV2 answers the v2 endpoint, which takes a scope of the
+// form {resource}/.default instead of a resource.
+func (s *Server) clientCredentialsV2(req tokenRequest) answer {
+	resource, ok := strings.CutSuffix(req.scope, "/.default")
+	switch {
+	case req.resource != "":
+		return s.aadError(http.StatusBadRequest, "invalid_request", 901002,
+			"AADSTS901002: The 'resource' request parameter is not supported.")
+	case req.scope == "":
+		return s.missingParameter("scope")
+	case !ok || resource == "" || strings.Contains(req.scope, " "):
+		return s.aadError(http.StatusBadRequest, "invalid_scope", 1002012, fmt.Sprintf(
+			"AADSTS1002012: The provided value for scope %s is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).", req.scope))
+	}
+	return s.issueToken("", "")
 }
 
 func (s *Server) refreshTokenGrant(req tokenRequest) answer {
@@ -361,18 +404,33 @@ func (s *Server) refreshTokenGrant(req tokenRequest) answer {
 // may leave the secret out (a public client), but a wrong one fails.
 // It returns ok=false and the error answer when they are not accepted.
 func (s *Server) checkClient(req tokenRequest, secretRequired bool) (answer, bool) {
+	if a, ok := s.checkClientID(req); !ok {
+		return a, false
+	}
 	switch {
-	case req.clientID == "":
-		return s.missingParameter("client_id"), false
-	case !strings.EqualFold(req.clientID, s.auth.clientID):
-		return s.aadError(http.StatusBadRequest, "unauthorized_client", 700016, fmt.Sprintf(
-			"AADSTS700016: Application with identifier '%s' was not found in the directory '%s'.", req.clientID, s.auth.tenant)), false
 	case req.clientSecret == "" && secretRequired:
 		return s.aadError(http.StatusUnauthorized, "invalid_client", 7000218,
 			"AADSTS7000218: The request body must contain the following parameter: 'client_assertion' or 'client_secret'."), false
-	case req.clientSecret != "" && !equalSecret(req.clientSecret, s.auth.clientSecret):
+	case req.clientSecret != "" && (!equalSecret(req.clientSecret, s.auth.clientSecret) ||
+		!strings.EqualFold(req.clientID, s.auth.clientID)): // an app known by its certificate alone has no secret
 		return s.aadError(http.StatusUnauthorized, "invalid_client", 7000215, fmt.Sprintf(
 			"AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '%s'.", s.auth.clientID)), false
+	}
+	return answer{}, true
+}
+
+// checkClientID checks that the request names a known application: the
+// one SetCredentials named, or one with a certificate or federated token.
+func (s *Server) checkClientID(req tokenRequest) (answer, bool) {
+	client := strings.ToLower(req.clientID)
+	_, hasCert := s.auth.certificates[client]
+	_, federated := s.auth.federatedTokens[client]
+	switch {
+	case req.clientID == "":
+		return s.missingParameter("client_id"), false
+	case !strings.EqualFold(req.clientID, s.auth.clientID) && !hasCert && !federated:
+		return s.aadError(http.StatusBadRequest, "unauthorized_client", 700016, fmt.Sprintf(
+			"AADSTS700016: Application with identifier '%s' was not found in the directory '%s'.", req.clientID, s.auth.tenant)), false
 	}
 	return answer{}, true
 }
@@ -394,7 +452,7 @@ type tokenResponse struct {
 	ExtExpiresIn any    `json:"ext_expires_in"`
 	ExpiresOn    any    `json:"expires_on"`
 	NotBefore    any    `json:"not_before"`
-	Resource     string `json:"resource"`
+	Resource     string `json:"resource,omitempty"`
 	AccessToken  string `json:"access_token"`
 	RefreshToken string `json:"refresh_token,omitempty"`
 }
