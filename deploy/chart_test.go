@@ -41,6 +41,7 @@ var valuesFiles = []string{
 	"storage-values.yaml",
 	"probe-values.yaml",
 	"network-policy-values.yaml",
+	"workload-identity-values.yaml",
 }
 
 // mount is what a volumeMount says, with the source of its volume.
@@ -598,4 +599,40 @@ func TestPackagedChartCarriesLinkedFiles(t *testing.T) {
 		}
 	}
 	t.Errorf("%s has no files/partnercenter.rules.yml", archive)
+}
+
+func TestWorkloadIdentityScenario(t *testing.T) {
+	r := mustRender(t, "workload-identity-values.yaml")
+	want := []string{
+		"ConfigMap/" + fullname, "ConfigMap/" + fullname + "-dashboard",
+		"Deployment/" + fullname, "PrometheusRule/" + fullname,
+		"Service/" + fullname, "ServiceAccount/" + fullname, "ServiceMonitor/" + fullname,
+	}
+	if got := r.kinds(); !reflect.DeepEqual(got, want) {
+		t.Errorf("objects:\n got %v\nwant %v (no Secret)", got, want)
+	}
+	sa := find[corev1.ServiceAccount](t, r, fullname)
+	wantAnnotations := map[string]string{
+		"azure.workload.identity/client-id": "5f8e7d6c-5b4a-4392-8170-6e5d4c3b2a19",
+		"azure.workload.identity/tenant-id": "contoso.onmicrosoft.com",
+	}
+	if !reflect.DeepEqual(sa.Annotations, wantAnnotations) {
+		t.Errorf("ServiceAccount annotations %v, want %v", sa.Annotations, wantAnnotations)
+	}
+	p := pod(t, r)
+	if p.Spec.ServiceAccountName != fullname || p.Labels["azure.workload.identity/use"] != "true" {
+		t.Errorf("pod: serviceAccountName %q, labels %v", p.Spec.ServiceAccountName, p.Labels)
+	}
+	if _, ok := p.Annotations["checksum/secret"]; ok {
+		t.Error("a checksum of a Secret that is not rendered")
+	}
+	for _, v := range p.Spec.Volumes {
+		if v.Secret != nil {
+			t.Errorf("a Secret volume %q in workload identity mode", v.Name)
+		}
+	}
+	cm := find[corev1.ConfigMap](t, r, fullname)
+	if strings.Contains(cm.Data["partnercenter.yml"], "client_secret") {
+		t.Errorf("the configuration names a client secret:\n%s", cm.Data["partnercenter.yml"])
+	}
 }

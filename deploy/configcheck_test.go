@@ -74,9 +74,14 @@ func TestRenderedConfigPassesConfigCheck(t *testing.T) {
 			rerootConfig(t, cfgPath, root)
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			out, err := exec.CommandContext(ctx, bin, "--config.check", "--config.file="+cfgPath).CombinedOutput()
+			cmd := exec.CommandContext(ctx, bin, "--config.check", "--config.file="+cfgPath)
+			cmd.Env = checkEnv(t, r, root)
+			out, err := cmd.CombinedOutput()
 			if err != nil || !strings.Contains(string(out), ": OK: ") {
 				t.Errorf("--config.check: %v\n%s", err, out)
+			}
+			if vf == "workload-identity-values.yaml" && !strings.Contains(string(out), "auth workload_identity") {
+				t.Errorf("--config.check did not take the workload identity from the environment:\n%s", out)
 			}
 		})
 	}
@@ -177,4 +182,18 @@ func writeFile(t *testing.T, name, content string) {
 	if err := os.WriteFile(name, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// checkEnv is the environment of the check: in workload identity mode, the
+// variables the Azure Workload Identity webhook would inject, with a
+// federated token file under root.
+func checkEnv(t *testing.T, r release, root string) []string {
+	t.Helper()
+	env := []string{"PATH=" + os.Getenv("PATH")}
+	if pod(t, r).Labels["azure.workload.identity/use"] != "true" {
+		return env
+	}
+	token := filepath.Join(root, "var/run/secrets/azure/tokens/azure-identity-token")
+	writeFile(t, token, "a-projected-service-account-token\n")
+	return append(env, "AZURE_FEDERATED_TOKEN_FILE="+token)
 }

@@ -57,6 +57,8 @@ func newObject(apiVersion, kind string) (any, bool) {
 		return &corev1.ConfigMap{}, true
 	case "v1 Secret":
 		return &corev1.Secret{}, true
+	case "v1 ServiceAccount":
+		return &corev1.ServiceAccount{}, true
 	case "v1 PersistentVolumeClaim":
 		return &corev1.PersistentVolumeClaim{}, true
 	case "networking.k8s.io/v1 NetworkPolicy":

@@ -45,6 +45,13 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- if eq .Values.auth.mode "refreshToken" }}true{{ end -}}
 {{- end -}}
 
+{{/* Workload identity: the Azure Workload Identity webhook injects the
+federated token file and AZURE_* variables into the pod, which the
+exporter takes when its configuration names no credential. */}}
+{{- define "pcx.workloadIdentityMode" -}}
+{{- if eq .Values.auth.mode "workloadIdentity" }}true{{ end -}}
+{{- end -}}
+
 {{/* The key of the client secret in the Secret, or "" when there is none
 (a public client in mode refreshToken). */}}
 {{- define "pcx.clientSecretKey" -}}
@@ -81,10 +88,13 @@ addresses by name; a Deployment otherwise. */}}
 {{/* Refuses values that would render a broken release; fail stops
 rendering with the message. */}}
 {{- define "pcx.validate" -}}
-{{- if not (has .Values.auth.mode (list "clientCredentials" "refreshToken")) -}}
-{{- fail (printf "auth.mode must be clientCredentials or refreshToken, got %q" .Values.auth.mode) -}}
+{{- if not (has .Values.auth.mode (list "clientCredentials" "refreshToken" "workloadIdentity")) -}}
+{{- fail (printf "auth.mode must be clientCredentials, refreshToken or workloadIdentity, got %q" .Values.auth.mode) -}}
 {{- end -}}
-{{- if and (not .Values.auth.existingSecret.name) (not (include "pcx.refreshTokenMode" .)) (not .Values.auth.clientSecret) -}}
+{{- if and (include "pcx.workloadIdentityMode" .) (or .Values.auth.clientSecret .Values.auth.existingSecret.name) -}}
+{{- fail "auth.mode workloadIdentity uses no Secret: unset auth.clientSecret and auth.existingSecret.name" -}}
+{{- end -}}
+{{- if and (not .Values.auth.existingSecret.name) (not (include "pcx.refreshTokenMode" .)) (not (include "pcx.workloadIdentityMode" .)) (not .Values.auth.clientSecret) -}}
 {{- fail "set auth.clientSecret or auth.existingSecret.name: mode clientCredentials needs a client secret" -}}
 {{- end -}}
 {{- if and (not .Values.auth.existingSecret.name) (include "pcx.refreshTokenMode" .) (not .Values.auth.refreshToken) -}}

@@ -3,6 +3,12 @@
 metadata:
   labels:
     {{- include "pcx.selectorLabels" . | nindent 4 }}
+    {{- if include "pcx.workloadIdentityMode" . }}
+    # Asks the Azure Workload Identity webhook to project the federated
+    # token and set AZURE_CLIENT_ID, AZURE_TENANT_ID and
+    # AZURE_FEDERATED_TOKEN_FILE.
+    azure.workload.identity/use: "true"
+    {{- end }}
     {{- with .Values.podLabels }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
@@ -11,14 +17,19 @@ metadata:
     # exporter would also take a new configuration on /-/reload, but
     # nothing here calls it.
     checksum/config: {{ include (print $.Template.BasePath "/configmap.yaml") . | sha256sum }}
-    {{- if not .Values.auth.existingSecret.name }}
+    {{- if not (or .Values.auth.existingSecret.name (include "pcx.workloadIdentityMode" .)) }}
     checksum/secret: {{ include (print $.Template.BasePath "/secret.yaml") . | sha256sum }}
     {{- end }}
     {{- with .Values.podAnnotations }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
 spec:
+  # The exporter calls no Kubernetes API; workload identity gets its token
+  # through the webhook's own projected volume, not this one.
   automountServiceAccountToken: false
+  {{- if include "pcx.workloadIdentityMode" . }}
+  serviceAccountName: {{ include "pcx.fullname" . }}
+  {{- end }}
   {{- with .Values.imagePullSecrets }}
   imagePullSecrets:
     {{- toYaml . | nindent 4 }}
