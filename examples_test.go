@@ -679,6 +679,7 @@ func TestExampleConfigs(t *testing.T) {
 		{"examples/partnercenter-proxy.yml", config.AuthClientCredentials, true, "corporate-ca.pem"},
 		{"examples/partnercenter-certificate.yml", config.AuthClientCertificate, false, ""},
 		{"examples/partnercenter-workload-identity.yml", config.AuthWorkloadIdentity, false, ""},
+		{"examples/partnercenter-access-token.yml", config.AuthAccessTokenFile, false, ""},
 	}
 	for _, tt := range tests {
 		t.Run(filepath.Base(tt.path), func(t *testing.T) {
