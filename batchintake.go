@@ -89,22 +89,21 @@ func mergeTargets(cfg *config.Config, snap batchfiles.Snapshot) []collector.Targ
 	targets := collector.Targets(cfg)
 	seen := make(map[string]bool, len(targets)+len(snap.Batches))
 	for _, t := range targets {
-		seen[t.CustomerID+"/"+t.TrackingID] = true
+		seen[t.Key()] = true
 	}
 	names := make(map[string]string, len(cfg.Customers))
 	for _, c := range cfg.Customers {
 		names[c.ID] = c.Name
 	}
 	for _, e := range snap.Batches {
-		key := e.CustomerID + "/" + e.TrackingID
-		if seen[key] {
-			continue
-		}
-		seen[key] = true
-		targets = append(targets, collector.Target{
+		t := collector.Target{
 			CustomerID: e.CustomerID, CustomerName: names[e.CustomerID], TrackingID: e.TrackingID,
 			Origin: fmt.Sprintf("%s:%d", e.File, e.Line),
-		})
+		}
+		if !seen[t.Key()] {
+			seen[t.Key()] = true
+			targets = append(targets, t)
+		}
 	}
 	return targets
 }

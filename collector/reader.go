@@ -174,7 +174,7 @@ func (r *Reader) batchLogger(t Target) log.Logger {
 // no cancellation: one scrape ending must not end a read another scrape is
 // waiting for.
 func (r *Reader) join(ctx context.Context, src Source, t Target, p ReadPolicy) <-chan singleflight.Result {
-	return r.flight.DoChan(t.key(), func() (any, error) {
+	return r.flight.DoChan(t.Key(), func() (any, error) {
 		r.readIfDue(ctx, src, t, p)
 		return nil, nil
 	})

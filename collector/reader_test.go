@@ -38,7 +38,7 @@ func cancelWhenStarted(started *atomic.Int32, cancel context.CancelFunc) {
 
 // waitForFlight returns once no read of t is running.
 func waitForFlight(r *Reader, t Target) {
-	_, _, _ = r.flight.Do(t.key(), func() (any, error) { return nil, nil })
+	_, _, _ = r.flight.Do(t.Key(), func() (any, error) { return nil, nil })
 }
 
 // blockingBatch answers with b once release is closed, counting the reads

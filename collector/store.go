@@ -19,7 +19,8 @@ type Target struct {
 	Origin string
 }
 
-func (t Target) key() string { return t.CustomerID + "/" + t.TrackingID }
+// Key identifies the batch in the store: one customer's tracking ID.
+func (t Target) Key() string { return t.CustomerID + "/" + t.TrackingID }
 
 // BatchState is what the exporter knows of one batch.
 type BatchState struct {
@@ -115,14 +116,14 @@ var ErrTooManyProbed = errors.New("too many batches that are not configured have
 func (s *Store) Admit(t Target) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.states[t.key()]; ok {
+	if _, ok := s.states[t.Key()]; ok {
 		return nil
 	}
 	if len(s.probed) >= maxProbedBatches {
 		return ErrTooManyProbed
 	}
-	s.probed[t.key()] = t
-	s.states[t.key()] = BatchState{}
+	s.probed[t.Key()] = t
+	s.states[t.Key()] = BatchState{}
 	return nil
 }
 
@@ -148,7 +149,7 @@ func (s *Store) write(call func(Persister) error) {
 func (s *Store) Get(t Target) (state BatchState, ok bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	state, ok = s.states[t.key()]
+	state, ok = s.states[t.Key()]
 	return state, ok
 }
 
@@ -160,9 +161,9 @@ func (s *Store) Retain(targets []Target) {
 	next := make(map[string]BatchState, len(targets)+len(s.probed))
 	nextTargets := make(map[string]Target, len(targets))
 	for _, t := range targets {
-		next[t.key()] = s.states[t.key()]
-		nextTargets[t.key()] = t
-		delete(s.probed, t.key())
+		next[t.Key()] = s.states[t.Key()]
+		nextTargets[t.Key()] = t
+		delete(s.probed, t.Key())
 	}
 	for k := range s.probed {
 		next[k] = s.states[k]
@@ -213,7 +214,7 @@ func (s *Store) Reset() {
 func (s *Store) Restore(t Target, saved BatchState) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.states[t.key()]; !ok {
+	if _, ok := s.states[t.Key()]; !ok {
 		return false
 	}
 	saved.LastError, saved.LastAttempt = nil, time.Time{}
@@ -222,7 +223,7 @@ func (s *Store) Restore(t Target, saved BatchState) bool {
 	} else {
 		saved.LastError = ErrRestored
 	}
-	s.states[t.key()] = saved
+	s.states[t.Key()] = saved
 	return true
 }
 
@@ -231,7 +232,7 @@ func (s *Store) Restore(t Target, saved BatchState) bool {
 // batch is not configured.
 func (s *Store) Retire(t Target) (BatchState, bool) {
 	s.mu.Lock()
-	st, ok := s.states[t.key()]
+	st, ok := s.states[t.Key()]
 	if !ok || !st.Settled() {
 		s.mu.Unlock()
 		return st, false
@@ -241,7 +242,7 @@ func (s *Store) Retire(t Target) (BatchState, bool) {
 		TrackingID: st.Batch.TrackingID, Status: st.Batch.Status, RawStatus: st.Batch.RawStatus,
 		StartedTime: st.Batch.StartedTime, CompletedTime: st.Batch.CompletedTime,
 	}
-	s.states[t.key()] = st
+	s.states[t.Key()] = st
 	s.mu.Unlock()
 	s.write(func(p Persister) error { return p.Save(t, st) })
 	return st, true
@@ -251,12 +252,12 @@ func (s *Store) Retire(t Target) (BatchState, bool) {
 // after a reload raised the retention.
 func (s *Store) Unretire(t Target) {
 	s.mu.Lock()
-	st, ok := s.states[t.key()]
+	st, ok := s.states[t.Key()]
 	if !ok || !st.Retired {
 		s.mu.Unlock()
 		return
 	}
-	s.states[t.key()] = BatchState{}
+	s.states[t.Key()] = BatchState{}
 	s.mu.Unlock()
 	s.write(func(p Persister) error { return p.Delete(t) })
 }
@@ -278,7 +279,7 @@ func (s *Store) Epoch() uint64 {
 // persister; a read that found the same values, or failed, writes nothing.
 func (s *Store) Record(t Target, epoch uint64, started, now time.Time, batch *partnercenter.Batch, err error) (prev BatchState, stored bool) {
 	s.mu.Lock()
-	prev, ok := s.states[t.key()]
+	prev, ok := s.states[t.Key()]
 	if !ok || epoch != s.epoch {
 		s.mu.Unlock()
 		return BatchState{}, false
@@ -289,7 +290,7 @@ func (s *Store) Record(t Target, epoch uint64, started, now time.Time, batch *pa
 	if err == nil {
 		next.Batch, next.LastSuccess = batch, now
 	}
-	s.states[t.key()] = next
+	s.states[t.Key()] = next
 	s.mu.Unlock()
 	if err == nil && (prev.Batch == nil || !reflect.DeepEqual(prev.Batch, batch)) {
 		s.write(func(p Persister) error { return p.Save(t, next) })
