@@ -110,14 +110,14 @@ func metricsHandler(state *exporterState, selfReg *prometheus.Registry, opts ser
 		ctx, cancel := scrapeContext(r, opts)
 		defer cancel()
 
-		gatherers := prometheus.Gatherers{selfReg}
-		if !exporterOnly(r) {
-			scrapeReg := prometheus.NewRegistry()
-			scrapeReg.MustRegister(collector.NewScrape(ctx, live.cfg, live.targets, live.client, state.reader))
-			// The scrape goes first so the traffic counters include its requests.
-			gatherers = prometheus.Gatherers{scrapeReg, selfReg}
+		scrape := collector.NewScrape(ctx, live.cfg, live.targets, live.client, state.reader)
+		if exporterOnly(r) {
+			scrape = collector.NewExporterHealth(ctx, live.cfg, live.targets, live.client, state.reader)
 		}
-		serveGathered(w, r, gatherers, errLog)
+		scrapeReg := prometheus.NewRegistry()
+		scrapeReg.MustRegister(scrape)
+		// The scrape goes first so the traffic counters include its requests.
+		serveGathered(w, r, prometheus.Gatherers{scrapeReg, selfReg}, errLog)
 	})
 }
 
@@ -135,8 +135,8 @@ func serveGathered(w http.ResponseWriter, r *http.Request, g prometheus.Gatherer
 }
 
 // exporterOnly reports whether the scrape asks only for the exporter's own
-// metrics (?collect[]=exporter), which read no batch: replicas sharing the
-// batches through /probe are monitored this way.
+// metrics (?collect[]=exporter), API health included, which read no batch:
+// replicas sharing the batches through /probe are monitored this way.
 func exporterOnly(r *http.Request) bool {
 	return slices.Contains(r.URL.Query()["collect[]"], "exporter")
 }

@@ -54,7 +54,7 @@ var (
 		"Configured customer, with its name.",
 		[]string{"customer_id", "customer_name"}, nil)
 	upDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "", "up"),
-		"1 when Partner Center is reachable with the configured credentials; 0 when no token can be had, or the last read of every batch still being read failed with a connection error, timeout, 401 or 5xx.",
+		"1 when Partner Center is usable with the configured credentials. 0 while reads fail for want of a token; or while reads fail with no answer, a timeout, 401 or 5xx and either a canary read of a finished batch fails too or nothing has answered for max(5m, 2 x refresh_interval).",
 		nil, nil)
 	apiLastSuccessDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "api", "last_success_timestamp_seconds"),
 		"When a batch was last read successfully from Partner Center (answered and decoded), as a Unix timestamp; 0 before the first.",
@@ -80,6 +80,21 @@ var (
 	}
 )
 
+// View is what a Scrape emits.
+type View int
+
+const (
+	// ViewAll is /metrics: every listed batch and the exporter as a whole.
+	ViewAll View = iota
+	// ViewBatches is /probe: the named batches' series and nothing about
+	// the exporter, so that one target per batch cannot turn one batch's
+	// failure into an API-wide signal.
+	ViewBatches
+	// ViewExporter is /metrics?collect[]=exporter: the API-wide health of
+	// the exporter (up, last success, throttling) and no batch read.
+	ViewExporter
+)
+
 // Scrape is one scrape's view of the exporter: the configuration and
 // batches as they were when the scrape began, bound to the scrape's context
 // (and so to its deadline). The Reader it reads through, and its Store,
@@ -88,9 +103,10 @@ type Scrape struct {
 	ctx     context.Context
 	cfg     *config.Config
 	targets []Target
-	// probe limits the output to the batches' series and partnercenter_up,
-	// for /probe.
-	probe  bool
+	// listed are the batches API health is judged on: every listed batch,
+	// whatever the view reads.
+	listed []Target
+	view   View
 	src    Source
 	reader *Reader
 	now    func() time.Time
@@ -98,14 +114,23 @@ type Scrape struct {
 
 // NewScrape returns the collector for one scrape of every configured batch.
 func NewScrape(ctx context.Context, cfg *config.Config, targets []Target, src Source, reader *Reader) *Scrape {
-	return &Scrape{ctx: ctx, cfg: cfg, targets: targets, src: src, reader: reader, now: time.Now}
+	return &Scrape{ctx: ctx, cfg: cfg, targets: targets, listed: targets, src: src, reader: reader, now: time.Now}
 }
 
 // NewProbe returns the collector for one probe of some batches: their
-// series and partnercenter_up, nothing about the exporter as a whole.
+// series, nothing about the exporter as a whole.
 func NewProbe(ctx context.Context, cfg *config.Config, targets []Target, src Source, reader *Reader) *Scrape {
 	s := NewScrape(ctx, cfg, targets, src, reader)
-	s.probe = true
+	s.view = ViewBatches
+	return s
+}
+
+// NewExporterHealth returns the collector of the exporter's API-wide
+// health, judged on the listed batches; it reads none of them, but may
+// read one finished batch as the canary (see Reader.Up).
+func NewExporterHealth(ctx context.Context, cfg *config.Config, listed []Target, src Source, reader *Reader) *Scrape {
+	s := NewScrape(ctx, cfg, nil, src, reader)
+	s.listed, s.view = listed, ViewExporter
 	return s
 }
 
@@ -127,25 +152,32 @@ func (s *Scrape) Describe(ch chan<- *prometheus.Desc) {
 	}
 }
 
-// Collect reads the batches that are due and emits every metric.
+// Collect reads the batches that are due and emits the metrics of its
+// view.
 func (s *Scrape) Collect(ch chan<- prometheus.Metric) {
 	start := s.now()
-	results := s.reader.Read(s.ctx, s.src, s.targets, ReadPolicy{
+	policy := ReadPolicy{
 		Refresh:   s.cfg.PartnerCenter.RefreshInterval,
 		Timeout:   s.cfg.PartnerCenter.RequestTimeout,
 		Retention: s.cfg.Retention,
-	})
-	now := s.now()
-	retired := 0
-	for _, r := range results {
-		if r.Retired {
-			retired++
-			continue
-		}
-		emitBatch(ch, r, now)
 	}
-	ch <- prometheus.MustNewConstMetric(upDesc, prometheus.GaugeValue, boolToFloat(apiUp(results, s.reader.TokenFailing())))
-	if s.probe {
+	retired := 0
+	if s.view != ViewExporter {
+		results := s.reader.Read(s.ctx, s.src, s.targets, policy)
+		now := s.now()
+		for _, r := range results {
+			if r.Retired {
+				retired++
+				continue
+			}
+			emitBatch(ch, r, now)
+		}
+	}
+	if s.view == ViewBatches {
+		return
+	}
+	s.collectHealth(ch, policy)
+	if s.view == ViewExporter {
 		return
 	}
 	for _, c := range s.cfg.Customers {
@@ -153,34 +185,16 @@ func (s *Scrape) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(batchesConfiguredDesc, prometheus.GaugeValue, float64(len(s.targets)))
 	ch <- prometheus.MustNewConstMetric(batchesRetiredDesc, prometheus.GaugeValue, float64(retired))
-	ch <- prometheus.MustNewConstMetric(throttledUntilDesc, prometheus.GaugeValue, unixSeconds(s.src.ThrottledUntil()))
-	ch <- prometheus.MustNewConstMetric(apiLastSuccessDesc, prometheus.GaugeValue, unixSeconds(s.reader.LastSuccess()))
 	ch <- prometheus.MustNewConstMetric(scrapeDurationDesc, prometheus.GaugeValue, s.now().Sub(start).Seconds())
 }
 
-// apiUp tells whether Partner Center is reachable with our credentials.
-// It is false while the latest token request failed, or when every batch
-// still being read (not settled) last failed in a way that means the API
-// cannot be used: no answer, a timeout, 401 or 5xx. A failure confined to
-// some batches (403, 404, an undecodable body, or a 5xx while other
-// batches are read fine) is theirs, and shows in their scrape_success.
-// Settled batches say nothing about the API today, and batches with no
-// finished read yet say nothing at all.
-func apiUp(results []Result, tokenFailing bool) bool {
-	if tokenFailing {
-		return false
-	}
-	live, unavailable := 0, 0
-	for _, r := range results {
-		if r.LastAttempt.IsZero() || r.Settled() {
-			continue
-		}
-		live++
-		if partnercenter.Unavailable(r.LastError) {
-			unavailable++
-		}
-	}
-	return live == 0 || unavailable < live
+// collectHealth emits the API-wide health: facts about the exporter, the
+// same whichever view asks.
+func (s *Scrape) collectHealth(ch chan<- prometheus.Metric, policy ReadPolicy) {
+	up := s.reader.Up(s.ctx, s.src, s.listed, policy)
+	ch <- prometheus.MustNewConstMetric(upDesc, prometheus.GaugeValue, boolToFloat(up))
+	ch <- prometheus.MustNewConstMetric(throttledUntilDesc, prometheus.GaugeValue, unixSeconds(s.src.ThrottledUntil()))
+	ch <- prometheus.MustNewConstMetric(apiLastSuccessDesc, prometheus.GaugeValue, unixSeconds(s.reader.LastSuccess()))
 }
 
 func emitBatch(ch chan<- prometheus.Metric, r Result, now time.Time) {

@@ -3,7 +3,6 @@ package collector
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -278,7 +277,7 @@ partnercenter_customer_info{customer_id="bbbbbbbb-0000-4000-8000-000000000002",c
 # HELP partnercenter_scrape_duration_seconds Wall time this scrape spent collecting batch data.
 # TYPE partnercenter_scrape_duration_seconds gauge
 partnercenter_scrape_duration_seconds 0
-# HELP partnercenter_up 1 when Partner Center is reachable with the configured credentials; 0 when no token can be had, or the last read of every batch still being read failed with a connection error, timeout, 401 or 5xx.
+# HELP partnercenter_up 1 when Partner Center is usable with the configured credentials. 0 while reads fail for want of a token; or while reads fail with no answer, a timeout, 401 or 5xx and either a canary read of a finished batch fails too or nothing has answered for max(5m, 2 x refresh_interval).
 # TYPE partnercenter_up gauge
 partnercenter_up 1
 `
@@ -335,52 +334,6 @@ partnercenter_batch_device_errors{batch_tracking_id="11111111-1111-4111-8111-111
 	}
 }
 
-func TestAPIUp(t *testing.T) {
-	settled := BatchState{Batch: finishedWithErrors(), LastAttempt: t0}
-	running := BatchState{Batch: processing(), LastAttempt: t0}
-	failed := func(err error) BatchState { return BatchState{LastAttempt: t0, LastError: err} }
-	notFound := failed(&partnercenter.Error{StatusCode: 404})
-	forbidden := failed(&partnercenter.Error{StatusCode: 403})
-	serverErr := failed(&partnercenter.Error{StatusCode: 503})
-	unauthorized := failed(&partnercenter.Error{StatusCode: 401})
-	noAnswer := failed(&partnercenter.Error{Err: context.DeadlineExceeded})
-	undecodable := failed(&partnercenter.Error{StatusCode: 200, Err: errors.New("bad body")})
-	held := failed(&partnercenter.HoldError{Until: t0})
-	stale := running
-	stale.LastError = &partnercenter.Error{StatusCode: 502}
-	tests := []struct {
-		name         string
-		states       []BatchState
-		tokenFailing bool
-		want         bool
-	}{
-		{"nothing configured", nil, false, true},
-		{"nothing read yet", []BatchState{{}}, false, true},
-		{"everything served from memory", []BatchState{settled, settled}, false, true},
-		{"no token", []BatchState{settled, running}, true, false},
-		{"every live read 5xx", []BatchState{serverErr, serverErr, settled}, false, false},
-		{"every live read 5xx, with old values kept", []BatchState{stale, serverErr}, false, false},
-		{"timeouts and 401", []BatchState{noAnswer, unauthorized}, false, false},
-		{"one 5xx among good reads", []BatchState{serverErr, running}, false, true},
-		{"403 of one customer", []BatchState{forbidden, settled}, false, true},
-		{"404 only", []BatchState{notFound}, false, true},
-		{"undecodable body", []BatchState{undecodable}, false, true},
-		{"held by the exporter", []BatchState{held}, false, true},
-		{"5xx and 404", []BatchState{serverErr, notFound}, false, true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			results := make([]Result, len(tt.states))
-			for i, s := range tt.states {
-				results[i].BatchState = s
-			}
-			if got := apiUp(results, tt.tokenFailing); got != tt.want {
-				t.Errorf("apiUp = %v, want %v", got, tt.want)
-			}
-		})
-	}
-}
-
 func TestFailureKeepsLastValues(t *testing.T) {
 	h := newHarness(testConfig(0, config.Customer{ID: custA, Batches: []string{batch2}}))
 	h.src.setBatch(custA, batch2, processing())
@@ -389,8 +342,10 @@ func TestFailureKeepsLastValues(t *testing.T) {
 
 	h.src.setErr(custA, batch2, &partnercenter.Error{StatusCode: 500, Code: "500", Description: "boom",
 		RequestID: "req-1", CorrelationID: "corr-1"})
+	// Failing for longer than the health window, with no finished batch
+	// to read as a canary, the API counts as down.
 	for range 3 {
-		h.clock.advance(time.Minute)
+		h.clock.advance(2 * time.Minute)
 		h.read(context.Background())
 	}
 	expected := `# HELP partnercenter_batch_last_success_timestamp_seconds When the values shown for the batch were read from Partner Center, as a Unix timestamp.
@@ -399,7 +354,7 @@ partnercenter_batch_last_success_timestamp_seconds{batch_tracking_id="22222222-2
 # HELP partnercenter_batch_scrape_success 1 when the last read of the batch succeeded, 0 when it failed or no read has finished yet.
 # TYPE partnercenter_batch_scrape_success gauge
 partnercenter_batch_scrape_success{batch_tracking_id="22222222-2222-4222-8222-222222222222",customer_id="aaaaaaaa-0000-4000-8000-000000000001"} 0
-# HELP partnercenter_up 1 when Partner Center is reachable with the configured credentials; 0 when no token can be had, or the last read of every batch still being read failed with a connection error, timeout, 401 or 5xx.
+# HELP partnercenter_up 1 when Partner Center is usable with the configured credentials. 0 while reads fail for want of a token; or while reads fail with no answer, a timeout, 401 or 5xx and either a canary read of a finished batch fails too or nothing has answered for max(5m, 2 x refresh_interval).
 # TYPE partnercenter_up gauge
 partnercenter_up 0
 `

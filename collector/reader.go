@@ -2,9 +2,7 @@ package collector
 
 import (
 	"context"
-	"errors"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/go-kit/log"
@@ -52,11 +50,7 @@ type Reader struct {
 	mu  sync.Mutex
 	sem chan struct{}
 
-	// tokenFailing is true while the latest read that needed a token could
-	// not get one.
-	tokenFailing atomic.Bool
-	// lastSuccess is when a read last succeeded, in Unix nanoseconds.
-	lastSuccess atomic.Int64
+	health health
 }
 
 // NewReader returns a reader that records into store and runs at most
@@ -80,16 +74,7 @@ func (r *Reader) SetMaxConcurrent(n int) {
 
 // LastSuccess is when a read last succeeded: an answer from Partner Center
 // that was read and decoded whole. It is zero before the first.
-func (r *Reader) LastSuccess() time.Time {
-	if ns := r.lastSuccess.Load(); ns != 0 {
-		return time.Unix(0, ns)
-	}
-	return time.Time{}
-}
-
-// TokenFailing reports whether the latest read that asked for a token got
-// none.
-func (r *Reader) TokenFailing() bool { return r.tokenFailing.Load() }
+func (r *Reader) LastSuccess() time.Time { return loadTime(&r.health.lastSuccess) }
 
 // Result is one batch as one scrape sees it.
 type Result struct {
@@ -224,27 +209,11 @@ func (r *Reader) acquire() (release func()) {
 // record stores a read's outcome and logs what changed.
 func (r *Reader) record(t Target, epoch uint64, started time.Time, batch *partnercenter.Batch, err error) {
 	now := r.now()
-	if err == nil {
-		r.lastSuccess.Store(now.UnixNano())
-	}
+	// Whether or not the store keeps it, the answer says the API works.
+	r.health.note(now, err)
 	prev, stored := r.store.Record(t, epoch, started, now, batch, err)
 	if !stored {
 		return
 	}
-	r.noteToken(err)
 	logOutcome(log.With(r.logger, "customer_id", t.CustomerID, "batch_tracking_id", t.TrackingID), prev, batch, err)
-}
-
-// noteToken follows whether reads get a token: a token error says no, any
-// answer from the API (or a success) says yes, and anything else (a hold,
-// a local error) says nothing.
-func (r *Reader) noteToken(err error) {
-	var tokenErr *partnercenter.TokenError
-	var apiErr *partnercenter.Error
-	switch {
-	case errors.As(err, &tokenErr):
-		r.tokenFailing.Store(true)
-	case err == nil, errors.As(err, &apiErr):
-		r.tokenFailing.Store(false)
-	}
 }

@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
-
 	"github.com/partnercenter-exporter/partnercenter_exporter/config"
 	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter"
 )
@@ -114,7 +112,12 @@ func TestReadOutlivesTheScrapeThatStartedIt(t *testing.T) {
 	ctxA, cancelA := context.WithCancel(context.Background())
 	doneA := make(chan []Result)
 	go func() { doneA <- h.read(ctxA) }()
-	waitFor(t, "the slow read to start", func() bool { return started.Load() == 1 })
+	// The fast read runs beside the slow one: wait for both, so that A's
+	// end cannot race the fast read's.
+	waitFor(t, "the slow read to start and the fast one to end", func() bool {
+		s, _ := h.store.Get(Target{CustomerID: custA, TrackingID: batch1})
+		return started.Load() == 1 && s.Batch != nil
+	})
 	doneB := make(chan []Result)
 	go func() { doneB <- h.read(context.Background()) }()
 	cancelA()
@@ -403,46 +406,6 @@ func TestUnknownStatusLoggedOncePerValue(t *testing.T) {
 			t.Errorf("%s logged %d times, want 1:\n%s", v, got, logs)
 		}
 	}
-}
-
-func TestTokenFailureIsFollowed(t *testing.T) {
-	h := newHarness(testConfig(0, config.Customer{ID: custA, Batches: []string{batch2}}))
-	h.src.setErr(custA, batch2, fmt.Errorf("get token: %w", &partnercenter.TokenError{StatusCode: 401, Code: "invalid_client"}))
-	h.read(context.Background())
-	if !h.reader.TokenFailing() {
-		t.Error("a token error did not mark the token as failing")
-	}
-	h.src.setErr(custA, batch2, &partnercenter.HoldError{Until: t0})
-	h.read(context.Background())
-	if !h.reader.TokenFailing() {
-		t.Error("a hold, which asks for no token, cleared the token failure")
-	}
-	h.src.setErr(custA, batch2, &partnercenter.Error{StatusCode: 404})
-	h.read(context.Background())
-	if h.reader.TokenFailing() {
-		t.Error("an API answer, which needs a token, left the token failing")
-	}
-}
-
-func TestUpFollowsTheStoredOutcomes(t *testing.T) {
-	// One batch answering 500 while another is read fine keeps up at 1;
-	// once the other fails the same way, up drops to 0.
-	h := newHarness(testConfig(0, config.Customer{ID: custA, Batches: []string{batch1, batch2, batch3}}))
-	h.src.setBatch(custA, batch1, finishedWithErrors())
-	h.src.setBatch(custA, batch2, processing())
-	h.src.setErr(custA, batch3, &partnercenter.Error{StatusCode: 500})
-	expectUp := func(want string) {
-		t.Helper()
-		expected := "# HELP partnercenter_up 1 when Partner Center is reachable with the configured credentials; 0 when no token can be had, or the last read of every batch still being read failed with a connection error, timeout, 401 or 5xx.\n# TYPE partnercenter_up gauge\npartnercenter_up " + want + "\n"
-		if err := testutil.CollectAndCompare(h.scrape(context.Background()), strings.NewReader(expected), "partnercenter_up"); err != nil {
-			t.Error(err)
-		}
-	}
-	expectUp("1")
-	h.src.setErr(custA, batch2, &partnercenter.Error{Err: context.DeadlineExceeded})
-	expectUp("0")
-	h.src.setBatch(custA, batch2, processing())
-	expectUp("1")
 }
 
 func TestLastSuccessFollowsSuccessfulReadsOnly(t *testing.T) {

@@ -182,7 +182,7 @@ func (c *Client) BatchStatus(ctx context.Context, customerID, trackingID string)
 		}
 		token, err := c.tokens.Token(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("get token: %w", err)
+			return nil, &NoTokenError{Err: err}
 		}
 		batch, err := c.get(ctx, target, token, corrID)
 		if err == nil {

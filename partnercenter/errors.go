@@ -67,6 +67,19 @@ func (e *HoldError) Error() string {
 		" after an HTTP 429 from Partner Center; no request sent"
 }
 
+// NoTokenError is a read that sent nothing because no access token could
+// be had: the token endpoint refused or could not be reached, or a
+// credential file could not be read. It concerns every read alike.
+type NoTokenError struct {
+	// Err is why, often a *TokenError.
+	Err error
+}
+
+// Error reads like "get token: token endpoint answered 401 invalid_client: …".
+func (e *NoTokenError) Error() string { return "get token: " + e.Err.Error() }
+
+func (e *NoTokenError) Unwrap() error { return e.Err }
+
 // Temporary reports whether a retry may succeed: no response at all, or a
 // server-side (5xx) failure.
 func (e *Error) Temporary() bool {
