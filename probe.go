@@ -141,9 +141,14 @@ type sdTargetGroup struct {
 	Labels  map[string]string `json:"labels"`
 }
 
-// sdHandler serves GET /sd: one target per configured batch that is not
-// retired, in Prometheus HTTP SD format. The target address is this
-// exporter as the client reached it, so that Prometheus can /probe it.
+// sdHandler serves GET /sd: one target per listed batch (configuration,
+// then batch files), in Prometheus HTTP SD format. Retired batches are
+// listed too: only the replica that reads a batch knows it is retired,
+// and every replica must give the same targets, or the target would come
+// and go with each refresh depending on who answered. Probing a retired
+// batch costs no read and shows no batch series. The target address is
+// this exporter as the client reached it, so that Prometheus can /probe
+// it.
 func sdHandler(state *exporterState) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		live := state.snapshot()
@@ -153,9 +158,6 @@ func sdHandler(state *exporterState) http.HandlerFunc {
 		}
 		groups := make([]sdTargetGroup, 0, len(live.targets))
 		for _, t := range live.targets {
-			if s, _ := state.store.Get(t); s.Retired {
-				continue
-			}
 			groups = append(groups, sdTargetGroup{
 				Targets: []string{r.Host},
 				Labels: map[string]string{

@@ -190,3 +190,34 @@ func TestMetricsOfTheExporterOnlyReadNoBatch(t *testing.T) {
 	}
 }
 
+// TestServiceDiscoveryListsRetiredBatches: /sd gives the same targets
+// whichever replica answers, so a retired batch stays listed (only the
+// replica that read it knows it is retired), and probing it costs nothing.
+func TestServiceDiscoveryListsRetiredBatches(t *testing.T) {
+	srv := fakeWithBatches(t)
+	path := writeConfig(t, t.TempDir(), srv, map[string][]string{customer1: {finishedID, runningID}})
+	// finishedID completed on 2026-11-25: retired once read.
+	setConfig(t, path, "customers:", "retention: 1d\ncustomers:")
+	exp := startExporter(t, path)
+	if _, m := exp.scrape(t, ""); value(t, m, "partnercenter_batches_retired", "") != 1 {
+		t.Fatalf("partnercenter_batches_retired = %v, want 1", value(t, m, "partnercenter_batches_retired", ""))
+	}
+	var groups []sdTargetGroup
+	if err := json.Unmarshal([]byte(get(t, exp.url+"/sd", http.StatusOK)), &groups); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, g := range groups {
+		got = append(got, g.Labels["batch_tracking_id"])
+	}
+	if want := []string{finishedID, runningID}; strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("/sd lists %v, want %v (the retired batch too)", got, want)
+	}
+	m := parseMetrics(t, get(t, probeURL(exp, customer1, finishedID), http.StatusOK))
+	if f, ok := m["partnercenter_batch_scrape_success"]; ok {
+		t.Errorf("probe of a retired batch shows batch series: %v", *f)
+	}
+	if got := srv.BatchRequests(customer1, finishedID); got != 1 {
+		t.Errorf("retired batch requested %d times, want 1 (before it was retired)", got)
+	}
+}
