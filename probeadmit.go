@@ -95,20 +95,8 @@ func (a *probeAdmissions) admitLocked(targets []collector.Target) (changed bool,
 			a.admitted[k] = ad
 			continue
 		}
-		if a.stillRemoved(k, now) {
-			return changed, admissionError(http.StatusNotFound, 0,
-				"batch %s of customer %s was removed from the configuration or batch files; "+
-					"it can be probed again once /sd has been served without it", t.TrackingID, t.CustomerID)
-		}
-		if len(a.admitted) >= maxAdmittedBatches {
-			return changed, admissionError(http.StatusServiceUnavailable, 0,
-				"%d unlisted batches are admitted already, the most there may be; list the batches instead "+
-					"(unprobed ones are forgotten after probe.forget_unprobed_after)", maxAdmittedBatches)
-		}
-		if !a.limiter.AllowN(now, 1) {
-			return changed, admissionError(http.StatusTooManyRequests, a.retryAfter(now),
-				"more than %d unlisted batches admitted per minute (probe.max_admissions_per_minute)",
-				a.settings.MaxAdmissionsPerMinute)
+		if err = a.refusal(t, k, now); err != nil {
+			break
 		}
 		a.admitted[k] = admission{target: t, lastProbed: now}
 		changed = true
@@ -116,7 +104,27 @@ func (a *probeAdmissions) admitLocked(targets []collector.Target) (changed bool,
 	if changed {
 		a.scheduleSweep(now)
 	}
-	return changed, nil
+	return changed, err
+}
+
+// refusal says why a batch that is not admitted cannot be now, or takes
+// one admission token for it.
+func (a *probeAdmissions) refusal(t collector.Target, k string, now time.Time) error {
+	switch {
+	case a.stillRemoved(k, now):
+		return admissionError(http.StatusNotFound, 0,
+			"batch %s of customer %s was removed from the configuration or batch files; "+
+				"it can be probed again once /sd has been served without it", t.TrackingID, t.CustomerID)
+	case len(a.admitted) >= maxAdmittedBatches:
+		return admissionError(http.StatusServiceUnavailable, 0,
+			"%d unlisted batches are admitted already, the most there may be; list the batches instead "+
+				"(unprobed ones are forgotten after probe.forget_unprobed_after)", maxAdmittedBatches)
+	case !a.limiter.AllowN(now, 1):
+		return admissionError(http.StatusTooManyRequests, a.retryAfter(now),
+			"more than %d unlisted batches admitted per minute (probe.max_admissions_per_minute)",
+			a.settings.MaxAdmissionsPerMinute)
+	}
+	return nil
 }
 
 // stillRemoved reports whether a publish took the batch off the list and

@@ -295,3 +295,26 @@ func TestProbeAdmissionForUnconfiguredCustomers(t *testing.T) {
 		t.Errorf("%d batch requests, want 1", got)
 	}
 }
+
+// TestProbeAdmissionArmsTheSweepWhenRefused: the batches a refused probe
+// admitted before its refusal are forgotten like any other.
+func TestProbeAdmissionArmsTheSweepWhenRefused(t *testing.T) {
+	removed, fresh := unlistedTarget(1), unlistedTarget(2)
+	p := config.Probe{AllowUnlistedBatches: true, ForgetUnprobedAfter: time.Hour, MaxAdmissionsPerMinute: 60}
+	a, now, _ := testAdmissions(t, p, []collector.Target{removed})
+	a.published(p, []collector.Target{removed}, nil)
+	if err := a.admit([]collector.Target{fresh, removed}); err == nil {
+		t.Fatal("a probe naming a removed batch was not refused")
+	}
+	a.mu.Lock()
+	armed := a.sweep != nil
+	a.mu.Unlock()
+	if !armed {
+		t.Fatal("no sweep armed for the batch the refused probe admitted")
+	}
+	*now = now.Add(time.Hour)
+	a.forgetDue()
+	if got := a.targets(); len(got) != 0 {
+		t.Errorf("admitted %v an hour later, want none", got)
+	}
+}
