@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -316,5 +318,44 @@ func TestProbeAdmissionArmsTheSweepWhenRefused(t *testing.T) {
 	a.forgetDue()
 	if got := a.targets(); len(got) != 0 {
 		t.Errorf("admitted %v an hour later, want none", got)
+	}
+}
+
+// TestProbeBatchRemovedFromABatchFileWaitsForServiceDiscovery: a batch
+// file change that drops a batch is a removal like a reload's.
+func TestProbeBatchRemovedFromABatchFileWaitsForServiceDiscovery(t *testing.T) {
+	srv := fakeWithBatches(t)
+	dir := t.TempDir()
+	path := writeConfig(t, dir, srv, map[string][]string{customer1: {finishedID}})
+	setConfig(t, path, "customers:", "batch_files:\n  - uploads/*.txt\ncustomers:")
+	allowUnlisted(t, path)
+	if err := os.MkdirAll(filepath.Join(dir, "uploads"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	uploads := filepath.Join(dir, "uploads", "contoso.txt")
+	appendFile(t, uploads, uploadsLine(customer1, runningID))
+	exp := startExporter(t, path)
+	listed := func() bool {
+		for _, tg := range exp.state.currentTargets() {
+			if tg.TrackingID == runningID {
+				return true
+			}
+		}
+		return false
+	}
+	waitFor(t, listed)
+	get(t, probeURL(exp, customer1, runningID), http.StatusOK)
+
+	if err := os.WriteFile(uploads, []byte("# emptied\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return !listed() })
+	if status, _, _ := probeAnswer(t, probeURL(exp, customer1, runningID)); status != http.StatusNotFound {
+		t.Errorf("probe of a batch its file dropped: %d, want 404 until /sd is served", status)
+	}
+	get(t, exp.url+"/sd", http.StatusOK)
+	get(t, probeURL(exp, customer1, runningID), http.StatusOK)
+	if got := srv.BatchRequests(customer1, runningID); got != 2 {
+		t.Errorf("batch requested %d times, want 2 (before and after its removal)", got)
 	}
 }
