@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
@@ -22,7 +24,9 @@ const maxProbeBatches = 100
 // probeRequestError is a /probe request refused before anything is read.
 type probeRequestError struct {
 	status int
-	msg    string
+	// retryAfter, when not zero, goes into a Retry-After header.
+	retryAfter time.Duration
+	msg        string
 }
 
 func (e *probeRequestError) Error() string { return e.msg }
@@ -34,7 +38,9 @@ func badProbe(status int, format string, args ...any) error {
 // probeHandler serves GET /probe?customer_id=…&batch_tracking_id=…: the
 // partnercenter_batch_* series of just those batches and partnercenter_up,
 // on a registry of its own (the Prometheus multi-target pattern). It reads
-// through the same reader, store and client as /metrics.
+// through the same reader, store and client as /metrics. Batches neither
+// the configuration nor a batch file lists are refused unless probe
+// settings allow them; then they go through the admission registry.
 func probeHandler(state *exporterState, opts serverOptions, logger log.Logger) http.Handler {
 	errLog := promhttpLogger{level.Error(logger)}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -43,12 +49,15 @@ func probeHandler(state *exporterState, opts serverOptions, logger log.Logger) h
 			http.Error(w, "no configuration loaded", http.StatusServiceUnavailable)
 			return
 		}
-		targets, err := probeTargets(live, r.URL.Query())
-		if err == nil {
-			err = admit(state.store, targets)
+		targets, unlisted, err := probeTargets(live, r.URL.Query())
+		if err == nil && len(unlisted) > 0 {
+			err = state.probes.admit(unlisted)
 		}
 		var reqErr *probeRequestError
 		if errors.As(err, &reqErr) {
+			if reqErr.retryAfter > 0 {
+				w.Header().Set("Retry-After", strconv.Itoa(int(reqErr.retryAfter/time.Second)))
+			}
 			http.Error(w, reqErr.msg, reqErr.status)
 			return
 		}
@@ -60,32 +69,33 @@ func probeHandler(state *exporterState, opts serverOptions, logger log.Logger) h
 	})
 }
 
-// probeTargets validates the query and names the batches to read. A
-// customer the configuration does not know is refused unless the
-// configuration allows it; a batch it does not list, under a known
-// customer, is read all the same.
-func probeTargets(live *liveConfig, q url.Values) ([]collector.Target, error) {
+// probeTargets validates the query and names the batches to read, and
+// which of them are unlisted (neither the configuration nor a batch file
+// lists them). A customer the configuration does not know is refused
+// unless probe.allow_unconfigured_customers; an unlisted batch unless
+// probe.allow_unlisted_batches (or allow_unconfigured_customers).
+func probeTargets(live *liveConfig, q url.Values) (targets, unlisted []collector.Target, err error) {
 	customers, batches := q["customer_id"], q["batch_tracking_id"]
 	switch {
 	case len(customers) != 1:
-		return nil, badProbe(http.StatusBadRequest, "exactly one customer_id parameter is required")
+		return nil, nil, badProbe(http.StatusBadRequest, "exactly one customer_id parameter is required")
 	case !partnercenter.ValidGUID(customers[0]):
-		return nil, badProbe(http.StatusBadRequest, "customer_id %q is not a GUID", cut(customers[0]))
+		return nil, nil, badProbe(http.StatusBadRequest, "customer_id %q is not a GUID", cut(customers[0]))
 	case len(batches) == 0:
-		return nil, badProbe(http.StatusBadRequest, "at least one batch_tracking_id parameter is required")
+		return nil, nil, badProbe(http.StatusBadRequest, "at least one batch_tracking_id parameter is required")
 	case len(batches) > maxProbeBatches:
-		return nil, badProbe(http.StatusBadRequest, "at most %d batch_tracking_id parameters per probe, got %d", maxProbeBatches, len(batches))
+		return nil, nil, badProbe(http.StatusBadRequest, "at most %d batch_tracking_id parameters per probe, got %d", maxProbeBatches, len(batches))
 	}
 	customer := strings.ToLower(customers[0])
 	name, known := live.customerName(customer)
 	if !known && !live.cfg.Probe.AllowUnconfiguredCustomers {
-		return nil, badProbe(http.StatusForbidden, "customer %s is not configured (set probe.allow_unconfigured_customers to probe it)", customer)
+		return nil, nil, badProbe(http.StatusForbidden, "customer %s is not configured (set probe.allow_unconfigured_customers to probe it)", customer)
 	}
-	targets := make([]collector.Target, 0, len(batches))
+	targets = make([]collector.Target, 0, len(batches))
 	seen := map[string]bool{}
 	for _, b := range batches {
 		if !partnercenter.ValidGUID(b) {
-			return nil, badProbe(http.StatusBadRequest, "batch_tracking_id %q is not a GUID", cut(b))
+			return nil, nil, badProbe(http.StatusBadRequest, "batch_tracking_id %q is not a GUID", cut(b))
 		}
 		id := strings.ToLower(b)
 		if !seen[id] {
@@ -93,17 +103,27 @@ func probeTargets(live *liveConfig, q url.Values) ([]collector.Target, error) {
 			targets = append(targets, collector.Target{CustomerID: customer, CustomerName: name, TrackingID: id})
 		}
 	}
-	return targets, nil
+	for i, t := range targets {
+		if listed, ok := live.listed[t.Key()]; ok {
+			targets[i] = listed
+			continue
+		}
+		if !live.cfg.Probe.UnlistedAllowed() {
+			return nil, nil, badProbe(http.StatusNotFound, "batch %s of customer %s is not listed in the configuration or a batch file "+
+				"(set probe.allow_unlisted_batches to probe it)", t.TrackingID, customer)
+		}
+		unlisted = append(unlisted, t)
+	}
+	return targets, unlisted, nil
 }
 
-// admit makes the store know the probed batches that are not configured.
-func admit(store *collector.Store, targets []collector.Target) error {
+// keyed indexes the listed batches by their store key.
+func keyed(targets []collector.Target) map[string]collector.Target {
+	out := make(map[string]collector.Target, len(targets))
 	for _, t := range targets {
-		if err := store.Admit(t); err != nil {
-			return badProbe(http.StatusServiceUnavailable, "%v", err)
-		}
+		out[t.Key()] = t
 	}
-	return nil
+	return out
 }
 
 // cut keeps an echoed parameter short.
@@ -121,9 +141,14 @@ type sdTargetGroup struct {
 	Labels  map[string]string `json:"labels"`
 }
 
-// sdHandler serves GET /sd: one target per configured batch that is not
-// retired, in Prometheus HTTP SD format. The target address is this
-// exporter as the client reached it, so that Prometheus can /probe it.
+// sdHandler serves GET /sd: one target per listed batch (configuration,
+// then batch files), in Prometheus HTTP SD format. Retired batches are
+// listed too: only the replica that reads a batch knows it is retired,
+// and every replica must give the same targets, or the target would come
+// and go with each refresh depending on who answered. Probing a retired
+// batch costs no read and shows no batch series. The target address is
+// this exporter as the client reached it, so that Prometheus can /probe
+// it.
 func sdHandler(state *exporterState) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		live := state.snapshot()
@@ -133,9 +158,6 @@ func sdHandler(state *exporterState) http.HandlerFunc {
 		}
 		groups := make([]sdTargetGroup, 0, len(live.targets))
 		for _, t := range live.targets {
-			if s, _ := state.store.Get(t); s.Retired {
-				continue
-			}
 			groups = append(groups, sdTargetGroup{
 				Targets: []string{r.Host},
 				Labels: map[string]string{
@@ -144,6 +166,11 @@ func sdHandler(state *exporterState) http.HandlerFunc {
 			})
 		}
 		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(groups)
+		if err := json.NewEncoder(w).Encode(groups); err == nil {
+			// Prometheus now has a list without the batches removed
+			// before it: probes of them no longer come from stale
+			// discovery.
+			state.probes.sdServed(live.targets)
+		}
 	}
 }

@@ -28,7 +28,6 @@ func TestProbeServesJustTheNamedBatches(t *testing.T) {
 	})
 	setConfig(t, path, "refresh_interval: 0s", "refresh_interval: 1m")
 	exp := startExporter(t, path)
-	// runningID is configured; brokenID is not, under a configured customer.
 	body := get(t, probeURL(exp, customer1, strings.ToUpper(runningID), finishedID), http.StatusOK)
 	m := parseMetrics(t, body)
 	var ids []string
@@ -57,14 +56,6 @@ func TestProbeServesJustTheNamedBatches(t *testing.T) {
 		t.Errorf("running batch requested %d times across /probe and /metrics, want 1", got)
 	}
 
-	// A batch the configuration does not list, under a configured customer.
-	body = get(t, probeURL(exp, customer2, brokenID), http.StatusOK)
-	if v := value(t, parseMetrics(t, body), "partnercenter_batch_scrape_success", batchLabels(customer2, brokenID)); v != 0 {
-		t.Errorf("unconfigured 500 batch scrape_success = %v, want 0", v)
-	}
-	if got := srv.BatchRequests(customer2, brokenID); got != 2 {
-		t.Errorf("unconfigured batch requested %d times, want 2 (one 500 and its retry)", got)
-	}
 }
 
 func TestProbeRefusals(t *testing.T) {
@@ -88,6 +79,14 @@ func TestProbeRefusals(t *testing.T) {
 		{"too many batches", exp.url + "/probe?" + tooMany.Encode(), 400, "at most 100 batch_tracking_id parameters per probe, got 101\n"},
 		{"unconfigured customer", probeURL(exp, unconfiguredCustomer, finishedID), 403,
 			"customer " + unconfiguredCustomer + " is not configured (set probe.allow_unconfigured_customers to probe it)\n"},
+		// Customer IDs are public on /sd: a tracking ID of one's choosing
+		// under a configured customer must not cost a request.
+		{"unlisted batch", probeURL(exp, customer1, brokenID), 404,
+			"batch " + brokenID + " of customer " + customer1 + " is not listed in the configuration or a batch file " +
+				"(set probe.allow_unlisted_batches to probe it)\n"},
+		{"unlisted batch beside a listed one", probeURL(exp, customer1, finishedID, missingID), 404,
+			"batch " + missingID + " of customer " + customer1 + " is not listed in the configuration or a batch file " +
+				"(set probe.allow_unlisted_batches to probe it)\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -188,5 +187,37 @@ func TestMetricsOfTheExporterOnlyReadNoBatch(t *testing.T) {
 	}
 	if _, ok := m["partnercenter_batch_scrape_success"]; ok {
 		t.Error("batch series served with collect[]=exporter")
+	}
+}
+
+// TestServiceDiscoveryListsRetiredBatches: /sd gives the same targets
+// whichever replica answers, so a retired batch stays listed (only the
+// replica that read it knows it is retired), and probing it costs nothing.
+func TestServiceDiscoveryListsRetiredBatches(t *testing.T) {
+	srv := fakeWithBatches(t)
+	path := writeConfig(t, t.TempDir(), srv, map[string][]string{customer1: {finishedID, runningID}})
+	// finishedID completed on 2026-11-25: retired once read.
+	setConfig(t, path, "customers:", "retention: 1d\ncustomers:")
+	exp := startExporter(t, path)
+	if _, m := exp.scrape(t, ""); value(t, m, "partnercenter_batches_retired", "") != 1 {
+		t.Fatalf("partnercenter_batches_retired = %v, want 1", value(t, m, "partnercenter_batches_retired", ""))
+	}
+	var groups []sdTargetGroup
+	if err := json.Unmarshal([]byte(get(t, exp.url+"/sd", http.StatusOK)), &groups); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, g := range groups {
+		got = append(got, g.Labels["batch_tracking_id"])
+	}
+	if want := []string{finishedID, runningID}; strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("/sd lists %v, want %v (the retired batch too)", got, want)
+	}
+	m := parseMetrics(t, get(t, probeURL(exp, customer1, finishedID), http.StatusOK))
+	if f, ok := m["partnercenter_batch_scrape_success"]; ok {
+		t.Errorf("probe of a retired batch shows batch series: %v", *f)
+	}
+	if got := srv.BatchRequests(customer1, finishedID); got != 1 {
+		t.Errorf("retired batch requested %d times, want 1 (before it was retired)", got)
 	}
 }

@@ -60,7 +60,7 @@ func TestPrometheusHashmodEndToEnd(t *testing.T) {
 	dir := t.TempDir()
 	exporterBin := buildExporterBinary(t, dir)
 	batches := hashmodBatches()
-	shards := shardBatches(t, batches)
+	shards := shardBatches(t, batches, exampleShardKey)
 	srv := hashmodFake(t, batches)
 	configPath := hashmodExporterConfig(t, dir, srv, batches)
 
@@ -76,25 +76,24 @@ func TestPrometheusHashmodEndToEnd(t *testing.T) {
 		"--log.level=warn")
 	api := prometheusAPI{base: "http://" + promAddr}
 	all := append(slices.Clone(replicas), prom)
+	waitForProbes(ctx, t, api, all, batches)
 
-	e2eWait(ctx, t, fmt.Sprintf("%d probe targets up", len(batches)), all, func() (bool, error) {
-		return allTargetsUp(api, len(batches))
-	})
-	e2eWait(ctx, t, "every batch's status in Prometheus", all, func() (bool, error) {
-		r, err := api.query("partnercenter_batch_status == 1")
-		return len(r) >= len(batches), err
-	})
-
-	checkHashmodTargets(t, api, batches, addrs)
-	checkHashmodSeries(t, api, batches, addrs)
+	setup := probeSetup{job: "partnercenter", target: func(b hashmodBatch) probeTargetWant {
+		n := hashmodShard(exampleShardKey(b), hashmodReplicas)
+		return probeTargetWant{pool: fmt.Sprintf("partnercenter-%d", n), instance: addrs[n]}
+	}}
+	checkProbeTargets(t, api, batches, setup)
+	seen := checkProbeSeries(t, api, batches, setup)
 	checkReadOnce(t, srv, batches)
 
 	// Prometheus goes first: no probe may read while the replicas' own
 	// /metrics are compared below.
 	prom.terminate(ctx, t)
+	var exposition string
 	for n := range replicas {
-		checkReplicaReadItsShard(t, srv, batches, addrs[n], shards[n])
+		exposition = checkReplicaReadItsShard(t, srv, batches, addrs[n], shards[n])
 	}
+	checkSeriesAsOnMetrics(t, seen, exposition)
 	for _, r := range replicas {
 		if code := r.terminate(ctx, t); code != 0 {
 			t.Errorf("%s exited with %d after SIGTERM, want 0\n%s", r.name, code, r.output())
@@ -102,13 +101,29 @@ func TestPrometheusHashmodEndToEnd(t *testing.T) {
 	}
 }
 
+// exampleShardKey is what the sharded example hashes: the tracking ID.
+func exampleShardKey(b hashmodBatch) string { return b.id }
+
+// waitForProbes waits until Prometheus has scraped every batch's target
+// successfully and has every batch's status.
+func waitForProbes(ctx context.Context, t *testing.T, api prometheusAPI, procs []*e2eProcess, batches []hashmodBatch) {
+	t.Helper()
+	e2eWait(ctx, t, fmt.Sprintf("%d probe targets up", len(batches)), procs, func() (bool, error) {
+		return allTargetsUp(api, len(batches))
+	})
+	e2eWait(ctx, t, "every batch's status in Prometheus", procs, func() (bool, error) {
+		r, err := api.query("partnercenter_batch_status == 1")
+		return len(r) >= len(batches), err
+	})
+}
+
 // shardBatches groups the batch IDs by shard, and stops the test if a
 // shard is empty: then the IDs would not show that the batches split.
-func shardBatches(t *testing.T, batches []hashmodBatch) [hashmodReplicas][]string {
+func shardBatches(t *testing.T, batches []hashmodBatch, key func(hashmodBatch) string) [hashmodReplicas][]string {
 	t.Helper()
 	var shards [hashmodReplicas][]string
 	for _, b := range batches {
-		n := hashmodShard(b.id, hashmodReplicas)
+		n := hashmodShard(key(b), hashmodReplicas)
 		shards[n] = append(shards[n], b.id)
 	}
 	for n, s := range shards {
@@ -238,71 +253,138 @@ func allTargetsUp(api prometheusAPI, want int) (bool, error) {
 	return len(targets) >= want, nil
 }
 
-// checkHashmodTargets checks Prometheus probes each batch exactly once, in
-// the scrape config of its shard, on that shard's replica.
-func checkHashmodTargets(t *testing.T, api prometheusAPI, batches []hashmodBatch, addrs [hashmodReplicas]string) {
+// probeSetup is what one sharded setup should make of each batch's target.
+type probeSetup struct {
+	// job is the job label of the probe targets.
+	job string
+	// target is where the batch's probe should go.
+	target func(hashmodBatch) probeTargetWant
+}
+
+// probeTargetWant is one batch's target: its scrape pool and instance
+// label, the replica's address as Prometheus reaches it.
+type probeTargetWant struct {
+	pool, instance string
+}
+
+// checkProbeTargets checks Prometheus has exactly one target per batch,
+// in the scrape pool of its shard, probing its shard's replica, and that
+// every target keeps its own identity: its labels are customer_id,
+// batch_tracking_id, instance and job, nothing more (no customer_name).
+func checkProbeTargets(t *testing.T, api prometheusAPI, batches []hashmodBatch, setup probeSetup) {
 	t.Helper()
 	targets, err := api.activeTargets()
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := map[string]string{}
+	got := map[string]bool{}
 	for _, target := range targets {
-		got[target.Labels["batch_tracking_id"]] = target.ScrapePool + " " + target.ScrapeURL
+		got[target.ScrapePool+" "+target.ScrapeURL+" "+renderLabels(target.Labels)] = true
 	}
-	want := map[string]string{}
+	want := map[string]bool{}
 	for _, b := range batches {
-		n := hashmodShard(b.id, hashmodReplicas)
+		w := setup.target(b)
 		q := url.Values{"customer_id": {b.customer}, "batch_tracking_id": {b.id}}
-		want[b.id] = fmt.Sprintf("partnercenter-%d http://%s/probe?%s", n, addrs[n], q.Encode())
+		labels := map[string]string{"batch_tracking_id": b.id, "customer_id": b.customer, "instance": w.instance, "job": setup.job}
+		want[fmt.Sprintf("%s http://%s/probe?%s %s", w.pool, w.instance, q.Encode(), renderLabels(labels))] = true
 	}
 	if len(targets) != len(batches) || !maps.Equal(got, want) {
-		t.Errorf("%d targets (scrape pool, URL by batch):\n got  %v\n want %v", len(targets), got, want)
+		t.Errorf("%d targets (scrape pool, URL, labels):\n got  %v\n want %v", len(targets),
+			slices.Sorted(maps.Keys(got)), slices.Sorted(maps.Keys(want)))
 	}
 }
 
-// checkHashmodSeries checks every batch's status arrived once, with the
-// labels a /metrics scrape would give it (no exported_ labels, no
-// customer_name) plus the replica as instance, and partnercenter_up came
-// from every probe.
-func checkHashmodSeries(t *testing.T, api prometheusAPI, batches []hashmodBatch, addrs [hashmodReplicas]string) {
+// checkProbeSeries checks each target has an up series of its own, and
+// every batch series arrived with the job and instance of its batch's
+// target and no exported_ label. It returns the batch series without job
+// and instance, for checkSeriesAsOnMetrics.
+func checkProbeSeries(t *testing.T, api prometheusAPI, batches []hashmodBatch, setup probeSetup) map[string]bool {
 	t.Helper()
-	status, err := api.query("partnercenter_batch_status == 1")
+	up, err := api.query("up")
 	if err != nil {
 		t.Fatal(err)
 	}
-	up, err := api.query("partnercenter_up")
-	if err != nil {
-		t.Fatal(err)
-	}
-	wantStatus, wantUp := map[string]bool{}, map[string]bool{}
+	wantUp := map[string]bool{}
+	byID := map[string]hashmodBatch{}
 	for _, b := range batches {
-		n := hashmodShard(b.id, hashmodReplicas)
-		common := fmt.Sprintf("batch_tracking_id=%s customer_id=%s instance=%s job=partnercenter", b.id, b.customer, addrs[n])
-		wantStatus["__name__=partnercenter_batch_status "+common+" status="+b.status+" value=1"] = true
-		wantUp["__name__=partnercenter_up "+common+" value=1"] = true
+		byID[b.id] = b
+		labels := map[string]string{"__name__": "up", "batch_tracking_id": b.id, "customer_id": b.customer,
+			"instance": setup.target(b).instance, "job": setup.job}
+		wantUp[renderLabels(labels)+" value=1"] = true
 	}
-	if got := sampleSet(status); !maps.Equal(got, wantStatus) {
-		t.Errorf("partnercenter_batch_status == 1:\n got  %v\n want %v", slices.Sorted(maps.Keys(got)), slices.Sorted(maps.Keys(wantStatus)))
+	if got := sampleSet(up); len(up) != len(batches) || !maps.Equal(got, wantUp) {
+		t.Errorf("%d up series, want one per target (%d):\n got  %v\n want %v", len(up), len(batches),
+			slices.Sorted(maps.Keys(got)), slices.Sorted(maps.Keys(wantUp)))
 	}
-	if got := sampleSet(up); !maps.Equal(got, wantUp) {
-		t.Errorf("partnercenter_up:\n got  %v\n want %v", slices.Sorted(maps.Keys(got)), slices.Sorted(maps.Keys(wantUp)))
+
+	series, err := api.query(`{__name__=~"partnercenter_batch_.+"}`)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if len(status) != len(batches) || len(up) != len(batches) {
-		t.Errorf("%d status and %d partnercenter_up samples, want %d each", len(status), len(up), len(batches))
+	seen := map[string]bool{}
+	for _, s := range series {
+		for name := range s.Metric {
+			if strings.HasPrefix(name, "exported_") {
+				t.Errorf("series %s has the label %s", renderLabels(s.Metric), name)
+			}
+		}
+		b, ok := byID[s.Metric["batch_tracking_id"]]
+		if !ok {
+			t.Errorf("series %s names no test batch", renderLabels(s.Metric))
+			continue
+		}
+		if s.Metric["job"] != setup.job || s.Metric["instance"] != setup.target(b).instance {
+			t.Errorf("series %s: want job %s and instance %s", renderLabels(s.Metric), setup.job, setup.target(b).instance)
+		}
+		rest := maps.Clone(s.Metric)
+		delete(rest, "job")
+		delete(rest, "instance")
+		seen[renderLabels(rest)] = true
+	}
+	return seen
+}
+
+// checkSeriesAsOnMetrics checks the batch series Prometheus got through
+// /probe are exactly those of a /metrics scrape that read every batch:
+// the same names and labels (job and instance aside), no more, no fewer.
+func checkSeriesAsOnMetrics(t *testing.T, seen map[string]bool, exposition string) {
+	t.Helper()
+	want := map[string]bool{}
+	for name, values := range parseMetrics(t, exposition) {
+		if !strings.HasPrefix(name, "partnercenter_batch_") {
+			continue
+		}
+		for labels := range *values {
+			m := map[string]string{"__name__": name}
+			for _, pair := range strings.Split(labels, ",") {
+				if k, v, ok := strings.Cut(pair, "="); ok {
+					m[k] = v
+				}
+			}
+			want[renderLabels(m)] = true
+		}
+	}
+	if !maps.Equal(seen, want) {
+		t.Errorf("batch series through /probe differ from /metrics:\n got  %v\n want %v",
+			slices.Sorted(maps.Keys(seen)), slices.Sorted(maps.Keys(want)))
 	}
 }
 
-// sampleSet renders each sample as all its labels, sorted, and its value,
-// so that an extra or renamed label shows.
+// renderLabels renders a label set as its labels, sorted, so that an
+// extra or renamed label shows.
+func renderLabels(m map[string]string) string {
+	var parts []string
+	for _, name := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, name+"="+m[name])
+	}
+	return strings.Join(parts, " ")
+}
+
+// sampleSet renders each sample as all its labels and its value.
 func sampleSet(samples []promSample) map[string]bool {
 	out := map[string]bool{}
 	for _, s := range samples {
-		var parts []string
-		for _, name := range slices.Sorted(maps.Keys(s.Metric)) {
-			parts = append(parts, name+"="+s.Metric[name])
-		}
-		out[strings.Join(append(parts, "value="+s.value()), " ")] = true
+		out[renderLabels(s.Metric)+" value="+s.value()] = true
 	}
 	return out
 }
@@ -325,7 +407,8 @@ func checkReadOnce(t *testing.T, srv *partnercentertest.Server, batches []hashmo
 // configured batch the replica has not read yet. So the batches it reads
 // now are exactly those outside its shard, and its request counter, less
 // those reads, is the size of its shard: what it read for Prometheus.
-func checkReplicaReadItsShard(t *testing.T, srv *partnercentertest.Server, batches []hashmodBatch, addr string, shard []string) {
+// It returns the /metrics exposition.
+func checkReplicaReadItsShard(t *testing.T, srv *partnercentertest.Server, batches []hashmodBatch, addr string, shard []string) string {
 	t.Helper()
 	before := batchRequestCounts(srv, batches)
 	body, status, err := fetch("http://" + addr + "/metrics")
@@ -351,6 +434,7 @@ func checkReplicaReadItsShard(t *testing.T, srv *partnercentertest.Server, batch
 	if got := int(requests) - readNow; got != len(shard) {
 		t.Errorf("replica %s sent %d API requests before its /metrics scrape, want %d (its shard)", addr, got, len(shard))
 	}
+	return body
 }
 
 func batchRequestCounts(srv *partnercentertest.Server, batches []hashmodBatch) map[string]int {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,6 +33,8 @@ type liveConfig struct {
 	// targets are the batches to read: the configuration's, then those of
 	// the batch files.
 	targets []collector.Target
+	// listed indexes targets by store key, for /probe.
+	listed map[string]collector.Target
 }
 
 // customerName returns the name the configuration gives a customer, and
@@ -61,6 +64,8 @@ type exporterState struct {
 	store   *collector.Store
 	reader  *collector.Reader
 	current atomic.Pointer[liveConfig]
+	// probes holds the unlisted batches /probe admitted.
+	probes *probeAdmissions
 
 	reloadMu      sync.Mutex
 	reloadSuccess prometheus.Gauge
@@ -94,6 +99,7 @@ func newExporterState(logger log.Logger, load func() (*config.Config, error), ht
 		}),
 	}
 	reg.MustRegister(s.reloadSuccess, s.reloadTime)
+	s.probes = newProbeAdmissions(time.Now, s.probesChanged)
 	s.intake = newBatchIntake(log.With(logger, "component", "batchfiles"), reg)
 	return s
 }
@@ -103,6 +109,7 @@ func (s *exporterState) close() {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
 	s.intake.stop()
+	s.probes.stop()
 }
 
 // filesChanged takes a new batch file snapshot and, once a configuration
@@ -128,10 +135,27 @@ func (s *exporterState) publish(cfg *config.Config, client *partnercenter.Client
 // publishLocked lets the store learn the new batches before scrapes see
 // them, so that a scrape of the new list can record its reads, and a
 // scrape still running on the old one cannot bring back a removed batch.
+// The store knows the admitted unlisted batches as well, so that /probe's
+// reads of them are recorded; /metrics reads and exports the listed ones.
 func (s *exporterState) publishLocked(cfg *config.Config, client *partnercenter.Client, httpc *http.Client) {
 	targets := mergeTargets(cfg, s.files)
-	s.store.Retain(targets)
-	s.current.Store(&liveConfig{cfg: cfg, client: client, httpc: httpc, targets: targets})
+	var old []collector.Target
+	if live := s.current.Load(); live != nil {
+		old = live.targets
+	}
+	s.probes.published(cfg.Probe, old, targets)
+	s.store.Retain(slices.Concat(targets, s.probes.targets()))
+	s.current.Store(&liveConfig{cfg: cfg, client: client, httpc: httpc, targets: targets, listed: keyed(targets)})
+}
+
+// probesChanged publishes the live configuration again after /probe
+// admitted or forgot unlisted batches, so that the store follows.
+func (s *exporterState) probesChanged() {
+	s.publishMu.Lock()
+	defer s.publishMu.Unlock()
+	if live := s.current.Load(); live != nil {
+		s.publishLocked(live.cfg, live.client, live.httpc)
+	}
 }
 
 // fileSnapshot is the latest batch file snapshot, for /config.

@@ -84,9 +84,6 @@ type Store struct {
 	// targets holds the configured batches by key, for deleting what the
 	// persister holds of them.
 	targets map[string]Target
-	// probed holds the batches /probe named that are not configured. They
-	// are kept across reloads, at most maxProbedBatches of them.
-	probed map[string]Target
 	// epoch changes whenever every stored read is dropped, so that a read
 	// started before then cannot store a result obtained under the old
 	// settings.
@@ -99,32 +96,7 @@ type Store struct {
 // NewStore returns a store that knows no batch and keeps everything in
 // memory only.
 func NewStore() *Store {
-	return &Store{states: map[string]BatchState{}, targets: map[string]Target{}, probed: map[string]Target{}}
-}
-
-// maxProbedBatches bounds the batches that are read only because /probe
-// named them, so that probing random IDs cannot grow the store without
-// end.
-const maxProbedBatches = 10000
-
-// ErrTooManyProbed is returned by Admit beyond maxProbedBatches.
-var ErrTooManyProbed = errors.New("too many batches that are not configured have been probed")
-
-// Admit makes a batch that is not configured known to the store, so that
-// it can be read for /probe. A configured or already admitted batch is
-// left as it is.
-func (s *Store) Admit(t Target) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.states[t.Key()]; ok {
-		return nil
-	}
-	if len(s.probed) >= maxProbedBatches {
-		return ErrTooManyProbed
-	}
-	s.probed[t.Key()] = t
-	s.states[t.Key()] = BatchState{}
-	return nil
+	return &Store{states: map[string]BatchState{}, targets: map[string]Target{}}
 }
 
 // Persist makes the store write every change through p; onError is told
@@ -158,15 +130,11 @@ func (s *Store) Get(t Target) (state BatchState, ok bool) {
 // rest.
 func (s *Store) Retain(targets []Target) {
 	s.mu.Lock()
-	next := make(map[string]BatchState, len(targets)+len(s.probed))
+	next := make(map[string]BatchState, len(targets))
 	nextTargets := make(map[string]Target, len(targets))
 	for _, t := range targets {
 		next[t.Key()] = s.states[t.Key()]
 		nextTargets[t.Key()] = t
-		delete(s.probed, t.Key())
-	}
-	for k := range s.probed {
-		next[k] = s.states[k]
 	}
 	var removed []Target
 	for k, t := range s.targets {
@@ -181,14 +149,6 @@ func (s *Store) Retain(targets []Target) {
 	}
 }
 
-// target returns the configured or probed batch with key k.
-func (s *Store) target(k string) Target {
-	if t, ok := s.targets[k]; ok {
-		return t
-	}
-	return s.probed[k]
-}
-
 // Reset forgets every stored read but keeps the configured batches, after a
 // reload changed a setting the stored reads depend on.
 func (s *Store) Reset() {
@@ -196,7 +156,7 @@ func (s *Store) Reset() {
 	var dropped []Target
 	for k, st := range s.states {
 		if st.Batch != nil {
-			dropped = append(dropped, s.target(k))
+			dropped = append(dropped, s.targets[k])
 		}
 		s.states[k] = BatchState{}
 	}

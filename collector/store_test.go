@@ -2,7 +2,6 @@ package collector
 
 import (
 	"errors"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -147,33 +146,5 @@ func TestStoreRestore(t *testing.T) {
 	}
 	if got, _ := s.Get(b); !errors.Is(got.LastError, ErrRestored) || !due(got, t0, time.Minute) || got.Batch == nil {
 		t.Errorf("restored unfinished batch %+v: want its values, ErrRestored and due", got)
-	}
-}
-
-func TestStoreAdmitsProbedBatchesUpToTheBound(t *testing.T) {
-	configured := Target{CustomerID: custA, TrackingID: batch1}
-	probed := Target{CustomerID: custA, TrackingID: batch2}
-	s := NewStore()
-	s.Retain([]Target{configured})
-	if err := s.Admit(probed); err != nil {
-		t.Fatal(err)
-	}
-	if _, stored := s.Record(probed, s.Epoch(), t0, t0, processing(), nil); !stored {
-		t.Error("a probed batch's read was not stored")
-	}
-	s.Retain([]Target{configured}) // a reload
-	if got, ok := s.Get(probed); !ok || got.Batch == nil {
-		t.Error("a reload forgot a probed batch")
-	}
-	for i := range maxProbedBatches - 1 {
-		if err := s.Admit(Target{CustomerID: custB, TrackingID: fmt.Sprintf("%08d-0000-4000-8000-000000000000", i)}); err != nil {
-			t.Fatalf("admit %d: %v", i, err)
-		}
-	}
-	if err := s.Admit(Target{CustomerID: custB, TrackingID: batch3}); !errors.Is(err, ErrTooManyProbed) {
-		t.Errorf("admit beyond the bound: %v, want ErrTooManyProbed", err)
-	}
-	if err := s.Admit(configured); err != nil {
-		t.Errorf("admitting a configured batch beyond the bound: %v", err)
 	}
 }

@@ -59,6 +59,12 @@ const (
 	// DefaultMaxFailedDevicesPerBatch is how many failed devices per batch
 	// are kept for the failed-device pages.
 	DefaultMaxFailedDevicesPerBatch = 10000
+	// DefaultForgetUnprobedAfter is how long a batch /probe admitted
+	// without its being listed stays known once probes of it stop.
+	DefaultForgetUnprobedAfter = time.Hour
+	// DefaultMaxAdmissionsPerMinute bounds how fast /probe admits batches
+	// that are not listed.
+	DefaultMaxAdmissionsPerMinute = 60
 )
 
 // DefaultPartnerCenter holds the defaults of the partner_center block.
@@ -98,7 +104,26 @@ type Config struct {
 type Probe struct {
 	// AllowUnconfiguredCustomers lets /probe read batches of customers the
 	// configuration does not list; otherwise they are refused with 403.
+	// It implies AllowUnlistedBatches.
 	AllowUnconfiguredCustomers bool `yaml:"allow_unconfigured_customers"`
+	// AllowUnlistedBatches lets /probe read batches that neither the
+	// configuration nor a batch file lists; otherwise they are refused
+	// with 404, so that whoever reaches /probe cannot spend the API quota
+	// on tracking IDs of their choosing.
+	AllowUnlistedBatches bool `yaml:"allow_unlisted_batches"`
+	// ForgetUnprobedAfter is how long an admitted unlisted batch stays
+	// known once /probe stops naming it.
+	ForgetUnprobedAfter time.Duration `yaml:"forget_unprobed_after"`
+	// MaxAdmissionsPerMinute bounds how many unlisted batches /probe
+	// admits per minute (with a burst of as many); beyond it /probe
+	// answers 429.
+	MaxAdmissionsPerMinute int `yaml:"max_admissions_per_minute"`
+}
+
+// UnlistedAllowed reports whether /probe may read batches that are not
+// listed: allow_unconfigured_customers implies allow_unlisted_batches.
+func (p Probe) UnlistedAllowed() bool {
+	return p.AllowUnlistedBatches || p.AllowUnconfiguredCustomers
 }
 
 // PartnerCenter says where and how the API is called.
@@ -282,6 +307,10 @@ func defaultConfig() *Config {
 		Cloud:                    DefaultCloud,
 		PartnerCenter:            pc,
 		MaxFailedDevicesPerBatch: DefaultMaxFailedDevicesPerBatch,
+		Probe: Probe{
+			ForgetUnprobedAfter:    DefaultForgetUnprobedAfter,
+			MaxAdmissionsPerMinute: DefaultMaxAdmissionsPerMinute,
+		},
 	}
 }
 

@@ -69,7 +69,10 @@ func TestLoadGood(t *testing.T) {
 				MaxFailedDevicesPerBatch: 0,
 				Retention:                30 * 24 * time.Hour,
 				BatchFiles:               []string{"testdata/uploads/*.txt"},
-				Probe:                    Probe{AllowUnconfiguredCustomers: true},
+				Probe: Probe{
+					AllowUnconfiguredCustomers: true, AllowUnlistedBatches: true,
+					ForgetUnprobedAfter: 24 * time.Hour, MaxAdmissionsPerMinute: 30,
+				},
 				Customers: []Customer{
 					{
 						ID:      "a1b2c3d4-0001-4000-8000-000000000001",
@@ -106,6 +109,7 @@ func TestLoadGood(t *testing.T) {
 					Resource:     "https://api.partnercenter.microsoft.com",
 				},
 				MaxFailedDevicesPerBatch: 10000,
+				Probe:                    Probe{ForgetUnprobedAfter: time.Hour, MaxAdmissionsPerMinute: 60},
 			},
 		},
 	}
@@ -183,8 +187,11 @@ func TestLoadBadConfigs(t *testing.T) {
 		"invalid-retention.yml":            `invalid-retention.yml:5: retention: "30 days" is not a duration such as 30d, 12h or 1w`,
 		"invalid-batch-files.yml": "invalid-batch-files.yml:6: batch_files[0]: \"testdata/uploads/[a-\" is not a valid glob pattern\n" +
 			"invalid-batch-files.yml:7: batch_files[1]: empty entry",
-		"invalid-probe.yml":              `invalid-probe.yml:6: probe.allow_unconfigured_customer: unknown field (did you mean allow_unconfigured_customers?)`,
-		"invalid-type-bool.yml":          `invalid-type-bool.yml:6: probe.allow_unconfigured_customers: "yes" is not true or false`,
+		"invalid-probe.yml":     `invalid-probe.yml:6: probe.allow_unconfigured_customer: unknown field (did you mean allow_unconfigured_customers?)`,
+		"invalid-type-bool.yml": `invalid-type-bool.yml:6: probe.allow_unconfigured_customers: "yes" is not true or false`,
+		"invalid-probe-admission.yml": `invalid-probe-admission.yml:7: probe.forget_unprobed_after: must be greater than 0, got 0s
+invalid-probe-admission.yml:8: probe.max_admissions_per_minute: must be at least 1, got 0`,
+		"invalid-probe-forget.yml":       `invalid-probe-forget.yml:6: probe.forget_unprobed_after: "an hour" is not a duration such as 30d, 12h or 1w`,
 		"invalid-type-batch-files.yml":   `invalid-type-batch-files.yml:5: batch_files: expected a list, got a string`,
 		"invalid-max-failed-devices.yml": `invalid-max-failed-devices.yml:5: max_failed_devices_per_batch: must not be negative, got -1`,
 
@@ -759,6 +766,9 @@ batch_files:
     - testdata/uploads/*.txt
 probe:
     allow_unconfigured_customers: true
+    allow_unlisted_batches: true
+    forget_unprobed_after: 24h0m0s
+    max_admissions_per_minute: 30
 customers:
     - id: a1b2c3d4-0001-4000-8000-000000000001
       name: Contoso
@@ -801,6 +811,9 @@ max_failed_devices_per_batch: 10000
 retention: 0s
 probe:
     allow_unconfigured_customers: false
+    allow_unlisted_batches: false
+    forget_unprobed_after: 1h0m0s
+    max_admissions_per_minute: 60
 customers: []
 `,
 		},

@@ -199,6 +199,9 @@ func (d *decoder) partnerCenter(n *yaml.Node, path string, pc *PartnerCenter) {
 func (d *decoder) probe(n *yaml.Node, path string, pr *Probe) {
 	d.mapping(n, path, map[string]fieldDecoder{
 		"allow_unconfigured_customers": d.boolean(&pr.AllowUnconfiguredCustomers),
+		"allow_unlisted_batches":       d.boolean(&pr.AllowUnlistedBatches),
+		"forget_unprobed_after":        d.longDuration(&pr.ForgetUnprobedAfter),
+		"max_admissions_per_minute":    d.integer(&pr.MaxAdmissionsPerMinute),
 	})
 }
 

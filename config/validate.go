@@ -129,7 +129,20 @@ func (v validator) config(c *Config) {
 		v.report("max_failed_devices_per_batch", "must not be negative, got %d", c.MaxFailedDevicesPerBatch)
 	}
 	v.batchFiles(c.BatchFiles)
+	v.probe(c.Probe)
 	v.customers(c.Customers)
+}
+
+// probe checks the admission settings of unlisted batches. They are
+// checked even while no opt-in uses them, so that turning the opt-in on
+// cannot make a file invalid.
+func (v validator) probe(p Probe) {
+	if p.ForgetUnprobedAfter <= 0 {
+		v.report("probe.forget_unprobed_after", "must be greater than 0, got %s", p.ForgetUnprobedAfter)
+	}
+	if p.MaxAdmissionsPerMinute < 1 {
+		v.report("probe.max_admissions_per_minute", "must be at least 1, got %d", p.MaxAdmissionsPerMinute)
+	}
 }
 
 // batchFiles checks that each glob is one filepath.Match understands; the

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -433,6 +434,40 @@ func checkScrapeConfig(t *testing.T, sc *monitoringv1alpha1.ScrapeConfig) {
 	wantAddr := fullname + "-${1}." + fullname + "-headless.monitoring.svc:10046"
 	if a := byTarget["__address__"]; deref(a.Replacement) != wantAddr || len(a.SourceLabels) != 1 || a.SourceLabels[0] != "__tmp_shard" {
 		t.Errorf("address relabeling: %+v, want %s", a, wantAddr)
+	}
+	checkProbeTargetIdentity(t, s)
+}
+
+// checkProbeTargetIdentity: every target keeps customer_id and
+// batch_tracking_id as target labels, so that the up and scrape_* series
+// of the targets of one shard do not collapse into one; honorLabels
+// keeps the scraped labels of the same values from becoming exported_…;
+// customer_name, which /sd adds and /metrics does not, is dropped.
+func checkProbeTargetIdentity(t *testing.T, s monitoringv1alpha1.ScrapeConfigSpec) {
+	t.Helper()
+	if !deref(s.HonorLabels) {
+		t.Error("honorLabels is not true: the scraped customer_id and batch_tracking_id would become exported_…")
+	}
+	dropped := func(label string) bool {
+		for _, rc := range s.RelabelConfigs {
+			re := regexp.MustCompile("^(?:" + rc.Regex + ")$")
+			switch strings.ToLower(rc.Action) {
+			case "labeldrop":
+				if re.MatchString(label) {
+					return true
+				}
+			case "labelkeep":
+				if !re.MatchString(label) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	for label, want := range map[string]bool{"customer_id": false, "batch_tracking_id": false, "customer_name": true} {
+		if got := dropped(label); got != want {
+			t.Errorf("target label %s dropped: %t, want %t", label, got, want)
+		}
 	}
 }
 
