@@ -96,11 +96,15 @@ func TestExampleHashmodShardsAlike(t *testing.T) {
 	}
 	readYAML(t, examplesPrometheusShards, &cfg)
 	const replicas = 3
-	if len(cfg.ScrapeConfigs) != replicas {
-		t.Fatalf("%d scrape configs, want one per replica (%d)", len(cfg.ScrapeConfigs), replicas)
+	// One per shard, then the replicas' own metrics.
+	if len(cfg.ScrapeConfigs) != replicas+1 {
+		t.Fatalf("%d scrape configs, want one per replica (%d) and one for the replicas' own metrics", len(cfg.ScrapeConfigs), replicas)
+	}
+	if own := cfg.ScrapeConfigs[replicas]; own["job_name"] != "partnercenter-exporters" || own["metrics_path"] != "/metrics" {
+		t.Errorf("last scrape config %v, want partnercenter-exporters on /metrics", own)
 	}
 	var first string
-	for n, sc := range cfg.ScrapeConfigs {
+	for n, sc := range cfg.ScrapeConfigs[:replicas] {
 		out, err := yaml.Marshal(sc)
 		if err != nil {
 			t.Fatal(err)

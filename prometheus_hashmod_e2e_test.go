@@ -84,6 +84,7 @@ func TestPrometheusHashmodEndToEnd(t *testing.T) {
 	}}
 	checkProbeTargets(t, api, batches, setup)
 	seen := checkProbeSeries(t, api, batches, setup)
+	checkExporterHealth(ctx, t, api, all, addrs[:])
 	checkReadOnce(t, srv, batches)
 
 	// Prometheus goes first: no probe may read while the replicas' own
@@ -200,9 +201,10 @@ func writeHashmodPrometheusConfig(t *testing.T, dir string, addrs [hashmodReplic
 	text := string(data)
 	for n, addr := range addrs {
 		placeholder := fmt.Sprintf("partnercenter-%d:10046", n)
-		// The /sd URL and the __address__ replacement.
-		if c := strings.Count(text, placeholder); c != 2 {
-			t.Fatalf("%s names %s %d times, want 2", examplesPrometheusShards, placeholder, c)
+		// The /sd URL, the __address__ replacement and the target of
+		// the exporters' own scrape.
+		if c := strings.Count(text, placeholder); c != 3 {
+			t.Fatalf("%s names %s %d times, want 3", examplesPrometheusShards, placeholder, c)
 		}
 		text = strings.ReplaceAll(text, placeholder, addr)
 	}
@@ -225,32 +227,38 @@ func writeHashmodPrometheusConfig(t *testing.T, dir string, addrs [hashmodReplic
 func shortenShardIntervals(t *testing.T, cfg map[string]any) {
 	t.Helper()
 	scrapes, _ := cfg["scrape_configs"].([]any)
-	if len(scrapes) != hashmodReplicas {
-		t.Fatalf("%d scrape configs, want %d", len(scrapes), hashmodReplicas)
+	// One per shard, and the replicas' own metrics.
+	if len(scrapes) != hashmodReplicas+1 {
+		t.Fatalf("%d scrape configs, want %d", len(scrapes), hashmodReplicas+1)
 	}
 	for _, s := range scrapes {
 		job := s.(map[string]any)
 		job["scrape_interval"], job["scrape_timeout"] = e2eScrapeInterval, e2eScrapeTimeout
-		for _, sd := range job["http_sd_configs"].([]any) {
+		sds, _ := job["http_sd_configs"].([]any)
+		for _, sd := range sds {
 			sd.(map[string]any)["refresh_interval"] = e2eScrapeInterval
 		}
 	}
 }
 
-// allTargetsUp reports whether Prometheus has at least want active
-// targets, all scraped successfully at least once. More than want is for
+// allTargetsUp reports whether Prometheus has at least want active probe
+// targets, and every target scraped successfully at least once. More than want is for
 // checkHashmodTargets to report, rather than waiting for the timeout.
 func allTargetsUp(api prometheusAPI, want int) (bool, error) {
 	targets, err := api.activeTargets()
 	if err != nil {
 		return false, err
 	}
+	probes := 0
 	for _, target := range targets {
 		if target.Health != "up" {
 			return false, fmt.Errorf("target %s: %s %s", target.ScrapeURL, target.Health, target.LastError)
 		}
+		if isProbe(target) {
+			probes++
+		}
 	}
-	return len(targets) >= want, nil
+	return probes >= want, nil
 }
 
 // probeSetup is what one sharded setup should make of each batch's target.
@@ -277,6 +285,7 @@ func checkProbeTargets(t *testing.T, api prometheusAPI, batches []hashmodBatch, 
 	if err != nil {
 		t.Fatal(err)
 	}
+	targets = slices.DeleteFunc(targets, func(target promTarget) bool { return !isProbe(target) })
 	got := map[string]bool{}
 	for _, target := range targets {
 		got[target.ScrapePool+" "+target.ScrapeURL+" "+renderLabels(target.Labels)] = true
@@ -300,7 +309,7 @@ func checkProbeTargets(t *testing.T, api prometheusAPI, batches []hashmodBatch, 
 // and instance, for checkSeriesAsOnMetrics.
 func checkProbeSeries(t *testing.T, api prometheusAPI, batches []hashmodBatch, setup probeSetup) map[string]bool {
 	t.Helper()
-	up, err := api.query("up")
+	up, err := api.query(`up{batch_tracking_id!=""}`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -342,6 +351,41 @@ func checkProbeSeries(t *testing.T, api prometheusAPI, batches []hashmodBatch, s
 		seen[renderLabels(rest)] = true
 	}
 	return seen
+}
+
+// isProbe tells a batch's probe target from a replica's own scrape.
+func isProbe(target promTarget) bool { return strings.Contains(target.ScrapeURL, "/probe?") }
+
+// checkExporterHealth checks the API health of every replica arrived from
+// its own /metrics?collect[]=exporter scrape, with the job and instance
+// of its probes, so that the health alerts and their inhibitions work:
+// one partnercenter_up and one partnercenter_api_last_success series per
+// replica, and none from a probe.
+func checkExporterHealth(ctx context.Context, t *testing.T, api prometheusAPI, procs []*e2eProcess, addrs []string) {
+	t.Helper()
+	want := map[string]bool{}
+	for _, addr := range addrs {
+		want[renderLabels(map[string]string{"__name__": "partnercenter_up", "instance": addr, "job": "partnercenter"})+" value=1"] = true
+	}
+	// A replica's own scrape may come before its first probe read.
+	e2eWait(ctx, t, "every replica's partnercenter_up and last API success", procs, func() (bool, error) {
+		r, err := api.query("partnercenter_api_last_success_timestamp_seconds > 0")
+		return len(r) >= len(addrs), err
+	})
+	up, err := api.query("partnercenter_up")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := sampleSet(up); !maps.Equal(got, want) {
+		t.Errorf("partnercenter_up:\n got  %v\n want %v", slices.Sorted(maps.Keys(got)), slices.Sorted(maps.Keys(want)))
+	}
+	last, err := api.query("partnercenter_api_last_success_timestamp_seconds > 0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(last) != len(addrs) {
+		t.Errorf("%d replicas report a last API success, want %d: %v", len(last), len(addrs), sampleSet(last))
+	}
 }
 
 // checkSeriesAsOnMetrics checks the batch series Prometheus got through
