@@ -67,6 +67,12 @@ type exporterState struct {
 	reloadTime    prometheus.Gauge
 
 	intake *batchIntake
+	// holds are the 429 holds by partner tenant (see holdFor), kept across
+	// reloads: a client rebuilt for the same tenant must obey the hold its
+	// predecessor got. Only reloads add to it, one entry per tenant ever
+	// configured.
+	holdsMu sync.Mutex
+	holds   map[string]*partnercenter.Hold
 	// publishMu orders the swaps of the live configuration: a reload and a
 	// batch file change may both publish a new batch list.
 	publishMu sync.Mutex
@@ -83,6 +89,7 @@ func newExporterState(logger log.Logger, load func() (*config.Config, error), ht
 		httpc:  httpc,
 		obs:    obs,
 		store:  store,
+		holds:  make(map[string]*partnercenter.Hold),
 		reader: collector.NewReader(store, log.With(logger, "component", "reader"), 1),
 		reloadSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "partnercenter", Subsystem: "config", Name: "last_reload_successful",
@@ -213,8 +220,27 @@ func (s *exporterState) clientFor(cfg *config.Config, old *liveConfig) (*partner
 	if err != nil {
 		return nil, nil, err
 	}
-	client, err := newClient(cfg, httpc, s.obs)
+	client, err := newClient(cfg, httpc, s.obs, s.holdFor(cfg))
 	return client, httpc, err
+}
+
+// holdFor returns the 429 hold of the partner tenant cfg reads from: the
+// same API and tenant (or token URL, which names the tenant, when
+// tenant_id is not set) share one, whatever else changed.
+func (s *exporterState) holdFor(cfg *config.Config) *partnercenter.Hold {
+	tenant := cfg.Auth.TenantID
+	if tenant == "" {
+		tenant = cfg.Auth.TokenURL
+	}
+	key := cfg.PartnerCenter.BaseURL + "\x00" + tenant
+	s.holdsMu.Lock()
+	defer s.holdsMu.Unlock()
+	hold, ok := s.holds[key]
+	if !ok {
+		hold = &partnercenter.Hold{}
+		s.holds[key] = hold
+	}
+	return hold
 }
 
 // httpClientFor shares the exporter's default transport when http_client
@@ -250,7 +276,7 @@ func sameClientSettings(a, b *config.Config) bool {
 }
 
 // newClient builds a Partner Center client from the configuration.
-func newClient(cfg *config.Config, httpc *http.Client, obs partnercenter.Observer) (*partnercenter.Client, error) {
+func newClient(cfg *config.Config, httpc *http.Client, obs partnercenter.Observer, hold *partnercenter.Hold) (*partnercenter.Client, error) {
 	// Token requests are shared by many callers and may outlive the one
 	// that started them, so they get their own bound.
 	tokenHTTP := &http.Client{Transport: httpc.Transport, Timeout: cfg.PartnerCenter.RequestTimeout}
@@ -273,6 +299,7 @@ func newClient(cfg *config.Config, httpc *http.Client, obs partnercenter.Observe
 		MaxRetryAfter:   cfg.PartnerCenter.MaxRetryAfter,
 		Decode:          partnercenter.DecodeOptions{MaxFailedDevices: maxFailed},
 		Observer:        obs,
+		Hold:            hold,
 	})
 }
 

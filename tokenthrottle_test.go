@@ -1,11 +1,49 @@
 package main
 
 import (
+	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter/partnercentertest"
 )
+
+// TestThrottleHoldSurvivesReload: a reload that rebuilds the client, with
+// another request_timeout or a lowered max_retry_after, keeps the 429 hold
+// of the partner tenant: the next scrape sends nothing and still shows it.
+func TestThrottleHoldSurvivesReload(t *testing.T) {
+	srv := newFaultFake(t)
+	srv.SetResponses(customer1, faultA, processing(faultA),
+		partnercentertest.Response{Status: http.StatusTooManyRequests, Header: http.Header{"Retry-After": {"600"}}})
+	exp, path := faultExporter(t, srv, []string{"refresh_interval: 0s", "max_retry_after: 10m"}, faultA)
+
+	_, m := exp.scrape(t, faultScrapeTimeout)
+	until := value(t, m, "partnercenter_api_throttled_until_timestamp_seconds", "")
+	if until == 0 || srv.TotalBatchRequests() != 1 {
+		t.Fatalf("throttled_until %v after %d batch requests, want a hold after 1", until, srv.TotalBatchRequests())
+	}
+	for _, change := range []struct{ old, new string }{
+		{"request_timeout: 1s", "request_timeout: 2s"},
+		{"max_retry_after: 10m", "max_retry_after: 1s"},
+	} {
+		before := exp.state.snapshot().client
+		setConfig(t, path, change.old, change.new)
+		if err := exp.state.reload(); err != nil {
+			t.Fatal(err)
+		}
+		if exp.state.snapshot().client == before {
+			t.Fatalf("%s: the reload kept the client; the test needs a new one", change.new)
+		}
+		_, m := exp.scrape(t, faultScrapeTimeout)
+		if got := srv.TotalBatchRequests(); got != 1 {
+			t.Errorf("after a reload to %s: %d batch requests, want still 1", change.new, got)
+		}
+		checkMetrics(t, m, []metricWant{{"partnercenter_api_throttled_until_timestamp_seconds", "", until}})
+		if e := lastError(t, exp, faultA); e == nil || !strings.HasPrefix(e.Message, "held by the exporter until ") {
+			t.Errorf("after a reload to %s: last_error %+v, want the exporter's hold", change.new, e)
+		}
+	}
+}
 
 // TestConnectionResetLoggedOnce: a batch whose connection is reset on
 // every read is logged once, although each reset names another local port.
