@@ -1,12 +1,45 @@
 package main
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter/partnercentertest"
 )
+
+// TestTokenRefusalIsRemembered: with a refused secret, two scrapes of 40
+// due batches send one token request between them; every read after it
+// fails at once with the remembered refusal.
+func TestTokenRefusalIsRemembered(t *testing.T) {
+	srv := newFaultFake(t)
+	srv.FailTokenRequests(http.StatusUnauthorized, "invalid_client", "AADSTS7000215: Invalid client secret provided.")
+	ids := make([]string, 40)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("%08x-0000-4000-8000-00000000b0%02x", i+1, i+1)
+		srv.SetBatch(customer1, ids[i], processing(ids[i]))
+	}
+	exp, _ := faultExporter(t, srv, []string{"refresh_interval: 0s"}, ids...)
+
+	for scrape := 1; scrape <= 2; scrape++ {
+		_, m := exp.scrape(t, faultScrapeTimeout)
+		if got := srv.TokenRequests(); got != 1 {
+			t.Fatalf("after scrape %d of %d batches the token endpoint was asked %d times, want 1", scrape, len(ids), got)
+		}
+		checkMetrics(t, m, append(tokenCounts(0, 1), metricWant{"partnercenter_up", "", 0}))
+		for _, id := range ids {
+			checkMetrics(t, m, []metricWant{{"partnercenter_batch_scrape_success", batchLabels(customer1, id), 0}})
+		}
+	}
+	if got := srv.TotalBatchRequests(); got != 0 {
+		t.Errorf("%d batch requests without a token, want 0", got)
+	}
+	const refusal = "get token: token endpoint answered 401 invalid_client: AADSTS7000215: Invalid client secret provided. (remembered: no new token request before "
+	if e := lastError(t, exp, ids[0]); e == nil || !strings.HasPrefix(e.Message, refusal) || e.HTTPStatus != http.StatusUnauthorized {
+		t.Errorf("last_error after the second scrape = %+v, want the remembered refusal %q...", e, refusal)
+	}
+}
 
 // TestThrottleHoldSurvivesReload: a reload that rebuilds the client, with
 // another request_timeout or a lowered max_retry_after, keeps the 429 hold

@@ -393,13 +393,13 @@ func TestTokenSourceWaitingCallersShareAFailure(t *testing.T) {
 		}
 		obs.check(t, map[string]int{"failure": 1})
 
-		// The failure is not cached: the next call asks again.
+		// The failure is remembered: the next call gets it at once.
 		_, err := src.Token(context.Background())
-		tokenCheckError(t, err, want)
-		if requests, _ := transport.counts(); requests != 2 {
-			t.Errorf("%d token requests, want 2", requests)
+		tokenCheckError(t, err, want+" (remembered: no new token request before 2000-01-01T00:00:10Z)")
+		if requests, _ := transport.counts(); requests != 1 {
+			t.Errorf("%d token requests, want 1", requests)
 		}
-		obs.check(t, map[string]int{"failure": 2})
+		obs.check(t, map[string]int{"failure": 1})
 	})
 }
 
@@ -537,13 +537,139 @@ func TestTokenSourceRetriesAfterFailure(t *testing.T) {
 		return http.StatusOK, tokenTestBody(`"3599"`, fmt.Sprintf("at-%d", n), "")
 	})
 	obs := &tokenTestObserver{}
-	src := NewClientCredentialsSource(tokenTestCredentials(srv.tokenURL()), srv.Client(), obs)
+	clock := newTokenTestClock()
+	src := newClientCredentialsSource(tokenTestCredentials(srv.tokenURL()), srv.Client(), obs, clock.Now)
 
 	_, err := src.Token(context.Background())
 	tokenCheckError(t, err, "token endpoint answered 500 Internal Server Error")
+	clock.Advance(10 * time.Second)
 	tokenMustGet(t, src, "at-2")
 	srv.checkRequestCount(t, 2)
 	obs.check(t, map[string]int{"failure": 1, "success": 1})
+}
+
+// TestTokenSourceBackoff: a failed token request is remembered for 10s,
+// doubling with each failure in a row up to 5 minutes; during it Token
+// fails at once with the remembered error and sends nothing. A success
+// starts over.
+func TestTokenSourceBackoff(t *testing.T) {
+	const refusal = `{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided."}`
+	var refuse sync.Mutex // held while the endpoint refuses
+	refusing := true
+	srv := newTokenTestServer(t, func(_ *http.Request, n int) (int, string) {
+		refuse.Lock()
+		defer refuse.Unlock()
+		if refusing {
+			return http.StatusUnauthorized, refusal
+		}
+		return http.StatusOK, tokenTestBody(`"3599"`, fmt.Sprintf("at-%d", n), "")
+	})
+	setRefusing := func(v bool) {
+		refuse.Lock()
+		defer refuse.Unlock()
+		refusing = v
+	}
+	obs := &tokenTestObserver{}
+	clock := newTokenTestClock()
+	src := newClientCredentialsSource(tokenTestCredentials(srv.tokenURL()), srv.Client(), obs, clock.Now)
+	const original = "token endpoint answered 401 invalid_client: AADSTS7000215: Invalid client secret provided."
+
+	requests := 0
+	// fail expects one token request that is refused, then the backoff
+	// wait: refused at once until its last nanosecond.
+	fail := func(wait time.Duration) {
+		t.Helper()
+		_, err := src.Token(context.Background())
+		requests++
+		tokenCheckError(t, err, original)
+		until := clock.Now().Add(wait)
+		for _, step := range []time.Duration{0, wait - time.Nanosecond} {
+			clock.Advance(step)
+			_, err := src.Token(context.Background())
+			tokenCheckError(t, err, original+" (remembered: no new token request before "+until.Format(time.RFC3339)+")")
+			var tokenErr *TokenError
+			if !errors.As(err, &tokenErr) || tokenErr.Code != "invalid_client" {
+				t.Errorf("errors.As(%v, *TokenError) = %v, want the endpoint's invalid_client", err, tokenErr)
+			}
+			srv.checkRequestCount(t, requests)
+		}
+		clock.Advance(time.Nanosecond)
+	}
+	for _, wait := range []time.Duration{10 * time.Second, 20 * time.Second, 40 * time.Second, 80 * time.Second, 160 * time.Second, 5 * time.Minute, 5 * time.Minute} {
+		fail(wait)
+	}
+	obs.check(t, map[string]int{"failure": 7})
+
+	setRefusing(false)
+	tokenMustGet(t, src, "at-8")
+	requests++
+	srv.checkRequestCount(t, requests)
+
+	// A success ends the series: the next failure waits 10s again.
+	setRefusing(true)
+	src.Invalidate("at-8")
+	fail(10 * time.Second)
+	obs.check(t, map[string]int{"failure": 8, "success": 1})
+}
+
+// TestTokenSourceBackoffEndsWhenCredentialFileChanges: a rotated client
+// secret is tried at once, without waiting for the backoff to end; an
+// unchanged file is not.
+func TestTokenSourceBackoffEndsWhenCredentialFileChanges(t *testing.T) {
+	const rotated = "rotated-Secret~43"
+	srv := newTokenTestServer(t, func(r *http.Request, n int) (int, string) {
+		if r.PostForm.Get("client_secret") != rotated {
+			return http.StatusUnauthorized, `{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided."}`
+		}
+		return http.StatusOK, tokenTestBody(`"3599"`, fmt.Sprintf("at-%d", n), "")
+	})
+	dir := t.TempDir()
+	secretFile := filepath.Join(dir, "client_secret")
+	tokenWriteFile(t, secretFile, tokenTestSecret, 0o600)
+	creds := tokenTestCredentials(srv.tokenURL())
+	creds.ClientSecret, creds.ClientSecretFile = nil, secretFile
+	clock := newTokenTestClock()
+	src := newClientCredentialsSource(creds, srv.Client(), nil, clock.Now)
+
+	for range 3 {
+		if _, err := src.Token(context.Background()); err == nil {
+			t.Fatal("Token with the old secret succeeded")
+		}
+	}
+	srv.checkRequestCount(t, 1)
+
+	// Replaced the way Kubernetes does it: a new file renamed over the old.
+	next := filepath.Join(dir, "client_secret.new")
+	tokenWriteFile(t, next, rotated, 0o600)
+	if err := os.Rename(next, secretFile); err != nil {
+		t.Fatal(err)
+	}
+	tokenMustGet(t, src, "at-2")
+	srv.checkRequestCount(t, 2)
+}
+
+// TestTokenSourceWatchesItsCredentialFiles: every source that reads a
+// credential file ends its backoff when that file changes.
+func TestTokenSourceWatchesItsCredentialFiles(t *testing.T) {
+	access := ClientAssertionConfig{TokenURL: "https://login.example" + tokenTestPath, ClientID: tokenTestClientID, Resource: tokenTestResource}
+	tests := []struct {
+		name string
+		src  *cachingTokenSource
+		want []string
+	}{
+		{"inline secret", newClientCredentialsSource(tokenTestCredentials(access.TokenURL), nil, nil, time.Now), nil},
+		{"secret file", newClientCredentialsSource(ClientCredentials{ClientSecretFile: "/s"}, nil, nil, time.Now), []string{"/s"}},
+		{"refresh token", newRefreshTokenSource(RefreshTokenConfig{RefreshTokenFile: "/rt"}, nil, nil, time.Now), []string{"/rt"}},
+		{"refresh token and secret file", newRefreshTokenSource(RefreshTokenConfig{ClientSecretFile: "/s", RefreshTokenFile: "/rt"}, nil, nil, time.Now), []string{"/s", "/rt"}},
+		{"certificate", newCertificateSource(CertificateConfig{ClientAssertionConfig: access, CertificateFile: "/c"}, nil, nil, time.Now), []string{"/c"}},
+		{"certificate and password", newCertificateSource(CertificateConfig{ClientAssertionConfig: access, CertificateFile: "/c", PasswordFile: "/p"}, nil, nil, time.Now), []string{"/c", "/p"}},
+		{"federated token", newFederatedTokenSource(FederatedTokenConfig{ClientAssertionConfig: access, TokenFile: "/f"}, nil, nil, time.Now), []string{"/f"}},
+	}
+	for _, tt := range tests {
+		if !reflect.DeepEqual(tt.src.inputs, tt.want) {
+			t.Errorf("%s: watches %q, want %q", tt.name, tt.src.inputs, tt.want)
+		}
+	}
 }
 
 func TestTokenSourceCanceledContext(t *testing.T) {
