@@ -87,7 +87,7 @@ func newExporterState(logger log.Logger, load func() (*config.Config, error), ht
 		logger: logger,
 		load:   load,
 		httpc:  httpc,
-		obs:    obs,
+		obs:    tokenWriteLogger{Observer: obs, logger: logger},
 		store:  store,
 		holds:  make(map[string]*partnercenter.Hold),
 		reader: collector.NewReader(store, log.With(logger, "component", "reader"), 1),
@@ -241,6 +241,21 @@ func (s *exporterState) holdFor(cfg *config.Config) *partnercenter.Hold {
 		s.holds[key] = hold
 	}
 	return hold
+}
+
+// tokenWriteLogger logs a rotated refresh token that could not be written
+// back, besides counting it: the operator must fix the file before a
+// restart makes the exporter redeem the spent token in it.
+type tokenWriteLogger struct {
+	partnercenter.Observer
+	logger log.Logger
+}
+
+func (o tokenWriteLogger) RefreshTokenWrite(err error) {
+	o.Observer.RefreshTokenWrite(err)
+	if err != nil {
+		level.Warn(o.logger).Log("msg", "rotated refresh token kept in memory only; until it is written, a restart would redeem the spent one in auth.refresh_token_file", "err", err)
+	}
 }
 
 // httpClientFor shares the exporter's default transport when http_client

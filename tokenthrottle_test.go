@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -93,5 +94,64 @@ func TestConnectionResetLoggedOnce(t *testing.T) {
 	}
 	if got := strings.Count(exp.logs.String(), `msg="reading batch failed"`); got != 1 {
 		t.Errorf("the reset was logged %d times, want once:\n%s", got, exp.logs.String())
+	}
+}
+
+// TestUnsavedRefreshTokenIsKept: a rotated refresh token that cannot be
+// written back (here: the temporary file's name would be too long, which
+// stops root too) is logged and counted without its value, the scrape
+// still succeeds, and the next token request redeems the rotated token
+// rather than the spent one in the file.
+func TestUnsavedRefreshTokenIsKept(t *testing.T) {
+	srv := fakeWithBatches(t)
+	srv.SetRefreshToken("refresh-token-one", true)
+	dir := t.TempDir()
+	name := strings.Repeat("r", 250) // ".<name>.tmp-<random>" exceeds NAME_MAX
+	credWriteFile(t, filepath.Join(dir, name), "refresh-token-one\n")
+	credWriteFile(t, filepath.Join(dir, "client_secret"), testSecret)
+	path := filepath.Join(dir, "partnercenter.yml")
+	credWriteFile(t, path, fmt.Sprintf(`partner_center:
+  base_url: %s
+auth:
+  client_id: %s
+  client_secret_file: client_secret
+  refresh_token_file: %s
+  token_url: %s
+customers:
+  - id: %s
+    batches: [%s]
+`, srv.URL, testClientID, name, srv.TokenURL(), customer1, finishedID))
+	exp := startExporter(t, path)
+
+	_, m := exp.scrape(t, "")
+	checkMetrics(t, m, []metricWant{
+		{"partnercenter_batch_scrape_success", batchLabels(customer1, finishedID), 1},
+		{"partnercenter_token_refresh_token_writes_total", "result=failure", 1},
+		{"partnercenter_token_refresh_token_writes_total", "result=success", 0},
+	})
+
+	// The access token expires early: the next request must redeem rt-2,
+	// the only refresh token the fake still accepts.
+	srv.ExpireTokens()
+	setConfig(t, path, "batches: ["+finishedID+"]", "batches: ["+finishedID+", "+runningID+"]")
+	if err := exp.state.reload(); err != nil {
+		t.Fatal(err)
+	}
+	_, m = exp.scrape(t, "")
+	checkMetrics(t, m, append(tokenCounts(2, 0),
+		metricWant{"partnercenter_batch_scrape_success", batchLabels(customer1, runningID), 1},
+		metricWant{"partnercenter_token_refresh_token_writes_total", "result=failure", 3},
+	))
+	if got := string(readFile(t, filepath.Join(dir, name))); got != "refresh-token-one\n" {
+		t.Errorf("refresh token file = %q, want it unchanged", got)
+	}
+	logs := exp.logs.String()
+	if got := strings.Count(logs, "rotated refresh token kept in memory only"); got != 3 {
+		t.Errorf("the unsaved refresh token was logged %d times, want 3 (one per write attempt):\n%s", got, logs)
+	}
+	for _, secret := range []string{testSecret, "refresh-token-one", "rt-2", "rt-3"} {
+		if strings.Contains(logs, secret) {
+			t.Errorf("log contains a secret %q", secret)
+		}
 	}
 }

@@ -31,10 +31,11 @@ const (
 
 // countingObserver records what the client reports.
 type countingObserver struct {
-	mu        sync.Mutex
-	codes     map[int]int
-	throttled int
-	tokens    map[string]int
+	partnercenter.NopObserver // no refresh tokens here
+	mu                        sync.Mutex
+	codes                     map[int]int
+	throttled                 int
+	tokens                    map[string]int
 }
 
 func newCountingObserver() *countingObserver {

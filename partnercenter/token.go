@@ -106,18 +106,25 @@ type RefreshTokenConfig struct {
 
 // NewRefreshTokenSource returns a TokenSource that redeems the refresh token
 // kept in c.RefreshTokenFile. When the endpoint rotates the refresh token,
-// the new one replaces the file's content (the file keeps its mode); if that
-// fails, Token fails too, because the operator must learn about it before
-// the old refresh token expires. hc should have a timeout; nil means a
-// client with a 30 second timeout. Requests go through a copy of hc that
-// follows no redirects. obs may be nil.
+// the new one replaces the file's content (the file keeps its mode). If
+// that fails, the access token is still handed out and the new refresh
+// token is kept in memory: later requests redeem it rather than the spent
+// one in the file, and each of them first tries again to write it. Each
+// attempt is reported to obs.RefreshTokenWrite, so that the operator
+// learns of it before a restart would fall back on the file. A file
+// changed from outside meanwhile wins over the token in memory. hc should
+// have a timeout; nil means a client with a 30 second timeout. Requests go
+// through a copy of hc that follows no redirects. obs may be nil.
 func NewRefreshTokenSource(c RefreshTokenConfig, hc *http.Client, obs Observer) TokenSource {
 	return newRefreshTokenSource(c, hc, obs, time.Now)
 }
 
 func newRefreshTokenSource(c RefreshTokenConfig, hc *http.Client, obs Observer, now func() time.Time) *cachingTokenSource {
 	hc = tokenHTTPClient(hc)
-	grant := refreshTokenGrant{cfg: c, endpoint: tokenEndpoint{url: c.TokenURL, hc: hc}}
+	if obs == nil {
+		obs = NopObserver{}
+	}
+	grant := &refreshTokenGrant{cfg: c, endpoint: tokenEndpoint{url: c.TokenURL, hc: hc}, obs: obs, write: writeTokenFileAtomically}
 	return newCachingTokenSource(grant.fetch, []string{c.ClientSecretFile, c.RefreshTokenFile}, hc, obs, now)
 }
 
@@ -416,14 +423,25 @@ func (g clientCredentialsGrant) fetch(ctx context.Context) (issuedToken, error) 
 	return answer.issuedToken, nil
 }
 
-// refreshTokenGrant redeems the refresh token kept in a file.
+// refreshTokenGrant redeems the refresh token kept in a file. Its fetch
+// calls never overlap (cachingTokenSource runs one request at a time, and
+// the next starts under the lock the last one ended under), so its fields
+// need no lock of their own.
 type refreshTokenGrant struct {
 	cfg      RefreshTokenConfig
 	endpoint tokenEndpoint
+	obs      Observer
+	write    func(path string, data []byte) error
+
+	// unsaved is a rotated refresh token that could not be written back,
+	// "" when there is none; spent is what the file held then, a refresh
+	// token already redeemed. While the file holds spent, unsaved is
+	// redeemed in its place.
+	unsaved, spent string
 }
 
-func (g refreshTokenGrant) fetch(ctx context.Context) (issuedToken, error) {
-	refreshToken, _, err := readTokenFile(g.cfg.RefreshTokenFile)
+func (g *refreshTokenGrant) fetch(ctx context.Context) (issuedToken, error) {
+	refreshToken, inFile, err := g.current()
 	if err != nil {
 		return issuedToken{}, fmt.Errorf("reading refresh token: %w", err)
 	}
@@ -445,11 +463,45 @@ func (g refreshTokenGrant) fetch(ctx context.Context) (issuedToken, error) {
 		return issuedToken{}, err
 	}
 	if answer.refreshToken != "" && answer.refreshToken != refreshToken {
-		if err := writeTokenFileAtomically(g.cfg.RefreshTokenFile, []byte(answer.refreshToken+"\n")); err != nil {
-			return issuedToken{}, fmt.Errorf("saving rotated refresh token: %w", err)
-		}
+		g.save(answer.refreshToken, inFile)
 	}
 	return answer.issuedToken, nil
+}
+
+// current returns the refresh token to redeem and what the file holds:
+// the file's token, unless the file still holds the spent one whose
+// successor could not be saved. Then it tries again to save the successor
+// first, and redeems it whether that works or not.
+func (g *refreshTokenGrant) current() (token, inFile string, err error) {
+	inFile, _, err = readTokenFile(g.cfg.RefreshTokenFile)
+	if g.unsaved == "" {
+		return inFile, inFile, err
+	}
+	if err == nil && inFile != g.spent {
+		// Replaced from outside: the operator's token wins.
+		g.unsaved, g.spent = "", ""
+		return inFile, inFile, nil
+	}
+	token = g.unsaved
+	g.save(token, g.spent)
+	if g.unsaved == "" {
+		return token, token, nil // Written: the file holds it now.
+	}
+	return token, g.spent, nil
+}
+
+// save writes a new refresh token back to the file, which holds inFile,
+// or keeps it in memory if that fails. The error reported names the file,
+// never a token.
+func (g *refreshTokenGrant) save(token, inFile string) {
+	err := g.write(g.cfg.RefreshTokenFile, []byte(token+"\n"))
+	if err != nil {
+		err = fmt.Errorf("saving rotated refresh token: %w", err)
+		g.unsaved, g.spent = token, inFile
+	} else {
+		g.unsaved, g.spent = "", ""
+	}
+	g.obs.RefreshTokenWrite(err)
 }
 
 // clientSecret returns the secret to send: the content of file when it is

@@ -50,11 +50,50 @@ func (c *tokenTestClock) Advance(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-// tokenTestObserver counts TokenRequest results.
+// tokenTestObserver counts TokenRequest results and keeps the
+// RefreshTokenWrite errors ("" for a success).
 type tokenTestObserver struct {
 	NopObserver
 	mu      sync.Mutex
 	results map[string]int
+	writes  []string
+}
+
+func (o *tokenTestObserver) RefreshTokenWrite(err error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	msg := ""
+	if err != nil {
+		msg = err.Error()
+	}
+	o.writes = append(o.writes, msg)
+}
+
+// checkWrites compares the RefreshTokenWrite calls: "" for a success,
+// "failure" for an error, which must name no refresh token.
+func (o *tokenTestObserver) checkWrites(t *testing.T, want ...string) {
+	t.Helper()
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var got []string
+	for _, msg := range o.writes {
+		if msg == "" {
+			got = append(got, "")
+			continue
+		}
+		got = append(got, "failure")
+		if !strings.HasPrefix(msg, "saving rotated refresh token: ") {
+			t.Errorf("write error %q, want a \"saving rotated refresh token: \" prefix", msg)
+		}
+		for i := range 10 {
+			if strings.Contains(msg, fmt.Sprintf("rt-%d", i)) {
+				t.Errorf("write error %q shows a refresh token", msg)
+			}
+		}
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("refresh token writes %q, want %q", got, want)
+	}
 }
 
 func (o *tokenTestObserver) TokenRequest(result string) {
@@ -904,6 +943,107 @@ func TestRefreshTokenSourceRotatesRefreshToken(t *testing.T) {
 		t.Errorf("forms sent = %v,\nwant %v", sent, want)
 	}
 	obs.check(t, map[string]int{"success": 2})
+}
+
+// tokenBreakFile turns path into a directory, so that a rotated refresh
+// token cannot be renamed over it, whoever runs the test (root ignores
+// a read-only mode).
+func tokenBreakFile(t *testing.T, path string) {
+	t.Helper()
+	if err := os.Remove(path); err != nil {
+		t.Error(err)
+	}
+	if err := os.Mkdir(path, 0o700); err != nil {
+		t.Error(err)
+	}
+}
+
+// tokenRepairFile turns path back into a file holding content.
+func tokenRepairFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	tokenWriteFile(t, path, content, 0o600)
+}
+
+// tokenSentRefreshTokens lists the refresh tokens the endpoint received.
+func tokenSentRefreshTokens(srv *tokenTestServer) []string {
+	var sent []string
+	for _, r := range srv.requests() {
+		sent = append(sent, r.form.Get("refresh_token"))
+	}
+	return sent
+}
+
+// TestRefreshTokenSourceKeepsUnsavedRefreshToken: when the rotated refresh
+// token cannot be written back, the access token is still handed out, the
+// new refresh token is redeemed next (never the spent one in the file),
+// and each token request tries the write again until it works.
+func TestRefreshTokenSourceKeepsUnsavedRefreshToken(t *testing.T) {
+	dir := t.TempDir()
+	rtFile := filepath.Join(dir, "refresh_token")
+	tokenWriteFile(t, rtFile, "rt-1\n", 0o600)
+	srv := newTokenTestServer(t, func(r *http.Request, n int) (int, string) {
+		if n == 1 {
+			tokenBreakFile(t, rtFile) // while the first request runs
+		}
+		return tokenRotatingAnswer(r, n)
+	})
+	clock := newTokenTestClock()
+	obs := &tokenTestObserver{}
+	cfg := RefreshTokenConfig{TokenURL: srv.tokenURL(), ClientID: tokenTestClientID, Resource: tokenTestResource, RefreshTokenFile: rtFile}
+	src := newRefreshTokenSource(cfg, srv.Client(), obs, clock.Now)
+
+	tokenMustGet(t, src, "at-1")
+	obs.checkWrites(t, "failure")
+
+	// The file cannot even be read now: rt-2 from memory is redeemed, after
+	// one more try to save it, and its successor cannot be saved either.
+	clock.Advance(time.Hour)
+	tokenMustGet(t, src, "at-2")
+	obs.checkWrites(t, "failure", "failure", "failure")
+
+	// The file is back with the spent token: rt-3 is written before it is
+	// redeemed, and rt-4 after.
+	tokenRepairFile(t, rtFile, "rt-1\n")
+	clock.Advance(time.Hour)
+	tokenMustGet(t, src, "at-3")
+	obs.checkWrites(t, "failure", "failure", "failure", "", "")
+	tokenCheckFile(t, rtFile, "rt-4\n", 0o600)
+
+	if got, want := tokenSentRefreshTokens(srv), []string{"rt-1", "rt-2", "rt-3"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("refresh tokens sent %q, want %q", got, want)
+	}
+	obs.check(t, map[string]int{"success": 3})
+}
+
+// TestRefreshTokenSourcePrefersAReplacedFile: a refresh token put into the
+// file from outside wins over the unsaved one in memory.
+func TestRefreshTokenSourcePrefersAReplacedFile(t *testing.T) {
+	dir := t.TempDir()
+	rtFile := filepath.Join(dir, "refresh_token")
+	tokenWriteFile(t, rtFile, "rt-1\n", 0o600)
+	srv := newTokenTestServer(t, func(r *http.Request, n int) (int, string) {
+		if n == 1 {
+			tokenBreakFile(t, rtFile)
+		}
+		return tokenRotatingAnswer(r, n)
+	})
+	clock := newTokenTestClock()
+	obs := &tokenTestObserver{}
+	cfg := RefreshTokenConfig{TokenURL: srv.tokenURL(), ClientID: tokenTestClientID, Resource: tokenTestResource, RefreshTokenFile: rtFile}
+	src := newRefreshTokenSource(cfg, srv.Client(), obs, clock.Now)
+
+	tokenMustGet(t, src, "at-1")
+	tokenRepairFile(t, rtFile, "rt-from-the-operator\n")
+	clock.Advance(time.Hour)
+	tokenMustGet(t, src, "at-2")
+	obs.checkWrites(t, "failure", "")
+	tokenCheckFile(t, rtFile, "rt-3\n", 0o600)
+	if got, want := tokenSentRefreshTokens(srv), []string{"rt-1", "rt-from-the-operator"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("refresh tokens sent %q, want %q", got, want)
+	}
 }
 
 func TestRefreshTokenSourcePublicClientWithoutRotation(t *testing.T) {
