@@ -167,7 +167,8 @@ type issuedToken struct {
 // remembered for a backoff (see minTokenBackoff), during which callers get
 // its error at once and nothing is sent, unless one of the credential
 // files the request reads changed since it started: a rotated secret is
-// tried at once.
+// tried at once. A renewal that fails before the token expires leaves the
+// old token in use until then.
 type cachingTokenSource struct {
 	fetch func(ctx context.Context) (issuedToken, error)
 	// inputs are the files fetch reads its credentials from.
@@ -180,6 +181,9 @@ type cachingTokenSource struct {
 	mu        sync.Mutex
 	token     string // empty when there is none or it was invalidated
 	refreshAt time.Time
+	// expiresAt is when the token stops being valid. Between refreshAt and
+	// expiresAt a failed renewal still leaves a token to hand out.
+	expiresAt time.Time
 	inflight  *tokenFetch // the token request under way, if any
 	// failed is the last token request's failure while its backoff runs,
 	// nil after a success; failures counts the failures in a row.
@@ -306,6 +310,9 @@ func (s *cachingTokenSource) cachedOrFetch(ctx context.Context) (string, *tokenF
 		if failed == nil || !s.now().Before(failed.until) {
 			break
 		}
+		if s.stillValidLocked() {
+			return s.token, nil, nil // A renewal failed, but it can wait.
+		}
 		// The files are stat'ed without the lock, so that a slow file
 		// system cannot hold up callers that only want the cached token.
 		s.mu.Unlock()
@@ -347,6 +354,7 @@ func (s *cachingTokenSource) run(ctx context.Context, fetch *tokenFetch) {
 	if err == nil {
 		s.token = issued.accessToken
 		s.refreshAt = requested.Add(tokenRefreshDelay(issued.lifetime))
+		s.expiresAt = requested.Add(issued.lifetime)
 		s.failed, s.failures = nil, 0
 		fetch.token = issued.accessToken
 	} else {
@@ -357,11 +365,22 @@ func (s *cachingTokenSource) run(ctx context.Context, fetch *tokenFetch) {
 			until:  until,
 			inputs: inputs,
 		}
+		if s.stillValidLocked() {
+			// A renewal before expiry failed: until the token expires,
+			// callers get it rather than the failure.
+			fetch.token, err = s.token, nil
+		}
 	}
 	fetch.err = err
 	s.inflight = nil
 	s.mu.Unlock()
 	close(fetch.done)
+}
+
+// stillValidLocked reports whether the cached token has not expired, nor
+// been invalidated.
+func (s *cachingTokenSource) stillValidLocked() bool {
+	return s.token != "" && s.now().Before(s.expiresAt)
 }
 
 // Invalidate drops token if it is still the cached one, so that many

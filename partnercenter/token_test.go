@@ -1315,3 +1315,38 @@ func TestTokenRedirectIsNotFollowed(t *testing.T) {
 		}
 	}
 }
+
+// TestTokenSourceFailedRenewalKeepsTheValidToken: a renewal before expiry
+// that fails leaves the old token in use until it expires, without a
+// request per call; then the remembered failure shows.
+func TestTokenSourceFailedRenewalKeepsTheValidToken(t *testing.T) {
+	srv := newTokenTestServer(t, func(_ *http.Request, n int) (int, string) {
+		if n == 1 {
+			return http.StatusOK, tokenTestBody(`"3600"`, "at-1", "")
+		}
+		return http.StatusServiceUnavailable, ""
+	})
+	obs := &tokenTestObserver{}
+	clock := newTokenTestClock()
+	src := newClientCredentialsSource(tokenTestCredentials(srv.tokenURL()), srv.Client(), obs, clock.Now)
+	tokenMustGet(t, src, "at-1")
+
+	clock.Advance(55 * time.Minute) // renewed 5 minutes before expiry
+	tokenMustGet(t, src, "at-1")
+	srv.checkRequestCount(t, 2)
+	tokenMustGet(t, src, "at-1") // within the backoff: nothing sent
+	srv.checkRequestCount(t, 2)
+
+	clock.Advance(10 * time.Second) // the backoff ended: asked again, still the old token
+	tokenMustGet(t, src, "at-1")
+	srv.checkRequestCount(t, 3)
+
+	clock.Advance(5*time.Minute - 10*time.Second) // expired: the failure shows
+	_, err := src.Token(context.Background())
+	tokenCheckError(t, err, "token endpoint answered 503 Service Unavailable")
+	srv.checkRequestCount(t, 4)
+	_, err = src.Token(context.Background()) // third failure in a row: 40s
+	tokenCheckError(t, err, "token endpoint answered 503 Service Unavailable (remembered: no new token request before 2025-03-04T06:06:47Z)")
+	srv.checkRequestCount(t, 4)
+	obs.check(t, map[string]int{"success": 1, "failure": 3})
+}
