@@ -212,7 +212,9 @@ func tokenBackoff(failures int) time.Duration {
 // fileStamp identifies a file's content cheaply: which file it is, its
 // size and modification time, or that it could not be found. A secret
 // rotated by replacing the file (as Kubernetes does) or by rewriting it
-// changes at least one of them.
+// changes one of them, unless a rewrite keeps the size within the file
+// system's timestamp granularity; such a miss only means waiting out the
+// backoff.
 type fileStamp struct {
 	info os.FileInfo // nil when the file could not be stat'ed
 }
