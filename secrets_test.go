@@ -92,8 +92,12 @@ func TestNoSecretAnywhere(t *testing.T) {
 		Devices: partnercentertest.GenerateDevices(10, 3, map[string]int{"808": 2})})
 	srv.SetBatch(customer1, faultB, processing(faultB))
 	srv.SetResponses(customer1, faultC, processing(faultC), partnercentertest.Response{Status: http.StatusInternalServerError})
-	exp, _ := faultExporter(t, srv, []string{"refresh_interval: 0s"}, ids...)
+	exp, path := faultExporter(t, srv, []string{"refresh_interval: 0s"}, ids...)
 	var seen exposure
+	// A refused token request is remembered for a backoff; the same secret
+	// written anew ends it, so that each phase sends its own request.
+	secretFile := filepath.Join(filepath.Dir(path), "client_secret")
+	secret := readFile(t, secretFile)
 
 	phases := []struct {
 		name  string
@@ -114,6 +118,7 @@ func TestNoSecretAnywhere(t *testing.T) {
 	}
 	for _, p := range phases {
 		p.setup()
+		replaceFile(t, secretFile, secret)
 		body, _ := exp.scrape(t, faultScrapeTimeout)
 		seen.add("/metrics after "+p.name, body)
 		seen.visit(t, exp, ids...)

@@ -72,6 +72,12 @@ type exporterState struct {
 	reloadTime    prometheus.Gauge
 
 	intake *batchIntake
+	// holds are the 429 holds by partner tenant (see holdFor), kept across
+	// reloads: a client rebuilt for the same tenant must obey the hold its
+	// predecessor got. Only reloads add to it, one entry per tenant ever
+	// configured.
+	holdsMu sync.Mutex
+	holds   map[string]*partnercenter.Hold
 	// publishMu orders the swaps of the live configuration: a reload and a
 	// batch file change may both publish a new batch list.
 	publishMu sync.Mutex
@@ -86,8 +92,9 @@ func newExporterState(logger log.Logger, load func() (*config.Config, error), ht
 		logger: logger,
 		load:   load,
 		httpc:  httpc,
-		obs:    obs,
+		obs:    tokenWriteLogger{Observer: obs, logger: logger},
 		store:  store,
+		holds:  make(map[string]*partnercenter.Hold),
 		reader: collector.NewReader(store, log.With(logger, "component", "reader"), 1),
 		reloadSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "partnercenter", Subsystem: "config", Name: "last_reload_successful",
@@ -237,8 +244,42 @@ func (s *exporterState) clientFor(cfg *config.Config, old *liveConfig) (*partner
 	if err != nil {
 		return nil, nil, err
 	}
-	client, err := newClient(cfg, httpc, s.obs)
+	client, err := newClient(cfg, httpc, s.obs, s.holdFor(cfg))
 	return client, httpc, err
+}
+
+// holdFor returns the 429 hold of the partner tenant cfg reads from: the
+// same API and tenant (or token URL, which names the tenant, when
+// tenant_id is not set) share one, whatever else changed.
+func (s *exporterState) holdFor(cfg *config.Config) *partnercenter.Hold {
+	tenant := cfg.Auth.TenantID
+	if tenant == "" {
+		tenant = cfg.Auth.TokenURL
+	}
+	key := cfg.PartnerCenter.BaseURL + "\x00" + tenant
+	s.holdsMu.Lock()
+	defer s.holdsMu.Unlock()
+	hold, ok := s.holds[key]
+	if !ok {
+		hold = &partnercenter.Hold{}
+		s.holds[key] = hold
+	}
+	return hold
+}
+
+// tokenWriteLogger logs a rotated refresh token that could not be written
+// back, besides counting it: the operator must fix the file before a
+// restart makes the exporter redeem the spent token in it.
+type tokenWriteLogger struct {
+	partnercenter.Observer
+	logger log.Logger
+}
+
+func (o tokenWriteLogger) RefreshTokenWrite(err error) {
+	o.Observer.RefreshTokenWrite(err)
+	if err != nil {
+		level.Warn(o.logger).Log("msg", "rotated refresh token kept in memory only; until it is written, a restart would redeem the spent one in auth.refresh_token_file", "err", err)
+	}
 }
 
 // httpClientFor shares the exporter's default transport when http_client
@@ -274,7 +315,7 @@ func sameClientSettings(a, b *config.Config) bool {
 }
 
 // newClient builds a Partner Center client from the configuration.
-func newClient(cfg *config.Config, httpc *http.Client, obs partnercenter.Observer) (*partnercenter.Client, error) {
+func newClient(cfg *config.Config, httpc *http.Client, obs partnercenter.Observer, hold *partnercenter.Hold) (*partnercenter.Client, error) {
 	// Token requests are shared by many callers and may outlive the one
 	// that started them, so they get their own bound.
 	tokenHTTP := &http.Client{Transport: httpc.Transport, Timeout: cfg.PartnerCenter.RequestTimeout}
@@ -297,6 +338,7 @@ func newClient(cfg *config.Config, httpc *http.Client, obs partnercenter.Observe
 		MaxRetryAfter:   cfg.PartnerCenter.MaxRetryAfter,
 		Decode:          partnercenter.DecodeOptions{MaxFailedDevices: maxFailed},
 		Observer:        obs,
+		Hold:            hold,
 	})
 }
 

@@ -16,6 +16,8 @@ type APIMetrics struct {
 	duration prometheus.Histogram
 	throttle prometheus.Counter
 	tokens   *prometheus.CounterVec
+	// refreshWrites counts write-backs of rotated refresh tokens.
+	refreshWrites *prometheus.CounterVec
 }
 
 var _ partnercenter.Observer = (*APIMetrics)(nil)
@@ -40,12 +42,18 @@ func NewAPIMetrics(reg prometheus.Registerer) *APIMetrics {
 			Namespace: namespace, Subsystem: "token", Name: "requests_total",
 			Help: "Access token requests, by result.",
 		}, []string{"result"}),
+		refreshWrites: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Subsystem: "token", Name: "refresh_token_writes_total",
+			Help: "Attempts to write a rotated refresh token back to auth.refresh_token_file, by result; after a failure the file holds a spent refresh token until a write succeeds.",
+		}, []string{"result"}),
 	}
 	// Both results exist from the start, so that rate() and alerts on
 	// failures work before the first failure.
-	m.tokens.WithLabelValues("success")
-	m.tokens.WithLabelValues("failure")
-	reg.MustRegister(m.requests, m.duration, m.throttle, m.tokens)
+	for _, result := range []string{"success", "failure"} {
+		m.tokens.WithLabelValues(result)
+		m.refreshWrites.WithLabelValues(result)
+	}
+	reg.MustRegister(m.requests, m.duration, m.throttle, m.tokens, m.refreshWrites)
 	return m
 }
 
@@ -64,3 +72,12 @@ func (m *APIMetrics) Throttled() { m.throttle.Inc() }
 
 // TokenRequest counts one token request.
 func (m *APIMetrics) TokenRequest(result string) { m.tokens.WithLabelValues(result).Inc() }
+
+// RefreshTokenWrite counts one write-back of a rotated refresh token.
+func (m *APIMetrics) RefreshTokenWrite(err error) {
+	result := "success"
+	if err != nil {
+		result = "failure"
+	}
+	m.refreshWrites.WithLabelValues(result).Inc()
+}

@@ -1,9 +1,9 @@
 package collector
 
 import (
-	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 
 	"github.com/go-kit/log"
@@ -49,27 +49,38 @@ func failureKeyvals(err error) []any {
 	return kv
 }
 
-// failureSignature identifies a kind of failure: the same HTTP status and
-// Partner Center code, or the same kind of local error, is the same failure.
+// failureSignature identifies a kind of failure, so that a batch that
+// keeps failing the same way is logged once: the same HTTP status and
+// Partner Center code, the same class of transport failure (not its text,
+// which names the local port), the same token endpoint refusal. A 429 and
+// the exporter's hold that follows it are one kind, "throttled": a
+// throttled batch alternates between them.
 func failureSignature(err error) string {
 	var apiErr *partnercenter.Error
 	var tokenErr *partnercenter.TokenError
 	var hold *partnercenter.HoldError
 	switch {
-	case errors.As(err, &apiErr):
-		sig := fmt.Sprintf("http %d code %s", apiErr.StatusCode, apiErr.Code)
-		if apiErr.StatusCode == 0 || apiErr.StatusCode == 200 {
-			sig += ": " + fmt.Sprint(apiErr.Err)
-		}
-		return sig
-	case errors.As(err, &tokenErr):
-		return "token " + tokenErr.Code
 	case errors.As(err, &hold):
-		return "held by the exporter"
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-		return "deadline"
+		return "throttled"
+	case errors.As(err, &apiErr):
+		switch apiErr.StatusCode {
+		case http.StatusTooManyRequests:
+			return "throttled"
+		case 0:
+			return "no answer: " + partnercenter.TransportFailure(apiErr.Err)
+		case http.StatusOK:
+			if errors.Is(apiErr, partnercenter.ErrResponseTooLarge) {
+				return "bad response: too large"
+			}
+			return "bad response"
+		}
+		return fmt.Sprintf("http %d code %s", apiErr.StatusCode, apiErr.Code)
+	case errors.As(err, &tokenErr):
+		return fmt.Sprintf("token endpoint %d %s", tokenErr.StatusCode, tokenErr.Code)
 	}
-	return err.Error()
+	// No token (a token request that got no answer, a credential file
+	// that cannot be read) or no time left.
+	return "local: " + partnercenter.TransportFailure(err)
 }
 
 // newUnknownStatuses lists, sorted, the unrecognised status values of next

@@ -18,6 +18,11 @@ type Observer interface {
 	// TokenRequest is called once per request to the token endpoint (or per
 	// read of an access token file) with result "success" or "failure".
 	TokenRequest(result string)
+	// RefreshTokenWrite is called after each attempt to write a rotated
+	// refresh token back to its file, with nil when it was written. An
+	// error names the file, never a token; until a write succeeds, the
+	// file holds a refresh token that was already redeemed.
+	RefreshTokenWrite(err error)
 }
 
 // NopObserver ignores everything.
@@ -31,6 +36,9 @@ func (NopObserver) Throttled() {}
 
 // TokenRequest does nothing.
 func (NopObserver) TokenRequest(string) {}
+
+// RefreshTokenWrite does nothing.
+func (NopObserver) RefreshTokenWrite(error) {}
 
 // TokenSource hands out bearer tokens for the Partner Center API.
 // Implementations cache the token for its lifetime, share one token request

@@ -94,7 +94,7 @@ func newCertificateSource(c CertificateConfig, hc *http.Client, obs Observer, no
 		}
 		return cert.assertion(c.ClientID, c.TokenURL, c.SendCertificateChain, now())
 	}
-	return newAssertionSource(c.ClientAssertionConfig, assert, hc, obs, now)
+	return newAssertionSource(c.ClientAssertionConfig, assert, []string{c.CertificateFile, c.PasswordFile}, hc, obs, now)
 }
 
 // NewFederatedTokenSource returns a TokenSource that presents the token in
@@ -112,13 +112,15 @@ func newFederatedTokenSource(c FederatedTokenConfig, hc *http.Client, obs Observ
 		}
 		return token, nil
 	}
-	return newAssertionSource(c.ClientAssertionConfig, assert, hc, obs, now)
+	return newAssertionSource(c.ClientAssertionConfig, assert, []string{c.TokenFile}, hc, obs, now)
 }
 
-func newAssertionSource(c ClientAssertionConfig, assert func() (string, error), hc *http.Client, obs Observer, now func() time.Time) *cachingTokenSource {
+// newAssertionSource: assert reads its credential from the files inputs
+// names.
+func newAssertionSource(c ClientAssertionConfig, assert func() (string, error), inputs []string, hc *http.Client, obs Observer, now func() time.Time) *cachingTokenSource {
 	hc = tokenHTTPClient(hc)
 	grant := assertionGrant{cfg: c, assert: assert, endpoint: tokenEndpoint{url: c.TokenURL, hc: hc}}
-	return newCachingTokenSource(grant.fetch, hc, obs, now)
+	return newCachingTokenSource(grant.fetch, inputs, hc, obs, now)
 }
 
 // assertionGrant is the client credentials grant with a client assertion

@@ -35,8 +35,14 @@ type ClientConfig struct {
 	// MaxResponseSize caps one response body in bytes, 256 MiB by default.
 	MaxResponseSize int64
 	// MaxRetryAfter caps the hold after a 429, whatever its Retry-After
-	// asks for; DefaultMaxRetryAfter by default.
+	// asks for; DefaultMaxRetryAfter by default. It applies when a 429
+	// sets or extends the hold: a hold already in force keeps its end.
 	MaxRetryAfter time.Duration
+	// Hold is the hold after a 429 that the client obeys and extends.
+	// Partner Center throttles a partner tenant, not a Client value, so
+	// the clients built for one tenant (a new one per reload that changes
+	// their settings) should share one. nil gives the client its own.
+	Hold *Hold
 	// Decode tunes the decoder (how many failed devices are kept).
 	Decode DecodeOptions
 	// Observer is told about every request; NopObserver by default.
@@ -74,10 +80,60 @@ type Client struct {
 	decode  DecodeOptions
 	obs     Observer
 	now     func() time.Time
+	// hold is set by a 429: no request is sent before it ends.
+	hold *Hold
+}
 
-	// throttledUntil is set by a 429: no request is sent before it.
-	mu             sync.Mutex
-	throttledUntil time.Time
+// Hold is the hold after an HTTP 429: no request is sent before it ends.
+// The zero value is a hold that is not in force. It is safe for
+// concurrent use.
+type Hold struct {
+	now func() time.Time // time.Now when nil
+
+	mu    sync.Mutex
+	until time.Time
+}
+
+func (h *Hold) clock() time.Time {
+	if h.now == nil {
+		return time.Now()
+	}
+	return h.now()
+}
+
+// Until returns when the hold ends, or the zero time when none is in
+// force.
+func (h *Hold) Until() time.Time {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.until.After(h.clock()) {
+		return time.Time{}
+	}
+	return h.until
+}
+
+// extend makes the hold last at least d from now; a shorter hold does not
+// shorten the one in force.
+func (h *Hold) extend(d time.Duration) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if until := h.clock().Add(d); until.After(h.until) {
+		h.until = until
+	}
+}
+
+// wait returns once the hold has ended, at once when none is in force, or
+// fails at once with a *HoldError when the hold outlasts ctx.
+func (h *Hold) wait(ctx context.Context) error {
+	until := h.Until()
+	if until.IsZero() {
+		return nil
+	}
+	wait := until.Sub(h.clock())
+	if deadline, ok := ctx.Deadline(); ok && !until.Before(deadline) {
+		return &HoldError{Until: until}
+	}
+	return sleep(ctx, wait)
 }
 
 // NewClient checks cfg and returns a Client.
@@ -104,6 +160,10 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		decode:  cfg.Decode,
 		obs:     cfg.Observer,
 		now:     time.Now,
+		hold:    cfg.Hold,
+	}
+	if c.hold == nil {
+		c.hold = &Hold{}
 	}
 	if c.version == "" {
 		c.version = DefaultAPIVersion
@@ -177,7 +237,7 @@ func (c *Client) BatchStatus(ctx context.Context, customerID, trackingID string)
 	var retried401, retried5xx bool
 	throttleWaits := 0
 	for {
-		if err := c.waitForThrottle(ctx); err != nil {
+		if err := c.hold.wait(ctx); err != nil {
 			return nil, err
 		}
 		token, err := c.tokens.Token(ctx)
@@ -199,10 +259,10 @@ func (c *Client) BatchStatus(ctx context.Context, customerID, trackingID string)
 			continue
 		case apiErr.StatusCode == http.StatusTooManyRequests:
 			c.obs.Throttled()
-			c.throttle(apiErr.RetryAfter)
+			c.hold.extend(apiErr.RetryAfter)
 			if throttleWaits < maxThrottleWaits && c.fits(ctx, apiErr.RetryAfter) {
 				throttleWaits++
-				continue // waitForThrottle sleeps until Retry-After has passed.
+				continue // hold.wait sleeps until Retry-After has passed.
 			}
 			return nil, err
 		case apiErr.Temporary() && !retried5xx:
@@ -336,38 +396,10 @@ func (c *cappedReader) tooLarge() error {
 	return fmt.Errorf("%w: more than %d bytes (partner_center.max_response_size)", ErrResponseTooLarge, c.max)
 }
 
-// waitForThrottle holds the request back while an earlier 429's hold
-// runs, or fails at once with a *HoldError when the hold outlasts ctx.
-func (c *Client) waitForThrottle(ctx context.Context) error {
-	until := c.ThrottledUntil()
-	if until.IsZero() {
-		return nil
-	}
-	wait := until.Sub(c.now())
-	if !c.fits(ctx, wait) {
-		return &HoldError{Until: until}
-	}
-	return sleep(ctx, wait)
-}
-
 // ThrottledUntil returns when the hold after the last 429 ends, or the
 // zero time when no hold is in force.
 func (c *Client) ThrottledUntil() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if !c.throttledUntil.After(c.now()) {
-		return time.Time{}
-	}
-	return c.throttledUntil
-}
-
-func (c *Client) throttle(d time.Duration) {
-	until := c.now().Add(d)
-	c.mu.Lock()
-	if until.After(c.throttledUntil) {
-		c.throttledUntil = until
-	}
-	c.mu.Unlock()
+	return c.hold.Until()
 }
 
 // fits reports whether waiting d still leaves time before ctx's deadline.

@@ -21,22 +21,22 @@ func TestHoldErrorText(t *testing.T) {
 // told to.
 func TestThrottledUntil(t *testing.T) {
 	clock := newTokenTestClock()
-	c, err := NewClient(ClientConfig{BaseURL: "https://api.example", Tokens: NewAccessTokenFileSource("/nonexistent", nil)})
+	hold := &Hold{now: clock.Now}
+	c, err := NewClient(ClientConfig{BaseURL: "https://api.example", Tokens: NewAccessTokenFileSource("/nonexistent", nil), Hold: hold})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.now = clock.Now
 	if got := c.ThrottledUntil(); !got.IsZero() {
 		t.Fatalf("ThrottledUntil = %v before any 429, want zero", got)
 	}
-	c.throttle(30 * time.Second)
+	hold.extend(30 * time.Second)
 	want := clock.Now().Add(30 * time.Second)
 	if got := c.ThrottledUntil(); !got.Equal(want) {
 		t.Fatalf("ThrottledUntil = %v, want %v", got, want)
 	}
 
 	// A shorter hold does not shorten the one in force.
-	c.throttle(time.Second)
+	hold.extend(time.Second)
 	if got := c.ThrottledUntil(); !got.Equal(want) {
 		t.Errorf("ThrottledUntil = %v after a shorter hold, want %v", got, want)
 	}
@@ -45,16 +45,30 @@ func TestThrottledUntil(t *testing.T) {
 	ctx, cancel := context.WithDeadline(context.Background(), clock.Now().Add(10*time.Second))
 	defer cancel()
 	var holdErr *HoldError
-	if err := c.waitForThrottle(ctx); !errors.As(err, &holdErr) || !holdErr.Until.Equal(want) {
-		t.Errorf("waitForThrottle = %v, want a *HoldError until %v", err, want)
+	if err := hold.wait(ctx); !errors.As(err, &holdErr) || !holdErr.Until.Equal(want) {
+		t.Errorf("wait = %v, want a *HoldError until %v", err, want)
 	}
 
 	clock.Advance(30 * time.Second)
 	if got := c.ThrottledUntil(); !got.IsZero() {
 		t.Errorf("ThrottledUntil = %v once the hold has passed, want zero", got)
 	}
-	if err := c.waitForThrottle(ctx); err != nil {
-		t.Errorf("waitForThrottle = %v once the hold has passed, want nil", err)
+	if err := hold.wait(ctx); err != nil {
+		t.Errorf("wait = %v once the hold has passed, want nil", err)
+	}
+}
+
+// TestClientWithoutHoldHasItsOwn: clients given no Hold do not share one.
+func TestClientWithoutHoldHasItsOwn(t *testing.T) {
+	tokens := NewAccessTokenFileSource("/nonexistent", nil)
+	a, errA := NewClient(ClientConfig{BaseURL: "https://api.example", Tokens: tokens})
+	b, errB := NewClient(ClientConfig{BaseURL: "https://api.example", Tokens: tokens})
+	if errA != nil || errB != nil {
+		t.Fatal(errA, errB)
+	}
+	a.hold.extend(time.Minute)
+	if a.ThrottledUntil().IsZero() || !b.ThrottledUntil().IsZero() {
+		t.Errorf("ThrottledUntil = %v and %v, want only the first client held", a.ThrottledUntil(), b.ThrottledUntil())
 	}
 }
 

@@ -31,10 +31,11 @@ const (
 
 // countingObserver records what the client reports.
 type countingObserver struct {
-	mu        sync.Mutex
-	codes     map[int]int
-	throttled int
-	tokens    map[string]int
+	partnercenter.NopObserver // no refresh tokens here
+	mu                        sync.Mutex
+	codes                     map[int]int
+	throttled                 int
+	tokens                    map[string]int
 }
 
 func newCountingObserver() *countingObserver {
@@ -320,6 +321,42 @@ func TestThrottlingBeyondDeadlineHoldsAllRequests(t *testing.T) {
 	}
 	if obs.throttled != 1 {
 		t.Errorf("throttled = %d, want 1", obs.throttled)
+	}
+}
+
+// TestSharedHoldOutlivesTheClient: a client built later with other
+// settings but the same Hold sends nothing while the hold lasts.
+func TestSharedHoldOutlivesTheClient(t *testing.T) {
+	srv := newTestServer(t)
+	srv.SetResponses(customerID, trackingID, smallBatch,
+		partnercentertest.Response{Status: 429, Header: http.Header{"Retry-After": {"120"}}})
+	srv.SetBatch(customerID, otherBatch, smallBatch)
+	hold := &partnercenter.Hold{}
+	first := newTestClient(t, srv, nil, func(cfg *partnercenter.ClientConfig) { cfg.Hold = hold })
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_, err := first.BatchStatus(ctx, customerID, trackingID)
+	checkErr(t, err, "HTTP 429", 429)
+	until := hold.Until()
+	if until.IsZero() {
+		t.Fatal("no hold after a 429 with Retry-After: 120")
+	}
+
+	second := newTestClient(t, srv, nil, func(cfg *partnercenter.ClientConfig) {
+		cfg.Hold = hold
+		cfg.RequestTimeout = 5 * time.Second
+		cfg.MaxRetryAfter = time.Second // lowered: the hold in force keeps its end
+	})
+	if got := second.ThrottledUntil(); !got.Equal(until) {
+		t.Errorf("the second client's ThrottledUntil = %v, want %v", got, until)
+	}
+	_, err = second.BatchStatus(ctx, customerID, otherBatch)
+	var holdErr *partnercenter.HoldError
+	if !errors.As(err, &holdErr) || !holdErr.Until.Equal(until) {
+		t.Errorf("second client error = %v, want a *HoldError until %v", err, until)
+	}
+	if got := srv.TotalBatchRequests(); got != 1 {
+		t.Errorf("batch requests = %d, want 1", got)
 	}
 }
 

@@ -2,14 +2,20 @@ package partnercenter
 
 import (
 	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -114,6 +120,60 @@ func Unavailable(err error) bool {
 	}
 	code := apiErr.StatusCode
 	return code == 0 || code == http.StatusUnauthorized || code >= 500
+}
+
+// The classes of TransportFailure.
+const (
+	FailureDNS               = "dns"
+	FailureTLS               = "tls"
+	FailureConnectionRefused = "connection refused"
+	FailureConnectionReset   = "connection reset"
+	FailureTimeout           = "timeout"
+	FailureCanceled          = "canceled"
+	FailureEOF               = "eof"
+	FailureOther             = "other"
+)
+
+// TransportFailure names the class of a failure to get a complete answer,
+// such as the Err of an *Error with StatusCode 0 or a failed token
+// request: one of the Failure constants. Unlike the error's text, which
+// names addresses and the local port, it stays the same while the same
+// thing keeps going wrong, so that a caller can tell a new kind of failure
+// from a repeat of the last one.
+func TransportFailure(err error) string {
+	var dnsErr *net.DNSError
+	var opErr *net.OpError
+	var netErr net.Error
+	switch {
+	case errors.As(err, &dnsErr):
+		return FailureDNS
+	case isTLSFailure(err), errors.As(err, &opErr) && opErr.Op == "remote error":
+		// crypto/tls reports an alert from the server as a "remote error".
+		return FailureTLS
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return FailureConnectionRefused
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.ECONNABORTED), errors.Is(err, syscall.EPIPE):
+		return FailureConnectionReset
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded),
+		errors.As(err, &netErr) && netErr.Timeout():
+		return FailureTimeout
+	case errors.Is(err, context.Canceled):
+		return FailureCanceled
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return FailureEOF
+	}
+	return FailureOther
+}
+
+func isTLSFailure(err error) bool {
+	var verify *tls.CertificateVerificationError
+	var record tls.RecordHeaderError
+	var alert tls.AlertError
+	var authority x509.UnknownAuthorityError
+	var host x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	return errors.As(err, &verify) || errors.As(err, &record) || errors.As(err, &alert) ||
+		errors.As(err, &authority) || errors.As(err, &host) || errors.As(err, &invalid)
 }
 
 // maxDescriptionLen bounds a service-provided description kept in errors.

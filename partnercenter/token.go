@@ -41,6 +41,13 @@ const (
 	// defaultTokenRequestTimeout bounds a token request when the
 	// http.Client has no timeout of its own.
 	defaultTokenRequestTimeout = 30 * time.Second
+	// minTokenBackoff and maxTokenBackoff bound how long a failed token
+	// request is remembered: the first failure for minTokenBackoff, each
+	// further one in a row twice as long, up to maxTokenBackoff. A refused
+	// secret stays refused until someone changes it, and without a backoff
+	// every read would send its own doomed request.
+	minTokenBackoff = 10 * time.Second
+	maxTokenBackoff = 5 * time.Minute
 
 	tokenRequestSucceeded = "success"
 	tokenRequestFailed    = "failure"
@@ -75,7 +82,7 @@ func NewClientCredentialsSource(c ClientCredentials, hc *http.Client, obs Observ
 func newClientCredentialsSource(c ClientCredentials, hc *http.Client, obs Observer, now func() time.Time) *cachingTokenSource {
 	hc = tokenHTTPClient(hc)
 	grant := clientCredentialsGrant{creds: c, endpoint: tokenEndpoint{url: c.TokenURL, hc: hc}}
-	return newCachingTokenSource(grant.fetch, hc, obs, now)
+	return newCachingTokenSource(grant.fetch, []string{c.ClientSecretFile}, hc, obs, now)
 }
 
 // RefreshTokenConfig are the settings of the OAuth 2.0 refresh token grant
@@ -99,19 +106,26 @@ type RefreshTokenConfig struct {
 
 // NewRefreshTokenSource returns a TokenSource that redeems the refresh token
 // kept in c.RefreshTokenFile. When the endpoint rotates the refresh token,
-// the new one replaces the file's content (the file keeps its mode); if that
-// fails, Token fails too, because the operator must learn about it before
-// the old refresh token expires. hc should have a timeout; nil means a
-// client with a 30 second timeout. Requests go through a copy of hc that
-// follows no redirects. obs may be nil.
+// the new one replaces the file's content (the file keeps its mode). If
+// that fails, the access token is still handed out and the new refresh
+// token is kept in memory: later requests redeem it rather than the spent
+// one in the file, and each of them first tries again to write it. Each
+// attempt is reported to obs.RefreshTokenWrite, so that the operator
+// learns of it before a restart would fall back on the file. A file
+// changed from outside meanwhile wins over the token in memory. hc should
+// have a timeout; nil means a client with a 30 second timeout. Requests go
+// through a copy of hc that follows no redirects. obs may be nil.
 func NewRefreshTokenSource(c RefreshTokenConfig, hc *http.Client, obs Observer) TokenSource {
 	return newRefreshTokenSource(c, hc, obs, time.Now)
 }
 
 func newRefreshTokenSource(c RefreshTokenConfig, hc *http.Client, obs Observer, now func() time.Time) *cachingTokenSource {
 	hc = tokenHTTPClient(hc)
-	grant := refreshTokenGrant{cfg: c, endpoint: tokenEndpoint{url: c.TokenURL, hc: hc}}
-	return newCachingTokenSource(grant.fetch, hc, obs, now)
+	if obs == nil {
+		obs = NopObserver{}
+	}
+	grant := &refreshTokenGrant{cfg: c, endpoint: tokenEndpoint{url: c.TokenURL, hc: hc}, obs: obs, write: writeTokenFileAtomically}
+	return newCachingTokenSource(grant.fetch, []string{c.ClientSecretFile, c.RefreshTokenFile}, hc, obs, now)
 }
 
 // TokenError is an answer other than 200 from the token endpoint.
@@ -149,18 +163,88 @@ type issuedToken struct {
 }
 
 // cachingTokenSource keeps the last token until shortly before it expires
-// and lets concurrent callers share one token request.
+// and lets concurrent callers share one token request. A failed request is
+// remembered for a backoff (see minTokenBackoff), during which callers get
+// its error at once and nothing is sent, unless one of the credential
+// files the request reads changed since it started: a rotated secret is
+// tried at once. A renewal that fails before the token expires leaves the
+// old token in use until then.
 type cachingTokenSource struct {
 	fetch func(ctx context.Context) (issuedToken, error)
-	obs   Observer
-	now   func() time.Time
+	// inputs are the files fetch reads its credentials from.
+	inputs []string
+	obs    Observer
+	now    func() time.Time
 	// timeout bounds a token request when the http.Client does not.
 	timeout time.Duration
 
 	mu        sync.Mutex
 	token     string // empty when there is none or it was invalidated
 	refreshAt time.Time
+	// expiresAt is when the token stops being valid. Between refreshAt and
+	// expiresAt a failed renewal still leaves a token to hand out.
+	expiresAt time.Time
 	inflight  *tokenFetch // the token request under way, if any
+	// failed is the last token request's failure while its backoff runs,
+	// nil after a success; failures counts the failures in a row.
+	failed   *tokenFailure
+	failures int
+}
+
+// tokenFailure is a remembered failed token request.
+type tokenFailure struct {
+	err   error     // what callers get during the backoff
+	until time.Time // when the backoff ends
+	// inputs are the credential files as they were when the request
+	// started.
+	inputs []fileStamp
+}
+
+// tokenBackoff is how long the failures-th failure in a row is remembered.
+func tokenBackoff(failures int) time.Duration {
+	d := minTokenBackoff
+	for i := 1; i < failures && d < maxTokenBackoff; i++ {
+		d *= 2
+	}
+	return min(d, maxTokenBackoff)
+}
+
+// fileStamp identifies a file's content cheaply: which file it is, its
+// size and modification time, or that it could not be found. A secret
+// rotated by replacing the file (as Kubernetes does) or by rewriting it
+// changes one of them, unless a rewrite keeps the size within the file
+// system's timestamp granularity; such a miss only means waiting out the
+// backoff.
+type fileStamp struct {
+	info os.FileInfo // nil when the file could not be stat'ed
+}
+
+func stampFiles(paths []string) []fileStamp {
+	stamps := make([]fileStamp, len(paths))
+	for i, p := range paths {
+		if info, err := os.Stat(p); err == nil {
+			stamps[i].info = info
+		}
+	}
+	return stamps
+}
+
+func (a fileStamp) same(b fileStamp) bool {
+	if a.info == nil || b.info == nil {
+		return a.info == nil && b.info == nil
+	}
+	return os.SameFile(a.info, b.info) && a.info.Size() == b.info.Size() && a.info.ModTime().Equal(b.info.ModTime())
+}
+
+// inputsChanged reports whether any credential file differs from what the
+// failed request read.
+func (f *tokenFailure) inputsChanged(paths []string) bool {
+	for i, now := range stampFiles(paths) {
+		if !f.inputs[i].same(now) {
+			return true
+		}
+	}
+	return false
 }
 
 // tokenFetch is one token request shared by every caller that needs a token
@@ -171,7 +255,9 @@ type tokenFetch struct {
 	err   error
 }
 
-func newCachingTokenSource(fetch func(context.Context) (issuedToken, error), hc *http.Client, obs Observer, now func() time.Time) *cachingTokenSource {
+// newCachingTokenSource returns a source whose requests are made by fetch,
+// which reads its credentials from the files inputs names ("" for none).
+func newCachingTokenSource(fetch func(context.Context) (issuedToken, error), inputs []string, hc *http.Client, obs Observer, now func() time.Time) *cachingTokenSource {
 	if obs == nil {
 		obs = NopObserver{}
 	}
@@ -179,19 +265,27 @@ func newCachingTokenSource(fetch func(context.Context) (issuedToken, error), hc 
 	if hc.Timeout <= 0 {
 		timeout = defaultTokenRequestTimeout
 	}
-	return &cachingTokenSource{fetch: fetch, obs: obs, now: now, timeout: timeout}
+	var files []string
+	for _, f := range inputs {
+		if f != "" {
+			files = append(files, f)
+		}
+	}
+	return &cachingTokenSource{fetch: fetch, inputs: files, obs: obs, now: now, timeout: timeout}
 }
 
 // Token returns the cached token, or waits for a token request that it
 // starts or joins. A caller whose ctx ends stops waiting, but the request
-// goes on for the others.
+// goes on for the others. While the backoff of a failed request runs, it
+// returns that request's error, which wraps the original (a *TokenError
+// stays one for errors.As), and sends nothing.
 func (s *cachingTokenSource) Token(ctx context.Context) (string, error) {
 	if err := ctx.Err(); err != nil {
 		return "", fmt.Errorf("waiting for token: %w", err)
 	}
-	token, fetch := s.cachedOrFetch(ctx)
+	token, fetch, err := s.cachedOrFetch(ctx)
 	if fetch == nil {
-		return token, nil
+		return token, err
 	}
 	select {
 	case <-fetch.done:
@@ -202,32 +296,57 @@ func (s *cachingTokenSource) Token(ctx context.Context) (string, error) {
 }
 
 // cachedOrFetch returns the cached token if it is still fresh, else the
-// token request to wait for, starting one if none is under way.
-func (s *cachingTokenSource) cachedOrFetch(ctx context.Context) (string, *tokenFetch) {
+// token request to wait for, starting one if none is under way, or the
+// remembered error of a failed request while its backoff runs.
+func (s *cachingTokenSource) cachedOrFetch(ctx context.Context) (string, *tokenFetch, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.token != "" && s.now().Before(s.refreshAt) {
-		return s.token, nil
+	for {
+		if s.token != "" && s.now().Before(s.refreshAt) {
+			return s.token, nil, nil
+		}
+		if s.inflight != nil {
+			return "", s.inflight, nil
+		}
+		failed := s.failed
+		if failed == nil || !s.now().Before(failed.until) {
+			break
+		}
+		if s.stillValidLocked() {
+			return s.token, nil, nil // A renewal failed, but it can wait.
+		}
+		// The files are stat'ed without the lock, so that a slow file
+		// system cannot hold up callers that only want the cached token.
+		s.mu.Unlock()
+		changed := failed.inputsChanged(s.inputs)
+		s.mu.Lock()
+		if s.failed != failed {
+			continue // Another request ended meanwhile: judge by its outcome.
+		}
+		if !changed {
+			return "", nil, failed.err
+		}
+		break
 	}
-	if s.inflight == nil {
-		s.inflight = &tokenFetch{done: make(chan struct{})}
-		// The request serves every waiting caller, so the first caller's
-		// cancellation must not end it; the client's timeout (or
-		// s.timeout) bounds it instead.
-		go s.run(context.WithoutCancel(ctx), s.inflight)
-	}
-	return "", s.inflight
+	s.inflight = &tokenFetch{done: make(chan struct{})}
+	// The request serves every waiting caller, so the first caller's
+	// cancellation must not end it; the client's timeout (or s.timeout)
+	// bounds it instead.
+	go s.run(context.WithoutCancel(ctx), s.inflight)
+	return "", s.inflight, nil
 }
 
 // run performs one token request and hands its result to the waiting
-// callers. A failure is not cached: only the callers already waiting share
-// it, and the next call tries again.
+// callers. A failure is remembered for a backoff; a success ends it.
 func (s *cachingTokenSource) run(ctx context.Context, fetch *tokenFetch) {
 	if s.timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, s.timeout)
 		defer cancel()
 	}
+	// Stamped before fetch reads them: a file replaced while the request
+	// runs ends its backoff.
+	inputs := stampFiles(s.inputs)
 	// The lifetime counts from before the request, which errs on the safe side.
 	requested := s.now()
 	issued, err := s.fetch(ctx)
@@ -237,12 +356,33 @@ func (s *cachingTokenSource) run(ctx context.Context, fetch *tokenFetch) {
 	if err == nil {
 		s.token = issued.accessToken
 		s.refreshAt = requested.Add(tokenRefreshDelay(issued.lifetime))
+		s.expiresAt = requested.Add(issued.lifetime)
+		s.failed, s.failures = nil, 0
 		fetch.token = issued.accessToken
+	} else {
+		s.failures++
+		until := s.now().Add(tokenBackoff(s.failures))
+		s.failed = &tokenFailure{
+			err:    fmt.Errorf("%w (remembered: no new token request before %s)", err, until.UTC().Format(time.RFC3339)),
+			until:  until,
+			inputs: inputs,
+		}
+		if s.stillValidLocked() {
+			// A renewal before expiry failed: until the token expires,
+			// callers get it rather than the failure.
+			fetch.token, err = s.token, nil
+		}
 	}
 	fetch.err = err
 	s.inflight = nil
 	s.mu.Unlock()
 	close(fetch.done)
+}
+
+// stillValidLocked reports whether the cached token has not expired, nor
+// been invalidated.
+func (s *cachingTokenSource) stillValidLocked() bool {
+	return s.token != "" && s.now().Before(s.expiresAt)
 }
 
 // Invalidate drops token if it is still the cached one, so that many
@@ -304,14 +444,25 @@ func (g clientCredentialsGrant) fetch(ctx context.Context) (issuedToken, error) 
 	return answer.issuedToken, nil
 }
 
-// refreshTokenGrant redeems the refresh token kept in a file.
+// refreshTokenGrant redeems the refresh token kept in a file. Its fetch
+// calls never overlap (cachingTokenSource runs one request at a time, and
+// the next starts under the lock the last one ended under), so its fields
+// need no lock of their own.
 type refreshTokenGrant struct {
 	cfg      RefreshTokenConfig
 	endpoint tokenEndpoint
+	obs      Observer
+	write    func(path string, data []byte) error
+
+	// unsaved is a rotated refresh token that could not be written back,
+	// "" when there is none; spent is what the file held then, a refresh
+	// token already redeemed. While the file holds spent, unsaved is
+	// redeemed in its place.
+	unsaved, spent string
 }
 
-func (g refreshTokenGrant) fetch(ctx context.Context) (issuedToken, error) {
-	refreshToken, _, err := readTokenFile(g.cfg.RefreshTokenFile)
+func (g *refreshTokenGrant) fetch(ctx context.Context) (issuedToken, error) {
+	refreshToken, inFile, err := g.current()
 	if err != nil {
 		return issuedToken{}, fmt.Errorf("reading refresh token: %w", err)
 	}
@@ -333,11 +484,45 @@ func (g refreshTokenGrant) fetch(ctx context.Context) (issuedToken, error) {
 		return issuedToken{}, err
 	}
 	if answer.refreshToken != "" && answer.refreshToken != refreshToken {
-		if err := writeTokenFileAtomically(g.cfg.RefreshTokenFile, []byte(answer.refreshToken+"\n")); err != nil {
-			return issuedToken{}, fmt.Errorf("saving rotated refresh token: %w", err)
-		}
+		g.save(answer.refreshToken, inFile)
 	}
 	return answer.issuedToken, nil
+}
+
+// current returns the refresh token to redeem and what the file holds:
+// the file's token, unless the file still holds the spent one whose
+// successor could not be saved. Then it tries again to save the successor
+// first, and redeems it whether that works or not.
+func (g *refreshTokenGrant) current() (token, inFile string, err error) {
+	inFile, _, err = readTokenFile(g.cfg.RefreshTokenFile)
+	if g.unsaved == "" {
+		return inFile, inFile, err
+	}
+	if err == nil && inFile != g.spent {
+		// Replaced from outside: the operator's token wins.
+		g.unsaved, g.spent = "", ""
+		return inFile, inFile, nil
+	}
+	token = g.unsaved
+	g.save(token, g.spent)
+	if g.unsaved == "" {
+		return token, token, nil // Written: the file holds it now.
+	}
+	return token, g.spent, nil
+}
+
+// save writes a new refresh token back to the file, which holds inFile,
+// or keeps it in memory if that fails. The error reported names the file,
+// never a token.
+func (g *refreshTokenGrant) save(token, inFile string) {
+	err := g.write(g.cfg.RefreshTokenFile, []byte(token+"\n"))
+	if err != nil {
+		err = fmt.Errorf("saving rotated refresh token: %w", err)
+		g.unsaved, g.spent = token, inFile
+	} else {
+		g.unsaved, g.spent = "", ""
+	}
+	g.obs.RefreshTokenWrite(err)
 }
 
 // clientSecret returns the secret to send: the content of file when it is

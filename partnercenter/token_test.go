@@ -50,11 +50,50 @@ func (c *tokenTestClock) Advance(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-// tokenTestObserver counts TokenRequest results.
+// tokenTestObserver counts TokenRequest results and keeps the
+// RefreshTokenWrite errors ("" for a success).
 type tokenTestObserver struct {
 	NopObserver
 	mu      sync.Mutex
 	results map[string]int
+	writes  []string
+}
+
+func (o *tokenTestObserver) RefreshTokenWrite(err error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	msg := ""
+	if err != nil {
+		msg = err.Error()
+	}
+	o.writes = append(o.writes, msg)
+}
+
+// checkWrites compares the RefreshTokenWrite calls: "" for a success,
+// "failure" for an error, which must name no refresh token.
+func (o *tokenTestObserver) checkWrites(t *testing.T, want ...string) {
+	t.Helper()
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var got []string
+	for _, msg := range o.writes {
+		if msg == "" {
+			got = append(got, "")
+			continue
+		}
+		got = append(got, "failure")
+		if !strings.HasPrefix(msg, "saving rotated refresh token: ") {
+			t.Errorf("write error %q, want a \"saving rotated refresh token: \" prefix", msg)
+		}
+		for i := range 10 {
+			if strings.Contains(msg, fmt.Sprintf("rt-%d", i)) {
+				t.Errorf("write error %q shows a refresh token", msg)
+			}
+		}
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("refresh token writes %q, want %q", got, want)
+	}
 }
 
 func (o *tokenTestObserver) TokenRequest(result string) {
@@ -393,13 +432,13 @@ func TestTokenSourceWaitingCallersShareAFailure(t *testing.T) {
 		}
 		obs.check(t, map[string]int{"failure": 1})
 
-		// The failure is not cached: the next call asks again.
+		// The failure is remembered: the next call gets it at once.
 		_, err := src.Token(context.Background())
-		tokenCheckError(t, err, want)
-		if requests, _ := transport.counts(); requests != 2 {
-			t.Errorf("%d token requests, want 2", requests)
+		tokenCheckError(t, err, want+" (remembered: no new token request before 2000-01-01T00:00:10Z)")
+		if requests, _ := transport.counts(); requests != 1 {
+			t.Errorf("%d token requests, want 1", requests)
 		}
-		obs.check(t, map[string]int{"failure": 2})
+		obs.check(t, map[string]int{"failure": 1})
 	})
 }
 
@@ -537,13 +576,139 @@ func TestTokenSourceRetriesAfterFailure(t *testing.T) {
 		return http.StatusOK, tokenTestBody(`"3599"`, fmt.Sprintf("at-%d", n), "")
 	})
 	obs := &tokenTestObserver{}
-	src := NewClientCredentialsSource(tokenTestCredentials(srv.tokenURL()), srv.Client(), obs)
+	clock := newTokenTestClock()
+	src := newClientCredentialsSource(tokenTestCredentials(srv.tokenURL()), srv.Client(), obs, clock.Now)
 
 	_, err := src.Token(context.Background())
 	tokenCheckError(t, err, "token endpoint answered 500 Internal Server Error")
+	clock.Advance(10 * time.Second)
 	tokenMustGet(t, src, "at-2")
 	srv.checkRequestCount(t, 2)
 	obs.check(t, map[string]int{"failure": 1, "success": 1})
+}
+
+// TestTokenSourceBackoff: a failed token request is remembered for 10s,
+// doubling with each failure in a row up to 5 minutes; during it Token
+// fails at once with the remembered error and sends nothing. A success
+// starts over.
+func TestTokenSourceBackoff(t *testing.T) {
+	const refusal = `{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided."}`
+	var refuse sync.Mutex // held while the endpoint refuses
+	refusing := true
+	srv := newTokenTestServer(t, func(_ *http.Request, n int) (int, string) {
+		refuse.Lock()
+		defer refuse.Unlock()
+		if refusing {
+			return http.StatusUnauthorized, refusal
+		}
+		return http.StatusOK, tokenTestBody(`"3599"`, fmt.Sprintf("at-%d", n), "")
+	})
+	setRefusing := func(v bool) {
+		refuse.Lock()
+		defer refuse.Unlock()
+		refusing = v
+	}
+	obs := &tokenTestObserver{}
+	clock := newTokenTestClock()
+	src := newClientCredentialsSource(tokenTestCredentials(srv.tokenURL()), srv.Client(), obs, clock.Now)
+	const original = "token endpoint answered 401 invalid_client: AADSTS7000215: Invalid client secret provided."
+
+	requests := 0
+	// fail expects one token request that is refused, then the backoff
+	// wait: refused at once until its last nanosecond.
+	fail := func(wait time.Duration) {
+		t.Helper()
+		_, err := src.Token(context.Background())
+		requests++
+		tokenCheckError(t, err, original)
+		until := clock.Now().Add(wait)
+		for _, step := range []time.Duration{0, wait - time.Nanosecond} {
+			clock.Advance(step)
+			_, err := src.Token(context.Background())
+			tokenCheckError(t, err, original+" (remembered: no new token request before "+until.Format(time.RFC3339)+")")
+			var tokenErr *TokenError
+			if !errors.As(err, &tokenErr) || tokenErr.Code != "invalid_client" {
+				t.Errorf("errors.As(%v, *TokenError) = %v, want the endpoint's invalid_client", err, tokenErr)
+			}
+			srv.checkRequestCount(t, requests)
+		}
+		clock.Advance(time.Nanosecond)
+	}
+	for _, wait := range []time.Duration{10 * time.Second, 20 * time.Second, 40 * time.Second, 80 * time.Second, 160 * time.Second, 5 * time.Minute, 5 * time.Minute} {
+		fail(wait)
+	}
+	obs.check(t, map[string]int{"failure": 7})
+
+	setRefusing(false)
+	tokenMustGet(t, src, "at-8")
+	requests++
+	srv.checkRequestCount(t, requests)
+
+	// A success ends the series: the next failure waits 10s again.
+	setRefusing(true)
+	src.Invalidate("at-8")
+	fail(10 * time.Second)
+	obs.check(t, map[string]int{"failure": 8, "success": 1})
+}
+
+// TestTokenSourceBackoffEndsWhenCredentialFileChanges: a rotated client
+// secret is tried at once, without waiting for the backoff to end; an
+// unchanged file is not.
+func TestTokenSourceBackoffEndsWhenCredentialFileChanges(t *testing.T) {
+	const rotated = "rotated-Secret~43"
+	srv := newTokenTestServer(t, func(r *http.Request, n int) (int, string) {
+		if r.PostForm.Get("client_secret") != rotated {
+			return http.StatusUnauthorized, `{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided."}`
+		}
+		return http.StatusOK, tokenTestBody(`"3599"`, fmt.Sprintf("at-%d", n), "")
+	})
+	dir := t.TempDir()
+	secretFile := filepath.Join(dir, "client_secret")
+	tokenWriteFile(t, secretFile, tokenTestSecret, 0o600)
+	creds := tokenTestCredentials(srv.tokenURL())
+	creds.ClientSecret, creds.ClientSecretFile = nil, secretFile
+	clock := newTokenTestClock()
+	src := newClientCredentialsSource(creds, srv.Client(), nil, clock.Now)
+
+	for range 3 {
+		if _, err := src.Token(context.Background()); err == nil {
+			t.Fatal("Token with the old secret succeeded")
+		}
+	}
+	srv.checkRequestCount(t, 1)
+
+	// Replaced the way Kubernetes does it: a new file renamed over the old.
+	next := filepath.Join(dir, "client_secret.new")
+	tokenWriteFile(t, next, rotated, 0o600)
+	if err := os.Rename(next, secretFile); err != nil {
+		t.Fatal(err)
+	}
+	tokenMustGet(t, src, "at-2")
+	srv.checkRequestCount(t, 2)
+}
+
+// TestTokenSourceWatchesItsCredentialFiles: every source that reads a
+// credential file ends its backoff when that file changes.
+func TestTokenSourceWatchesItsCredentialFiles(t *testing.T) {
+	access := ClientAssertionConfig{TokenURL: "https://login.example" + tokenTestPath, ClientID: tokenTestClientID, Resource: tokenTestResource}
+	tests := []struct {
+		name string
+		src  *cachingTokenSource
+		want []string
+	}{
+		{"inline secret", newClientCredentialsSource(tokenTestCredentials(access.TokenURL), nil, nil, time.Now), nil},
+		{"secret file", newClientCredentialsSource(ClientCredentials{ClientSecretFile: "/s"}, nil, nil, time.Now), []string{"/s"}},
+		{"refresh token", newRefreshTokenSource(RefreshTokenConfig{RefreshTokenFile: "/rt"}, nil, nil, time.Now), []string{"/rt"}},
+		{"refresh token and secret file", newRefreshTokenSource(RefreshTokenConfig{ClientSecretFile: "/s", RefreshTokenFile: "/rt"}, nil, nil, time.Now), []string{"/s", "/rt"}},
+		{"certificate", newCertificateSource(CertificateConfig{ClientAssertionConfig: access, CertificateFile: "/c"}, nil, nil, time.Now), []string{"/c"}},
+		{"certificate and password", newCertificateSource(CertificateConfig{ClientAssertionConfig: access, CertificateFile: "/c", PasswordFile: "/p"}, nil, nil, time.Now), []string{"/c", "/p"}},
+		{"federated token", newFederatedTokenSource(FederatedTokenConfig{ClientAssertionConfig: access, TokenFile: "/f"}, nil, nil, time.Now), []string{"/f"}},
+	}
+	for _, tt := range tests {
+		if !reflect.DeepEqual(tt.src.inputs, tt.want) {
+			t.Errorf("%s: watches %q, want %q", tt.name, tt.src.inputs, tt.want)
+		}
+	}
 }
 
 func TestTokenSourceCanceledContext(t *testing.T) {
@@ -778,6 +943,107 @@ func TestRefreshTokenSourceRotatesRefreshToken(t *testing.T) {
 		t.Errorf("forms sent = %v,\nwant %v", sent, want)
 	}
 	obs.check(t, map[string]int{"success": 2})
+}
+
+// tokenBreakFile turns path into a directory, so that a rotated refresh
+// token cannot be renamed over it, whoever runs the test (root ignores
+// a read-only mode).
+func tokenBreakFile(t *testing.T, path string) {
+	t.Helper()
+	if err := os.Remove(path); err != nil {
+		t.Error(err)
+	}
+	if err := os.Mkdir(path, 0o700); err != nil {
+		t.Error(err)
+	}
+}
+
+// tokenRepairFile turns path back into a file holding content.
+func tokenRepairFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	tokenWriteFile(t, path, content, 0o600)
+}
+
+// tokenSentRefreshTokens lists the refresh tokens the endpoint received.
+func tokenSentRefreshTokens(srv *tokenTestServer) []string {
+	var sent []string
+	for _, r := range srv.requests() {
+		sent = append(sent, r.form.Get("refresh_token"))
+	}
+	return sent
+}
+
+// TestRefreshTokenSourceKeepsUnsavedRefreshToken: when the rotated refresh
+// token cannot be written back, the access token is still handed out, the
+// new refresh token is redeemed next (never the spent one in the file),
+// and each token request tries the write again until it works.
+func TestRefreshTokenSourceKeepsUnsavedRefreshToken(t *testing.T) {
+	dir := t.TempDir()
+	rtFile := filepath.Join(dir, "refresh_token")
+	tokenWriteFile(t, rtFile, "rt-1\n", 0o600)
+	srv := newTokenTestServer(t, func(r *http.Request, n int) (int, string) {
+		if n == 1 {
+			tokenBreakFile(t, rtFile) // while the first request runs
+		}
+		return tokenRotatingAnswer(r, n)
+	})
+	clock := newTokenTestClock()
+	obs := &tokenTestObserver{}
+	cfg := RefreshTokenConfig{TokenURL: srv.tokenURL(), ClientID: tokenTestClientID, Resource: tokenTestResource, RefreshTokenFile: rtFile}
+	src := newRefreshTokenSource(cfg, srv.Client(), obs, clock.Now)
+
+	tokenMustGet(t, src, "at-1")
+	obs.checkWrites(t, "failure")
+
+	// The file cannot even be read now: rt-2 from memory is redeemed, after
+	// one more try to save it, and its successor cannot be saved either.
+	clock.Advance(time.Hour)
+	tokenMustGet(t, src, "at-2")
+	obs.checkWrites(t, "failure", "failure", "failure")
+
+	// The file is back with the spent token: rt-3 is written before it is
+	// redeemed, and rt-4 after.
+	tokenRepairFile(t, rtFile, "rt-1\n")
+	clock.Advance(time.Hour)
+	tokenMustGet(t, src, "at-3")
+	obs.checkWrites(t, "failure", "failure", "failure", "", "")
+	tokenCheckFile(t, rtFile, "rt-4\n", 0o600)
+
+	if got, want := tokenSentRefreshTokens(srv), []string{"rt-1", "rt-2", "rt-3"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("refresh tokens sent %q, want %q", got, want)
+	}
+	obs.check(t, map[string]int{"success": 3})
+}
+
+// TestRefreshTokenSourcePrefersAReplacedFile: a refresh token put into the
+// file from outside wins over the unsaved one in memory.
+func TestRefreshTokenSourcePrefersAReplacedFile(t *testing.T) {
+	dir := t.TempDir()
+	rtFile := filepath.Join(dir, "refresh_token")
+	tokenWriteFile(t, rtFile, "rt-1\n", 0o600)
+	srv := newTokenTestServer(t, func(r *http.Request, n int) (int, string) {
+		if n == 1 {
+			tokenBreakFile(t, rtFile)
+		}
+		return tokenRotatingAnswer(r, n)
+	})
+	clock := newTokenTestClock()
+	obs := &tokenTestObserver{}
+	cfg := RefreshTokenConfig{TokenURL: srv.tokenURL(), ClientID: tokenTestClientID, Resource: tokenTestResource, RefreshTokenFile: rtFile}
+	src := newRefreshTokenSource(cfg, srv.Client(), obs, clock.Now)
+
+	tokenMustGet(t, src, "at-1")
+	tokenRepairFile(t, rtFile, "rt-from-the-operator\n")
+	clock.Advance(time.Hour)
+	tokenMustGet(t, src, "at-2")
+	obs.checkWrites(t, "failure", "")
+	tokenCheckFile(t, rtFile, "rt-3\n", 0o600)
+	if got, want := tokenSentRefreshTokens(srv), []string{"rt-1", "rt-from-the-operator"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("refresh tokens sent %q, want %q", got, want)
+	}
 }
 
 func TestRefreshTokenSourcePublicClientWithoutRotation(t *testing.T) {
@@ -1048,4 +1314,39 @@ func TestTokenRedirectIsNotFollowed(t *testing.T) {
 			t.Error("a token source changed the caller's http.Client")
 		}
 	}
+}
+
+// TestTokenSourceFailedRenewalKeepsTheValidToken: a renewal before expiry
+// that fails leaves the old token in use until it expires, without a
+// request per call; then the remembered failure shows.
+func TestTokenSourceFailedRenewalKeepsTheValidToken(t *testing.T) {
+	srv := newTokenTestServer(t, func(_ *http.Request, n int) (int, string) {
+		if n == 1 {
+			return http.StatusOK, tokenTestBody(`"3600"`, "at-1", "")
+		}
+		return http.StatusServiceUnavailable, ""
+	})
+	obs := &tokenTestObserver{}
+	clock := newTokenTestClock()
+	src := newClientCredentialsSource(tokenTestCredentials(srv.tokenURL()), srv.Client(), obs, clock.Now)
+	tokenMustGet(t, src, "at-1")
+
+	clock.Advance(55 * time.Minute) // renewed 5 minutes before expiry
+	tokenMustGet(t, src, "at-1")
+	srv.checkRequestCount(t, 2)
+	tokenMustGet(t, src, "at-1") // within the backoff: nothing sent
+	srv.checkRequestCount(t, 2)
+
+	clock.Advance(10 * time.Second) // the backoff ended: asked again, still the old token
+	tokenMustGet(t, src, "at-1")
+	srv.checkRequestCount(t, 3)
+
+	clock.Advance(5*time.Minute - 10*time.Second) // expired: the failure shows
+	_, err := src.Token(context.Background())
+	tokenCheckError(t, err, "token endpoint answered 503 Service Unavailable")
+	srv.checkRequestCount(t, 4)
+	_, err = src.Token(context.Background()) // third failure in a row: 40s
+	tokenCheckError(t, err, "token endpoint answered 503 Service Unavailable (remembered: no new token request before 2025-03-04T06:06:47Z)")
+	srv.checkRequestCount(t, 4)
+	obs.check(t, map[string]int{"success": 1, "failure": 3})
 }
