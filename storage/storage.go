@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -178,10 +179,16 @@ func (d *DB) DeleteAll(ids []ID) error {
 	if len(ids) == 0 {
 		return nil
 	}
+	keys := make([][]byte, len(ids))
+	for i, id := range ids {
+		keys[i] = key(id.CustomerID, id.TrackingID)
+	}
+	// In key order, each leaf is visited once rather than once per key.
+	slices.SortFunc(keys, bytes.Compare)
 	err := d.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(batchesBucket)
-		for _, id := range ids {
-			if err := b.Delete(key(id.CustomerID, id.TrackingID)); err != nil {
+		for _, k := range keys {
+			if err := b.Delete(k); err != nil {
 				return err
 			}
 		}
