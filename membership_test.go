@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/go-kit/log"
@@ -271,4 +272,34 @@ func TestOpenStorageWhileTheBatchListChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = db.Close()
+}
+
+// The forgetting needs no reload or batch file change to run: a timer
+// sweeps when the first removed batch has outlived the period, and
+// stopping the exporter stops it.
+func TestRemovedBatchIsForgottenOnItsOwn(t *testing.T) {
+	srv := fakeWithBatches(t)
+	dir := t.TempDir()
+	path := writeConfig(t, dir, srv, map[string][]string{customer1: {finishedID, runningID}})
+	setConfig(t, path, "customers:", "forget_removed_batches_after: 200ms\ncustomers:")
+	exp, db := storageExporter(t, path)
+	exp.scrape(t, "")
+	writeConfig(t, dir, srv, map[string][]string{customer1: {runningID}})
+	setConfig(t, path, "customers:", "forget_removed_batches_after: 200ms\ncustomers:")
+	if err := exp.state.reload(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return slices.Equal(storedBatches(t, db), []string{runningID}) })
+	if want := `msg="forgot batches no longer listed for forget_removed_batches_after" batches=1`; !strings.Contains(exp.logs.String(), want) {
+		t.Errorf("log lacks %s:\n%s", want, exp.logs.String())
+	}
+	if _, pending := exp.state.store.NextExpiry(); pending {
+		t.Error("a batch still waits to be forgotten")
+	}
+	exp.state.close()
+	exp.state.forget.mu.Lock()
+	defer exp.state.forget.mu.Unlock()
+	if exp.state.forget.timer != nil || !exp.state.forget.stopped {
+		t.Error("the forgetting timer runs on after close")
+	}
 }
