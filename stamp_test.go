@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -8,7 +10,10 @@ import (
 	"testing"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter/partnercentertest"
+	"github.com/partnercenter-exporter/partnercenter_exporter/storage"
 )
 
 // A read that waits for a request slot while a reload changes a setting
@@ -153,5 +158,90 @@ func TestRotatedSecretReadsNoFinishedBatchAgain(t *testing.T) {
 				t.Errorf("token requests = %s, want 2 (one per secret)", got)
 			}
 		})
+	}
+}
+
+// A store written before stamps existed holds version 1 records without
+// one: they count as read under the settings of the first start that
+// loads them, which stamps them on disk, so that a later start under other
+// settings reads them again.
+func TestUnstampedStoredReadsCountAsReadUnderTheFirstStart(t *testing.T) {
+	srv := fakeWithBatches(t)
+	dir := t.TempDir()
+	path := writeConfig(t, dir, srv, map[string][]string{customer1: {finishedID}})
+	storeDir := filepath.Join(dir, "state")
+	args := []string{"--config.file", path, "--storage.path", storeDir}
+	first := runExporter(t, args...)
+	get(t, first.base+"/metrics", http.StatusOK)
+	first.stop(t)
+
+	// Make the record what the exporter wrote before stamps: version 1.
+	rewriteStored(t, storeDir, func(v map[string]any) {
+		if _, ok := v["stamp"]; !ok {
+			t.Fatalf("stored record has no stamp: %v", v)
+		}
+		delete(v, "stamp")
+		v["v"] = 1
+	})
+	second := runExporter(t, args...)
+	get(t, second.base+"/metrics", http.StatusOK)
+	if got := srv.BatchRequests(customer1, finishedID); got != 1 {
+		t.Errorf("finished batch requested %d times, want 1: an unstamped read counts as current", got)
+	}
+	second.stop(t)
+	rewriteStored(t, storeDir, func(v map[string]any) {
+		if v["v"] != float64(2) || v["stamp"] == nil {
+			t.Errorf("the first start did not stamp the record: %v", v)
+		}
+	})
+
+	setConfig(t, path, "customers:", "max_failed_devices_per_batch: 3\ncustomers:")
+	third := runExporter(t, args...)
+	get(t, third.base+"/metrics", http.StatusOK)
+	if got := srv.BatchRequests(customer1, finishedID); got != 2 {
+		t.Errorf("finished batch requested %d times, want 2: read again under the new cap", got)
+	}
+	if n := failedDevicesShown(t, third.base, finishedID); n != 3 {
+		t.Errorf("%d failed devices shown, want 3", n)
+	}
+	third.stop(t)
+}
+
+// rewriteStored passes every stored record, decoded as JSON, to edit and
+// stores what it leaves.
+func rewriteStored(t *testing.T, dir string, edit func(map[string]any)) {
+	t.Helper()
+	db, err := bolt.Open(filepath.Join(dir, storage.FileName), 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	err = db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte("batches"))
+		values := map[string][]byte{}
+		if err := b.ForEach(func(k, v []byte) error {
+			values[string(k)] = bytes.Clone(v)
+			return nil
+		}); err != nil {
+			return err
+		}
+		for k, raw := range values {
+			var v map[string]any
+			if err := json.Unmarshal(raw, &v); err != nil {
+				return err
+			}
+			edit(v)
+			out, err := json.Marshal(v)
+			if err != nil {
+				return err
+			}
+			if err := b.Put([]byte(k), out); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
