@@ -81,17 +81,17 @@ func TestRestartWithOtherReadSettingsReadsFinishedBatchesAgain(t *testing.T) {
 	srv := fakeWithBatches(t)
 	dir := t.TempDir()
 	path := writeConfig(t, dir, srv, map[string][]string{customer1: {finishedID}})
-	setConfig(t, path, "customers:", "max_failed_devices_per_batch: 2\ncustomers:")
+	setConfig(t, path, "customers:", "max_failed_devices_per_batch: 0\ncustomers:")
 	args := []string{"--config.file", path, "--storage.path", filepath.Join(dir, "state")}
 
 	first := runExporter(t, args...)
 	get(t, first.base+"/metrics", http.StatusOK)
-	if n := failedDevicesShown(t, first.base, finishedID); n != 2 {
-		t.Fatalf("first run shows %d failed devices, want 2", n)
+	if n := failedDevicesShown(t, first.base, finishedID); n != 0 {
+		t.Fatalf("first run shows %d failed devices, want 0 (none kept)", n)
 	}
 	first.stop(t)
 
-	setConfig(t, path, "max_failed_devices_per_batch: 2\n", "max_failed_devices_per_batch: 10\n")
+	setConfig(t, path, "max_failed_devices_per_batch: 0\n", "max_failed_devices_per_batch: 10\n")
 	second := runExporter(t, args...)
 	get(t, second.base+"/metrics", http.StatusOK)
 	if got := srv.BatchRequests(customer1, finishedID); got != 2 {
