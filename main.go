@@ -164,7 +164,12 @@ func serve(f *flags, logger log.Logger, toolkitLogger *slog.Logger, sigs chan os
 		if err != nil {
 			return err
 		}
-		defer db.Close()
+		// The batch file watcher and the forgetting write to the store:
+		// stop them before closing it.
+		defer func() {
+			state.close()
+			_ = db.Close()
+		}()
 	}
 	mux, err := newMux(state, selfReg, opts, logger)
 	if err != nil {

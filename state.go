@@ -78,6 +78,9 @@ type exporterState struct {
 	// configured.
 	holdsMu sync.Mutex
 	holds   map[string]*partnercenter.Hold
+	// forget sweeps the store when a batch that left the membership is
+	// due to be forgotten.
+	forget *forgetTimer
 	// publishMu orders the swaps of the live configuration: a reload and a
 	// batch file change may both publish a new batch list.
 	publishMu sync.Mutex
@@ -108,15 +111,18 @@ func newExporterState(logger log.Logger, load func() (*config.Config, error), ht
 	reg.MustRegister(s.reloadSuccess, s.reloadTime)
 	s.probes = newProbeAdmissions(time.Now, s.probesChanged)
 	s.intake = newBatchIntake(log.With(logger, "component", "batchfiles"), reg)
+	s.forget = &forgetTimer{store: store, logger: log.With(logger, "component", "store")}
 	return s
 }
 
-// close stops watching the batch files.
+// close stops watching the batch files and forgetting batches, so that
+// nothing writes to the store any more. It may be called more than once.
 func (s *exporterState) close() {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
 	s.intake.stop()
 	s.probes.stop()
+	s.forget.stop()
 }
 
 // filesChanged takes a new batch file snapshot and, once a configuration
@@ -139,11 +145,13 @@ func (s *exporterState) publish(cfg *config.Config, client *partnercenter.Client
 	s.publishLocked(cfg, client, httpc)
 }
 
-// publishLocked lets the store learn the new batches before scrapes see
+// publishLocked lets the store learn the new members before scrapes see
 // them, so that a scrape of the new list can record its reads, and a
 // scrape still running on the old one cannot bring back a removed batch.
 // The store knows the admitted unlisted batches as well, so that /probe's
 // reads of them are recorded; /metrics reads and exports the listed ones.
+// What is known of a removed batch is kept for
+// forget_removed_batches_after.
 func (s *exporterState) publishLocked(cfg *config.Config, client *partnercenter.Client, httpc *http.Client) {
 	targets := mergeTargets(cfg, s.files)
 	var old []collector.Target
@@ -151,8 +159,9 @@ func (s *exporterState) publishLocked(cfg *config.Config, client *partnercenter.
 		old = live.targets
 	}
 	s.probes.published(cfg.Probe, old, targets)
-	s.store.Retain(slices.Concat(targets, s.probes.targets()))
+	s.store.SetMembers(slices.Concat(targets, s.probes.targets()), time.Now())
 	s.current.Store(&liveConfig{cfg: cfg, client: client, httpc: httpc, targets: targets, listed: keyed(targets)})
+	s.forget.schedule()
 }
 
 // probesChanged publishes the live configuration again after /probe
@@ -221,10 +230,10 @@ func (s *exporterState) reload() (err error) {
 		return err
 	}
 	s.reader.SetMaxConcurrent(cfg.PartnerCenter.MaxConcurrentRequests)
-	if old != nil && !sameReadSettings(old.cfg, cfg) {
-		s.store.Reset()
-		level.Info(s.logger).Log("msg", "API, credentials or kept failed devices changed: every batch will be read again")
-	}
+	s.store.SetForgetAfter(cfg.ForgetRemovedBatchesAfter)
+	// A change of the settings reads depend on needs nothing here: the new
+	// client's reads carry another stamp, and every stored read with the
+	// old one is due again.
 	s.publish(cfg, client, httpc)
 	if old != nil && old.httpc != httpc && old.httpc != s.httpc {
 		// Scrapes still using the old client keep their connections.
@@ -291,16 +300,6 @@ func (s *exporterState) httpClientFor(hc config.HTTPClient) (*http.Client, error
 	return newHTTPClientFrom(hc)
 }
 
-// sameReadSettings reports whether reads made under a are still what b
-// would read: the same API, the same credentials (and so the same partner)
-// and the same number of failed devices kept.
-func sameReadSettings(a, b *config.Config) bool {
-	return a.PartnerCenter.BaseURL == b.PartnerCenter.BaseURL &&
-		a.PartnerCenter.APIVersion == b.PartnerCenter.APIVersion &&
-		reflect.DeepEqual(a.Auth, b.Auth) &&
-		a.MaxFailedDevicesPerBatch == b.MaxFailedDevicesPerBatch
-}
-
 // sameClientSettings reports whether a client built for a serves b: the
 // settings of the reads themselves (how often, how many at once) do not
 // reach the client.
@@ -339,6 +338,7 @@ func newClient(cfg *config.Config, httpc *http.Client, obs partnercenter.Observe
 		Decode:          partnercenter.DecodeOptions{MaxFailedDevices: maxFailed},
 		Observer:        obs,
 		Hold:            hold,
+		ReadStamp:       readStamp(cfg),
 	})
 }
 

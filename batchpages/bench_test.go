@@ -26,6 +26,8 @@ type decodingSource struct {
 
 func (decodingSource) ThrottledUntil() time.Time { return time.Time{} }
 
+func (decodingSource) ReadStamp() string { return "" }
+
 func (s decodingSource) BatchStatus(_ context.Context, _, _ string) (*partnercenter.Batch, error) {
 	batch, err := partnercenter.Decode(bytes.NewReader(s.body), "application/json; charset=utf-8", s.opts)
 	if err != nil {
@@ -94,7 +96,7 @@ func BenchmarkStoredBatchMemory(b *testing.B) {
 // readInto reads targets from src into a new store, as a scrape does.
 func readInto(ctx context.Context, src collector.Source, targets ...collector.Target) *collector.Store {
 	store := collector.NewStore()
-	store.Retain(targets)
+	store.SetMembers(targets, time.Now())
 	collector.NewReader(store, log.NewNopLogger(), 1).Read(ctx, src, targets, collector.ReadPolicy{})
 	return store
 }

@@ -115,7 +115,7 @@ func (f *liveFixture) refresh(t *testing.T, c *partnercenter.Client, ids ...stri
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	ctx = partnercenter.WithCorrelationID(ctx, correlationID)
-	f.store.Retain(collector.Targets(f.cfg))
+	f.store.SetMembers(collector.Targets(f.cfg), time.Now())
 	collector.NewReader(f.store, log.NewNopLogger(), 4).Read(ctx, c, targets, collector.ReadPolicy{})
 }
 
@@ -353,7 +353,7 @@ func TestReloadKeepsDataOfConfiguredBatches(t *testing.T) {
 	reloaded.Customers = reloaded.Customers[:1]
 	reloaded.Customers[0].Batches = []string{batchErrors}
 	f.cfg = reloaded
-	f.store.Retain(collector.Targets(reloaded))
+	f.store.SetMembers(collector.Targets(reloaded), time.Now())
 
 	list := decodeJSON[listPage](t, get(t, h, http.MethodGet, "/batches?format=json").Body.Bytes())
 	if len(list.Batches) != 1 || list.Batches[0].TrackingID != batchErrors || list.Batches[0].FailedDevicesKept != maxKept {

@@ -31,6 +31,7 @@ type fakeSource struct {
 	answers   map[string]func(ctx context.Context) (*partnercenter.Batch, error)
 	calls     map[string]int
 	heldUntil time.Time
+	stamp     string
 }
 
 func newFakeSource() *fakeSource {
@@ -85,6 +86,19 @@ func (f *fakeSource) ThrottledUntil() time.Time {
 	return f.heldUntil
 }
 
+// ReadStamp reports the stamp set with setStamp.
+func (f *fakeSource) ReadStamp() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.stamp
+}
+
+func (f *fakeSource) setStamp(stamp string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.stamp = stamp
+}
+
 func (f *fakeSource) hold(until time.Time) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -130,7 +144,7 @@ type harness struct {
 func newHarness(cfg *config.Config) *harness {
 	h := &harness{cfg: cfg, src: newFakeSource(), clock: &clock{t: t0}, logs: &bytes.Buffer{}, logsMu: &sync.Mutex{}}
 	h.store = NewStore()
-	h.store.Retain(Targets(cfg))
+	h.store.SetMembers(Targets(cfg), t0)
 	logger := level.NewFilter(log.NewLogfmtLogger(log.NewSyncWriter(lockedWriter{h.logs, h.logsMu})), level.AllowInfo())
 	h.reader = NewReader(h.store, logger, 4)
 	h.reader.now = h.clock.now

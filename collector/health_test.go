@@ -143,7 +143,7 @@ func TestTokenFailureCountsOnlyWhileAReadNeedsAToken(t *testing.T) {
 	// The batch that needed a token is removed: everything left is served
 	// from memory, and nothing says the API is down.
 	h.cfg = testConfig(time.Minute, config.Customer{ID: custA, Batches: []string{batch1}})
-	h.store.Retain(Targets(h.cfg))
+	h.store.SetMembers(Targets(h.cfg), h.clock.now())
 	h.clock.advance(10 * time.Minute)
 	h.expectUp(t, 1)
 	if got := h.src.totalCalls(); got != 2 {

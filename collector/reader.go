@@ -19,6 +19,10 @@ type Source interface {
 	// ThrottledUntil is when the hold after a 429 ends, zero when none is
 	// in force.
 	ThrottledUntil() time.Time
+	// ReadStamp names the settings this source reads under: what is read
+	// with it is stored with this stamp, and a stored read with another
+	// stamp is read again.
+	ReadStamp() string
 }
 
 // ReadPolicy is how the current configuration wants batches read.
@@ -93,12 +97,13 @@ func (r *Reader) Read(ctx context.Context, src Source, targets []Target, p ReadP
 	results := make([]Result, len(targets))
 	now := r.now()
 	detached := context.WithoutCancel(ctx)
+	stamp := src.ReadStamp()
 	var pending []pendingRead
 	for i, t := range targets {
 		s, _ := r.store.Get(t)
-		s = r.applyRetention(t, s, now, p.Retention)
+		s = r.applyRetention(t, s, now, p.Retention, stamp)
 		results[i] = Result{Target: t, BatchState: s}
-		if due(s, now, p.Refresh) {
+		if due(s, now, p.Refresh, stamp) {
 			pending = append(pending, pendingRead{index: i, done: r.join(detached, src, t, p)})
 		}
 	}
@@ -111,7 +116,7 @@ func (r *Reader) Read(ctx context.Context, src Source, targets []Target, p ReadP
 		// batch read for the first time may be past the retention.
 		t := targets[pr.index]
 		s, _ := r.store.Get(t)
-		results[pr.index].BatchState = r.applyRetention(t, s, r.now(), p.Retention)
+		results[pr.index].BatchState = r.applyRetention(t, s, r.now(), p.Retention, stamp)
 	}
 	return results
 }
@@ -124,12 +129,14 @@ type pendingRead struct {
 
 // applyRetention retires a batch that has just passed the retention, and
 // brings back one that a raised retention covers again, logging either
-// once. It returns the batch's state after that.
-func (r *Reader) applyRetention(t Target, s BatchState, now time.Time, retention time.Duration) BatchState {
+// once. Only a read made under the settings stamp names retires a batch:
+// one read under others is read again first. It returns the batch's state
+// after that.
+func (r *Reader) applyRetention(t Target, s BatchState, now time.Time, retention time.Duration, stamp string) BatchState {
 	expired := pastRetention(s, now, retention)
 	switch {
-	case expired && !s.Retired:
-		if retired, ok := r.store.Retire(t); ok {
+	case expired && !s.Retired && s.Stamp == stamp:
+		if retired, ok := r.store.Retire(t, stamp); ok {
 			r.batchLogger(t).Log("msg", "batch retired: finished longer ago than the retention",
 				"completed", s.Batch.CompletedTime.UTC().Format(time.RFC3339), "retention", model.Duration(retention))
 			return retired
@@ -169,13 +176,13 @@ func (r *Reader) join(ctx context.Context, src Source, t Target, p ReadPolicy) <
 // looked (singleflight forgets a key when its flight ends) or a reload
 // removed it meanwhile.
 func (r *Reader) readIfDue(ctx context.Context, src Source, t Target, p ReadPolicy) {
-	if !r.stillDue(t, p) {
+	if !r.stillDue(src, t, p) {
 		return
 	}
 	release := r.acquire()
 	defer release()
 	// Waiting for a slot may have taken long: check again.
-	if !r.stillDue(t, p) {
+	if !r.stillDue(src, t, p) {
 		return
 	}
 	timeout := p.Timeout
@@ -184,15 +191,15 @@ func (r *Reader) readIfDue(ctx context.Context, src Source, t Target, p ReadPoli
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	epoch := r.store.Epoch()
 	started := r.now()
 	batch, err := src.BatchStatus(ctx, t.CustomerID, t.TrackingID)
-	r.record(t, epoch, started, batch, err)
+	r.record(src, t, started, batch, err)
 }
 
-func (r *Reader) stillDue(t Target, p ReadPolicy) bool {
+// stillDue reports whether the batch is a member and due for src.
+func (r *Reader) stillDue(src Source, t Target, p ReadPolicy) bool {
 	s, ok := r.store.Get(t)
-	return ok && due(s, r.now(), p.Refresh)
+	return ok && due(s, r.now(), p.Refresh, src.ReadStamp())
 }
 
 // acquire takes a request slot. It waits without a deadline: there is at
@@ -206,12 +213,15 @@ func (r *Reader) acquire() (release func()) {
 	return func() { <-sem }
 }
 
-// record stores a read's outcome and logs what changed.
-func (r *Reader) record(t Target, epoch uint64, started time.Time, batch *partnercenter.Batch, err error) {
+// record stores a read's outcome and logs what changed. The read is stored
+// with the stamp of src, the source that made it: a read that waited for a
+// slot through a reload is stored as read under the old settings, and so
+// is due again under the new ones.
+func (r *Reader) record(src Source, t Target, started time.Time, batch *partnercenter.Batch, err error) {
 	now := r.now()
 	// Whether or not the store keeps it, the answer says the API works.
 	r.health.note(now, err)
-	prev, stored := r.store.Record(t, epoch, started, now, batch, err)
+	prev, stored := r.store.Record(t, src.ReadStamp(), started, now, batch, err)
 	if !stored {
 		return
 	}

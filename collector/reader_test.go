@@ -312,7 +312,7 @@ func TestReadFinishingAfterARemovalDoesNotBringTheBatchBack(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	go cancelWhenStarted(&started, cancel)
 	h.read(ctx) // the old configuration's scrape
-	h.store.Retain([]Target{{CustomerID: custA, TrackingID: batch1}})
+	h.store.SetMembers([]Target{{CustomerID: custA, TrackingID: batch1}}, h.clock.now())
 	close(release)
 	// The removed batch's read ends; nothing may store it.
 	waitForFlight(h.reader, Target{CustomerID: custA, TrackingID: batch2})
@@ -324,29 +324,75 @@ func TestReadFinishingAfterARemovalDoesNotBringTheBatchBack(t *testing.T) {
 	}
 }
 
-func TestResetDropsStoredReadsAndReadsStartedBefore(t *testing.T) {
-	h := newHarness(testConfig(time.Minute, config.Customer{ID: custA, Batches: []string{batch1, batch2}}))
+// A read is stored with the stamp of the source that made it; a stored
+// read with another stamp than the current source's is read again.
+func TestReadUnderOtherSettingsIsReadAgain(t *testing.T) {
+	h := newHarness(testConfig(time.Minute, config.Customer{ID: custA, Batches: []string{batch1}}))
 	h.src.setBatch(custA, batch1, finishedWithErrors())
+	h.src.setStamp("before")
 	h.read(context.Background())
-	var started atomic.Int32
-	release := make(chan struct{})
-	h.src.set(custA, batch2, blockingBatch(&started, release, processing()))
-	ctx, cancel := context.WithCancel(context.Background())
-	go cancelWhenStarted(&started, cancel)
-	// batch2's first read is still running when the settings change.
-	h.clock.advance(time.Hour)
-	h.read(ctx)
-	h.store.Reset()
-	close(release)
-	waitForFlight(h.reader, Target{CustomerID: custA, TrackingID: batch2})
-	for _, b := range []string{batch1, batch2} {
-		if s, ok := h.store.Get(Target{CustomerID: custA, TrackingID: b}); !ok || s.Batch != nil || !s.LastAttempt.IsZero() {
-			t.Errorf("batch %s after reset: configured=%v %+v, want configured and never read", b[:8], ok, s)
-		}
+	h.read(context.Background())
+	if got := h.src.count(custA, batch1); got != 1 {
+		t.Fatalf("finished batch requested %d times, want 1", got)
 	}
+	h.src.setStamp("after")
+	h.read(context.Background())
 	h.read(context.Background())
 	if got := h.src.count(custA, batch1); got != 2 {
-		t.Errorf("finished batch requested %d times across a reset, want 2", got)
+		t.Errorf("finished batch requested %d times across a change of settings, want 2", got)
+	}
+	if s, _ := h.store.Get(Target{CustomerID: custA, TrackingID: batch1}); s.Stamp != "after" {
+		t.Errorf("stored stamp %q, want %q", s.Stamp, "after")
+	}
+}
+
+// A read that waited for a request slot while the settings changed is
+// stored as read under the old settings, and so read again under the new.
+func TestReadQueuedThroughAChangeOfSettingsIsReadAgain(t *testing.T) {
+	h := newHarness(testConfig(time.Minute, config.Customer{ID: custA, Batches: []string{batch1, batch2}}))
+	h.reader.SetMaxConcurrent(1)
+	var started atomic.Int32
+	release := make(chan struct{})
+	h.src.set(custA, batch1, blockingBatch(&started, release, processing()))
+	h.src.setBatch(custA, batch2, finishedWithErrors())
+	h.src.setStamp("old")
+	ctx, cancel := context.WithCancel(context.Background())
+	go cancelWhenStarted(&started, cancel)
+	h.read(ctx) // batch1 holds the one slot, batch2 waits for it
+
+	newSrc := newFakeSource()
+	newSrc.setStamp("new")
+	newSrc.setBatch(custA, batch1, processing())
+	newSrc.setBatch(custA, batch2, finishedWithErrors())
+	close(release)
+	waitForFlight(h.reader, Target{CustomerID: custA, TrackingID: batch2})
+	if got := h.src.count(custA, batch2); got != 1 {
+		t.Fatalf("queued read: %d requests through the old source, want 1", got)
+	}
+	if s, _ := h.store.Get(Target{CustomerID: custA, TrackingID: batch2}); s.Stamp != "old" {
+		t.Errorf("queued read stored with stamp %q, want %q", s.Stamp, "old")
+	}
+	h.reader.Read(context.Background(), newSrc, Targets(h.cfg), h.policy())
+	if got := newSrc.count(custA, batch2); got != 1 {
+		t.Errorf("finished batch read %d times under the new settings, want 1", got)
+	}
+}
+
+// Concurrent scrapes retire a batch, and log it, once.
+func TestConcurrentScrapesRetireOnce(t *testing.T) {
+	cfg := testConfig(time.Minute, config.Customer{ID: custA, Batches: []string{batch1}})
+	h := newHarness(cfg)
+	h.src.setBatch(custA, batch1, finishedWithErrors())
+	h.read(context.Background())
+	p := h.policy()
+	p.Retention = time.Hour // batch1 completed 90 minutes ago
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() { h.reader.Read(context.Background(), h.src, Targets(cfg), p) })
+	}
+	wg.Wait()
+	if got := strings.Count(h.logText(), "batch retired"); got != 1 {
+		t.Errorf("retirement logged %d times, want 1:\n%s", got, h.logText())
 	}
 }
 

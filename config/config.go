@@ -65,6 +65,9 @@ const (
 	// DefaultMaxAdmissionsPerMinute bounds how fast /probe admits batches
 	// that are not listed.
 	DefaultMaxAdmissionsPerMinute = 60
+	// DefaultForgetRemovedBatchesAfter is how long what is known of a batch
+	// outlives its removal from the configuration and the batch files.
+	DefaultForgetRemovedBatchesAfter = 24 * time.Hour
 )
 
 // DefaultPartnerCenter holds the defaults of the partner_center block.
@@ -92,6 +95,12 @@ type Config struct {
 	// Retention retires a finished batch whose completion is longer ago;
 	// 0 keeps every batch.
 	Retention time.Duration `yaml:"retention"`
+	// ForgetRemovedBatchesAfter is how long what is known of a batch (its
+	// last read, in memory and in --storage.path) is kept once it is no
+	// longer listed, so that a batch listed again soon after (a batch file
+	// missing for a moment, a reload undone) is not read again; 0 forgets
+	// it at once.
+	ForgetRemovedBatchesAfter time.Duration `yaml:"forget_removed_batches_after"`
 	// BatchFiles are globs of files listing batches, one per line; Load
 	// resolves relative ones against the configuration file's directory.
 	BatchFiles []string `yaml:"batch_files,omitempty"`
@@ -304,9 +313,10 @@ func defaultConfig() *Config {
 	pc := DefaultPartnerCenter
 	pc.BaseURL = "" // derived from cloud unless the file sets it
 	return &Config{
-		Cloud:                    DefaultCloud,
-		PartnerCenter:            pc,
-		MaxFailedDevicesPerBatch: DefaultMaxFailedDevicesPerBatch,
+		Cloud:                     DefaultCloud,
+		PartnerCenter:             pc,
+		MaxFailedDevicesPerBatch:  DefaultMaxFailedDevicesPerBatch,
+		ForgetRemovedBatchesAfter: DefaultForgetRemovedBatchesAfter,
 		Probe: Probe{
 			ForgetUnprobedAfter:    DefaultForgetUnprobedAfter,
 			MaxAdmissionsPerMinute: DefaultMaxAdmissionsPerMinute,

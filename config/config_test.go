@@ -66,9 +66,10 @@ func TestLoadGood(t *testing.T) {
 					TokenURL:         "https://login.chinacloudapi.cn/contoso.onmicrosoft.com/oauth2/token",
 					Resource:         "https://api.partnercenterapi.microsoftonline.cn",
 				},
-				MaxFailedDevicesPerBatch: 0,
-				Retention:                30 * 24 * time.Hour,
-				BatchFiles:               []string{"testdata/uploads/*.txt"},
+				MaxFailedDevicesPerBatch:  0,
+				Retention:                 30 * 24 * time.Hour,
+				ForgetRemovedBatchesAfter: 2 * time.Hour,
+				BatchFiles:                []string{"testdata/uploads/*.txt"},
 				Probe: Probe{
 					AllowUnconfiguredCustomers: true, AllowUnlistedBatches: true,
 					ForgetUnprobedAfter: 24 * time.Hour, MaxAdmissionsPerMinute: 30,
@@ -108,8 +109,9 @@ func TestLoadGood(t *testing.T) {
 					TokenURL:     "https://login.microsoftonline.com/" + tenantID + "/oauth2/token",
 					Resource:     "https://api.partnercenter.microsoft.com",
 				},
-				MaxFailedDevicesPerBatch: 10000,
-				Probe:                    Probe{ForgetUnprobedAfter: time.Hour, MaxAdmissionsPerMinute: 60},
+				MaxFailedDevicesPerBatch:  10000,
+				ForgetRemovedBatchesAfter: 24 * time.Hour,
+				Probe:                     Probe{ForgetUnprobedAfter: time.Hour, MaxAdmissionsPerMinute: 60},
 			},
 		},
 	}
@@ -185,6 +187,7 @@ func TestLoadBadConfigs(t *testing.T) {
 		"invalid-max-response-size.yml":    `invalid-max-response-size.yml:2: partner_center.max_response_size: must be greater than 0, got 0`,
 		"invalid-max-retry-after.yml":      `invalid-max-retry-after.yml:2: partner_center.max_retry_after: must be greater than 0, got -5s`,
 		"invalid-retention.yml":            `invalid-retention.yml:5: retention: "30 days" is not a duration such as 30d, 12h or 1w`,
+		"invalid-forget-removed.yml":       `invalid-forget-removed.yml:5: forget_removed_batches_after: "-1h" is not a duration such as 30d, 12h or 1w`,
 		"invalid-batch-files.yml": "invalid-batch-files.yml:6: batch_files[0]: \"testdata/uploads/[a-\" is not a valid glob pattern\n" +
 			"invalid-batch-files.yml:7: batch_files[1]: empty entry",
 		"invalid-probe.yml":     `invalid-probe.yml:6: probe.allow_unconfigured_customer: unknown field (did you mean allow_unconfigured_customers?)`,
@@ -762,6 +765,7 @@ auth:
     resource: https://api.partnercenterapi.microsoftonline.cn
 max_failed_devices_per_batch: 0
 retention: 720h0m0s
+forget_removed_batches_after: 2h0m0s
 batch_files:
     - testdata/uploads/*.txt
 probe:
@@ -809,6 +813,7 @@ auth:
     resource: https://api.partnercenter.microsoft.com
 max_failed_devices_per_batch: 10000
 retention: 0s
+forget_removed_batches_after: 24h0m0s
 probe:
     allow_unconfigured_customers: false
     allow_unlisted_batches: false

@@ -177,6 +177,7 @@ func (d *decoder) config(n *yaml.Node, c *Config) {
 		"auth":                         func(p string, v *yaml.Node) { d.auth(v, p, &c.Auth) },
 		"max_failed_devices_per_batch": d.integer(&c.MaxFailedDevicesPerBatch),
 		"retention":                    d.longDuration(&c.Retention),
+		"forget_removed_batches_after": d.longDuration(&c.ForgetRemovedBatchesAfter),
 		"batch_files":                  func(p string, v *yaml.Node) { d.strings(v, p, &c.BatchFiles) },
 		"probe":                        func(p string, v *yaml.Node) { d.probe(v, p, &c.Probe) },
 		"customers":                    func(p string, v *yaml.Node) { d.customers(v, p, &c.Customers) },

@@ -47,6 +47,11 @@ type ClientConfig struct {
 	Decode DecodeOptions
 	// Observer is told about every request; NopObserver by default.
 	Observer Observer
+	// ReadStamp names the settings that shape what a read returns (which
+	// API, which partner, how many failed devices kept), so that whoever
+	// stores a read can tell later whether it is still what this client
+	// would read. It is opaque to the client, and must not contain a secret.
+	ReadStamp string
 }
 
 // Defaults for ClientConfig.
@@ -80,6 +85,7 @@ type Client struct {
 	decode  DecodeOptions
 	obs     Observer
 	now     func() time.Time
+	stamp   string
 	// hold is set by a 429: no request is sent before it ends.
 	hold *Hold
 }
@@ -160,6 +166,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		decode:  cfg.Decode,
 		obs:     cfg.Observer,
 		now:     time.Now,
+		stamp:   cfg.ReadStamp,
 		hold:    cfg.Hold,
 	}
 	if c.hold == nil {
@@ -182,6 +189,10 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	}
 	return c, nil
 }
+
+// ReadStamp is ClientConfig.ReadStamp: the settings this client reads
+// under.
+func (c *Client) ReadStamp() string { return c.stamp }
 
 // BatchURL is the address of one batch's status resource.
 func (c *Client) BatchURL(customerID, trackingID string) string {

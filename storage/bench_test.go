@@ -103,3 +103,33 @@ func liveHeap() uint64 {
 	runtime.ReadMemStats(&ms)
 	return ms.HeapAlloc
 }
+
+// BenchmarkDeleteAll50k forgets 50,000 stored batches in one DeleteAll, as
+// the exporter does when they have been unlisted for
+// forget_removed_batches_after; one Delete each would cost one fsync each.
+func BenchmarkDeleteAll50k(b *testing.B) {
+	const n = 50_000
+	ids := make([]storage.ID, n)
+	for i := range ids {
+		r := finishedRecord(i)
+		ids[i] = storage.ID{CustomerID: r.CustomerID, TrackingID: r.TrackingID}
+	}
+	b.ReportAllocs()
+	for range b.N {
+		b.StopTimer()
+		dir := b.TempDir()
+		buildStore(b, dir, n)
+		db, err := storage.Open(dir, storage.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		if err := db.DeleteAll(ids); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		if err := db.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

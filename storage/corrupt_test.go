@@ -210,10 +210,11 @@ func TestUndecodableRecordIsDeleted(t *testing.T) {
 	}
 	bad := map[string]string{
 		"a/not-json":       "{",
-		"a/newer-version":  `{"v":2,"customer_id":"a","tracking_id":"newer-version","batch":{}}`,
+		"a/newer-version":  `{"v":3,"customer_id":"a","tracking_id":"newer-version","batch":{}}`,
 		"a/unknown-status": `{"v":1,"customer_id":"a","tracking_id":"unknown-status","batch":{"status":"paused"}}`,
 		"a/wrong-key":      `{"v":1,"customer_id":"b","tracking_id":"x","batch":{"status":"queued"}}`,
 		"a/no-batch":       `{"v":1,"customer_id":"a","tracking_id":"no-batch"}`,
+		"a/v1-with-stamp":  `{"v":1,"customer_id":"a","tracking_id":"v1-with-stamp","stamp":"x","batch":{"status":"queued"}}`,
 	}
 	withRawStore(t, dir, func(tx *bolt.Tx) error {
 		for k, v := range bad {

@@ -10,10 +10,21 @@ import (
 	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter"
 )
 
-// recordVersion is written into every value. A value of another version is
-// undecodable: the encoding below is the contract with files written by
-// older or newer exporters, so any change to it must bump this number.
-const recordVersion = 1
+// recordVersion is written into every value. The encoding below is the
+// contract with files written by older or newer exporters, so any change to
+// it must bump this number. A value of a version this exporter does not
+// know is undecodable.
+//
+// Version 2 added the stamp. Version 1 values, written before stamps
+// existed, are still read: they come back with an empty Stamp, which the
+// exporter takes to mean "read under the settings of the first start that
+// loads it" (that start writes the stamp back). A version 1 exporter reading
+// a version 2 value deletes it, as it would have to read it again anyway:
+// it cannot tell whether the value was read under its settings.
+const (
+	recordVersion   = 2
+	recordVersionV1 = 1
+)
 
 // The structs below are the stored form of a Record. They are separate from
 // partnercenter.Batch on purpose: renaming or reordering a field or an enum
@@ -24,6 +35,7 @@ type storedRecord struct {
 	Version     int          `json:"v"`
 	CustomerID  string       `json:"customer_id"`
 	TrackingID  string       `json:"tracking_id"`
+	Stamp       string       `json:"stamp,omitempty"`
 	LastSuccess time.Time    `json:"last_success,omitzero"`
 	Retired     bool         `json:"retired,omitempty"`
 	Batch       *storedBatch `json:"batch"`
@@ -97,6 +109,7 @@ func encodeRecord(r Record) ([]byte, error) {
 		Version:     recordVersion,
 		CustomerID:  r.CustomerID,
 		TrackingID:  r.TrackingID,
+		Stamp:       r.Stamp,
 		LastSuccess: utc(r.LastSuccess),
 		Retired:     r.Retired,
 		Batch:       toStoredBatch(r.Batch),
@@ -111,8 +124,10 @@ func decodeRecord(k, value []byte) (Record, error) {
 		return Record{}, err
 	}
 	switch {
-	case s.Version != recordVersion:
-		return Record{}, fmt.Errorf("record version %d, this exporter reads %d", s.Version, recordVersion)
+	case s.Version != recordVersion && s.Version != recordVersionV1:
+		return Record{}, fmt.Errorf("record version %d, this exporter reads %d and %d", s.Version, recordVersionV1, recordVersion)
+	case s.Version == recordVersionV1 && s.Stamp != "":
+		return Record{}, errors.New("record version 1 with a stamp")
 	case s.Batch == nil:
 		return Record{}, errors.New("record has no batch")
 	case string(key(s.CustomerID, s.TrackingID)) != string(k):
@@ -122,7 +137,10 @@ func decodeRecord(k, value []byte) (Record, error) {
 	if err != nil {
 		return Record{}, err
 	}
-	return Record{CustomerID: s.CustomerID, TrackingID: s.TrackingID, Batch: batch, LastSuccess: s.LastSuccess, Retired: s.Retired}, nil
+	return Record{
+		CustomerID: s.CustomerID, TrackingID: s.TrackingID, Stamp: s.Stamp,
+		Batch: batch, LastSuccess: s.LastSuccess, Retired: s.Retired,
+	}, nil
 }
 
 func toStoredBatch(b *partnercenter.Batch) *storedBatch {

@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -30,6 +31,10 @@ const FileName = "partnercenter.db"
 type Record struct {
 	CustomerID string
 	TrackingID string
+	// Stamp names the settings Batch was read under. It is opaque to the
+	// store, and empty in a record written before stamps existed (record
+	// version 1).
+	Stamp string
 	// Batch is the last successful read; never nil in a stored record.
 	Batch *partnercenter.Batch
 	// LastSuccess is when Batch was read.
@@ -132,6 +137,65 @@ func (d *DB) Delete(customerID, trackingID string) error {
 	})
 	if err != nil {
 		return fmt.Errorf("storage: deleting batch %s: %w", k, err)
+	}
+	return nil
+}
+
+// PutAll stores records in one atomic, fsynced transaction, as Put does
+// each: many records cost one sync, not one each. On error nothing
+// changed.
+func (d *DB) PutAll(records []Record) error {
+	if len(records) == 0 {
+		return nil
+	}
+	values := make([][]byte, len(records))
+	for i, r := range records {
+		v, err := encodeRecord(r)
+		if err != nil {
+			return fmt.Errorf("storage: encoding batch %s/%s: %w", r.CustomerID, r.TrackingID, err)
+		}
+		values[i] = v
+	}
+	err := d.update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(batchesBucket)
+		for i, r := range records {
+			if err := b.Put(key(r.CustomerID, r.TrackingID), values[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("storage: storing %d batches: %w", len(records), err)
+	}
+	return nil
+}
+
+// DeleteAll removes the batches ids names in one atomic, fsynced
+// transaction: forgetting 50,000 batches costs one sync, not 50,000 (about
+// 20 s, during which every other write waits). IDs that are not stored are
+// no error. On error nothing changed.
+func (d *DB) DeleteAll(ids []ID) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	keys := make([][]byte, len(ids))
+	for i, id := range ids {
+		keys[i] = key(id.CustomerID, id.TrackingID)
+	}
+	// In key order, each leaf is visited once rather than once per key.
+	slices.SortFunc(keys, bytes.Compare)
+	err := d.update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(batchesBucket)
+		for _, k := range keys {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("storage: deleting %d batches: %w", len(ids), err)
 	}
 	return nil
 }

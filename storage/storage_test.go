@@ -45,6 +45,7 @@ func fullRecord() storage.Record {
 	return storage.Record{
 		CustomerID:  "Customer-A",
 		TrackingID:  b.TrackingID,
+		Stamp:       "3f1c0a9d5e7b2468",
 		Batch:       b,
 		LastSuccess: time.Date(2026, 12, 1, 0, 0, 1, 5, time.UTC),
 	}
@@ -99,7 +100,7 @@ func TestStatusesStoredByName(t *testing.T) {
 	}
 
 	value := rawValue(t, dir, "customer-a/9f2c0d1e-aaaa-4bbb-8ccc-0123456789ab")
-	for _, want := range []string{`"v":1`, `"status":"unknown"`, `"status":"finished_with_errors"`, `"status":"queued"`, `"processing":11`} {
+	for _, want := range []string{`"v":2`, `"stamp":"3f1c0a9d5e7b2468"`, `"status":"unknown"`, `"status":"finished_with_errors"`, `"status":"queued"`, `"processing":11`} {
 		if !strings.Contains(value, want) {
 			t.Errorf("stored value lacks %s: %s", want, value)
 		}

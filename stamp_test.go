@@ -1,0 +1,247 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter/partnercentertest"
+	"github.com/partnercenter-exporter/partnercenter_exporter/storage"
+)
+
+// A read that waits for a request slot while a reload changes a setting
+// reads depend on is made by the old client and stored with its stamp: it
+// is read again under the new settings, rather than served as current.
+func TestReadQueuedThroughAReloadIsReadAgain(t *testing.T) {
+	srv := fakeWithBatches(t)
+	release := make(chan struct{})
+	t.Cleanup(func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	})
+	srv.SetHandler(customer1, slowID, func(int, time.Time) (partnercentertest.Batch, partnercentertest.Response) {
+		<-release
+		return partnercentertest.Batch{TrackingID: slowID, Status: "queued"}, partnercentertest.Response{}
+	})
+	dir := t.TempDir()
+	path := writeConfig(t, dir, srv, map[string][]string{customer1: {slowID}})
+	setConfig(t, path, "refresh_interval: 0s", "refresh_interval: 0s\n  max_concurrent_requests: 1")
+	exp := startExporter(t, path)
+
+	// The slow batch takes the one slot and keeps it after its scrape.
+	exp.scrape(t, "1")
+	waitFor(t, func() bool { return srv.BatchRequests(customer1, slowID) == 1 })
+	// The finished batch is added; its read waits behind the slow one.
+	writeConfig(t, dir, srv, map[string][]string{customer1: {slowID, finishedID}})
+	setConfig(t, path, "refresh_interval: 0s", "refresh_interval: 0s\n  max_concurrent_requests: 1")
+	if err := exp.state.reload(); err != nil {
+		t.Fatal(err)
+	}
+	exp.scrape(t, "1")
+	if got := srv.BatchRequests(customer1, finishedID); got != 0 {
+		t.Fatalf("finished batch requested %d times while the slot was taken, want 0", got)
+	}
+	// Now the failed-device cap changes, and the slot frees.
+	setConfig(t, path, "customers:", "max_failed_devices_per_batch: 2\ncustomers:")
+	if err := exp.state.reload(); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	// The queued read, made by the old client, keeps all 5 failed devices.
+	waitFor(t, func() bool {
+		return srv.BatchRequests(customer1, finishedID) == 1 && failedDevicesShown(t, exp.url, finishedID) == 5
+	})
+	exp.scrape(t, "")
+	if got := srv.BatchRequests(customer1, finishedID); got != 2 {
+		t.Errorf("finished batch requested %d times, want 2: the read queued through the reload is read again", got)
+	}
+	if n := failedDevicesShown(t, exp.url, finishedID); n != 2 {
+		t.Errorf("%d failed devices shown, want 2 (the new cap)", n)
+	}
+	exp.scrape(t, "")
+	if got := srv.BatchRequests(customer1, finishedID); got != 2 {
+		t.Errorf("finished batch requested %d times, want still 2", got)
+	}
+}
+
+// The stamps are stored: a restart under a raised failed-device cap reads
+// a finished batch again (under Helm every values change restarts the pod,
+// so the reload path never runs), and one under the same settings does not.
+func TestRestartWithOtherReadSettingsReadsFinishedBatchesAgain(t *testing.T) {
+	srv := fakeWithBatches(t)
+	dir := t.TempDir()
+	path := writeConfig(t, dir, srv, map[string][]string{customer1: {finishedID}})
+	setConfig(t, path, "customers:", "max_failed_devices_per_batch: 0\ncustomers:")
+	args := []string{"--config.file", path, "--storage.path", filepath.Join(dir, "state")}
+
+	first := runExporter(t, args...)
+	get(t, first.base+"/metrics", http.StatusOK)
+	if n := failedDevicesShown(t, first.base, finishedID); n != 0 {
+		t.Fatalf("first run shows %d failed devices, want 0 (none kept)", n)
+	}
+	first.stop(t)
+
+	setConfig(t, path, "max_failed_devices_per_batch: 0\n", "max_failed_devices_per_batch: 10\n")
+	second := runExporter(t, args...)
+	get(t, second.base+"/metrics", http.StatusOK)
+	if got := srv.BatchRequests(customer1, finishedID); got != 2 {
+		t.Errorf("finished batch requested %d times over two runs, want 2 (read again under the raised cap)", got)
+	}
+	if n := failedDevicesShown(t, second.base, finishedID); n != 5 {
+		t.Errorf("after the restart %d failed devices shown, want all 5", n)
+	}
+	second.stop(t)
+
+	third := runExporter(t, args...)
+	get(t, third.base+"/metrics", http.StatusOK)
+	if got := srv.BatchRequests(customer1, finishedID); got != 2 {
+		t.Errorf("finished batch requested %d times over three runs, want still 2", got)
+	}
+	if n := failedDevicesShown(t, third.base, finishedID); n != 5 {
+		t.Errorf("third run shows %d failed devices, want 5", n)
+	}
+	third.stop(t)
+}
+
+// Rotating a client secret changes who signs the token requests, not what
+// a read returns: a reload reads no finished batch again. The unfinished
+// one is read with the new secret.
+func TestRotatedSecretReadsNoFinishedBatchAgain(t *testing.T) {
+	const rotated = "r0tated-client-value-that-must-not-leak"
+	tests := []struct {
+		name   string
+		inline bool
+	}{{"client_secret_file", false}, {"client_secret", true}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := fakeWithBatches(t)
+			dir := t.TempDir()
+			path := writeConfig(t, dir, srv, map[string][]string{customer1: {finishedID, runningID}})
+			if tt.inline {
+				setConfig(t, path, "client_secret_file: client_secret", "client_secret: "+testSecret)
+			}
+			exp := startExporter(t, path)
+			exp.scrape(t, "")
+
+			srv.SetCredentials(testClientID, rotated)
+			if tt.inline {
+				setConfig(t, path, "client_secret: "+testSecret, "client_secret: "+rotated)
+			} else if err := os.WriteFile(filepath.Join(dir, "client_secret"), []byte(rotated+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := exp.state.reload(); err != nil {
+				t.Fatal(err)
+			}
+			_, m := exp.scrape(t, "")
+			if got := srv.BatchRequests(customer1, finishedID); got != 1 {
+				t.Errorf("finished batch requested %d times across the rotation, want 1", got)
+			}
+			if got := srv.BatchRequests(customer1, runningID); got != 2 {
+				t.Errorf("unfinished batch requested %d times, want 2", got)
+			}
+			for _, id := range []string{finishedID, runningID} {
+				if v := value(t, m, "partnercenter_batch_scrape_success", batchLabels(customer1, id)); v != 1 {
+					t.Errorf("batch %s scrape_success = %v after the rotation, want 1", id[:8], v)
+				}
+			}
+			if got := fmt.Sprint(srv.TokenRequests()); got != "2" {
+				t.Errorf("token requests = %s, want 2 (one per secret)", got)
+			}
+		})
+	}
+}
+
+// A store written before stamps existed holds version 1 records without
+// one: they count as read under the settings of the first start that
+// loads them, which stamps them on disk, so that a later start under other
+// settings reads them again.
+func TestUnstampedStoredReadsCountAsReadUnderTheFirstStart(t *testing.T) {
+	srv := fakeWithBatches(t)
+	dir := t.TempDir()
+	path := writeConfig(t, dir, srv, map[string][]string{customer1: {finishedID}})
+	storeDir := filepath.Join(dir, "state")
+	args := []string{"--config.file", path, "--storage.path", storeDir}
+	first := runExporter(t, args...)
+	get(t, first.base+"/metrics", http.StatusOK)
+	first.stop(t)
+
+	// Make the record what the exporter wrote before stamps: version 1.
+	rewriteStored(t, storeDir, func(v map[string]any) {
+		if _, ok := v["stamp"]; !ok {
+			t.Fatalf("stored record has no stamp: %v", v)
+		}
+		delete(v, "stamp")
+		v["v"] = 1
+	})
+	second := runExporter(t, args...)
+	get(t, second.base+"/metrics", http.StatusOK)
+	if got := srv.BatchRequests(customer1, finishedID); got != 1 {
+		t.Errorf("finished batch requested %d times, want 1: an unstamped read counts as current", got)
+	}
+	second.stop(t)
+	rewriteStored(t, storeDir, func(v map[string]any) {
+		if v["v"] != float64(2) || v["stamp"] == nil {
+			t.Errorf("the first start did not stamp the record: %v", v)
+		}
+	})
+
+	setConfig(t, path, "customers:", "max_failed_devices_per_batch: 3\ncustomers:")
+	third := runExporter(t, args...)
+	get(t, third.base+"/metrics", http.StatusOK)
+	if got := srv.BatchRequests(customer1, finishedID); got != 2 {
+		t.Errorf("finished batch requested %d times, want 2: read again under the new cap", got)
+	}
+	if n := failedDevicesShown(t, third.base, finishedID); n != 3 {
+		t.Errorf("%d failed devices shown, want 3", n)
+	}
+	third.stop(t)
+}
+
+// rewriteStored passes every stored record, decoded as JSON, to edit and
+// stores what it leaves.
+func rewriteStored(t *testing.T, dir string, edit func(map[string]any)) {
+	t.Helper()
+	db, err := bolt.Open(filepath.Join(dir, storage.FileName), 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	err = db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte("batches"))
+		values := map[string][]byte{}
+		if err := b.ForEach(func(k, v []byte) error {
+			values[string(k)] = bytes.Clone(v)
+			return nil
+		}); err != nil {
+			return err
+		}
+		for k, raw := range values {
+			var v map[string]any
+			if err := json.Unmarshal(raw, &v); err != nil {
+				return err
+			}
+			edit(v)
+			out, err := json.Marshal(v)
+			if err != nil {
+				return err
+			}
+			if err := b.Put([]byte(k), out); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
