@@ -135,10 +135,89 @@ func TestConfigCheckReportsBadBatchFileLines(t *testing.T) {
 	if code != 1 {
 		t.Errorf("exit code %d, want 1", code)
 	}
-	if want := fmt.Sprintf("%s:2: not a GUID: \"12ab\"\n", uploads); stderr.String() != want {
+	if want := fmt.Sprintf("%s:2: customer ID is not a GUID (expected the form 01234567-89ab-cdef-0123-456789abcdef)\n", uploads); stderr.String() != want {
 		t.Errorf("stderr %q, want %q", stderr.String(), want)
 	}
 	if want := "batch files: 1 file, 1 batch\n"; !strings.HasSuffix(stdout.String(), want) {
 		t.Errorf("stdout %q, want it to end with %q", stdout.String(), want)
+	}
+}
+
+// keyFile is a private key that a broad batch file glob matched by
+// mistake. Its lines take every path of the line parser: PEM armour, base64
+// with and without a slash, an https URL, a comma pair and a GUID pair.
+var keyFile = []string{
+	"-----BEGIN PRIVATE KEY-----",
+	"MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7/secretpart+x",
+	"Zk9vYmFyL3NlY3JldC9rZXkvbWF0ZXJpYWw=/more/secret/segments/here",
+	"https://vault.example.net/v1/secret/data/token?key=hunter2hunter2",
+	"hunter2secret,anothersecretvalue",
+	customer1 + " s3cr3t-tail-value",
+	"-----END PRIVATE KEY-----",
+}
+
+// leakedFragment returns the first 12-byte run of a key file line (PEM
+// armour and GUIDs aside) that out contains: long enough not to match the
+// file's path or a URL scheme by chance.
+func leakedFragment(out string) string {
+	for _, line := range keyFile {
+		if strings.HasPrefix(line, "-----") {
+			continue
+		}
+		for _, field := range strings.FieldsFunc(line, func(r rune) bool { return r == ' ' || r == ',' }) {
+			if field == customer1 {
+				continue
+			}
+			for i := 0; i+12 <= len(field); i++ {
+				if strings.Contains(out, field[i:i+12]) {
+					return field[i : i+12]
+				}
+			}
+		}
+	}
+	return ""
+}
+
+func TestBatchFileLineContentIsNeverShown(t *testing.T) {
+	srv := fakeWithBatches(t)
+	dir := t.TempDir()
+	path := writeConfig(t, dir, srv, map[string][]string{customer1: {finishedID}})
+	setConfig(t, path, "customers:", "batch_files:\n  - keys/*\ncustomers:")
+	if err := os.MkdirAll(filepath.Join(dir, "keys"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	key := filepath.Join(dir, "keys", "tls.key")
+	appendFile(t, key, strings.Join(keyFile, "\n")+"\n")
+
+	exp := startExporter(t, path)
+	body, _ := exp.scrape(t, "")
+	outputs := map[string]string{
+		"log":      exp.logs.String(),
+		"/config":  get(t, exp.url+"/config", http.StatusOK),
+		"/metrics": body,
+		"/batches": get(t, exp.url+"/batches?format=json", http.StatusOK),
+	}
+	var stdout, stderr strings.Builder
+	if code := run([]string{"--config.check", "--config.file", path}, &stdout, &stderr, nil); code != 1 {
+		t.Errorf("--config.check exit code %d, want 1", code)
+	}
+	outputs["--config.check stdout"], outputs["--config.check stderr"] = stdout.String(), stderr.String()
+	for name, out := range outputs {
+		if f := leakedFragment(out); f != "" {
+			t.Errorf("%s shows %q of the key file:\n%s", name, f, out)
+		}
+	}
+
+	// The lines are still reported, by file, line number and reason.
+	for i := range keyFile {
+		if want := fmt.Sprintf("%s:%d: ", key, i+1); !strings.Contains(stderr.String(), want) {
+			t.Errorf("--config.check does not report line %d:\n%s", i+1, stderr.String())
+		}
+	}
+	if want := `msg="invalid line in batch file" file=` + key + ` line=6 err="batch tracking ID is not a GUID`; !strings.Contains(outputs["log"], want) {
+		t.Errorf("log lacks %q:\n%s", want, outputs["log"])
+	}
+	if want := "#   " + key + ": 0 batches, 7 invalid lines\n"; !strings.Contains(outputs["/config"], want) {
+		t.Errorf("/config lacks %q:\n%s", want, outputs["/config"])
 	}
 }

@@ -36,8 +36,10 @@
 // UTF-16 file (Windows PowerShell 5.1's >> writes one) is refused as a
 // whole, with an error that says to write UTF-8.
 //
-// An invalid line is reported with its file and line number and skipped;
-// the file's other lines still count.
+// An invalid line is reported with its file, line number and a reason, and
+// skipped; the file's other lines still count. The reason never repeats
+// any of the line: a broad glob may match a key or a secret file, and the
+// reports reach the log, /config and --config.check.
 //
 // # Many files
 //

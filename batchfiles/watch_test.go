@@ -242,7 +242,7 @@ func TestWatcherLogsInvalidLinesOncePerChange(t *testing.T) {
 	path := filepath.Join(dir, "a.txt")
 	writeFile(t, path, "# uploads\n12ab "+batch1+"\n")
 	_, rec, logs := startWatcher(t, Options{RescanInterval: 10 * time.Millisecond, NoEvents: true}, dir, "*.txt")
-	line := `level=warn msg="invalid line in batch file" file=` + path + ` line=2 err="not a GUID: \"12ab\""`
+	line := `level=warn msg="invalid line in batch file" file=` + path + ` line=2 err="customer ID is not a GUID (expected the form 01234567-89ab-cdef-0123-456789abcdef)"`
 	waitForRescans(t, rec, logs)
 	if n := logs.count(line); n != 1 {
 		t.Fatalf("logged %d times, want once:\n%s", n, logs)
