@@ -117,6 +117,9 @@ func describeBatchFiles(w io.Writer, globs []string, snap batchfiles.Snapshot) {
 	for _, f := range snap.Files {
 		fmt.Fprintf(w, "#   %s: %s, %s", f.Path, plural.Count(len(f.Entries), "batch", "batches"),
 			plural.Count(len(f.Invalid), "invalid line", "invalid lines"))
+		if f.Unterminated != 0 {
+			fmt.Fprintf(w, ", line %d not read yet (no newline: read once unchanged through a re-scan)", f.Unterminated)
+		}
 		if f.Err != nil {
 			fmt.Fprintf(w, " (last read failed, its batches kept: %v)", f.Err)
 		}
@@ -124,14 +127,15 @@ func describeBatchFiles(w io.Writer, globs []string, snap batchfiles.Snapshot) {
 	}
 }
 
-// checkBatchFiles reads the batch files of cfg once, for --config.check.
-// It prints every bad line and unreadable file to stderr and a summary to
-// stdout, and reports whether all were clean.
+// checkBatchFiles reads the batch files of cfg once, for --config.check,
+// a last line without a newline included. It prints every bad line (by
+// file, line number and reason, never its content) and unreadable file to
+// stderr and a summary to stdout, and reports whether all were clean.
 func checkBatchFiles(cfg *config.Config, stdout, stderr io.Writer) bool {
 	if len(cfg.BatchFiles) == 0 {
 		return true
 	}
-	snap, err := batchfiles.Scan(context.Background(), "", cfg.BatchFiles, batchfiles.Snapshot{})
+	snap, err := batchfiles.ScanOnce(context.Background(), "", cfg.BatchFiles)
 	if err != nil {
 		fmt.Fprintf(stderr, "batch files: %v\n", err)
 		return false

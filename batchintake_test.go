@@ -8,6 +8,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/partnercenter-exporter/partnercenter_exporter/batchfiles"
 )
 
 // uploadsLine is what an upload script appends: the Location header.
@@ -73,6 +76,9 @@ func TestBatchFilesAreReadAndWatched(t *testing.T) {
 	waitFor(t, func() bool { return configured(t, exp, missingID) })
 	if configured(t, exp, brokenID) {
 		t.Error("a line without its newline was read")
+	}
+	if page, want := get(t, exp.url+"/config", http.StatusOK), "#   "+uploads+": 3 batches, 1 invalid line, line 6 not read yet (no newline: read once unchanged through a re-scan)\n"; !strings.Contains(page, want) {
+		t.Errorf("/config lacks %q:\n%s", want, page)
 	}
 	appendFile(t, uploads, "\n")
 	waitFor(t, func() bool { return configured(t, exp, brokenID) })
@@ -219,5 +225,39 @@ func TestBatchFileLineContentIsNeverShown(t *testing.T) {
 	}
 	if want := "#   " + key + ": 0 batches, 7 invalid lines\n"; !strings.Contains(outputs["/config"], want) {
 		t.Errorf("/config lacks %q:\n%s", want, outputs["/config"])
+	}
+}
+
+func TestBatchFileGrownPastTheSizeLimitKeepsItsBatches(t *testing.T) {
+	exp, uploads := batchFileExporter(t)
+	if !configured(t, exp, runningID) {
+		t.Fatal("file batch not configured")
+	}
+	// A glob that matches a log: sparse, so the test writes no 16 MiB.
+	if err := os.Truncate(uploads, batchfiles.MaxFileBytes+1); err != nil {
+		t.Fatal(err)
+	}
+	reason := "batch file " + uploads + ": larger than the limit of 16 MiB for a batch file, not read"
+	wantConfig := "#   " + uploads + ": 2 batches, 1 invalid line (last read failed, its batches kept: " + reason + ")\n"
+	var page string
+	deadline := time.Now().Add(15 * time.Second)
+	for page = get(t, exp.url+"/config", http.StatusOK); !strings.Contains(page, wantConfig); page = get(t, exp.url+"/config", http.StatusOK) {
+		if time.Now().After(deadline) {
+			t.Fatalf("/config lacks %q:\n%s", wantConfig, page)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !configured(t, exp, runningID) {
+		t.Error("the batches of the file's last read were dropped")
+	}
+	if want := `level=warn component=batchfiles msg="cannot read batch file, keeping the batches of its last read" file=` + uploads + ` batches=2 err="` + reason + `"`; !strings.Contains(exp.logs.String(), want) {
+		t.Errorf("log lacks %s:\n%s", want, exp.logs.String())
+	}
+	var stdout, stderr strings.Builder
+	if code := run([]string{"--config.check", "--config.file", filepath.Join(filepath.Dir(filepath.Dir(uploads)), "partnercenter.yml")}, &stdout, &stderr, nil); code != 1 {
+		t.Errorf("--config.check exit code %d, want 1", code)
+	}
+	if stderr.String() != reason+"\n" {
+		t.Errorf("--config.check stderr %q, want %q", stderr.String(), reason+"\n")
 	}
 }
