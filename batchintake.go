@@ -6,6 +6,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/go-kit/log"
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,6 +25,11 @@ type batchIntake struct {
 	watcher *batchfiles.Watcher
 	globs   []string
 	invalid *prometheus.GaugeVec
+
+	// countMu orders the updates of invalid; counted is the files it has
+	// a series for.
+	countMu sync.Mutex
+	counted map[string]bool
 }
 
 func newBatchIntake(logger log.Logger, reg prometheus.Registerer) *batchIntake {
@@ -74,12 +80,24 @@ func (in *batchIntake) stop() {
 	in.globs = nil
 }
 
-// count sets partnercenter_batch_file_invalid_lines for a snapshot.
+// count sets partnercenter_batch_file_invalid_lines for a snapshot, in
+// place: each file's series is set, and only those of files that went away
+// are deleted. A Reset first would let a scrape in between see the metric
+// empty, and every file clean.
 func (in *batchIntake) count(snap batchfiles.Snapshot) {
-	in.invalid.Reset()
+	in.countMu.Lock()
+	defer in.countMu.Unlock()
+	current := make(map[string]bool, len(snap.Files))
 	for _, f := range snap.Files {
 		in.invalid.WithLabelValues(f.Path).Set(float64(len(f.Invalid)))
+		current[f.Path] = true
 	}
+	for path := range in.counted {
+		if !current[path] {
+			in.invalid.DeleteLabelValues(path)
+		}
+	}
+	in.counted = current
 }
 
 // mergeTargets lists the configuration's batches, then those of the batch

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -9,6 +10,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/go-kit/log"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/partnercenter-exporter/partnercenter_exporter/batchfiles"
 )
@@ -259,5 +264,38 @@ func TestBatchFileGrownPastTheSizeLimitKeepsItsBatches(t *testing.T) {
 	}
 	if stderr.String() != reason+"\n" {
 		t.Errorf("--config.check stderr %q, want %q", stderr.String(), reason+"\n")
+	}
+}
+
+func TestInvalidLinesGaugeIsUpdatedInPlace(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	in := newBatchIntake(log.NewNopLogger(), reg)
+	file := func(path string, invalid int) batchfiles.File {
+		f := batchfiles.File{Path: path}
+		for i := range invalid {
+			f.Invalid = append(f.Invalid, batchfiles.InvalidLine{File: path, Line: i + 1, Err: errors.New("bad")})
+		}
+		return f
+	}
+	in.count(batchfiles.Snapshot{Files: []batchfiles.File{file("a.txt", 2), file("b.txt", 1)}})
+	seriesA := in.invalid.WithLabelValues("a.txt")
+
+	in.count(batchfiles.Snapshot{Files: []batchfiles.File{file("a.txt", 3), file("c.txt", 0)}})
+	// The series of a file still there is the same one, set to its new
+	// value: it was never deleted, so no scrape could find it missing.
+	if in.invalid.WithLabelValues("a.txt") != seriesA {
+		t.Error("the series of a.txt was deleted and made again during the update")
+	}
+	want := `# HELP partnercenter_batch_file_invalid_lines Lines of a batch file that are not a batch and were skipped.
+# TYPE partnercenter_batch_file_invalid_lines gauge
+partnercenter_batch_file_invalid_lines{file="a.txt"} 3
+partnercenter_batch_file_invalid_lines{file="c.txt"} 0
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want)); err != nil {
+		t.Error(err)
+	}
+	in.count(batchfiles.Snapshot{})
+	if n := testutil.CollectAndCount(in.invalid); n != 0 {
+		t.Errorf("%d series left after every file went away", n)
 	}
 }
