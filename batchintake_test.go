@@ -299,3 +299,54 @@ partnercenter_batch_file_invalid_lines{file="c.txt"} 0
 		t.Errorf("%d series left after every file went away", n)
 	}
 }
+
+func TestBatchPagesReachATrackingIDUnderTwoCustomers(t *testing.T) {
+	// A batch file lists under customer2 a tracking ID that the
+	// configuration lists under customer1: two batches, two pages.
+	srv := fakeWithBatches(t)
+	dir := t.TempDir()
+	path := writeConfig(t, dir, srv, map[string][]string{customer1: {finishedID}})
+	setConfig(t, path, "customers:", "batch_files:\n  - uploads.txt\ncustomers:")
+	uploads := filepath.Join(dir, "uploads.txt")
+	appendFile(t, uploads, uploadsLine(customer2, finishedID))
+	exp := startExporter(t, path)
+	exp.scrape(t, "")
+
+	type page struct {
+		Batch struct {
+			CustomerID string  `json:"customer_id"`
+			Source     string  `json:"source"`
+			Status     *string `json:"status"`
+		} `json:"batch"`
+	}
+	for _, tc := range []struct{ customer, source, status string }{
+		{customer1, "configuration", "finished_with_errors"},
+		{customer2, uploads + ":1", ""}, // the fake does not know it: never read
+	} {
+		var p page
+		body := get(t, exp.url+"/batches/"+tc.customer+"/"+finishedID+"?format=json", http.StatusOK)
+		if err := json.Unmarshal([]byte(body), &p); err != nil {
+			t.Fatal(err)
+		}
+		status := ""
+		if p.Batch.Status != nil {
+			status = *p.Batch.Status
+		}
+		if p.Batch.CustomerID != tc.customer || p.Batch.Source != tc.source || status != tc.status {
+			t.Errorf("page of %s: customer %s, source %q, status %q; want %s, %q, %q",
+				tc.customer, p.Batch.CustomerID, p.Batch.Source, status, tc.customer, tc.source, tc.status)
+		}
+	}
+	list := get(t, exp.url+"/batches", http.StatusOK)
+	for _, c := range []string{customer1, customer2} {
+		if want := `<a href="batches/` + c + "/" + finishedID + `">`; !strings.Contains(list, want) {
+			t.Errorf("/batches lacks %s", want)
+		}
+	}
+	old := get(t, exp.url+"/batches/"+finishedID, http.StatusMultipleChoices)
+	want := "batch tracking ID " + finishedID + " is listed under 2 customers: customer " + customer1 + " (Customer 6f1c) at /batches/" +
+		customer1 + "/" + finishedID + ", customer " + customer2 + " at /batches/" + customer2 + "/" + finishedID + "\n"
+	if old != want {
+		t.Errorf("old address answered %q, want %q", old, want)
+	}
+}
