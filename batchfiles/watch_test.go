@@ -412,3 +412,28 @@ func TestFixedDir(t *testing.T) {
 		}
 	}
 }
+
+func TestWatcherLogsATooLargeFileOnce(t *testing.T) {
+	// A log that a glob matched keeps growing: its error says the limit,
+	// not the size, so it is logged once, not at every re-scan.
+	dir := t.TempDir()
+	path := filepath.Join(dir, "a.txt")
+	writeFile(t, path, pair(custA, batch1))
+	_, rec, logs := startWatcher(t, Options{RescanInterval: 10 * time.Millisecond, NoEvents: true}, dir, "*.txt")
+	if err := os.Truncate(path, MaxFileBytes+1); err != nil {
+		t.Fatal(err)
+	}
+	s := rec.waitFor(t, "the size error", func(s Snapshot) bool { return len(s.Files) == 1 && s.Files[0].Err != nil })
+	if !hasBatches(batch1)(s) {
+		t.Errorf("batches of the last read lost: %+v", s.Batches)
+	}
+	if err := os.Truncate(path, MaxFileBytes+4096); err != nil {
+		t.Fatal(err)
+	}
+	waitForRescans(t, rec, logs)
+	want := `level=warn msg="cannot read batch file, keeping the batches of its last read" file=` + path +
+		` batches=1 err="batch file ` + path + `: larger than the limit of 16 MiB for a batch file, not read"`
+	if n := logs.count(want); n != 1 {
+		t.Errorf("logged %d times, want once:\n%s", n, logs)
+	}
+}
