@@ -6,6 +6,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/go-kit/log"
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,6 +25,11 @@ type batchIntake struct {
 	watcher *batchfiles.Watcher
 	globs   []string
 	invalid *prometheus.GaugeVec
+
+	// countMu orders the updates of invalid; counted is the files it has
+	// a series for.
+	countMu sync.Mutex
+	counted map[string]bool
 }
 
 func newBatchIntake(logger log.Logger, reg prometheus.Registerer) *batchIntake {
@@ -74,12 +80,24 @@ func (in *batchIntake) stop() {
 	in.globs = nil
 }
 
-// count sets partnercenter_batch_file_invalid_lines for a snapshot.
+// count sets partnercenter_batch_file_invalid_lines for a snapshot, in
+// place: each file's series is set, and only those of files that went away
+// are deleted. A Reset first would let a scrape in between see the metric
+// empty, and every file clean.
 func (in *batchIntake) count(snap batchfiles.Snapshot) {
-	in.invalid.Reset()
+	in.countMu.Lock()
+	defer in.countMu.Unlock()
+	current := make(map[string]bool, len(snap.Files))
 	for _, f := range snap.Files {
 		in.invalid.WithLabelValues(f.Path).Set(float64(len(f.Invalid)))
+		current[f.Path] = true
 	}
+	for path := range in.counted {
+		if !current[path] {
+			in.invalid.DeleteLabelValues(path)
+		}
+	}
+	in.counted = current
 }
 
 // mergeTargets lists the configuration's batches, then those of the batch
@@ -117,6 +135,9 @@ func describeBatchFiles(w io.Writer, globs []string, snap batchfiles.Snapshot) {
 	for _, f := range snap.Files {
 		fmt.Fprintf(w, "#   %s: %s, %s", f.Path, plural.Count(len(f.Entries), "batch", "batches"),
 			plural.Count(len(f.Invalid), "invalid line", "invalid lines"))
+		if f.Unterminated != 0 {
+			fmt.Fprintf(w, ", line %d not read yet (no newline: read once unchanged through a re-scan)", f.Unterminated)
+		}
 		if f.Err != nil {
 			fmt.Fprintf(w, " (last read failed, its batches kept: %v)", f.Err)
 		}
@@ -124,14 +145,15 @@ func describeBatchFiles(w io.Writer, globs []string, snap batchfiles.Snapshot) {
 	}
 }
 
-// checkBatchFiles reads the batch files of cfg once, for --config.check.
-// It prints every bad line and unreadable file to stderr and a summary to
-// stdout, and reports whether all were clean.
+// checkBatchFiles reads the batch files of cfg once, for --config.check,
+// a last line without a newline included. It prints every bad line (by
+// file, line number and reason, never its content) and unreadable file to
+// stderr and a summary to stdout, and reports whether all were clean.
 func checkBatchFiles(cfg *config.Config, stdout, stderr io.Writer) bool {
 	if len(cfg.BatchFiles) == 0 {
 		return true
 	}
-	snap, err := batchfiles.Scan(context.Background(), "", cfg.BatchFiles, batchfiles.Snapshot{})
+	snap, err := batchfiles.ScanOnce(context.Background(), "", cfg.BatchFiles)
 	if err != nil {
 		fmt.Fprintf(stderr, "batch files: %v\n", err)
 		return false

@@ -2,12 +2,20 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/partnercenter-exporter/partnercenter_exporter/batchfiles"
 )
 
 // uploadsLine is what an upload script appends: the Location header.
@@ -74,6 +82,9 @@ func TestBatchFilesAreReadAndWatched(t *testing.T) {
 	if configured(t, exp, brokenID) {
 		t.Error("a line without its newline was read")
 	}
+	if page, want := get(t, exp.url+"/config", http.StatusOK), "#   "+uploads+": 3 batches, 1 invalid line, line 6 not read yet (no newline: read once unchanged through a re-scan)\n"; !strings.Contains(page, want) {
+		t.Errorf("/config lacks %q:\n%s", want, page)
+	}
 	appendFile(t, uploads, "\n")
 	waitFor(t, func() bool { return configured(t, exp, brokenID) })
 
@@ -135,10 +146,207 @@ func TestConfigCheckReportsBadBatchFileLines(t *testing.T) {
 	if code != 1 {
 		t.Errorf("exit code %d, want 1", code)
 	}
-	if want := fmt.Sprintf("%s:2: not a GUID: \"12ab\"\n", uploads); stderr.String() != want {
+	if want := fmt.Sprintf("%s:2: customer ID is not a GUID (expected the form 01234567-89ab-cdef-0123-456789abcdef)\n", uploads); stderr.String() != want {
 		t.Errorf("stderr %q, want %q", stderr.String(), want)
 	}
 	if want := "batch files: 1 file, 1 batch\n"; !strings.HasSuffix(stdout.String(), want) {
 		t.Errorf("stdout %q, want it to end with %q", stdout.String(), want)
+	}
+}
+
+// keyFile is a private key that a broad batch file glob matched by
+// mistake. Its lines take every path of the line parser: PEM armour, base64
+// with and without a slash, an https URL, a comma pair and a GUID pair.
+var keyFile = []string{
+	"-----BEGIN PRIVATE KEY-----",
+	"MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7/secretpart+x",
+	"Zk9vYmFyL3NlY3JldC9rZXkvbWF0ZXJpYWw=/more/secret/segments/here",
+	"https://vault.example.net/v1/secret/data/token?key=hunter2hunter2",
+	"hunter2secret,anothersecretvalue",
+	customer1 + " s3cr3t-tail-value",
+	"-----END PRIVATE KEY-----",
+}
+
+// leakedFragment returns the first 12-byte run of a key file line (PEM
+// armour and GUIDs aside) that out contains: long enough not to match the
+// file's path or a URL scheme by chance.
+func leakedFragment(out string) string {
+	for _, line := range keyFile {
+		if strings.HasPrefix(line, "-----") {
+			continue
+		}
+		for _, field := range strings.FieldsFunc(line, func(r rune) bool { return r == ' ' || r == ',' }) {
+			if field == customer1 {
+				continue
+			}
+			for i := 0; i+12 <= len(field); i++ {
+				if strings.Contains(out, field[i:i+12]) {
+					return field[i : i+12]
+				}
+			}
+		}
+	}
+	return ""
+}
+
+func TestBatchFileLineContentIsNeverShown(t *testing.T) {
+	srv := fakeWithBatches(t)
+	dir := t.TempDir()
+	path := writeConfig(t, dir, srv, map[string][]string{customer1: {finishedID}})
+	setConfig(t, path, "customers:", "batch_files:\n  - keys/*\ncustomers:")
+	if err := os.MkdirAll(filepath.Join(dir, "keys"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	key := filepath.Join(dir, "keys", "tls.key")
+	appendFile(t, key, strings.Join(keyFile, "\n")+"\n")
+
+	exp := startExporter(t, path)
+	body, _ := exp.scrape(t, "")
+	outputs := map[string]string{
+		"log":      exp.logs.String(),
+		"/config":  get(t, exp.url+"/config", http.StatusOK),
+		"/metrics": body,
+		"/batches": get(t, exp.url+"/batches?format=json", http.StatusOK),
+	}
+	var stdout, stderr strings.Builder
+	if code := run([]string{"--config.check", "--config.file", path}, &stdout, &stderr, nil); code != 1 {
+		t.Errorf("--config.check exit code %d, want 1", code)
+	}
+	outputs["--config.check stdout"], outputs["--config.check stderr"] = stdout.String(), stderr.String()
+	for name, out := range outputs {
+		if f := leakedFragment(out); f != "" {
+			t.Errorf("%s shows %q of the key file:\n%s", name, f, out)
+		}
+	}
+
+	// The lines are still reported, by file, line number and reason.
+	for i := range keyFile {
+		if want := fmt.Sprintf("%s:%d: ", key, i+1); !strings.Contains(stderr.String(), want) {
+			t.Errorf("--config.check does not report line %d:\n%s", i+1, stderr.String())
+		}
+	}
+	if want := `msg="invalid line in batch file" file=` + key + ` line=6 err="batch tracking ID is not a GUID`; !strings.Contains(outputs["log"], want) {
+		t.Errorf("log lacks %q:\n%s", want, outputs["log"])
+	}
+	if want := "#   " + key + ": 0 batches, 7 invalid lines\n"; !strings.Contains(outputs["/config"], want) {
+		t.Errorf("/config lacks %q:\n%s", want, outputs["/config"])
+	}
+}
+
+func TestBatchFileGrownPastTheSizeLimitKeepsItsBatches(t *testing.T) {
+	exp, uploads := batchFileExporter(t)
+	if !configured(t, exp, runningID) {
+		t.Fatal("file batch not configured")
+	}
+	// A glob that matches a log: sparse, so the test writes no 16 MiB.
+	if err := os.Truncate(uploads, batchfiles.MaxFileBytes+1); err != nil {
+		t.Fatal(err)
+	}
+	reason := "batch file " + uploads + ": larger than the limit of 16 MiB for a batch file, not read"
+	wantConfig := "#   " + uploads + ": 2 batches, 1 invalid line (last read failed, its batches kept: " + reason + ")\n"
+	var page string
+	deadline := time.Now().Add(15 * time.Second)
+	for page = get(t, exp.url+"/config", http.StatusOK); !strings.Contains(page, wantConfig); page = get(t, exp.url+"/config", http.StatusOK) {
+		if time.Now().After(deadline) {
+			t.Fatalf("/config lacks %q:\n%s", wantConfig, page)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !configured(t, exp, runningID) {
+		t.Error("the batches of the file's last read were dropped")
+	}
+	if want := `level=warn component=batchfiles msg="cannot read batch file, keeping the batches of its last read" file=` + uploads + ` batches=2 err="` + reason + `"`; !strings.Contains(exp.logs.String(), want) {
+		t.Errorf("log lacks %s:\n%s", want, exp.logs.String())
+	}
+	var stdout, stderr strings.Builder
+	if code := run([]string{"--config.check", "--config.file", filepath.Join(filepath.Dir(filepath.Dir(uploads)), "partnercenter.yml")}, &stdout, &stderr, nil); code != 1 {
+		t.Errorf("--config.check exit code %d, want 1", code)
+	}
+	if stderr.String() != reason+"\n" {
+		t.Errorf("--config.check stderr %q, want %q", stderr.String(), reason+"\n")
+	}
+}
+
+func TestInvalidLinesGaugeIsUpdatedInPlace(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	in := newBatchIntake(log.NewNopLogger(), reg)
+	file := func(path string, invalid int) batchfiles.File {
+		f := batchfiles.File{Path: path}
+		for i := range invalid {
+			f.Invalid = append(f.Invalid, batchfiles.InvalidLine{File: path, Line: i + 1, Err: errors.New("bad")})
+		}
+		return f
+	}
+	in.count(batchfiles.Snapshot{Files: []batchfiles.File{file("a.txt", 2), file("b.txt", 1)}})
+	seriesA := in.invalid.WithLabelValues("a.txt")
+
+	in.count(batchfiles.Snapshot{Files: []batchfiles.File{file("a.txt", 3), file("c.txt", 0)}})
+	// The series of a file still there is the same one, set to its new
+	// value: it was never deleted, so no scrape could find it missing.
+	if in.invalid.WithLabelValues("a.txt") != seriesA {
+		t.Error("the series of a.txt was deleted and made again during the update")
+	}
+	want := `# HELP partnercenter_batch_file_invalid_lines Lines of a batch file that are not a batch and were skipped.
+# TYPE partnercenter_batch_file_invalid_lines gauge
+partnercenter_batch_file_invalid_lines{file="a.txt"} 3
+partnercenter_batch_file_invalid_lines{file="c.txt"} 0
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want)); err != nil {
+		t.Error(err)
+	}
+	in.count(batchfiles.Snapshot{})
+	if n := testutil.CollectAndCount(in.invalid); n != 0 {
+		t.Errorf("%d series left after every file went away", n)
+	}
+}
+
+func TestBatchPagesReachATrackingIDUnderTwoCustomers(t *testing.T) {
+	// A batch file lists under customer2 a tracking ID that the
+	// configuration lists under customer1: two batches, two pages.
+	srv := fakeWithBatches(t)
+	dir := t.TempDir()
+	path := writeConfig(t, dir, srv, map[string][]string{customer1: {finishedID}})
+	setConfig(t, path, "customers:", "batch_files:\n  - uploads.txt\ncustomers:")
+	uploads := filepath.Join(dir, "uploads.txt")
+	appendFile(t, uploads, uploadsLine(customer2, finishedID))
+	exp := startExporter(t, path)
+	exp.scrape(t, "")
+
+	type page struct {
+		Batch struct {
+			CustomerID string  `json:"customer_id"`
+			Source     string  `json:"source"`
+			Status     *string `json:"status"`
+		} `json:"batch"`
+	}
+	for _, tc := range []struct{ customer, source, status string }{
+		{customer1, "configuration", "finished_with_errors"},
+		{customer2, uploads + ":1", ""}, // the fake does not know it: never read
+	} {
+		var p page
+		body := get(t, exp.url+"/batches/"+tc.customer+"/"+finishedID+"?format=json", http.StatusOK)
+		if err := json.Unmarshal([]byte(body), &p); err != nil {
+			t.Fatal(err)
+		}
+		status := ""
+		if p.Batch.Status != nil {
+			status = *p.Batch.Status
+		}
+		if p.Batch.CustomerID != tc.customer || p.Batch.Source != tc.source || status != tc.status {
+			t.Errorf("page of %s: customer %s, source %q, status %q; want %s, %q, %q",
+				tc.customer, p.Batch.CustomerID, p.Batch.Source, status, tc.customer, tc.source, tc.status)
+		}
+	}
+	list := get(t, exp.url+"/batches", http.StatusOK)
+	for _, c := range []string{customer1, customer2} {
+		if want := `<a href="batches/` + c + "/" + finishedID + `">`; !strings.Contains(list, want) {
+			t.Errorf("/batches lacks %s", want)
+		}
+	}
+	old := get(t, exp.url+"/batches/"+finishedID, http.StatusMultipleChoices)
+	want := "batch tracking ID " + finishedID + " is listed under 2 customers: customer " + customer1 + " (Customer 6f1c) at /batches/" +
+		customer1 + "/" + finishedID + ", customer " + customer2 + " at /batches/" + customer2 + "/" + finishedID + "\n"
+	if old != want {
+		t.Errorf("old address answered %q, want %q", old, want)
 	}
 }

@@ -223,16 +223,17 @@ func TestBrowserDemoPages(t *testing.T) {
 	}
 
 	t.Run("list", func(t *testing.T) {
+		fabrikam := demoCustomers[1].id // both batches are Fabrikam's
 		dom := dumpDOM(t, chromium, base+"/batches")
 		mustContain(t, "/batches", dom,
 			"<title>Batches — Partner Center Exporter</title>",
-			`<a href="batches/`+demoErrorsBatch+`"><code>`+demoErrorsBatch+`</code></a>`,
+			`<a href="batches/`+fabrikam+"/"+demoErrorsBatch+`"><code>`+demoErrorsBatch+`</code></a>`,
 			`<span class="badge st-finished_with_errors">finished_with_errors</span>`,
 			`<code>808</code> × 41`, `<code>807</code> × 3`,
-			`<a class="nowrap" href="batches/`+demoErrorsBatch+`">44 failed devices</a>`,
+			`<a class="nowrap" href="batches/`+fabrikam+"/"+demoErrorsBatch+`">44 failed devices</a>`,
 			"Last read failed: HTTP 404, error code 600",
 		)
-		if !strings.Contains(dom, `<a href="batches/`+demoMissingBatch+`">`) {
+		if !strings.Contains(dom, `<a href="batches/`+fabrikam+"/"+demoMissingBatch+`">`) {
 			t.Errorf("/batches lacks the 404 batch %s", demoMissingBatch)
 		}
 	})

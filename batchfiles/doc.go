@@ -28,16 +28,26 @@
 //
 // A # starts a comment when it begins the line or follows a space or tab;
 // comments, indented comments, blank lines and surrounding whitespace are
-// ignored. A line longer than 4096 bytes is invalid. A last line that does
-// not end in a newline yet is not read: an upload script may be half-way
-// through writing it, and it counts once its newline arrives. The same
+// ignored. A line longer than 4096 bytes is invalid. A file larger than
+// 16 MiB (MaxFileBytes) is not read at all, and reported as an unreadable
+// file is: it is more likely a log that a broad glob matched than a year
+// of uploads (about 5 MiB for a large partner), and parsing it at every
+// re-scan would cost seconds of CPU.
+//
+// A last line that does not end in a newline is not read at once: an
+// upload script may be half-way through writing it. It counts when its
+// newline arrives, or, for editors and tools that never write one
+// (Notepad, Set-Content -NoNewline), once it has stayed unchanged from one
+// periodic re-scan of the Watcher to the next. The same
 // batch listed twice counts once, at its first line; the repeat is not an
 // error, because a script that retries may append a location again. A
 // UTF-16 file (Windows PowerShell 5.1's >> writes one) is refused as a
 // whole, with an error that says to write UTF-8.
 //
-// An invalid line is reported with its file and line number and skipped;
-// the file's other lines still count.
+// An invalid line is reported with its file, line number and a reason, and
+// skipped; the file's other lines still count. The reason never repeats
+// any of the line: a broad glob may match a key or a secret file, and the
+// reports reach the log, /config and --config.check.
 //
 // # Many files
 //
@@ -56,7 +66,10 @@
 // A Watcher watches the directories of the globs with fsnotify (not the
 // files, which editors and ConfigMap volumes replace) and re-scans every
 // file on every burst of events, and also periodically, for filesystems
-// that send no events (network shares, ConfigMap volumes). An invalid line
+// that send no events (network shares, ConfigMap volumes). Only the
+// periodic re-scans decide that an unterminated last line is finished:
+// scans after events come at any moment, possibly between two writes of
+// the same line. An invalid line
 // is logged with its file and line number, and an unreadable file with its
 // error, once per change of the file rather than at every scan.
 package batchfiles

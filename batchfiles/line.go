@@ -2,7 +2,6 @@ package batchfiles
 
 import (
 	"errors"
-	"fmt"
 	"net/url"
 	"strings"
 )
@@ -15,13 +14,18 @@ type Batch struct {
 	TrackingID string
 }
 
-// errForm is the error for a line that is none of the accepted forms.
-var errForm = errors.New(`expected "<customer GUID> <batch GUID>" or a batchJobStatus location`)
-
-// quotedMax bounds how much of a bad value an error repeats, so that the
-// message stays one line even for a 4 KiB line, yet shows a whole https
-// location (about 145 bytes), whose mistake is often at its end.
-const quotedMax = 160
+// The reasons a line is invalid. None of them repeats any of the line:
+// a broad glob may match a key or secret file, and these reasons reach the
+// log, /config and --config.check. The file and line number are enough to
+// find the line.
+var (
+	errForm         = errors.New(`expected "<customer GUID> <batch GUID>" or a batchJobStatus location`)
+	errNotLocation  = errors.New("not a batchJobStatus location (expected /customers/<customer GUID>/batchJobStatus/<batch GUID>)")
+	errNotHTTPS     = errors.New("location URL is not https")
+	errBadURL       = errors.New("not a valid URL")
+	errCustomerGUID = errors.New("customer ID is not a GUID (expected the form 01234567-89ab-cdef-0123-456789abcdef)")
+	errBatchGUID    = errors.New("batch tracking ID is not a GUID (expected the form 01234567-89ab-cdef-0123-456789abcdef)")
+)
 
 // ParseLine reads one line of a batch file (without its line ending).
 // It returns ok=false and a nil error for a blank or comment-only line, and
@@ -88,7 +92,7 @@ func parseLocation(loc string) (Batch, error) {
 	}
 	if len(segments) != 4 || !strings.EqualFold(segments[0], "customers") ||
 		!strings.EqualFold(segments[2], "batchJobStatus") {
-		return Batch{}, fmt.Errorf("not a batchJobStatus location: %s", quote(loc))
+		return Batch{}, errNotLocation
 	}
 	return newBatch(segments[1], segments[3])
 }
@@ -103,23 +107,25 @@ func locationPath(loc string) (string, error) {
 	}
 	scheme, _, found := strings.Cut(loc, "://")
 	if !found {
-		return "", fmt.Errorf("not a batchJobStatus location: %s", quote(loc))
+		return "", errNotLocation
 	}
 	if !strings.EqualFold(scheme, "https") {
-		return "", fmt.Errorf("location URL is not https: %s", quote(loc))
+		return "", errNotHTTPS
 	}
+	// url.Parse's error quotes the URL: only whether it failed is kept.
 	u, err := url.Parse(loc)
 	if err != nil || u.Host == "" {
-		return "", fmt.Errorf("not a valid URL: %s", quote(loc))
+		return "", errBadURL
 	}
 	return u.Path, nil
 }
 
 func newBatch(customer, tracking string) (Batch, error) {
-	for _, id := range []string{customer, tracking} {
-		if !isGUID(id) {
-			return Batch{}, fmt.Errorf("not a GUID: %s", quote(id))
-		}
+	if !isGUID(customer) {
+		return Batch{}, errCustomerGUID
+	}
+	if !isGUID(tracking) {
+		return Batch{}, errBatchGUID
 	}
 	return Batch{CustomerID: strings.ToLower(customer), TrackingID: strings.ToLower(tracking)}, nil
 }
@@ -148,12 +154,4 @@ func isGUID(s string) bool {
 
 func isHexDigit(c byte) bool {
 	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
-}
-
-// quote quotes s for an error message, shortened to quotedMax bytes.
-func quote(s string) string {
-	if len(s) > quotedMax {
-		return fmt.Sprintf("%q…", s[:quotedMax])
-	}
-	return fmt.Sprintf("%q", s)
 }

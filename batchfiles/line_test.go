@@ -59,33 +59,87 @@ func TestParseLineNothing(t *testing.T) {
 
 func TestParseLineErrors(t *testing.T) {
 	long := strings.Repeat("x", 200)
-	loc := func(s string) string { return `not a batchJobStatus location: "` + s + `"` }
+	const (
+		form     = `expected "<customer GUID> <batch GUID>" or a batchJobStatus location`
+		loc      = "not a batchJobStatus location (expected /customers/<customer GUID>/batchJobStatus/<batch GUID>)"
+		customer = "customer ID is not a GUID (expected the form 01234567-89ab-cdef-0123-456789abcdef)"
+		batch    = "batch tracking ID is not a GUID (expected the form 01234567-89ab-cdef-0123-456789abcdef)"
+		https    = "location URL is not https"
+		badURL   = "not a valid URL"
+	)
 	for _, tc := range []struct{ line, want string }{
-		{custA, `expected "<customer GUID> <batch GUID>" or a batchJobStatus location`},
-		{custA + " " + batch1 + " " + batch2, `expected "<customer GUID> <batch GUID>" or a batchJobStatus location`},
-		{custA + "," + batch1 + "," + batch2, `expected "<customer GUID> <batch GUID>" or a batchJobStatus location`},
-		{custA + ",", `expected "<customer GUID> <batch GUID>" or a batchJobStatus location`},
-		{"12ab " + batch1, `not a GUID: "12ab"`},
-		{custA + " 12ab", `not a GUID: "12ab"`},
-		{custA + " " + batch1 + "#no-space-before-hash", `not a GUID: "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee#no-space-before-hash"`},
-		{"{" + custA + "} " + batch1, `not a GUID: "{0b1c2d3e-4f50-4a6b-8c7d-9e0f1a2b3c4d}"`},
-		{"customer,batch", `not a GUID: "customer"`},
-		{long + " " + batch1, `not a GUID: "` + long[:160] + `"…`},
-		{"/customers/" + custA + "/batchJobStatus/12ab", `not a GUID: "12ab"`},
-		{"/customers/" + custA + "/devices/" + batch1, loc("/customers/" + custA + "/devices/" + batch1)},
-		{"/customers/" + custA + "/batchJobStatus/" + batch1 + "/", loc("/customers/" + custA + "/batchJobStatus/" + batch1 + "/")},
-		{"/v2/customers/" + custA + "/batchJobStatus/" + batch1, loc("/v2/customers/" + custA + "/batchJobStatus/" + batch1)},
-		{"/customers/x", `not a batchJobStatus location: "/customers/x"`},
-		{custA + "/" + batch1, loc(custA + "/" + batch1)},
-		{"http://h/v1/customers/" + custA + "/batchJobStatus/" + batch1, `location URL is not https: "http://h/v1/customers/` + custA + `/batchJobStatus/` + batch1 + `"`},
-		{"ftp://h/x", `location URL is not https: "ftp://h/x"`},
-		{"https:///v1/customers/x", `not a valid URL: "https:///v1/customers/x"`},
-		{"https://h/%zz", `not a valid URL: "https://h/%zz"`},
-		{"/customers/" + custA + "/batchJobStatus/" + batch1 + " extra", `expected "<customer GUID> <batch GUID>" or a batchJobStatus location`},
+		{custA, form},
+		{custA + " " + batch1 + " " + batch2, form},
+		{custA + "," + batch1 + "," + batch2, form},
+		{custA + ",", form},
+		{"12ab " + batch1, customer},
+		{custA + " 12ab", batch},
+		{custA + " " + batch1 + "#no-space-before-hash", batch},
+		{"{" + custA + "} " + batch1, customer},
+		{"customer,batch", customer},
+		{long + " " + batch1, customer},
+		{"/customers/" + custA + "/batchJobStatus/12ab", batch},
+		{"/customers/12ab/batchJobStatus/" + batch1, customer},
+		{"/customers/" + custA + "/devices/" + batch1, loc},
+		{"/customers/" + custA + "/batchJobStatus/" + batch1 + "/", loc},
+		{"/v2/customers/" + custA + "/batchJobStatus/" + batch1, loc},
+		{"/customers/x", loc},
+		{custA + "/" + batch1, loc},
+		{"http://h/v1/customers/" + custA + "/batchJobStatus/" + batch1, https},
+		{"ftp://h/x", https},
+		{"https:///v1/customers/x", badURL},
+		{"https://h/%zz", badURL},
+		{"/customers/" + custA + "/batchJobStatus/" + batch1 + " extra", form},
 	} {
 		_, ok, err := ParseLine(tc.line)
 		if ok || err == nil || err.Error() != tc.want {
 			t.Errorf("ParseLine(%q): ok=%v err=%v; want error %s", tc.line, ok, err, tc.want)
+		}
+	}
+}
+
+// pemLike is a private key as a broad glob might match it: every line is
+// invalid, and none of it may be repeated anywhere.
+const pemLike = "-----BEGIN PRIVATE KEY-----\n" +
+	"MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7/secretpart+x\n" +
+	"Zk9vYmFyL3NlY3JldC9rZXkvbWF0ZXJpYWw=/more/secret/segments/here\n" +
+	"https://vault.example.net/v1/secret/data/token?key=hunter2hunter2\n" +
+	"hunter2secret,anothersecretvalue\n" +
+	"0b1c2d3e-4f50-4a6b-8c7d-9e0f1a2b3c4d s3cr3t-tail-value\n" +
+	"-----END PRIVATE KEY-----\n"
+
+// secretFragments returns every 12-byte run of the lines of text that is
+// not a GUID fragment or the PEM armour, for asserting that none appears
+// in an output.
+func secretFragments(text string) []string {
+	var frags []string
+	for _, line := range strings.Split(text, "\n") {
+		if strings.HasPrefix(line, "-----") {
+			continue
+		}
+		for _, field := range strings.FieldsFunc(line, func(r rune) bool { return r == ' ' || r == ',' }) {
+			if isGUID(field) {
+				continue
+			}
+			for i := 0; i+12 <= len(field); i++ {
+				frags = append(frags, field[i:i+12])
+			}
+		}
+	}
+	return frags
+}
+
+func TestParseLineErrorsRepeatNoContent(t *testing.T) {
+	frags := secretFragments(pemLike)
+	for _, line := range strings.Split(strings.TrimSuffix(pemLike, "\n"), "\n") {
+		_, ok, err := ParseLine(line)
+		if ok || err == nil {
+			t.Fatalf("ParseLine(%q) = %v, %v; want an error", line, ok, err)
+		}
+		for _, f := range frags {
+			if strings.Contains(err.Error(), f) {
+				t.Errorf("the reason for a line repeats %q of it: %v", f, err)
+			}
 		}
 	}
 }

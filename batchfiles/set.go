@@ -16,11 +16,19 @@ type File struct {
 	Path    string
 	Entries []Entry
 	Invalid []InvalidLine
-	// Err is why the file could not be read this time; Entries and Invalid
-	// are then those of its last successful read (none if it never was),
-	// so that a file briefly unreadable does not stop its batches being
-	// monitored.
+	// Unterminated is the number of the last line when it has no newline
+	// and was not read, else 0. A writer may be half-way through it, so it
+	// is read once it has stayed unchanged from one periodic re-scan of the
+	// Watcher to the next, or once its newline arrives.
+	Unterminated int
+	// Err is why the file could not be read this time; Entries, Invalid
+	// and Unterminated are then those of its last successful read (none if
+	// it never was), so that a file briefly unreadable, or grown past
+	// MaxFileBytes, does not stop its batches being monitored.
 	Err error
+	// tail identifies the unterminated last line, whether it was read or
+	// not, so that the next scan can tell whether it changed.
+	tail tailKey
 }
 
 // Snapshot is the state of every batch file at one scan. A Snapshot handed
@@ -41,7 +49,7 @@ func (s Snapshot) Equal(o Snapshot) bool {
 
 func (f File) equal(o File) bool {
 	return f.Path == o.Path && errorText(f.Err) == errorText(o.Err) &&
-		slices.Equal(f.Entries, o.Entries) &&
+		f.Unterminated == o.Unterminated && slices.Equal(f.Entries, o.Entries) &&
 		slices.EqualFunc(f.Invalid, o.Invalid, InvalidLine.equal)
 }
 
@@ -119,9 +127,23 @@ func hiddenMatch(pattern, match string) bool {
 
 // Scan reads every file the globs match (see Expand) and returns their
 // snapshot. prev is the snapshot of the previous scan: a file that cannot
-// be read now keeps its batches from there. ctx is checked between files,
-// since a file on a network share may be slow to read.
+// be read now keeps its batches from there. A last line without a newline
+// is not read (the Watcher decides when it is). ctx is checked between
+// files, since a file on a network share may be slow to read.
 func Scan(ctx context.Context, baseDir string, globs []string, prev Snapshot) (Snapshot, error) {
+	return scan(ctx, baseDir, globs, prev, func(string, tailKey) bool { return false })
+}
+
+// ScanOnce reads every file the globs match once, for a check that has no
+// later scan to wait for: a last line without a newline is read as a line,
+// so that a bad one is reported too.
+func ScanOnce(ctx context.Context, baseDir string, globs []string) (Snapshot, error) {
+	return scan(ctx, baseDir, globs, Snapshot{}, func(string, tailKey) bool { return true })
+}
+
+// scan is Scan; readTail says whether the unterminated last line of the
+// file at path, as key identifies it, is read.
+func scan(ctx context.Context, baseDir string, globs []string, prev Snapshot, readTail func(path string, key tailKey) bool) (Snapshot, error) {
 	paths, err := Expand(baseDir, globs)
 	if err != nil {
 		return Snapshot{}, err
@@ -131,7 +153,7 @@ func Scan(ctx context.Context, baseDir string, globs []string, prev Snapshot) (S
 		if err := ctx.Err(); err != nil {
 			return Snapshot{}, fmt.Errorf("scanning batch files: %w", err)
 		}
-		f, exists := readFile(path)
+		f, exists := readFile(path, MaxFileBytes, readTail)
 		if !exists {
 			continue
 		}
@@ -146,15 +168,17 @@ func Scan(ctx context.Context, baseDir string, globs []string, prev Snapshot) (S
 
 func keepPrevious(prev Snapshot, failed File) File {
 	if old, ok := prev.file(failed.Path); ok {
-		failed.Entries, failed.Invalid = old.Entries, old.Invalid
+		old.Err = failed.Err
+		return old
 	}
 	return failed
 }
 
-// readFile reads the file at path. exists is false when the file was
-// removed since it was matched; a dangling symlink exists, and is an
-// error, because a link left pointing nowhere is a mistake to report.
-func readFile(path string) (f File, exists bool) {
+// readFile reads the file at path, of at most limit bytes. exists is false
+// when the file was removed since it was matched; a dangling symlink
+// exists, and is an error, because a link left pointing nowhere is a
+// mistake to report.
+func readFile(path string, limit int64, readTail func(string, tailKey) bool) (f File, exists bool) {
 	f.Path = path
 	file, err := os.Open(path)
 	if err != nil {
@@ -165,11 +189,27 @@ func readFile(path string) (f File, exists bool) {
 		return f, true
 	}
 	defer file.Close()
-	f.Entries, f.Invalid, err = ParseFile(file, path)
-	if err != nil {
-		// ParseFile's error names the file already.
-		f.Entries, f.Invalid, f.Err = nil, nil, err
+	// A file known to be too large is not read at all: that is the cost
+	// the limit saves at every re-scan.
+	if info, err := file.Stat(); err == nil && info.Mode().IsRegular() && info.Size() > limit {
+		f.Err = fmt.Errorf("batch file %s: %w", path, errTooLarge)
+		return f, true
 	}
+	p, err := parse(&capReader{r: file, left: limit}, path)
+	if err != nil {
+		// parse's error names the file already.
+		f.Err = err
+		return f, true
+	}
+	if p.tail != nil {
+		f.tail = p.tail.key
+		if readTail(path, p.tail.key) {
+			p.readTail()
+		} else {
+			f.Unterminated = p.tail.line
+		}
+	}
+	f.Entries, f.Invalid = p.entries, p.invalid
 	return f, true
 }
 

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -173,6 +174,7 @@ func TestSnapshotEqual(t *testing.T) {
 		func(f *File) { f.Invalid = []InvalidLine{{"p", 3, errors.New("x")}} },
 		func(f *File) { f.Invalid = []InvalidLine{{"p", 2, errors.New("y")}} },
 		func(f *File) { f.Path = "q" },
+		func(f *File) { f.Unterminated = 3 },
 	} {
 		g := same
 		changed(&g)
@@ -193,5 +195,84 @@ func mustSymlink(t *testing.T, target, link string) {
 	t.Helper()
 	if err := os.Symlink(target, link); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestScanFileGrownPastTheLimitKeepsItsBatches(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "up.txt")
+	writeFile(t, path, "bad\n"+pair(custA, batch1))
+	first, err := Scan(t.Context(), dir, []string{"*.txt"}, Snapshot{})
+	if err != nil || len(first.Batches) != 1 {
+		t.Fatalf("first scan: %v, %v", first, err)
+	}
+	// Sparse: the size is past the limit without writing 16 MiB.
+	if err := os.Truncate(path, MaxFileBytes+1); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := Scan(t.Context(), dir, []string{"*.txt"}, first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "batch file " + path + ": larger than the limit of 16 MiB for a batch file, not read"
+	if len(snap.Files) != 1 || snap.Files[0].Err == nil || snap.Files[0].Err.Error() != want {
+		t.Fatalf("files: %+v; want error %q", snap.Files, want)
+	}
+	if !slices.Equal(snap.Batches, first.Batches) || !slices.Equal(snap.Files[0].Invalid, first.Files[0].Invalid) {
+		t.Errorf("batches %v, invalid %v; want those of the last read", snap.Batches, snap.Files[0].Invalid)
+	}
+
+	// Never read before: an error and no batches.
+	fresh, err := Scan(t.Context(), dir, []string{"*.txt"}, Snapshot{})
+	if err != nil || len(fresh.Files) != 1 || fresh.Files[0].Err == nil || fresh.Batches != nil {
+		t.Errorf("without a previous read: %+v, %v", fresh, err)
+	}
+
+	// At the limit exactly, the file is read.
+	if err := os.Truncate(path, MaxFileBytes); err != nil {
+		t.Fatal(err)
+	}
+	atLimit, err := Scan(t.Context(), dir, []string{"*.txt"}, snap)
+	if err != nil || len(atLimit.Files) != 1 || atLimit.Files[0].Err != nil || !slices.Equal(atLimit.Batches, first.Batches) {
+		t.Errorf("at the limit: %+v, %v", atLimit, err)
+	}
+}
+
+func TestCapReaderStopsAFileGrowingWhileRead(t *testing.T) {
+	// A file that grows after its size was checked, or a device with no
+	// size (a glob matching /dev/zero through a symlink), is stopped at
+	// the limit.
+	text := pair(custA, batch1) + pair(custA, batch2)
+	for _, tc := range []struct {
+		limit   int64
+		wantErr error
+	}{
+		{int64(len(text)), nil},
+		{int64(len(text)) - 1, errTooLarge},
+	} {
+		p, err := parse(&capReader{r: strings.NewReader(text), left: tc.limit}, "f")
+		if !errors.Is(err, tc.wantErr) {
+			t.Errorf("limit %d: err = %v, want %v", tc.limit, err, tc.wantErr)
+		}
+		if tc.wantErr == nil && len(p.entries) != 2 {
+			t.Errorf("limit %d: entries %v", tc.limit, p.entries)
+		}
+	}
+}
+
+func TestScanOnceReadsTheUnterminatedLastLine(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "up.txt")
+	writeFile(t, path, pair(custA, batch1)+"12ab "+batch2)
+	snap, err := Scan(t.Context(), dir, []string{"*.txt"}, Snapshot{})
+	if err != nil || len(snap.Files) != 1 || snap.Files[0].Unterminated != 2 || len(snap.Files[0].Invalid) != 0 {
+		t.Fatalf("Scan: %+v, %v; want line 2 unterminated and not read", snap, err)
+	}
+	once, err := ScanOnce(t.Context(), dir, []string{"*.txt"})
+	if err != nil || len(once.Files) != 1 || once.Files[0].Unterminated != 0 {
+		t.Fatalf("ScanOnce: %+v, %v", once, err)
+	}
+	if got := invalidStrings(once.Files[0].Invalid); !slices.Equal(got, []string{path + ":2: " + errCustomerGUID.Error()}) {
+		t.Errorf("invalid: %q", got)
 	}
 }

@@ -44,6 +44,9 @@ type Options struct {
 	Debounce time.Duration
 	// NoEvents turns fsnotify off, leaving the periodic re-scan alone.
 	NoEvents bool
+	// ticks, when set (by tests), replaces the RescanInterval ticker: each
+	// value received starts one periodic re-scan.
+	ticks <-chan time.Time
 	// Logger receives warnings about invalid lines and unreadable files;
 	// nil logs nothing.
 	Logger log.Logger
@@ -75,8 +78,22 @@ type Watcher struct {
 	cancel   context.CancelFunc
 	done     chan struct{}
 
+	// tails is what the periodic re-scans saw of each file's last line
+	// without a newline. Only the run goroutine (and Start, before it)
+	// touches it.
+	tails map[string]tailSeen
+
 	mu   sync.Mutex
 	snap Snapshot
+}
+
+// tailSeen is a file's unterminated last line at the latest periodic scan.
+// settled means that scan found it unchanged since the one before: it has
+// stayed the same for at least a RescanInterval, so its writer is taken to
+// be done with it and it is read. Any change makes it wait again.
+type tailSeen struct {
+	key     tailKey
+	settled bool
 }
 
 type reloadRequest struct {
@@ -94,19 +111,20 @@ func Start(ctx context.Context, opts Options, onChange func(Snapshot)) (*Watcher
 	if _, err := Expand(opts.BaseDir, opts.Globs); err != nil {
 		return nil, err
 	}
-	snap, err := Scan(ctx, opts.BaseDir, opts.Globs, Snapshot{})
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithCancel(ctx)
 	w := &Watcher{
 		opts:     opts,
 		onChange: onChange,
-		notify:   openNotify(opts),
 		reloads:  make(chan reloadRequest),
-		cancel:   cancel,
 		done:     make(chan struct{}),
 	}
+	// The first scan counts as a periodic one: an unterminated last line
+	// found now is read if the first re-scan finds it unchanged.
+	snap, err := w.scan(ctx, true, Snapshot{})
+	if err != nil {
+		return nil, err
+	}
+	ctx, w.cancel = context.WithCancel(ctx)
+	w.notify = openNotify(opts)
 	w.syncWatches(snap)
 	logChanges(opts.Logger, Snapshot{}, snap)
 	w.publish(snap)
@@ -172,15 +190,19 @@ func (w *Watcher) run(ctx context.Context) {
 		defer w.notify.Close()
 	}
 	events, errs := w.notifyChannels()
-	ticker := time.NewTicker(w.opts.RescanInterval)
-	defer ticker.Stop()
+	ticks := w.opts.ticks
+	if ticks == nil {
+		ticker := time.NewTicker(w.opts.RescanInterval)
+		defer ticker.Stop()
+		ticks = ticker.C
+	}
 	var debounced <-chan time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-ticker.C:
-			w.rescan(ctx)
+		case <-ticks:
+			w.rescan(ctx, true)
 		case ev := <-events:
 			if ev.Op != fsnotify.Chmod && debounced == nil {
 				debounced = time.After(w.opts.Debounce)
@@ -193,10 +215,10 @@ func (w *Watcher) run(ctx context.Context) {
 			}
 		case <-debounced:
 			debounced = nil
-			w.rescan(ctx)
+			w.rescan(ctx, false)
 		case req := <-w.reloads:
 			w.opts.Globs = req.globs
-			w.rescan(ctx)
+			w.rescan(ctx, false)
 			close(req.done)
 		}
 	}
@@ -211,9 +233,41 @@ func (w *Watcher) notifyChannels() (<-chan fsnotify.Event, <-chan error) {
 	return w.notify.Events, w.notify.Errors
 }
 
-func (w *Watcher) rescan(ctx context.Context) {
+// scan reads the files. periodic is true for the RescanInterval scans
+// (and the first one), which alone advance what is known of unterminated
+// last lines: scans after events come at any moment, possibly between two
+// writes of the same line.
+func (w *Watcher) scan(ctx context.Context, periodic bool, prev Snapshot) (Snapshot, error) {
+	readTail := func(path string, key tailKey) bool {
+		seen, ok := w.tails[path]
+		if periodic {
+			return ok && seen.key == key
+		}
+		return ok && seen.settled && seen.key == key
+	}
+	snap, err := scan(ctx, w.opts.BaseDir, w.opts.Globs, prev, readTail)
+	if err != nil || !periodic {
+		return snap, err
+	}
+	tails := make(map[string]tailSeen)
+	for _, f := range snap.Files {
+		switch {
+		case f.Err != nil:
+			// Not read this time: what was known of it stays.
+			if seen, ok := w.tails[f.Path]; ok {
+				tails[f.Path] = seen
+			}
+		case f.tail.present():
+			tails[f.Path] = tailSeen{key: f.tail, settled: f.Unterminated == 0}
+		}
+	}
+	w.tails = tails
+	return snap, nil
+}
+
+func (w *Watcher) rescan(ctx context.Context, periodic bool) {
 	prev := w.Snapshot()
-	snap, err := Scan(ctx, w.opts.BaseDir, w.opts.Globs, prev)
+	snap, err := w.scan(ctx, periodic, prev)
 	if err != nil {
 		if ctx.Err() == nil {
 			level.Warn(w.opts.Logger).Log("msg", "scanning batch files failed", "err", err)
@@ -313,6 +367,10 @@ func logChanges(logger log.Logger, prev, next Snapshot) {
 		}
 		if !had || !sameContent(old, f) {
 			logInvalid(logger, f)
+		}
+		if f.Unterminated != 0 && (!had || old.Unterminated != f.Unterminated) {
+			level.Info(logger).Log("msg", "last line of batch file has no newline yet, read once it stays unchanged through a re-scan",
+				"file", f.Path, "line", f.Unterminated)
 		}
 	}
 	for _, old := range prev.Files {

@@ -168,20 +168,91 @@ func TestWatcherDropsDeletedAndShrunkBatches(t *testing.T) {
 	}
 }
 
-func TestWatcherWaitsForNewline(t *testing.T) {
+func TestWatcherWaitsForNewlineBetweenRescans(t *testing.T) {
+	// Events but no periodic re-scan: scans after events never read a
+	// half-written line, however many there are.
 	dir := t.TempDir()
 	path := filepath.Join(dir, "a.txt")
 	writeFile(t, path, pair(custA, batch1))
-	_, rec, _ := startWatcher(t, rescanOnly, dir, "*.txt")
+	_, rec, _ := startWatcher(t, eventsOnly, dir, "*.txt")
 
 	appendText(t, path, custA+" "+batch2)
 	// b.txt is written after the half line: a scan that sees it saw the
 	// half line too.
 	writeFile(t, filepath.Join(dir, "b.txt"), pair(custB, batch3))
-	rec.waitFor(t, "the later file", hasBatches(batch1, batch3))
+	s := rec.waitFor(t, "the later file", hasBatches(batch1, batch3))
+	if s.Files[0].Unterminated != 2 {
+		t.Errorf("a.txt: Unterminated = %d, want 2", s.Files[0].Unterminated)
+	}
 
 	appendText(t, path, "\n")
 	rec.waitFor(t, "the finished line", hasBatches(batch1, batch2, batch3))
+}
+
+// tickedWatcher is a watcher whose periodic re-scans happen when the test
+// says. tick runs one and waits until it is done; scan runs a scan such as
+// an event starts (it reloads the same globs) and waits for it too.
+func tickedWatcher(t *testing.T, dir string) (w *Watcher, tick, scan func(), logs *logBuffer) {
+	t.Helper()
+	ticks := make(chan time.Time)
+	w, _, logs = startWatcher(t, Options{NoEvents: true, ticks: ticks}, dir, "*.txt")
+	scan = func() {
+		t.Helper()
+		if err := w.Reload(t.Context(), []string{"*.txt"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tick = func() {
+		t.Helper()
+		ticks <- time.Time{}
+		scan() // the loop serves one request at a time: the tick's scan is done
+	}
+	return w, tick, scan, logs
+}
+
+func TestWatcherReadsUnterminatedLineOnceUnchangedThroughARescan(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "a.txt")
+	// Notepad, or Set-Content -NoNewline: the last line never gets one.
+	writeFile(t, path, pair(custA, batch1)+custA+" "+batch2)
+	w, tick, scan, logs := tickedWatcher(t, dir)
+	check := func(when string, unterminated int, batches ...string) {
+		t.Helper()
+		s := w.Snapshot()
+		if !hasBatches(batches...)(s) || len(s.Files) != 1 || s.Files[0].Unterminated != unterminated {
+			t.Fatalf("%s: batches %v, files %+v; want batches %v, Unterminated %d", when, s.Batches, s.Files, batches, unterminated)
+		}
+	}
+
+	check("start", 2, batch1)
+	if n := logs.count(`level=info msg="last line of batch file has no newline yet, read once it stays unchanged through a re-scan" file=` + path + ` line=2`); n != 1 {
+		t.Errorf("unterminated line logged %d times, want once:\n%s", n, logs)
+	}
+	scan()
+	check("a scan after an event", 2, batch1)
+	tick()
+	check("the first re-scan", 0, batch1, batch2)
+	if e := w.Snapshot().Batches[1]; e != entry(custA, batch2, path, 2) {
+		t.Errorf("entry of the unterminated line: %+v", e)
+	}
+	scan()
+	tick()
+	check("later scans", 0, batch1, batch2)
+
+	// The line changes: it waits for a re-scan that finds it unchanged
+	// again, a full interval later.
+	appendText(t, path, " # more")
+	scan()
+	check("after the line changed", 2, batch1)
+	tick()
+	check("the re-scan that saw it change", 2, batch1)
+	tick()
+	check("the re-scan after", 0, batch1, batch2)
+
+	// Its newline counts at once.
+	appendText(t, path, "\n"+custB+" "+batch3)
+	scan()
+	check("the newline and a new unterminated line", 3, batch1, batch2)
 }
 
 func TestWatcherUnreadableFileKeepsBatches(t *testing.T) {
@@ -242,7 +313,7 @@ func TestWatcherLogsInvalidLinesOncePerChange(t *testing.T) {
 	path := filepath.Join(dir, "a.txt")
 	writeFile(t, path, "# uploads\n12ab "+batch1+"\n")
 	_, rec, logs := startWatcher(t, Options{RescanInterval: 10 * time.Millisecond, NoEvents: true}, dir, "*.txt")
-	line := `level=warn msg="invalid line in batch file" file=` + path + ` line=2 err="not a GUID: \"12ab\""`
+	line := `level=warn msg="invalid line in batch file" file=` + path + ` line=2 err="customer ID is not a GUID (expected the form 01234567-89ab-cdef-0123-456789abcdef)"`
 	waitForRescans(t, rec, logs)
 	if n := logs.count(line); n != 1 {
 		t.Fatalf("logged %d times, want once:\n%s", n, logs)
@@ -339,5 +410,30 @@ func TestFixedDir(t *testing.T) {
 		if got := fixedDir(pattern); got != want {
 			t.Errorf("fixedDir(%q) = %q, want %q", pattern, got, want)
 		}
+	}
+}
+
+func TestWatcherLogsATooLargeFileOnce(t *testing.T) {
+	// A log that a glob matched keeps growing: its error says the limit,
+	// not the size, so it is logged once, not at every re-scan.
+	dir := t.TempDir()
+	path := filepath.Join(dir, "a.txt")
+	writeFile(t, path, pair(custA, batch1))
+	_, rec, logs := startWatcher(t, Options{RescanInterval: 10 * time.Millisecond, NoEvents: true}, dir, "*.txt")
+	if err := os.Truncate(path, MaxFileBytes+1); err != nil {
+		t.Fatal(err)
+	}
+	s := rec.waitFor(t, "the size error", func(s Snapshot) bool { return len(s.Files) == 1 && s.Files[0].Err != nil })
+	if !hasBatches(batch1)(s) {
+		t.Errorf("batches of the last read lost: %+v", s.Batches)
+	}
+	if err := os.Truncate(path, MaxFileBytes+4096); err != nil {
+		t.Fatal(err)
+	}
+	waitForRescans(t, rec, logs)
+	want := `level=warn msg="cannot read batch file, keeping the batches of its last read" file=` + path +
+		` batches=1 err="batch file ` + path + `: larger than the limit of 16 MiB for a batch file, not read"`
+	if n := logs.count(want); n != 1 {
+		t.Errorf("logged %d times, want once:\n%s", n, logs)
 	}
 }

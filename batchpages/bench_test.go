@@ -152,7 +152,7 @@ func BenchmarkBatchPage(b *testing.B) {
 	})
 	for _, format := range []string{"html", "json", "csv"} {
 		b.Run(format, func(b *testing.B) {
-			req, err := http.NewRequest(http.MethodGet, "/batches/"+batchErrors+"?format="+format, nil)
+			req, err := http.NewRequest(http.MethodGet, page(batchErrors)+"?format="+format, nil)
 			if err != nil {
 				b.Fatal(err)
 			}

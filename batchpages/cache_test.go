@@ -100,13 +100,24 @@ func (f *liveFixture) client(t *testing.T, srv *partnercentertest.Server) *partn
 	return c
 }
 
+// targetByID finds a batch of the test configuration, where tracking IDs
+// are unique.
+func targetByID(targets []collector.Target, trackingID string) (collector.Target, bool) {
+	for _, t := range targets {
+		if t.TrackingID == trackingID {
+			return t, true
+		}
+	}
+	return collector.Target{}, false
+}
+
 // refresh reads the batches as one scrape would, with a fixed
 // MS-CorrelationId.
 func (f *liveFixture) refresh(t *testing.T, c *partnercenter.Client, ids ...string) {
 	t.Helper()
 	var targets []collector.Target
 	for _, id := range ids {
-		tg, ok := findTarget(collector.Targets(f.cfg), id)
+		tg, ok := targetByID(collector.Targets(f.cfg), id)
 		if !ok {
 			t.Fatalf("batch %s is not in the test configuration", id)
 		}
@@ -242,13 +253,13 @@ func TestPagesFromRealCache(t *testing.T) {
 			listPage{GeneratedTime: t0, MaxFailedDevicesPerBatch: maxKept, Batches: want})
 	})
 	t.Run("batch", func(t *testing.T) {
-		rec := get(t, h, http.MethodGet, "/batches/"+batchErrors+"?format=json")
+		rec := get(t, h, http.MethodGet, page(batchErrors)+"?format=json")
 		mustOK(t, rec, contentTypeJSON)
 		expectSame(t, decodeJSON[batchPage](t, rec.Body.Bytes()),
 			batchPage{GeneratedTime: t0, MaxFailedDevicesPerBatch: maxKept, Batch: want[4], FailedDevices: kept})
 	})
 	t.Run("CSV", func(t *testing.T) {
-		rec := get(t, h, http.MethodGet, "/batches/"+batchErrors+"?format=csv")
+		rec := get(t, h, http.MethodGet, page(batchErrors)+"?format=csv")
 		mustOK(t, rec, contentTypeCSV)
 		wantRows := [][]string{csvHeader}
 		for _, d := range kept {
@@ -258,7 +269,7 @@ func TestPagesFromRealCache(t *testing.T) {
 		expectSame(t, parseCSV(t, rec.Body.Bytes()), wantRows)
 	})
 	t.Run("HTML", func(t *testing.T) {
-		body := get(t, h, http.MethodGet, "/batches/"+batchErrors).Body.String()
+		body := get(t, h, http.MethodGet, page(batchErrors)).Body.String()
 		for _, d := range kept {
 			row := `<td><code>` + d.SerialNumber + `</code></td><td><code>` + d.DeviceID + `</code></td><td><code>` +
 				d.ProductKey + `</code></td><td>` + d.Status + `</td><td><code>` + d.ErrorCode + `</code></td><td>`
@@ -273,7 +284,7 @@ func TestPagesFromRealCache(t *testing.T) {
 
 	t.Run("429", func(t *testing.T) {
 		f.refresh(t, f.client(t, throttled), batchFailing)
-		rec := get(t, h, http.MethodGet, "/batches/"+batchFailing+"?format=json")
+		rec := get(t, h, http.MethodGet, page(batchFailing)+"?format=json")
 		got := decodeJSON[batchPage](t, rec.Body.Bytes()).Batch
 		wantRow := want[0]
 		wantRow.LastError = apiErr(429, "429", "Too Many Requests.", f.lastRequestID(t, throttled, batchFailing))
@@ -324,7 +335,7 @@ func TestPagesMakeNoUpstreamRequest(t *testing.T) {
 	targets := []string{"/batches", "/batches?format=json"}
 	for _, tg := range collector.Targets(f.cfg) {
 		for _, suffix := range []string{"", "?format=json", "?format=csv"} {
-			targets = append(targets, "/batches/"+tg.TrackingID+suffix)
+			targets = append(targets, "/batches/"+tg.CustomerID+"/"+tg.TrackingID+suffix)
 		}
 	}
 	for _, target := range targets {
@@ -359,7 +370,7 @@ func TestReloadKeepsDataOfConfiguredBatches(t *testing.T) {
 	if len(list.Batches) != 1 || list.Batches[0].TrackingID != batchErrors || list.Batches[0].FailedDevicesKept != maxKept {
 		t.Errorf("after reload the list is %+v, want only %s with %d failed devices", list.Batches, batchErrors, maxKept)
 	}
-	rec := get(t, h, http.MethodGet, "/batches/"+batchOK)
+	rec := get(t, h, http.MethodGet, page(batchOK))
 	if rec.Code != http.StatusNotFound {
 		t.Errorf("dropped batch: status %d, want 404", rec.Code)
 	}
@@ -374,7 +385,7 @@ func TestTokenFailureShown(t *testing.T) {
 	f.refresh(t, f.client(t, f.srv), batchOK)
 
 	h := f.handler()
-	rec := get(t, h, http.MethodGet, "/batches/"+batchOK+"?format=json")
+	rec := get(t, h, http.MethodGet, page(batchOK)+"?format=json")
 	got := decodeJSON[batchPage](t, rec.Body.Bytes()).Batch.LastError
 	description := "AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value."
 	want := &readError{
@@ -385,7 +396,7 @@ func TestTokenFailureShown(t *testing.T) {
 		Description: description,
 	}
 	expectSame(t, got, want)
-	for _, target := range []string{"/batches", "/batches?format=json", "/batches/" + batchOK, "/batches/" + batchOK + "?format=json"} {
+	for _, target := range []string{"/batches", "/batches?format=json", page(batchOK), page(batchOK) + "?format=json"} {
 		if body := get(t, h, http.MethodGet, target).Body.String(); strings.Contains(body, partnercentertest.DefaultClientSecret) {
 			t.Errorf("%s shows the client secret", target)
 		}

@@ -77,11 +77,16 @@ func FuzzBatchPath(f *testing.F) {
 	f.Add("/batches", "", "", uint8(0))
 	f.Add("/batches", "json", "", uint8(0))
 	f.Add("/batches", "csv", "", uint8(1))
-	f.Add("/batches/"+fuzzBatch, "csv", "", uint8(0))
-	f.Add("/batches/"+strings.ToUpper(fuzzBatch), "", "application/json;q=0.9, text/html;q=0.1", uint8(0))
+	f.Add("/batches/"+fuzzCustomer+"/"+fuzzBatch, "csv", "", uint8(0))
+	f.Add("/batches/"+strings.ToUpper(fuzzCustomer+"/"+fuzzBatch), "", "application/json;q=0.9, text/html;q=0.1", uint8(0))
+	f.Add("/batches/"+fuzzCustomer+"/<script>alert(1)</script>", "html", "", uint8(0))
+	f.Add("/batches/<script>alert(1)</script>/"+fuzzBatch, "html", "", uint8(0))
+	f.Add("/batches/"+fuzzCustomer+"/"+fuzzBatch, "html", "", uint8(2))
+	f.Add("/batches/"+fuzzBatch, "csv", "", uint8(0)) // the old address: a redirect
+	f.Add("/batches/"+strings.ToUpper(fuzzBatch), "", "", uint8(1))
 	f.Add("/batches/<script>alert(1)</script>", "html", "", uint8(0))
-	f.Add("/batches/"+fuzzBatch, "html", "", uint8(2))
 	f.Add("/batches/", "json", "", uint8(0))
+	f.Add("/batches/"+fuzzCustomer+"/", "json", "", uint8(0))
 	h := fuzzHandler()
 	f.Fuzz(func(t *testing.T, path, format, accept string, methodIndex uint8) {
 		method := fuzzMethods[int(methodIndex)%len(fuzzMethods)]
@@ -107,7 +112,7 @@ func checkAnswer(t *testing.T, rec *httptest.ResponseRecorder, path, format, acc
 	body := rec.Body.String()
 	contentType := rec.Header().Get("Content-Type")
 	switch rec.Code {
-	case http.StatusOK, http.StatusBadRequest, http.StatusNotFound, http.StatusMethodNotAllowed:
+	case http.StatusOK, http.StatusFound, http.StatusBadRequest, http.StatusNotFound, http.StatusMethodNotAllowed:
 	default:
 		t.Fatalf("%s %q format=%q: status %d\n%s", method, path, format, rec.Code, body)
 	}
@@ -124,11 +129,26 @@ func checkAnswer(t *testing.T, rec *httptest.ResponseRecorder, path, format, acc
 
 	getOrHead := method == http.MethodGet || method == http.MethodHead
 	isList := path == "/batches"
-	isBatch := strings.EqualFold(path, "/batches/"+fuzzBatch) && strings.HasPrefix(path, "/batches/")
-	validFormat := format == "" || format == "html" || format == "json" || (format == "csv" && isBatch)
+	isBatch := strings.EqualFold(path, "/batches/"+fuzzCustomer+"/"+fuzzBatch) && strings.HasPrefix(path, "/batches/")
+	isOldBatch := strings.EqualFold(path, "/batches/"+fuzzBatch) && strings.HasPrefix(path, "/batches/")
+	validFormat := format == "" || format == "html" || format == "json" || (format == "csv" && (isBatch || isOldBatch))
 	wantOK := getOrHead && (isList || isBatch) && validFormat
 	if (rec.Code == http.StatusOK) != wantOK {
 		t.Fatalf("%s %q format=%q: status %d, want 200 to be %v\n%s", method, path, format, rec.Code, wantOK, body)
+	}
+	wantFound := getOrHead && isOldBatch && validFormat
+	if (rec.Code == http.StatusFound) != wantFound {
+		t.Fatalf("%s %q format=%q: status %d, want 302 to be %v\n%s", method, path, format, rec.Code, wantFound, body)
+	}
+	if wantFound {
+		want := fuzzCustomer + "/" + fuzzBatch
+		if format != "" {
+			want += "?format=" + url.QueryEscape(format)
+		}
+		if got := rec.Header().Get("Location"); got != want {
+			t.Fatalf("%q format=%q: Location %q, want %q", path, format, got, want)
+		}
+		return
 	}
 	if !strings.HasPrefix(path, "/batches") && rec.Code != http.StatusNotFound {
 		t.Fatalf("%s %q: status %d for a path outside /batches, want 404", method, path, rec.Code)

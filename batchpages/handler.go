@@ -1,7 +1,11 @@
 // Package batchpages serves the failed-device pages: GET /batches lists
 // every configured batch as the exporter last read it, and
-// GET /batches/{batch_tracking_id} shows one batch with its failed
-// devices, as HTML, JSON or (the failed devices) CSV.
+// GET /batches/{customer_id}/{batch_tracking_id} shows one batch with its
+// failed devices, as HTML, JSON or (the failed devices) CSV. The customer
+// is part of the address because batch files may list the same tracking
+// ID under two customers. An address of the older form
+// /batches/{batch_tracking_id} redirects to the batch's page when one
+// customer lists that ID, and lists the pages when several do.
 //
 // The pages only read what the collector's reads already stored: opening
 // them never calls Partner Center.
@@ -39,17 +43,47 @@ const (
 
 // Error answers, exact so that tests and users can rely on them.
 const (
-	msgNoConfig     = "no configuration loaded yet"
-	msgNoTrackingID = "no batch tracking ID in the path: the list of batches is at /batches"
-	msgMalformedID  = "batch tracking ID is not a GUID (expected the form 01234567-89ab-cdef-0123-456789abcdef)"
-	msgMethod       = "method not allowed: use GET"
-	msgListFormat   = "format must be html or json (csv is offered on each batch page)"
-	msgBatchFormat  = "format must be html, json or csv"
+	msgNoConfig          = "no configuration loaded yet"
+	msgNoTrackingID      = "no batch tracking ID in the path: the list of batches is at /batches"
+	msgMalformedID       = "batch tracking ID is not a GUID (expected the form 01234567-89ab-cdef-0123-456789abcdef)"
+	msgMalformedCustomer = "customer ID is not a GUID (expected the form 01234567-89ab-cdef-0123-456789abcdef)"
+	msgMethod            = "method not allowed: use GET"
+	msgListFormat        = "format must be html or json (csv is offered on each batch page)"
+	msgBatchFormat       = "format must be html, json or csv"
 )
 
 // notConfigured answers a well-formed ID that no configured batch has.
 func notConfigured(trackingID string) string {
 	return fmt.Sprintf("no configured batch has tracking ID %s (a configuration reload may have removed it)", trackingID)
+}
+
+// notUnderCustomer answers a tracking ID that the customer in the path
+// does not list; others lists the customers that do, if any.
+func notUnderCustomer(customerID, trackingID string, others []collector.Target) string {
+	msg := fmt.Sprintf("customer %s has no configured batch with tracking ID %s (a configuration reload may have removed it)", customerID, trackingID)
+	if len(others) > 0 {
+		msg += "; it is listed under " + describeTargets(others)
+	}
+	return msg
+}
+
+// ambiguous answers an old-style address whose tracking ID several
+// customers list.
+func ambiguous(trackingID string, targets []collector.Target) string {
+	return fmt.Sprintf("batch tracking ID %s is listed under %d customers: %s", trackingID, len(targets), describeTargets(targets))
+}
+
+// describeTargets names each batch's customer and page.
+func describeTargets(targets []collector.Target) string {
+	parts := make([]string, len(targets))
+	for i, t := range targets {
+		name := ""
+		if t.CustomerName != "" {
+			name = " (" + t.CustomerName + ")"
+		}
+		parts[i] = fmt.Sprintf("customer %s%s at %s%s/%s", t.CustomerID, name, batchPath, t.CustomerID, t.TrackingID)
+	}
+	return strings.Join(parts, ", ")
 }
 
 // retired answers a batch that finished longer ago than the retention.
@@ -61,8 +95,9 @@ type handler struct {
 	opts Options
 }
 
-// NewHandler serves GET /batches and GET /batches/{batch_tracking_id}
-// (also HEAD); any other path under /batches/ answers 404.
+// NewHandler serves GET /batches, GET /batches/{customer_id}/{batch_tracking_id}
+// and the older GET /batches/{batch_tracking_id} (also HEAD); any other
+// path under /batches/ answers 404.
 func NewHandler(opts Options) http.Handler {
 	if opts.Targets == nil {
 		opts.Targets = func() []collector.Target {
@@ -82,12 +117,12 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	setSecurityHeaders(w.Header())
 	// Without ?format= the answer depends on Accept.
 	w.Header().Set("Vary", "Accept")
-	rawID, isList, ok := parsePath(r.URL.Path)
+	p, ok := parsePath(r.URL.Path)
 	switch {
 	case !ok:
 		http.NotFound(w, r)
 		return
-	case !isList && rawID == "":
+	case !p.isList && p.trackingID == "":
 		http.Error(w, msgNoTrackingID, http.StatusNotFound)
 		return
 	case r.Method != http.MethodGet && r.Method != http.MethodHead:
@@ -95,14 +130,20 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, msgMethod, http.StatusMethodNotAllowed)
 		return
 	}
-	f, err := chooseFormat(r, !isList)
+	f, err := chooseFormat(r, !p.isList)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	if !isList && !partnercenter.ValidGUID(rawID) {
-		http.Error(w, msgMalformedID, http.StatusBadRequest)
-		return
+	if !p.isList {
+		if p.hasCustomer && !partnercenter.ValidGUID(p.customerID) {
+			http.Error(w, msgMalformedCustomer, http.StatusBadRequest)
+			return
+		}
+		if !partnercenter.ValidGUID(p.trackingID) {
+			http.Error(w, msgMalformedID, http.StatusBadRequest)
+			return
+		}
 	}
 	cfg := h.opts.Snapshot()
 	if cfg == nil {
@@ -110,35 +151,95 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := h.opts.Now().UTC()
-	if isList {
+	if p.isList {
 		writeList(w, f, buildList(cfg, h.opts.Targets(), h.opts.State, now))
 		return
 	}
 	// Configured IDs are stored in lower case; the API ignores case.
-	trackingID := strings.ToLower(rawID)
-	t, found := findTarget(h.opts.Targets(), trackingID)
-	if !found {
-		http.Error(w, notConfigured(trackingID), http.StatusNotFound)
+	customerID, trackingID := strings.ToLower(p.customerID), strings.ToLower(p.trackingID)
+	listed, retiredToo := h.listed(trackingID)
+	if !p.hasCustomer {
+		serveOldAddress(w, r, trackingID, listed, retiredToo)
 		return
 	}
-	if s, _ := h.opts.State(t); s.Retired {
-		http.Error(w, retired(trackingID), http.StatusNotFound)
+	t, found := findTarget(listed, customerID)
+	if !found {
+		if _, gone := findTarget(retiredToo, customerID); gone {
+			http.Error(w, retired(trackingID), http.StatusNotFound)
+			return
+		}
+		http.Error(w, notUnderCustomer(customerID, trackingID, listed), http.StatusNotFound)
 		return
 	}
 	writeBatch(w, f, buildBatch(cfg, t, h.opts.State, now))
 }
 
-// parsePath splits a request path into the list page or one batch ID
-// (possibly empty or malformed); ok is false for anything deeper.
-func parsePath(p string) (trackingID string, isList, ok bool) {
-	if p == listPath {
-		return "", true, true
+// listed returns the batches with the (lower-case) tracking ID that the
+// pages show, and those that retired.
+func (h *handler) listed(trackingID string) (listed, retired []collector.Target) {
+	for _, t := range h.opts.Targets() {
+		if t.TrackingID != trackingID {
+			continue
+		}
+		if s, _ := h.opts.State(t); s.Retired {
+			retired = append(retired, t)
+		} else {
+			listed = append(listed, t)
+		}
 	}
-	rest, found := strings.CutPrefix(p, batchPath)
-	if !found || strings.Contains(rest, "/") {
-		return "", false, false
+	return listed, retired
+}
+
+// serveOldAddress answers /batches/{batch_tracking_id}, the address before
+// pages named the customer: a redirect to the batch's page when one
+// customer lists the ID, the list of pages when several do. The redirect
+// is relative, so that it holds behind a proxy that serves the exporter
+// under a path prefix, and temporary, since a batch file may later list
+// the ID under a second customer.
+func serveOldAddress(w http.ResponseWriter, r *http.Request, trackingID string, listed, retiredToo []collector.Target) {
+	switch {
+	case len(listed) == 1:
+		loc := listed[0].CustomerID + "/" + listed[0].TrackingID
+		if r.URL.RawQuery != "" {
+			loc += "?" + r.URL.RawQuery
+		}
+		w.Header().Set("Location", loc)
+		w.WriteHeader(http.StatusFound)
+	case len(listed) > 1:
+		http.Error(w, ambiguous(trackingID, listed), http.StatusMultipleChoices)
+	case len(retiredToo) > 0:
+		http.Error(w, retired(trackingID), http.StatusNotFound)
+	default:
+		http.Error(w, notConfigured(trackingID), http.StatusNotFound)
 	}
-	return rest, false, true
+}
+
+// pagePath is a request path split up.
+type pagePath struct {
+	isList      bool
+	hasCustomer bool
+	customerID  string // as in the path: possibly malformed
+	trackingID  string // as in the path: possibly empty or malformed
+}
+
+// parsePath splits a request path into the list page, one batch (with or
+// without its customer), or nothing the handler serves (ok false).
+func parsePath(path string) (p pagePath, ok bool) {
+	if path == listPath {
+		return pagePath{isList: true}, true
+	}
+	rest, found := strings.CutPrefix(path, batchPath)
+	if !found {
+		return pagePath{}, false
+	}
+	switch parts := strings.Split(rest, "/"); len(parts) {
+	case 1:
+		return pagePath{trackingID: parts[0]}, true
+	case 2:
+		return pagePath{hasCustomer: true, customerID: parts[0], trackingID: parts[1]}, true
+	default:
+		return pagePath{}, false
+	}
 }
 
 // setSecurityHeaders applies to every answer. The CSP forbids any script

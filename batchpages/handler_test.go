@@ -7,6 +7,7 @@ import (
 	"flag"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -55,6 +56,18 @@ func testConfig() *config.Config {
 			{ID: custB, Name: `Fabrikam <b>"Inc"</b>`, Batches: []string{batchFailing, batchStale, batchNeverRead}},
 		},
 	}
+}
+
+// page is the address of a batch of testConfig: /batches/{customer}/{batch}.
+func page(trackingID string) string {
+	for _, c := range testConfig().Customers {
+		for _, b := range c.Batches {
+			if b == trackingID {
+				return "/batches/" + c.ID + "/" + b
+			}
+		}
+	}
+	panic("batch not in testConfig: " + trackingID)
 }
 
 func at(minutes int) time.Time { return t0.Add(time.Duration(minutes) * time.Minute) }
@@ -261,7 +274,7 @@ func TestListJSON(t *testing.T) {
 
 func TestBatchJSON(t *testing.T) {
 	h := newFixture().handler()
-	rec := get(t, h, http.MethodGet, "/batches/"+batchErrors+"?format=json")
+	rec := get(t, h, http.MethodGet, page(batchErrors)+"?format=json")
 	mustOK(t, rec, contentTypeJSON)
 	got := decodeJSON[batchPage](t, rec.Body.Bytes())
 	want := batchPage{
@@ -284,7 +297,7 @@ func TestBatchPagesOfEveryKind(t *testing.T) {
 	h := newFixture().handler()
 	for _, want := range expectedSummaries() {
 		t.Run(want.TrackingID, func(t *testing.T) {
-			rec := get(t, h, http.MethodGet, "/batches/"+want.TrackingID, "Accept", "application/json")
+			rec := get(t, h, http.MethodGet, page(want.TrackingID), "Accept", "application/json")
 			mustOK(t, rec, contentTypeJSON)
 			got := decodeJSON[batchPage](t, rec.Body.Bytes())
 			expectSame(t, got.Batch, want)
@@ -300,7 +313,7 @@ func TestBatchPagesOfEveryKind(t *testing.T) {
 
 func TestBatchCSV(t *testing.T) {
 	h := newFixture().handler()
-	rec := get(t, h, http.MethodGet, "/batches/"+batchErrors+"?format=csv")
+	rec := get(t, h, http.MethodGet, page(batchErrors)+"?format=csv")
 	mustOK(t, rec, contentTypeCSV)
 	wantDisposition := `attachment; filename="` + batchErrors + `-failed-devices.csv"`
 	if got := rec.Header().Get("Content-Disposition"); got != wantDisposition {
@@ -333,7 +346,7 @@ func TestBatchCSVWithoutFailures(t *testing.T) {
 	h := newFixture().handler()
 	for _, id := range []string{batchOK, batchNeverRead, batchFailing} {
 		t.Run(id, func(t *testing.T) {
-			rec := get(t, h, http.MethodGet, "/batches/"+id+"?format=csv")
+			rec := get(t, h, http.MethodGet, page(id)+"?format=csv")
 			mustOK(t, rec, contentTypeCSV)
 			if got, want := rec.Body.String(), "serial_number,device_id,product_key,status,error_code,error_description\n"; got != want {
 				t.Errorf("body %q, want %q", got, want)
@@ -349,12 +362,12 @@ func TestHostileValuesAreEscapedInHTML(t *testing.T) {
 		target string
 		want   []string
 	}{
-		{"device and error code description", "/batches/" + batchErrors, []string{
+		{"device and error code description", page(batchErrors), []string{
 			`<td><code>806</code></td><td>` + hostileHTML + `</td><td class="num">2</td></tr>`,
 			`<td>finished_with_errors</td><td><code>806</code></td><td>` + hostileHTML + `</td></tr>`,
 			`<td><code>=HYPERLINK(&#34;x&#34;)</code></td>`,
 		}},
-		{"API error description", "/batches/" + batchStale, []string{
+		{"API error description", page(batchStale), []string{
 			`<p><strong>The last read failed:</strong> HTTP 500, error code 500: ` + hostileHTML + `</p>`,
 			`<dt>Description</dt><dd>` + hostileHTML + `</dd>`,
 			`<dt>MS-CorrelationId</dt><dd><code>` + correlationID + `</code></dd>`,
@@ -386,13 +399,13 @@ func TestHostileValuesAreEscapedInHTML(t *testing.T) {
 
 func TestLeftOutCountShown(t *testing.T) {
 	h := newFixture().handler()
-	page := get(t, h, http.MethodGet, "/batches/"+batchErrors).Body.String()
+	page := get(t, h, http.MethodGet, page(batchErrors)).Body.String()
 	want := `<p class="note">3 more failed devices were left out: the exporter kept the first 2 (max_failed_devices_per_batch).</p>`
 	if !strings.Contains(page, want) {
 		t.Errorf("batch page lacks %s", want)
 	}
 	list := get(t, h, http.MethodGet, "/batches").Body.String()
-	want = `<a class="nowrap" href="batches/` + batchErrors + `">2 failed devices</a> <small>(+3 left out)</small>`
+	want = `<a class="nowrap" href="batches/` + custA + "/" + batchErrors + `">2 failed devices</a> <small>(+3 left out)</small>`
 	if !strings.Contains(list, want) {
 		t.Errorf("list lacks %s", want)
 	}
@@ -405,10 +418,10 @@ func TestPagesGolden(t *testing.T) {
 	for _, tc := range []struct{ file, target string }{
 		{"list.html", "/batches"},
 		{"list.json", "/batches?format=json"},
-		{"batch-errors.html", "/batches/" + batchErrors},
-		{"batch-errors.json", "/batches/" + batchErrors + "?format=json"},
-		{"batch-stale.html", "/batches/" + batchStale},
-		{"batch-never-read.html", "/batches/" + batchNeverRead},
+		{"batch-errors.html", page(batchErrors)},
+		{"batch-errors.json", page(batchErrors) + "?format=json"},
+		{"batch-stale.html", page(batchStale)},
+		{"batch-never-read.html", page(batchNeverRead)},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			rec := get(t, h, http.MethodGet, tc.target)
@@ -453,13 +466,20 @@ func TestErrorAnswers(t *testing.T) {
 		{"malformed ID with markup", http.MethodGet, "/batches/%3Cscript%3E", 400, msgMalformedID, ""},
 		{"GUID with braces", http.MethodGet, "/batches/{" + batchOK + "}", 400, msgMalformedID, ""},
 		{"no ID", http.MethodGet, "/batches/", 404, msgNoTrackingID, ""},
-		{"deeper path", http.MethodGet, "/batches/" + batchOK + "/devices", 404, "404 page not found", ""},
+		{"no ID after the customer", http.MethodGet, "/batches/" + custA + "/", 404, msgNoTrackingID, ""},
+		{"malformed customer", http.MethodGet, "/batches/contoso/" + batchOK, 400, msgMalformedCustomer, ""},
+		{"malformed ID under a customer", http.MethodGet, "/batches/" + custA + "/not-a-guid", 400, msgMalformedID, ""},
+		{"unconfigured batch under a customer", http.MethodGet, "/batches/" + custA + "/99999999-0000-4000-8000-000000000009", 404,
+			"customer " + custA + " has no configured batch with tracking ID 99999999-0000-4000-8000-000000000009 (a configuration reload may have removed it)", ""},
+		{"batch under another customer", http.MethodGet, "/batches/" + custB + "/" + batchOK, 404,
+			"customer " + custB + " has no configured batch with tracking ID " + batchOK + " (a configuration reload may have removed it); it is listed under customer " + custA + " (Contoso Ltd) at /batches/" + custA + "/" + batchOK, ""},
+		{"deeper path", http.MethodGet, page(batchOK) + "/devices", 404, "404 page not found", ""},
 		{"other path", http.MethodGet, "/batchesx", 404, "404 page not found", ""},
 		{"POST on the list", http.MethodPost, "/batches", 405, msgMethod, "GET, HEAD"},
-		{"DELETE on a batch", http.MethodDelete, "/batches/" + batchOK, 405, msgMethod, "GET, HEAD"},
+		{"DELETE on a batch", http.MethodDelete, page(batchOK), 405, msgMethod, "GET, HEAD"},
 		{"CSV of the list", http.MethodGet, "/batches?format=csv", 400, msgListFormat, ""},
 		{"unknown list format", http.MethodGet, "/batches?format=xml", 400, msgListFormat, ""},
-		{"unknown batch format", http.MethodGet, "/batches/" + batchOK + "?format=xml", 400, msgBatchFormat, ""},
+		{"unknown batch format", http.MethodGet, page(batchOK) + "?format=xml", 400, msgBatchFormat, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rec := get(t, h, tc.method, tc.target)
@@ -481,17 +501,120 @@ func TestErrorAnswers(t *testing.T) {
 
 func TestUpperCaseIDFindsBatch(t *testing.T) {
 	h := newFixture().handler()
-	rec := get(t, h, http.MethodGet, "/batches/"+strings.ToUpper(batchErrors)+"?format=json")
+	rec := get(t, h, http.MethodGet, "/batches/"+strings.ToUpper(custA+"/"+batchErrors)+"?format=json")
 	mustOK(t, rec, contentTypeJSON)
 	if got := decodeJSON[batchPage](t, rec.Body.Bytes()).Batch.TrackingID; got != batchErrors {
 		t.Errorf("batch_tracking_id %q, want %q", got, batchErrors)
 	}
 }
 
+// TestOldAddressRedirects: /batches/{batch_tracking_id}, the address
+// before pages named the customer, leads to the batch's page when one
+// customer lists the ID. The Location is relative, so that it also holds
+// behind a proxy that strips a path prefix.
+func TestOldAddressRedirects(t *testing.T) {
+	h := newFixture().handler()
+	for _, tc := range []struct {
+		target   string // as the handler sees it
+		browser  string // the address the browser asked for
+		location string
+		resolved string
+	}{
+		{"/batches/" + batchErrors, "/batches/" + batchErrors,
+			custA + "/" + batchErrors, "/batches/" + custA + "/" + batchErrors},
+		{"/batches/" + batchErrors + "?format=csv", "/batches/" + batchErrors + "?format=csv",
+			custA + "/" + batchErrors + "?format=csv", "/batches/" + custA + "/" + batchErrors},
+		{"/batches/" + strings.ToUpper(batchFailing), "/batches/" + strings.ToUpper(batchFailing),
+			custB + "/" + batchFailing, "/batches/" + custB + "/" + batchFailing},
+		{"/batches/" + batchOK + "?format=json&x=1", "/exporter/batches/" + batchOK + "?format=json&x=1",
+			custA + "/" + batchOK + "?format=json&x=1", "/exporter/batches/" + custA + "/" + batchOK},
+	} {
+		rec := get(t, h, http.MethodGet, tc.target)
+		if rec.Code != http.StatusFound || rec.Header().Get("Location") != tc.location {
+			t.Errorf("%s: %d, Location %q; want 302 to %q", tc.target, rec.Code, rec.Header().Get("Location"), tc.location)
+			continue
+		}
+		base, _ := url.Parse("http://exporter.example" + tc.browser)
+		loc, _ := url.Parse(tc.location)
+		if got := base.ResolveReference(loc).Path; got != tc.resolved {
+			t.Errorf("%s: the redirect leads to %s, want %s", tc.browser, got, tc.resolved)
+		}
+	}
+	if rec := get(t, h, http.MethodGet, "/batches/"+batchErrors+"?format=xml"); rec.Code != http.StatusBadRequest {
+		t.Errorf("old address with a bad format: %d, want 400", rec.Code)
+	}
+}
+
+// sharedID is listed under both customers: by the configuration under
+// custA, by a batch file under custB.
+const sharedID = "77777777-0000-4000-8000-000000000007"
+
+func sharedFixture() http.Handler {
+	cfg := testConfig()
+	cfg.Customers[0].Batches = append(cfg.Customers[0].Batches, sharedID)
+	targets := append(collector.Targets(cfg), collector.Target{
+		CustomerID: custB, CustomerName: cfg.Customers[1].Name, TrackingID: sharedID, Origin: "uploads.txt:3",
+	})
+	states := map[string]collector.BatchState{
+		custA + "/" + sharedID: {Batch: &partnercenter.Batch{TrackingID: sharedID, Status: partnercenter.StatusFinished,
+			Devices: partnercenter.DeviceCounts{partnercenter.StatusFinished: 5}}, LastSuccess: at(-1), LastAttempt: at(-1)},
+		custB + "/" + sharedID: {Batch: &partnercenter.Batch{TrackingID: sharedID, Status: partnercenter.StatusQueued,
+			Devices: partnercenter.DeviceCounts{partnercenter.StatusQueued: 9}}, LastSuccess: at(-1), LastAttempt: at(-1)},
+	}
+	return NewHandler(Options{
+		Snapshot: func() *config.Config { return cfg },
+		Targets:  func() []collector.Target { return targets },
+		State: func(t collector.Target) (collector.BatchState, bool) {
+			s, ok := states[t.CustomerID+"/"+t.TrackingID]
+			return s, ok
+		},
+		Now: func() time.Time { return t0 },
+	})
+}
+
+func TestTrackingIDUnderTwoCustomers(t *testing.T) {
+	h := sharedFixture()
+	for _, tc := range []struct {
+		customer, source, status string
+		total                    int
+	}{
+		{custA, "configuration", "finished", 5},
+		{custB, "uploads.txt:3", "queued", 9},
+	} {
+		rec := get(t, h, http.MethodGet, "/batches/"+tc.customer+"/"+sharedID+"?format=json")
+		mustOK(t, rec, contentTypeJSON)
+		b := decodeJSON[batchPage](t, rec.Body.Bytes()).Batch
+		if b.CustomerID != tc.customer || b.Source != tc.source || b.Status == nil || *b.Status != tc.status || b.Devices.Total != tc.total {
+			t.Errorf("customer %s: got customer %s, source %q, status %v, devices %+v; want %s, %q, %s, %d",
+				tc.customer, b.CustomerID, b.Source, b.Status, b.Devices, tc.customer, tc.source, tc.status, tc.total)
+		}
+	}
+
+	// The list links each to its own page.
+	list := get(t, h, http.MethodGet, "/batches").Body.String()
+	for _, c := range []string{custA, custB} {
+		if want := `<a href="batches/` + c + "/" + sharedID + `">`; !strings.Contains(list, want) {
+			t.Errorf("list lacks %s", want)
+		}
+	}
+
+	// The old address cannot choose: it says which customers list the ID.
+	rec := get(t, h, http.MethodGet, "/batches/"+sharedID)
+	want := "batch tracking ID " + sharedID + " is listed under 2 customers: " +
+		"customer " + custA + " (Contoso Ltd) at /batches/" + custA + "/" + sharedID + ", " +
+		"customer " + custB + ` (Fabrikam <b>"Inc"</b>) at /batches/` + custB + "/" + sharedID + "\n"
+	if rec.Code != http.StatusMultipleChoices || rec.Body.String() != want {
+		t.Errorf("old address: %d %q; want 300 %q", rec.Code, rec.Body.String(), want)
+	}
+	if ct := rec.Header().Get("Content-Type"); ct != "text/plain; charset=utf-8" {
+		t.Errorf("old address: Content-Type %q, want text/plain (the names are not escaped)", ct)
+	}
+}
+
 func TestNoConfigurationYet(t *testing.T) {
 	f := newFixture()
 	f.cfg = nil
-	for _, target := range []string{"/batches", "/batches/" + batchOK} {
+	for _, target := range []string{"/batches", page(batchOK)} {
 		rec := get(t, f.handler(), http.MethodGet, target)
 		if rec.Code != http.StatusServiceUnavailable || rec.Body.String() != msgNoConfig+"\n" {
 			t.Errorf("%s: %d %q, want 503 %q", target, rec.Code, rec.Body, msgNoConfig)
@@ -507,7 +630,7 @@ func TestReloadDropsBatch(t *testing.T) {
 	f.cfg = testConfig()
 	f.cfg.Customers[0].Batches = []string{batchOK, batchProcessing}
 
-	rec := get(t, h, http.MethodGet, "/batches/"+batchErrors)
+	rec := get(t, h, http.MethodGet, page(batchErrors))
 	if rec.Code != http.StatusNotFound {
 		t.Errorf("dropped batch: status %d, want 404", rec.Code)
 	}
@@ -539,8 +662,8 @@ func TestSecurityHeadersAndNoSecret(t *testing.T) {
 	h := newFixture().handler()
 	targets := []string{
 		"/batches", "/batches?format=json",
-		"/batches/" + batchErrors, "/batches/" + batchErrors + "?format=json", "/batches/" + batchErrors + "?format=csv",
-		"/batches/" + batchStale, "/batches/not-a-guid",
+		page(batchErrors), page(batchErrors) + "?format=json", page(batchErrors) + "?format=csv",
+		page(batchStale), "/batches/not-a-guid",
 	}
 	wantHeaders := map[string]string{
 		"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
@@ -641,8 +764,10 @@ func TestRetiredBatchIsNotShown(t *testing.T) {
 	if len(list.Batches) != len(collector.Targets(f.cfg))-1 {
 		t.Errorf("%d batches listed, want every configured one but the retired", len(list.Batches))
 	}
-	rec := get(t, h, http.MethodGet, "/batches/"+batchOK)
-	if want := retired(batchOK) + "\n"; rec.Code != http.StatusNotFound || rec.Body.String() != want {
-		t.Errorf("retired batch page: %d %q, want 404 %q", rec.Code, rec.Body.String(), want)
+	for _, target := range []string{page(batchOK), "/batches/" + batchOK} {
+		rec := get(t, h, http.MethodGet, target)
+		if want := retired(batchOK) + "\n"; rec.Code != http.StatusNotFound || rec.Body.String() != want {
+			t.Errorf("retired batch page %s: %d %q, want 404 %q", target, rec.Code, rec.Body.String(), want)
+		}
 	}
 }

@@ -23,7 +23,7 @@ type listPage struct {
 	Batches                  []batchSummary `json:"batches"`
 }
 
-// batchPage is GET /batches/{batch_tracking_id}.
+// batchPage is GET /batches/{customer_id}/{batch_tracking_id}.
 type batchPage struct {
 	GeneratedTime            time.Time      `json:"generated_time"`
 	MaxFailedDevicesPerBatch int            `json:"max_failed_devices_per_batch"`
@@ -176,11 +176,11 @@ func buildBatch(cfg *config.Config, t collector.Target, state stateFunc, now tim
 	return page
 }
 
-// findTarget returns the first configured batch with the given
-// (lower-case) tracking ID.
-func findTarget(targets []collector.Target, trackingID string) (collector.Target, bool) {
+// findTarget returns the batch of the given (lower-case) customer among
+// targets.
+func findTarget(targets []collector.Target, customerID string) (collector.Target, bool) {
 	for _, t := range targets {
-		if t.TrackingID == trackingID {
+		if t.CustomerID == customerID {
 			return t, true
 		}
 	}
