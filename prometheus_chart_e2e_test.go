@@ -27,7 +27,7 @@ const (
 	chartServiceHost = "pcx-partnercenter-exporter.monitoring.svc:10046"
 	chartPodHost     = "pcx-partnercenter-exporter-%d.pcx-partnercenter-exporter-headless.monitoring.svc:10046"
 	chartScrapePool  = "scrapeConfig/monitoring/pcx-partnercenter-exporter-probe"
-	chartProbeJob    = "partnercenter-probe"
+	chartProbeJob    = "partnercenter"
 )
 
 // chartShardKey is what the chart's ScrapeConfig hashes: customer_id and

@@ -412,7 +412,7 @@ func checkScrapeConfig(t *testing.T, sc *monitoringv1alpha1.ScrapeConfig) {
 	if len(s.HTTPSDConfigs) != 1 || string(s.HTTPSDConfigs[0].URL) != wantURL {
 		t.Errorf("httpSDConfigs: %+v, want %s", s.HTTPSDConfigs, wantURL)
 	}
-	if deref(s.MetricsPath) != "/probe" || deref(s.JobName) != "partnercenter-probe" ||
+	if deref(s.MetricsPath) != "/probe" || deref(s.JobName) != "partnercenter" ||
 		string(deref(s.ScrapeInterval)) != "60s" || string(deref(s.ScrapeTimeout)) != "30s" {
 		t.Errorf("metricsPath %q jobName %q interval %v timeout %v", deref(s.MetricsPath), deref(s.JobName), s.ScrapeInterval, s.ScrapeTimeout)
 	}
