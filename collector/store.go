@@ -59,11 +59,17 @@ func (s BatchState) Settled() bool {
 // what is known is not what a read now would return; or it is not settled
 // and its last attempt, successful or not, is at least refresh old.
 // Failed batches wait like the others, so that a batch answering 404
-// costs one request per refresh interval however many scrapers ask.
+// costs one request per refresh interval however many scrapers ask. A
+// retired batch is never due, whatever its stamp: it is neither exported
+// nor shown, so a read under new settings would serve no one (50k
+// requests after a failed-device cap change in the large case); a raised
+// retention that brings it back forgets it, and it is read then.
 func due(s BatchState, now time.Time, refresh time.Duration, stamp string) bool {
 	switch {
 	case s.LastAttempt.IsZero():
 		return true
+	case s.Retired:
+		return false
 	case s.LastError == nil && s.Batch != nil && s.Stamp != stamp:
 		return true
 	case s.Settled():

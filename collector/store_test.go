@@ -72,7 +72,8 @@ func TestDue(t *testing.T) {
 		{"finished but last read failed, within", failedFinished, 59 * time.Second, false},
 		{"finished but last read failed, passed", failedFinished, time.Minute, true},
 		{"settled under other settings", settledBefore, 0, true},
-		{"retired under other settings", retiredBefore, 0, true},
+		// Retired: neither exported nor shown, so a read would serve no one.
+		{"retired under other settings", retiredBefore, 0, false},
 		{"running under other settings, within the interval", runningBefore, 0, true},
 		// The last attempt, made under whichever settings, failed: it
 		// waits for the interval like any failure.
