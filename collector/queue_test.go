@@ -245,3 +245,38 @@ func TestQueueLeavesNoGoroutineWhenIdle(t *testing.T) {
 		waitFor(t, "the workers to exit", func() bool { return runtime.NumGoroutine() <= baseline })
 	}
 }
+
+func TestQueuedReadsCostAQueueEntryNotAGoroutine(t *testing.T) {
+	// 20,000 due batches behind a source that answers nothing, 4 reads at
+	// a time: a cold start behind a slow Partner Center. Parked in
+	// goroutines, as before the queue, the waiting reads held 20,000
+	// goroutines and about 80 MB of stacks (see BENCHMARKS.md).
+	const batches, limit = 20_000, 4
+	baseline := runtime.NumGoroutine()
+	q := newQueuedReads(t, batches, limit)
+	q.queue()
+	cost := q.measure(t)
+	if cost.goroutines >= 100 {
+		t.Errorf("%d goroutines while %d reads wait, want fewer than 100", cost.goroutines, batches)
+	}
+	if cost.stackBytes >= 4<<20 {
+		t.Errorf("%d bytes of goroutine stacks while %d reads wait, want under 4 MiB", cost.stackBytes, batches)
+	}
+	if cost.heapBytes >= 32<<20 {
+		t.Errorf("%d bytes of heap while %d reads wait, want under 32 MiB", cost.heapBytes, batches)
+	}
+	if w, p, j := q.h.reader.reads.counts(); w != limit || p != batches-limit || j != batches {
+		t.Errorf("workers %d, pending %d, jobs %d; want %d, %d, %d", w, p, j, limit, batches-limit, batches)
+	}
+	q.drain(t)
+	for _, id := range q.h.cfg.Customers[0].Batches {
+		if got := q.h.src.count(custA, id); got != 1 {
+			t.Fatalf("batch %s read %d times, want 1", id, got)
+		}
+		if s, _ := q.h.store.Get(Target{CustomerID: custA, TrackingID: id}); s.Batch == nil {
+			t.Fatalf("batch %s not stored: %+v", id, s)
+		}
+	}
+	waitIdle(t, q.h.reader.reads)
+	waitFor(t, "the workers to exit", func() bool { return runtime.NumGoroutine() <= baseline })
+}

@@ -36,9 +36,14 @@ func cancelWhenStarted(started *atomic.Int32, cancel context.CancelFunc) {
 	cancel()
 }
 
-// waitForFlight returns once no read of t is running.
+// waitForFlight returns once no read of t is queued or running.
 func waitForFlight(r *Reader, t Target) {
-	_, _, _ = r.flight.Do(t.Key(), func() (any, error) { return nil, nil })
+	r.reads.mu.Lock()
+	j := r.reads.jobs[t.Key()]
+	r.reads.mu.Unlock()
+	if j != nil {
+		<-j.done
+	}
 }
 
 // blockingBatch answers with b once release is closed, counting the reads
