@@ -464,3 +464,28 @@ func TestLastSuccessFollowsSuccessfulReadsOnly(t *testing.T) {
 		t.Errorf("LastSuccess = %v, want %v", got, t0.Add(time.Minute))
 	}
 }
+
+func TestRaisingMaxConcurrentStartsWaitingReads(t *testing.T) {
+	// A reload raising max_concurrent_requests applies to the reads
+	// already waiting, not only to those queued after it.
+	h := newHarness(testConfig(time.Minute, config.Customer{ID: custA, Batches: []string{batch1, batch2, batch3}}))
+	h.reader.SetMaxConcurrent(1)
+	var started atomic.Int32
+	release := make(chan struct{})
+	for _, b := range []string{batch1, batch2, batch3} {
+		h.src.set(custA, b, blockingBatch(&started, release, processing()))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	h.read(ctx)
+	waitFor(t, "the first read to start", func() bool { return started.Load() == 1 })
+	h.reader.SetMaxConcurrent(3)
+	waitFor(t, "the waiting reads to start", func() bool { return started.Load() == 3 })
+	close(release)
+	for _, b := range []string{batch1, batch2, batch3} {
+		waitForFlight(h.reader, Target{CustomerID: custA, TrackingID: b})
+		if got := h.src.count(custA, b); got != 1 {
+			t.Errorf("batch %s read %d times, want 1", b[:8], got)
+		}
+	}
+}
