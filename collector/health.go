@@ -51,7 +51,7 @@ type health struct {
 	canaryFailed time.Time
 	// canaryDone is closed when the canary read under way ends; nil when
 	// none runs.
-	canaryDone chan struct{}
+	canaryDone <-chan struct{}
 	// canaryNext rotates the canary over the settled batches.
 	canaryNext int
 }
@@ -172,6 +172,10 @@ func (r *Reader) judge(ev evidence, lastAnswer time.Time, p ReadPolicy) bool {
 	return r.now().Sub(lastAnswer) <= healthWindow(p.Refresh)
 }
 
+// canaryKey is the canary's place in the read queue: it waits for a
+// request slot like any read, and at most one runs at a time.
+const canaryKey = "\x00canary"
+
 // canary starts a read of the settled batch t, or joins the one under
 // way, and returns the channel closed when it ends. It returns nil when
 // the last answer or the last canary is younger than a refresh interval.
@@ -188,27 +192,30 @@ func (r *Reader) canary(ctx context.Context, src Source, t Target, p ReadPolicy)
 	if now.Sub(loadTime(&h.lastAnswer)) < every || now.Sub(h.canaryStarted) < every {
 		return nil
 	}
-	done := make(chan struct{})
-	h.canaryStarted, h.canaryDone = now, done
+	h.canaryStarted = now
 	h.canaryNext++
 	detached := context.WithoutCancel(ctx)
-	go func() {
-		defer close(done)
-		ctx, cancel := context.WithTimeout(detached, readTimeout(p))
-		defer cancel()
-		_, err := src.BatchStatus(ctx, t.CustomerID, t.TrackingID)
-		ended := r.now()
-		h.note(ended, err)
-		h.mu.Lock()
-		defer h.mu.Unlock()
-		if !answered(err) {
-			h.canaryFailed = ended
-		}
-		h.canaryDone = nil
-		level.Debug(log.With(r.logger, "customer_id", t.CustomerID, "batch_tracking_id", t.TrackingID)).Log("msg", "canary read of a finished batch, to tell failing batches from an outage",
-			"answered", answered(err), "err", errString(err))
-	}()
-	return done
+	h.canaryDone = r.reads.do(canaryKey, func() { r.readCanary(detached, src, t, p) })
+	return h.canaryDone
+}
+
+// readCanary reads t and notes what the answer says of the API.
+func (r *Reader) readCanary(ctx context.Context, src Source, t Target, p ReadPolicy) {
+	ctx, cancel := context.WithTimeout(ctx, readTimeout(p))
+	defer cancel()
+	_, err := src.BatchStatus(ctx, t.CustomerID, t.TrackingID)
+	ended := r.now()
+	h := &r.health
+	h.note(ended, err)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !answered(err) {
+		h.canaryFailed = ended
+	}
+	h.canaryDone = nil
+	level.Debug(log.With(r.logger, "customer_id", t.CustomerID, "batch_tracking_id", t.TrackingID)).Log(
+		"msg", "canary read of a finished batch, to tell failing batches from an outage",
+		"answered", answered(err), "err", errString(err))
 }
 
 func errString(err error) string {
@@ -216,11 +223,4 @@ func errString(err error) string {
 		return ""
 	}
 	return err.Error()
-}
-
-func readTimeout(p ReadPolicy) time.Duration {
-	if p.Timeout <= 0 {
-		return defaultReadTimeout
-	}
-	return p.Timeout
 }

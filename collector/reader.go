@@ -2,13 +2,11 @@ package collector
 
 import (
 	"context"
-	"sync"
 	"time"
 
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
 	"github.com/prometheus/common/model"
-	"golang.org/x/sync/singleflight"
 
 	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter"
 )
@@ -49,10 +47,9 @@ type Reader struct {
 	store  *Store
 	logger log.Logger
 	now    func() time.Time
-	flight singleflight.Group
-
-	mu  sync.Mutex
-	sem chan struct{}
+	// reads runs the reads: one per batch at a time, at most
+	// max_concurrent_requests at once, the rest waiting in its FIFO.
+	reads *queue
 
 	health health
 }
@@ -60,21 +57,12 @@ type Reader struct {
 // NewReader returns a reader that records into store and runs at most
 // maxConcurrent reads at a time.
 func NewReader(store *Store, logger log.Logger, maxConcurrent int) *Reader {
-	r := &Reader{store: store, logger: logger, now: time.Now}
-	r.SetMaxConcurrent(maxConcurrent)
-	return r
+	return &Reader{store: store, logger: logger, now: time.Now, reads: newQueue(maxConcurrent)}
 }
 
-// SetMaxConcurrent changes the bound on concurrent reads; reads already
-// running or waiting finish under the old bound.
-func (r *Reader) SetMaxConcurrent(n int) {
-	n = max(n, 1)
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.sem == nil || cap(r.sem) != n {
-		r.sem = make(chan struct{}, n)
-	}
-}
+// SetMaxConcurrent changes the bound on concurrent reads (at least one).
+// Reads already running finish; waiting reads start under the new bound.
+func (r *Reader) SetMaxConcurrent(n int) { r.reads.setLimit(n) }
 
 // LastSuccess is when a read last succeeded: an answer from Partner Center
 // that was read and decoded whole. It is zero before the first.
@@ -124,7 +112,7 @@ func (r *Reader) Read(ctx context.Context, src Source, targets []Target, p ReadP
 // pendingRead is a read a scrape waits for.
 type pendingRead struct {
 	index int
-	done  <-chan singleflight.Result
+	done  <-chan struct{}
 }
 
 // applyRetention retires a batch that has just passed the retention, and
@@ -161,35 +149,25 @@ func (r *Reader) batchLogger(t Target) log.Logger {
 	return level.Info(log.With(r.logger, "customer_id", t.CustomerID, "batch_tracking_id", t.TrackingID))
 }
 
-// join returns a channel that is ready when the batch's read ends,
-// starting the read if none runs. The read runs under ctx, which carries
-// no cancellation: one scrape ending must not end a read another scrape is
-// waiting for.
-func (r *Reader) join(ctx context.Context, src Source, t Target, p ReadPolicy) <-chan singleflight.Result {
-	return r.flight.DoChan(t.Key(), func() (any, error) {
-		r.readIfDue(ctx, src, t, p)
-		return nil, nil
-	})
+// join returns a channel that is closed when the batch's read ends,
+// queueing the read unless one is queued or running. The read runs under
+// ctx, which carries no cancellation: one scrape ending must not end a
+// read another scrape is waiting for. A queued read waits without a
+// deadline: there is at most one per batch and it sends nothing while it
+// waits, so waiting is never an error; its timeout starts with the read.
+func (r *Reader) join(ctx context.Context, src Source, t Target, p ReadPolicy) <-chan struct{} {
+	return r.reads.do(t.Key(), func() { r.readIfDue(ctx, src, t, p) })
 }
 
 // readIfDue reads the batch unless another read finished since the caller
-// looked (singleflight forgets a key when its flight ends) or a reload
-// removed it meanwhile.
+// looked (the queue forgets a key when its read ends) or a reload removed
+// it meanwhile. It runs when the read's turn has come, however long it
+// waited in the queue, so this one check is made right before the read.
 func (r *Reader) readIfDue(ctx context.Context, src Source, t Target, p ReadPolicy) {
 	if !r.stillDue(src, t, p) {
 		return
 	}
-	release := r.acquire()
-	defer release()
-	// Waiting for a slot may have taken long: check again.
-	if !r.stillDue(src, t, p) {
-		return
-	}
-	timeout := p.Timeout
-	if timeout <= 0 {
-		timeout = defaultReadTimeout
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	ctx, cancel := context.WithTimeout(ctx, readTimeout(p))
 	defer cancel()
 	started := r.now()
 	batch, err := src.BatchStatus(ctx, t.CustomerID, t.TrackingID)
@@ -202,20 +180,9 @@ func (r *Reader) stillDue(src Source, t Target, p ReadPolicy) bool {
 	return ok && due(s, r.now(), p.Refresh, src.ReadStamp())
 }
 
-// acquire takes a request slot. It waits without a deadline: there is at
-// most one waiting read per configured batch, and a read that waits sends
-// nothing, so waiting is never an error.
-func (r *Reader) acquire() (release func()) {
-	r.mu.Lock()
-	sem := r.sem
-	r.mu.Unlock()
-	sem <- struct{}{}
-	return func() { <-sem }
-}
-
 // record stores a read's outcome and logs what changed. The read is stored
-// with the stamp of src, the source that made it: a read that waited for a
-// slot through a reload is stored as read under the old settings, and so
+// with the stamp of src, the source that made it: a read that waited in the
+// queue through a reload is stored as read under the old settings, and so
 // is due again under the new ones.
 func (r *Reader) record(src Source, t Target, started time.Time, batch *partnercenter.Batch, err error) {
 	now := r.now()
@@ -226,4 +193,12 @@ func (r *Reader) record(src Source, t Target, started time.Time, batch *partnerc
 		return
 	}
 	logOutcome(log.With(r.logger, "customer_id", t.CustomerID, "batch_tracking_id", t.TrackingID), prev, batch, err)
+}
+
+// readTimeout bounds one read, retries included.
+func readTimeout(p ReadPolicy) time.Duration {
+	if p.Timeout <= 0 {
+		return defaultReadTimeout
+	}
+	return p.Timeout
 }

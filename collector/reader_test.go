@@ -34,9 +34,14 @@ func cancelWhenStarted(started *atomic.Int32, cancel context.CancelFunc) {
 	cancel()
 }
 
-// waitForFlight returns once no read of t is running.
+// waitForFlight returns once no read of t is queued or running.
 func waitForFlight(r *Reader, t Target) {
-	_, _, _ = r.flight.Do(t.Key(), func() (any, error) { return nil, nil })
+	r.reads.mu.Lock()
+	j := r.reads.jobs[t.Key()]
+	r.reads.mu.Unlock()
+	if j != nil {
+		<-j.done
+	}
 }
 
 // blockingBatch answers with b once release is closed, counting the reads
@@ -466,5 +471,30 @@ func TestLastSuccessFollowsSuccessfulReadsOnly(t *testing.T) {
 	h.read(context.Background())
 	if got := h.reader.LastSuccess(); !got.Equal(t0.Add(time.Minute)) {
 		t.Errorf("LastSuccess = %v, want %v", got, t0.Add(time.Minute))
+	}
+}
+
+func TestRaisingMaxConcurrentStartsWaitingReads(t *testing.T) {
+	// A reload raising max_concurrent_requests applies to the reads
+	// already waiting, not only to those queued after it.
+	h := newHarness(testConfig(time.Minute, config.Customer{ID: custA, Batches: []string{batch1, batch2, batch3}}))
+	h.reader.SetMaxConcurrent(1)
+	var started atomic.Int32
+	release := make(chan struct{})
+	for _, b := range []string{batch1, batch2, batch3} {
+		h.src.set(custA, b, blockingBatch(&started, release, processing()))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	h.read(ctx)
+	waitFor(t, "the first read to start", func() bool { return started.Load() == 1 })
+	h.reader.SetMaxConcurrent(3)
+	waitFor(t, "the waiting reads to start", func() bool { return started.Load() == 3 })
+	close(release)
+	for _, b := range []string{batch1, batch2, batch3} {
+		waitForFlight(h.reader, Target{CustomerID: custA, TrackingID: b})
+		if got := h.src.count(custA, b); got != 1 {
+			t.Errorf("batch %s read %d times, want 1", b[:8], got)
+		}
 	}
 }
