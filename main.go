@@ -27,6 +27,7 @@ import (
 
 	"github.com/partnercenter-exporter/partnercenter_exporter/collector"
 	"github.com/partnercenter-exporter/partnercenter_exporter/config"
+	"github.com/partnercenter-exporter/partnercenter_exporter/internal/pcclient"
 )
 
 const (
@@ -154,7 +155,7 @@ func serve(f *flags, logger log.Logger, toolkitLogger *slog.Logger, sigs chan os
 		opts.description = demoDescription
 	}
 
-	state := newExporterState(logger, load, newHTTPClient(), apiMetrics, selfReg)
+	state := newExporterState(logger, load, pcclient.DefaultHTTPClient(), apiMetrics, selfReg)
 	defer state.close()
 	if err := state.reload(); err != nil {
 		return err

@@ -23,6 +23,7 @@ import (
 
 	"github.com/partnercenter-exporter/partnercenter_exporter/collector"
 	"github.com/partnercenter-exporter/partnercenter_exporter/config"
+	"github.com/partnercenter-exporter/partnercenter_exporter/internal/pcclient"
 	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter/partnercentertest"
 )
 
@@ -131,7 +132,7 @@ func startExporterWith(t *testing.T, configPath string, opts serverOptions) *tes
 	logger := log.NewLogfmtLogger(logs)
 	selfReg := prometheus.NewRegistry()
 	obs := collector.NewAPIMetrics(selfReg)
-	state := newExporterState(logger, func() (*config.Config, error) { return config.Load(configPath) }, newHTTPClient(), obs, selfReg)
+	state := newExporterState(logger, func() (*config.Config, error) { return config.Load(configPath) }, pcclient.DefaultHTTPClient(), obs, selfReg)
 	t.Cleanup(state.close)
 	if err := state.reload(); err != nil {
 		t.Fatal(err)

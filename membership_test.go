@@ -15,6 +15,7 @@ import (
 	"github.com/partnercenter-exporter/partnercenter_exporter/batchfiles"
 	"github.com/partnercenter-exporter/partnercenter_exporter/collector"
 	"github.com/partnercenter-exporter/partnercenter_exporter/config"
+	"github.com/partnercenter-exporter/partnercenter_exporter/internal/pcclient"
 	"github.com/partnercenter-exporter/partnercenter_exporter/storage"
 )
 
@@ -165,7 +166,7 @@ func storageExporter(t *testing.T, path string) (*testExporter, *storage.DB) {
 	logs := &syncBuffer{}
 	selfReg := prometheus.NewRegistry()
 	state := newExporterState(log.NewLogfmtLogger(logs), func() (*config.Config, error) { return config.Load(path) },
-		newHTTPClient(), collector.NewAPIMetrics(selfReg), selfReg)
+		pcclient.DefaultHTTPClient(), collector.NewAPIMetrics(selfReg), selfReg)
 	t.Cleanup(state.close)
 	if err := state.reload(); err != nil {
 		t.Fatal(err)
@@ -245,7 +246,7 @@ func TestOpenStorageWhileTheBatchListChanges(t *testing.T) {
 	path := writeConfig(t, dir, srv, map[string][]string{customer1: {finishedID}})
 	selfReg := prometheus.NewRegistry()
 	state := newExporterState(log.NewNopLogger(), func() (*config.Config, error) { return config.Load(path) },
-		newHTTPClient(), collector.NewAPIMetrics(selfReg), selfReg)
+		pcclient.DefaultHTTPClient(), collector.NewAPIMetrics(selfReg), selfReg)
 	t.Cleanup(state.close)
 	if err := state.reload(); err != nil {
 		t.Fatal(err)

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/partnercenter-exporter/partnercenter_exporter/config"
+	"github.com/partnercenter-exporter/partnercenter_exporter/internal/pcclient"
 	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter/partnercentertest"
 )
 
@@ -356,7 +357,7 @@ func TestHTTPClientProxyFromEnvironment(t *testing.T) {
 		{"loopback never proxied", fromEnv(), "https://127.0.0.1:8443/v1", ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			hc, err := newHTTPClientFrom(tt.hc)
+			hc, err := pcclient.NewHTTPClient(tt.hc)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,10 +1,7 @@
 package main
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -13,26 +10,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/partnercenter-exporter/partnercenter_exporter/collector"
-	"github.com/partnercenter-exporter/partnercenter_exporter/config"
 	"github.com/partnercenter-exporter/partnercenter_exporter/storage"
 )
-
-// readStamp names the settings that shape what a read returns: which API
-// (base URL and version), which partner and identity (tenant, client ID
-// and kind of credential) and how many failed devices are kept. A read is
-// stored with the stamp of the client that made it; a stored read whose
-// stamp is not the current client's is read again, after a reload and
-// after a restart alike. Secrets are not part of it: rotating one changes
-// nothing that is read. It is a short hash, stored with every record.
-func readStamp(cfg *config.Config) string {
-	parts := []string{
-		cfg.PartnerCenter.BaseURL, cfg.PartnerCenter.APIVersion,
-		cfg.Auth.TenantID, cfg.Auth.ClientID, cfg.Auth.Mode().String(),
-		strconv.Itoa(cfg.MaxFailedDevicesPerBatch),
-	}
-	sum := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
-	return hex.EncodeToString(sum[:8])
-}
 
 // storePersister writes the collector's store through to the embedded
 // store on disk.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/partnercenter-exporter/partnercenter_exporter/collector"
 	"github.com/partnercenter-exporter/partnercenter_exporter/config"
+	"github.com/partnercenter-exporter/partnercenter_exporter/internal/pcclient"
 	"github.com/partnercenter-exporter/partnercenter_exporter/storage"
 )
 
@@ -139,7 +140,7 @@ func TestStorageWriteFailureIsCountedAndServedFromMemory(t *testing.T) {
 	logs := &syncBuffer{}
 	selfReg := prometheus.NewRegistry()
 	state := newExporterState(log.NewLogfmtLogger(logs), func() (*config.Config, error) { return config.Load(path) },
-		newHTTPClient(), collector.NewAPIMetrics(selfReg), selfReg)
+		pcclient.DefaultHTTPClient(), collector.NewAPIMetrics(selfReg), selfReg)
 	t.Cleanup(state.close)
 	if err := state.reload(); err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"reflect"
@@ -13,12 +12,11 @@ import (
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
 	"github.com/prometheus/client_golang/prometheus"
-	promconfig "github.com/prometheus/common/config"
-	"github.com/prometheus/common/version"
 
 	"github.com/partnercenter-exporter/partnercenter_exporter/batchfiles"
 	"github.com/partnercenter-exporter/partnercenter_exporter/collector"
 	"github.com/partnercenter-exporter/partnercenter_exporter/config"
+	"github.com/partnercenter-exporter/partnercenter_exporter/internal/pcclient"
 	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter"
 )
 
@@ -253,7 +251,7 @@ func (s *exporterState) clientFor(cfg *config.Config, old *liveConfig) (*partner
 	if err != nil {
 		return nil, nil, err
 	}
-	client, err := newClient(cfg, httpc, s.obs, s.holdFor(cfg))
+	client, err := pcclient.New(cfg, httpc, s.obs, s.holdFor(cfg))
 	return client, httpc, err
 }
 
@@ -297,7 +295,7 @@ func (s *exporterState) httpClientFor(hc config.HTTPClient) (*http.Client, error
 	if hc.IsZero() {
 		return s.httpc, nil
 	}
-	return newHTTPClientFrom(hc)
+	return pcclient.NewHTTPClient(hc)
 }
 
 // sameClientSettings reports whether a client built for a serves b: the
@@ -311,107 +309,4 @@ func sameClientSettings(a, b *config.Config) bool {
 	return reflect.DeepEqual(clientPart(a.PartnerCenter), clientPart(b.PartnerCenter)) &&
 		reflect.DeepEqual(a.Auth, b.Auth) &&
 		a.MaxFailedDevicesPerBatch == b.MaxFailedDevicesPerBatch
-}
-
-// newClient builds a Partner Center client from the configuration.
-func newClient(cfg *config.Config, httpc *http.Client, obs partnercenter.Observer, hold *partnercenter.Hold) (*partnercenter.Client, error) {
-	// Token requests are shared by many callers and may outlive the one
-	// that started them, so they get their own bound.
-	tokenHTTP := &http.Client{Transport: httpc.Transport, Timeout: cfg.PartnerCenter.RequestTimeout}
-	tokens, err := newTokenSource(cfg.Auth, tokenHTTP, obs)
-	if err != nil {
-		return nil, err
-	}
-	maxFailed := cfg.MaxFailedDevicesPerBatch
-	if maxFailed == 0 {
-		maxFailed = -1 // The decoder reads 0 as "default"; the config means "none".
-	}
-	return partnercenter.NewClient(partnercenter.ClientConfig{
-		BaseURL:         cfg.PartnerCenter.BaseURL,
-		APIVersion:      cfg.PartnerCenter.APIVersion,
-		HTTPClient:      httpc,
-		RequestTimeout:  cfg.PartnerCenter.RequestTimeout,
-		Tokens:          tokens,
-		UserAgent:       userAgent(),
-		MaxResponseSize: cfg.PartnerCenter.MaxResponseSize,
-		MaxRetryAfter:   cfg.PartnerCenter.MaxRetryAfter,
-		Decode:          partnercenter.DecodeOptions{MaxFailedDevices: maxFailed},
-		Observer:        obs,
-		Hold:            hold,
-		ReadStamp:       readStamp(cfg),
-	})
-}
-
-func userAgent() string {
-	v := version.Version
-	if v == "" {
-		v = "unknown" // A build without the Makefile's -ldflags.
-	}
-	return "partnercenter_exporter/" + v
-}
-
-func newTokenSource(a config.Auth, httpc *http.Client, obs partnercenter.Observer) (partnercenter.TokenSource, error) {
-	secret := a.ClientSecret.Reveal
-	assertion := partnercenter.ClientAssertionConfig{TokenURL: a.TokenURL, ClientID: a.ClientID, Resource: a.Resource}
-	switch a.Mode() {
-	case config.AuthClientCredentials:
-		return partnercenter.NewClientCredentialsSource(partnercenter.ClientCredentials{
-			TokenURL: a.TokenURL, ClientID: a.ClientID, Resource: a.Resource, ClientSecret: secret,
-			ClientSecretFile: a.ClientSecretFile,
-		}, httpc, obs), nil
-	case config.AuthRefreshToken:
-		if a.ClientSecret.Reveal() == "" {
-			secret = nil // A public client sends no secret.
-		}
-		return partnercenter.NewRefreshTokenSource(partnercenter.RefreshTokenConfig{
-			TokenURL: a.TokenURL, ClientID: a.ClientID, Resource: a.Resource, ClientSecret: secret,
-			ClientSecretFile: a.ClientSecretFile, RefreshTokenFile: a.RefreshTokenFile,
-		}, httpc, obs), nil
-	case config.AuthAccessTokenFile:
-		return partnercenter.NewAccessTokenFileSource(a.AccessTokenFile, obs), nil
-	case config.AuthClientCertificate:
-		return partnercenter.NewCertificateSource(partnercenter.CertificateConfig{
-			ClientAssertionConfig: assertion,
-			CertificateFile:       a.ClientCertificateFile, PasswordFile: a.ClientCertificatePasswordFile,
-			SendCertificateChain: a.SendCertificateChain,
-		}, httpc, obs), nil
-	case config.AuthWorkloadIdentity:
-		return partnercenter.NewFederatedTokenSource(partnercenter.FederatedTokenConfig{
-			ClientAssertionConfig: assertion, TokenFile: a.FederatedTokenFile,
-		}, httpc, obs), nil
-	}
-	return nil, errors.New("no credentials configured")
-}
-
-// newHTTPClient is the client of an empty http_client block: no proxy,
-// not even one from the environment, and the system's CAs.
-func newHTTPClient() *http.Client {
-	c, err := newHTTPClientFrom(config.HTTPClient{})
-	if err != nil {
-		panic(err) // empty settings name no file that could fail to load
-	}
-	return c
-}
-
-// newHTTPClientFrom builds the one transport API and token requests share.
-// prometheus/common supplies the proxy and TLS setup; the transport itself
-// stays a clone of Go's default rather than NewRoundTripperFromConfig's,
-// which turns off gzip for our large batch bodies and hides the
-// *http.Transport. Each request is bounded by its own context, so the
-// client has no timeout.
-func newHTTPClientFrom(hc config.HTTPClient) (*http.Client, error) {
-	tlsConfig, err := promconfig.NewTLSConfig(&hc.TLSConfig)
-	if err != nil {
-		return nil, fmt.Errorf("http_client.tls_config: %w", err)
-	}
-	// Proxy() caches its function in the struct: call it on this copy, so
-	// that the live config stays comparable across reloads.
-	proxy := hc.ProxyConfig
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.Proxy = proxy.Proxy()
-	t.ProxyConnectHeader = proxy.GetProxyConnectHeader()
-	t.TLSClientConfig = tlsConfig
-	t.MaxIdleConnsPerHost = 16
-	t.ResponseHeaderTimeout = 60 * time.Second
-	return &http.Client{Transport: t}, nil
 }
