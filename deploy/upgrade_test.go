@@ -17,7 +17,9 @@ import (
 
 // clusterWith is a Kubernetes API, for the chart's lookup, that holds the
 // given objects.
-type clusterWith struct{ client *dynamicfake.FakeDynamicClient }
+type clusterWith struct {
+	client *dynamicfake.FakeDynamicClient
+}
 
 func (c clusterWith) GetClientFor(apiVersion, kind string) (dynamic.NamespaceableResourceInterface, bool, error) {
 	gv, err := schema.ParseGroupVersion(apiVersion)
