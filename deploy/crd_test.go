@@ -3,6 +3,7 @@ package deploy
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -62,11 +63,14 @@ func loadOperatorCRDs() (map[string]crdSchema, error) {
 	out, err := exec.CommandContext(ctx, "go", "mod", "download", "-json", operatorModule).Output()
 	var mod struct{ Dir, Error string }
 	if jerr := json.Unmarshal(out, &mod); jerr != nil || mod.Error != "" || err != nil {
-		return nil, fmt.Errorf("go mod download %s: %v %s %v", operatorModule, err, mod.Error, jerr)
+		return nil, fmt.Errorf("go mod download %s: %s: %w", operatorModule, mod.Error, errors.Join(err, jerr))
 	}
 	files, err := filepath.Glob(filepath.Join(mod.Dir, "example/prometheus-operator-crd/*.yaml"))
-	if err != nil || len(files) == 0 {
-		return nil, fmt.Errorf("no CRDs in %s: %v", mod.Dir, err)
+	if err != nil {
+		return nil, fmt.Errorf("CRDs in %s: %w", mod.Dir, err)
+	}
+	if len(files) == 0 {
+		return nil, fmt.Errorf("no CRDs in %s", mod.Dir)
 	}
 	schemas := map[string]crdSchema{}
 	for _, f := range files {
