@@ -93,9 +93,15 @@ func runWait(t *testing.T, opts Options) result {
 
 func runWaitWith(t *testing.T, opts Options, sigs chan os.Signal) result {
 	t.Helper()
-	var stdout, stderr syncBuffer
+	return runWaitTo(t, opts, sigs, &syncBuffer{})
+}
+
+// runWaitTo is runWaitWith writing stderr to a buffer the test can watch.
+func runWaitTo(t *testing.T, opts Options, sigs chan os.Signal, stderr *syncBuffer) result {
+	t.Helper()
+	var stdout syncBuffer
 	code := run(context.Background(), opts, env{
-		stdout: &stdout, stderr: &stderr, sigs: sigs, now: fixedNow, registerPause: time.Millisecond,
+		stdout: &stdout, stderr: stderr, sigs: sigs, now: fixedNow, registerPause: time.Millisecond,
 	})
 	r := result{code: code, stdout: stdout.String(), stderr: stderr.String()}
 	for _, out := range []string{r.stdout, r.stderr} {

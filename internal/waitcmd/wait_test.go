@@ -3,6 +3,7 @@ package waitcmd
 import (
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -236,13 +237,15 @@ func TestSignals(t *testing.T) {
 			opts := testOptions(writeConfig(t, srv, ""))
 			opts.Interval = time.Hour // Only a signal can end the wait early.
 			sigs := make(chan os.Signal, 1)
+			stderr := &syncBuffer{}
 			go func() {
-				for srv.BatchRequests(customer, batchID) == 0 {
+				// Once the read is shown, the command pauses for an hour.
+				for i := 0; i < 2000 && !strings.Contains(stderr.String(), "processing"); i++ {
 					time.Sleep(5 * time.Millisecond)
 				}
 				sigs <- tt.sig
 			}()
-			r := runWaitWith(t, opts, sigs)
+			r := runWaitTo(t, opts, sigs, stderr)
 			check(t, "exit status", r.code, tt.code)
 			check(t, "stdout", r.stdout, ""+
 				"batch "+batchID+" of customer "+customer+"\n"+
@@ -263,7 +266,7 @@ func TestSignalDuringARead(t *testing.T) {
 	opts := testOptions(writeConfig(t, srv, ""))
 	sigs := make(chan os.Signal, 1)
 	go func() {
-		for srv.BatchRequests(customer, batchID) == 0 {
+		for i := 0; i < 2000 && srv.BatchRequests(customer, batchID) == 0; i++ {
 			time.Sleep(5 * time.Millisecond)
 		}
 		sigs <- os.Interrupt
@@ -279,3 +282,67 @@ func TestSignalDuringARead(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// TestCredentialFileMissing: a client secret file that cannot be read is
+// a configuration error, found before any request.
+func TestCredentialFileMissing(t *testing.T) {
+	srv := fake(t)
+	script(srv, batch("finished"))
+	cfg := writeConfig(t, srv, "")
+	if err := os.Remove(filepath.Join(filepath.Dir(cfg), "client_secret")); err != nil {
+		t.Fatal(err)
+	}
+	r := runWait(t, testOptions(cfg))
+	check(t, "exit status", r.code, ExitUsage)
+	check(t, "requests", len(srv.Requests()), 0)
+	check(t, "stdout", r.stdout, "")
+	if !strings.Contains(r.stderr, "auth.client_secret_file: cannot read") {
+		t.Errorf("stderr: %s", r.stderr)
+	}
+}
+
+// TestFailedDevicesNotKept: the table says how many failed devices
+// max_failed_devices_per_batch left out, and the exit status still counts
+// them by error code.
+func TestFailedDevicesNotKept(t *testing.T) {
+	srv := fake(t)
+	script(srv, batch("finished_with_errors", []partnercentertest.Device{
+		failing("A1", "", "806"), failing("A2", "", "808"), failing("A3", "", "808"),
+	}))
+	cfg := writeConfig(t, srv, "")
+	if err := os.WriteFile(cfg, append(mustRead(t, cfg), "max_failed_devices_per_batch: 1\n"...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	opts := testOptions(cfg)
+	opts.IgnoreErrorCodes = []string{"806"}
+	r := runWait(t, opts)
+	check(t, "exit status", r.code, ExitFinishedWithErrors)
+	if !strings.Contains(r.stdout, "  A1             -            806   ZtdDeviceAlreadyAssigned (ignored)\n  and 2 more, not kept (max_failed_devices_per_batch)\n") ||
+		!strings.Contains(r.stdout, "result: finished with errors: 2 devices failed (exit status 1)\n") {
+		t.Errorf("stdout:\n%s", r.stdout)
+	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// TestCredentialsRefused: a token endpoint that refuses the credentials
+// ends the wait at once: one token request, no read.
+func TestCredentialsRefused(t *testing.T) {
+	srv := fake(t)
+	script(srv, batch("finished"))
+	srv.FailTokenRequests(http.StatusUnauthorized, "invalid_client", "AADSTS7000215: Invalid client secret provided.")
+	r := runWait(t, testOptions(writeConfig(t, srv, "")))
+	check(t, "exit status", r.code, ExitIncomplete)
+	check(t, "token requests", srv.TokenRequests(), 1)
+	check(t, "reads", srv.BatchRequests(customer, batchID), 0)
+	if !strings.Contains(r.stdout, "result: reads keep failing (1 in a row): get token: token endpoint answered 401 invalid_client") {
+		t.Errorf("stdout:\n%s", r.stdout)
+	}
+}
