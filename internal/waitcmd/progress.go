@@ -29,8 +29,8 @@ func progressText(last *partnercenter.Batch, lastErr error, failures, maxFailure
 		b.WriteString("not read yet")
 	} else {
 		b.WriteString(last.Status.String())
-		if last.Status == partnercenter.StatusUnknown && last.RawStatus != "" {
-			fmt.Fprintf(&b, " (%q)", clean(last.RawStatus))
+		if raw := unknownRaw(last); raw != "" {
+			fmt.Fprintf(&b, " (%q)", clean(raw))
 		}
 		b.WriteString(", ")
 		b.WriteString(deviceText(last.Devices))
@@ -190,4 +190,13 @@ func clean(s string) string {
 		}
 		return r
 	}, s)
+}
+
+// unknownRaw is the status Partner Center sent when the exporter does not
+// know it, so that the person waiting sees what it was; "" otherwise.
+func unknownRaw(b *partnercenter.Batch) string {
+	if b.Status != partnercenter.StatusUnknown || strings.EqualFold(strings.TrimSpace(b.RawStatus), "unknown") {
+		return ""
+	}
+	return b.RawStatus
 }

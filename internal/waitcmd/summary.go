@@ -22,8 +22,8 @@ func writeSummary(w io.Writer, out *outcome) {
 		fmt.Fprintln(w, "status: not read")
 	} else {
 		status := b.Status.String()
-		if b.Status == partnercenter.StatusUnknown && b.RawStatus != "" {
-			status += fmt.Sprintf(" (Partner Center sent %q)", clean(b.RawStatus))
+		if raw := unknownRaw(b); raw != "" {
+			status += fmt.Sprintf(" (Partner Center sent %q)", clean(raw))
 		}
 		fmt.Fprintf(w, "status: %s\n", status)
 		fmt.Fprintf(w, "devices: %s\n", deviceText(b.Devices))

@@ -346,3 +346,12 @@ func TestCredentialsRefused(t *testing.T) {
 		t.Errorf("stdout:\n%s", r.stdout)
 	}
 }
+
+// TestStatusUnknownAsSent: the service's own "unknown" is not repeated.
+func TestStatusUnknownAsSent(t *testing.T) {
+	srv := fake(t)
+	script(srv, batch("Unknown"))
+	r := runWait(t, testOptions(writeConfig(t, srv, "")))
+	check(t, "exit status", r.code, ExitIncomplete)
+	check(t, "stderr", r.stderr, "[0s] unknown, no devices yet\n")
+}
