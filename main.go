@@ -28,6 +28,7 @@ import (
 	"github.com/partnercenter-exporter/partnercenter_exporter/collector"
 	"github.com/partnercenter-exporter/partnercenter_exporter/config"
 	"github.com/partnercenter-exporter/partnercenter_exporter/internal/pcclient"
+	"github.com/partnercenter-exporter/partnercenter_exporter/internal/waitcmd"
 )
 
 const (
@@ -55,6 +56,10 @@ type flags struct {
 	logLevel      string
 	logFormat     string
 	web           *web.FlagConfig
+	// command is the command selected: "serve" (the default: the
+	// daemon) or waitcmd.Name.
+	command string
+	wait    *waitcmd.Command
 }
 
 func parseFlags(args []string, stdout, stderr io.Writer) (*flags, error) {
@@ -79,9 +84,20 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*flags, error) {
 	app.Flag("log.level", "Only log messages with the given severity or above. One of: [debug, info, warn, error]").Default("info").EnumVar(&f.logLevel, logLevels...)
 	app.Flag("log.format", "Output format of log messages. One of: [logfmt, json]").Default("logfmt").EnumVar(&f.logFormat, logFormats...)
 	f.web = kingpinflag.AddFlags(app, defaultPort)
-	_, err := app.Parse(args)
+	// The daemon is a hidden default command, so that its command line
+	// stays what it was before there were commands.
+	app.Command("serve", "Run the exporter (the default).").Default().Hidden()
+	f.wait = waitcmd.AddCommand(app, &f.configFile)
+	var err error
+	f.command, err = app.Parse(args)
 	if terminated {
 		return nil, errExitSuccess
+	}
+	if err != nil {
+		// Which command a mistake was made in decides its exit status.
+		if ctx, _ := app.ParseContext(args); ctx != nil && ctx.SelectedCommand != nil {
+			f.command = ctx.SelectedCommand.FullCommand()
+		}
 	}
 	return f, err
 }
@@ -98,7 +114,13 @@ func run(args []string, stdout, stderr io.Writer, sigs chan os.Signal) int {
 			return 0
 		}
 		fmt.Fprintf(stderr, "%s: %v\n", exporterName, err)
+		if f.command == waitcmd.Name {
+			return waitcmd.ExitUsage
+		}
 		return 2
+	}
+	if f.command == waitcmd.Name {
+		return f.wait.Run(stdout, stderr, sigs)
 	}
 	if f.configCheck {
 		return checkConfig(f.configFile, stdout, stderr)
