@@ -79,7 +79,7 @@ func TestRunServesReloadsAndStops(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("exporter did not stop after SIGTERM")
 	}
-	if strings.Contains(stderr.String(), testkit.TestSecret) {
+	if strings.Contains(stderr.String(), testkit.ClientSecret) {
 		t.Error("the log contains the client secret")
 	}
 }

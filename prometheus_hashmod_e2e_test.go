@@ -144,7 +144,7 @@ func hashmodFake(t *testing.T, batches []hashmodBatch) *partnercentertest.Server
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Close)
-	srv.SetCredentials(testkit.TestClientID, testkit.TestSecret)
+	srv.SetCredentials(testkit.ClientID, testkit.ClientSecret)
 	for _, b := range batches {
 		srv.SetBatch(b.customer, b.id, partnercentertest.Batch{TrackingID: b.id, Status: b.status, StartedTime: "2026-11-25T10:00:00Z"})
 	}

@@ -30,7 +30,7 @@ func credConfig(t *testing.T, srv *partnercentertest.Server, dir string, auth ..
 	text := fmt.Sprintf("partner_center:\n  base_url: %s\n  refresh_interval: 0s\n  request_timeout: 2s\n"+
 		"auth:\n  tenant_id: contoso.onmicrosoft.com\n  client_id: %s\n  token_url: %s\n  %s\n"+
 		"customers:\n  - id: %s\n    batches:\n      - %s\n",
-		srv.URL, testkit.TestClientID, srv.TokenURLV2(), strings.Join(auth, "\n  "), testkit.Customer1, faultA)
+		srv.URL, testkit.ClientID, srv.TokenURLV2(), strings.Join(auth, "\n  "), testkit.Customer1, faultA)
 	path := filepath.Join(dir, "partnercenter.yml")
 	credWriteFile(t, path, text)
 	return path
@@ -72,7 +72,7 @@ func TestConfigCheckCredentials(t *testing.T) {
 		auth, mode string
 	}{
 		{"client_certificate_file: client.pem", "client_certificate"},
-		{"federated_token_file: token", "workload_identity (tenant_id contoso.onmicrosoft.com, client_id " + testkit.TestClientID +
+		{"federated_token_file: token", "workload_identity (tenant_id contoso.onmicrosoft.com, client_id " + testkit.ClientID +
 			", federated_token_file " + filepath.Join(dir, "token") + ")"},
 	}
 	for _, tt := range tests {
@@ -102,12 +102,12 @@ func TestWorkloadIdentityRotation(t *testing.T) {
 	srv := credFake(t)
 	dir := t.TempDir()
 	token := filepath.Join(dir, "token")
-	srv.SetFederatedToken(testkit.TestClientID, "sa-token-1")
+	srv.SetFederatedToken(testkit.ClientID, "sa-token-1")
 	credWriteFile(t, token, "sa-token-1\n")
 	exp := startExporter(t, credConfig(t, srv, dir, "federated_token_file: token"))
 	credScrape(t, exp, 1)
 
-	srv.SetFederatedToken(testkit.TestClientID, "sa-token-2")
+	srv.SetFederatedToken(testkit.ClientID, "sa-token-2")
 	credWriteFile(t, token, "sa-token-2\n")
 	srv.ExpireTokens()
 	_, m := exp.scrape(t, faultScrapeTimeout)

@@ -21,9 +21,6 @@ import (
 	"github.com/partnercenter-exporter/partnercenter_exporter/storage"
 )
 
-// DemoDescription is what the landing page and the log say in demo mode.
-const DemoDescription = demoDescription
-
 // Options are the settings a daemon is built from; the command line gives
 // them.
 type Options struct {
@@ -99,7 +96,7 @@ func New(opts Options) (*Daemon, error) {
 		}
 		d.demo = demo
 		load = demo.config
-		srvOpts.description = demoDescription
+		srvOpts.description = DemoDescription
 	}
 	d.state = newExporterState(logger, load, pcclient.DefaultHTTPClient(), apiMetrics, reg)
 	if err := d.start(opts.StoragePath, reg, srvOpts, logger); err != nil {

@@ -253,7 +253,7 @@ func checkNoSecret(t *testing.T, exp *testExporter, metrics string) {
 		t.Errorf("/config does not show the configuration:\n%s", cfgPage)
 	}
 	for name, text := range map[string]string{"logs": exp.logs.String(), "/config": cfgPage, "/metrics": metrics} {
-		if strings.Contains(text, testkit.TestSecret) {
+		if strings.Contains(text, testkit.ClientSecret) {
 			t.Errorf("%s contain the client secret", name)
 		}
 	}
@@ -401,7 +401,7 @@ func TestTokenFailureMarksAPIDown(t *testing.T) {
 		t.Errorf("log lacks %s:\n%s", want, logs)
 	}
 	for name, text := range map[string]string{"logs": logs, "/metrics": body} {
-		if strings.Contains(text, testkit.TestSecret) {
+		if strings.Contains(text, testkit.ClientSecret) {
 			t.Errorf("%s contain the client secret", name)
 		}
 	}
@@ -428,8 +428,8 @@ auth:
 customers:
   - id: %s
     batches: [%s]
-`, srv.URL, testkit.TestClientID, srv.TokenURL(), testkit.Customer1, testkit.FinishedID)
-	if err := os.WriteFile(filepath.Join(dir, "client_secret"), []byte(testkit.TestSecret), 0o600); err != nil {
+`, srv.URL, testkit.ClientID, srv.TokenURL(), testkit.Customer1, testkit.FinishedID)
+	if err := os.WriteFile(filepath.Join(dir, "client_secret"), []byte(testkit.ClientSecret), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	path := filepath.Join(dir, "partnercenter.yml")
@@ -458,7 +458,7 @@ customers:
 	if got := string(rotated); got != "rt-2\n" {
 		t.Errorf("refresh token file = %q, want the rotated token %q", got, "rt-2\n")
 	}
-	for _, secret := range []string{testkit.TestSecret, "refresh-token-one", strings.TrimSpace(string(rotated))} {
+	for _, secret := range []string{testkit.ClientSecret, "refresh-token-one", strings.TrimSpace(string(rotated))} {
 		if strings.Contains(exp.logs.String(), secret) {
 			t.Errorf("log contains a secret %q", secret)
 		}

@@ -351,7 +351,7 @@ func newDemoExporter(t *testing.T, load func() (*config.Config, error)) *demoExp
 	if err := state.reload(); err != nil {
 		t.Fatal(err)
 	}
-	mux, err := newMux(state, selfReg, serverOptions{metricsPath: "/metrics", scrapeTimeout: 10 * time.Second, description: demoDescription}, logger)
+	mux, err := newMux(state, selfReg, serverOptions{metricsPath: "/metrics", scrapeTimeout: 10 * time.Second, description: DemoDescription}, logger)
 	if err != nil {
 		t.Fatal(err)
 	}

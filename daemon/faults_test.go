@@ -49,7 +49,7 @@ func newFaultFake(t *testing.T) *partnercentertest.Server {
 	t.Helper()
 	srv := partnercentertest.NewServer()
 	t.Cleanup(srv.Close)
-	srv.SetCredentials(testkit.TestClientID, testkit.TestSecret)
+	srv.SetCredentials(testkit.ClientID, testkit.ClientSecret)
 	return srv
 }
 
@@ -173,7 +173,7 @@ func countingServer(t *testing.T, id string) (*httptest.Server, *atomic.Int64) {
 	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n.Add(1)
 		body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-		if r.Header.Get("Authorization") != "" || strings.Contains(string(body), testkit.TestSecret) {
+		if r.Header.Get("Authorization") != "" || strings.Contains(string(body), testkit.ClientSecret) {
 			t.Errorf("a redirect delivered credentials to %s %s", r.Method, r.URL.Path)
 		}
 		w.Header().Set("Content-Type", "application/json")

@@ -61,7 +61,7 @@ func TestLoadManyScrapersShareReads(t *testing.T) {
 
 	srv := partnercentertest.NewServer()
 	t.Cleanup(srv.Close)
-	srv.SetCredentials(testkit.TestClientID, testkit.TestSecret)
+	srv.SetCredentials(testkit.ClientID, testkit.ClientSecret)
 	batches := loadBatches(srv, numBatches)
 	ids := map[string][]string{}
 	for _, b := range batches {

@@ -164,27 +164,14 @@ func pageListsBatch(t *testing.T, base, batch string) bool {
 	})
 }
 
-// storageExporter is startExporter with --storage.path.
+// storageExporter is startExporter with a storage beside the
+// configuration, and that storage.
 func storageExporter(t *testing.T, path string) (*testExporter, *storage.DB) {
 	t.Helper()
-	logs := &testkit.SyncBuffer{}
-	selfReg := prometheus.NewRegistry()
-	state := newExporterState(log.NewLogfmtLogger(logs), func() (*config.Config, error) { return config.Load(path) },
-		pcclient.DefaultHTTPClient(), collector.NewAPIMetrics(selfReg), selfReg)
-	t.Cleanup(state.close)
-	if err := state.reload(); err != nil {
-		t.Fatal(err)
-	}
-	db, err := state.openStorage(filepath.Join(filepath.Dir(path), "state"), selfReg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-	mux, err := newMux(state, selfReg, serverOptions{metricsPath: "/metrics", scrapeTimeout: 10e9}, log.NewNopLogger())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &testExporter{url: startTestServer(t, mux), logs: logs, state: state}, db
+	opts := testOptions()
+	opts.StoragePath = filepath.Join(filepath.Dir(path), "state")
+	exp := startExporterWith(t, path, opts)
+	return exp, exp.daemon.db
 }
 
 func storedBatches(t *testing.T, db *storage.DB) []string {

@@ -134,7 +134,7 @@ func tlsFake(t *testing.T, ca *testkit.CA, status string) *partnercentertest.Ser
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Close)
-	srv.SetCredentials(testkit.TestClientID, testkit.TestSecret)
+	srv.SetCredentials(testkit.ClientID, testkit.ClientSecret)
 	srv.SetResponses(testkit.Customer1, testkit.FinishedID, partnercentertest.Batch{
 		TrackingID: testkit.FinishedID, Status: status, StartedTime: "2026-11-25T10:00:00Z",
 	}, partnercentertest.Response{})
@@ -150,7 +150,7 @@ const proxyAuth = "Basic cHJveHktdXNlcjpwcm94eS1wYXNz" // proxy-user:proxy-pass
 func writeNetConfig(t *testing.T, srv *partnercentertest.Server, caPEM []byte, auth, httpClient string) string {
 	t.Helper()
 	dir := t.TempDir()
-	files := map[string]string{"ca.pem": string(caPEM), "client_secret": testkit.TestSecret, "token": "t0ken-from-file"}
+	files := map[string]string{"ca.pem": string(caPEM), "client_secret": testkit.ClientSecret, "token": "t0ken-from-file"}
 	for name, content := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
 			t.Fatal(err)
@@ -158,7 +158,7 @@ func writeNetConfig(t *testing.T, srv *partnercentertest.Server, caPEM []byte, a
 	}
 	tokenURL := strings.Replace(srv.TokenURL(), "127.0.0.1", "localhost", 1)
 	if auth == "" {
-		auth = fmt.Sprintf("  client_id: %s\n  client_secret_file: client_secret\n  token_url: %s\n", testkit.TestClientID, tokenURL)
+		auth = fmt.Sprintf("  client_id: %s\n  client_secret_file: client_secret\n  token_url: %s\n", testkit.ClientID, tokenURL)
 	}
 	yml := fmt.Sprintf("partner_center:\n  base_url: %s\n  refresh_interval: 0s\n  request_timeout: 5s\n  http_client:\n%s"+
 		"auth:\n%scustomers:\n  - id: %s\n    batches: [%s]\n", srv.URL, httpClient, auth, testkit.Customer1, testkit.FinishedID)

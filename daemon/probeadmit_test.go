@@ -291,7 +291,7 @@ func TestProbeAdmissionsFollowPublishes(t *testing.T) {
 func TestProbeAdmissionForUnconfiguredCustomers(t *testing.T) {
 	srv := partnercentertest.NewServer()
 	t.Cleanup(srv.Close)
-	srv.SetCredentials(testkit.TestClientID, testkit.TestSecret)
+	srv.SetCredentials(testkit.ClientID, testkit.ClientSecret)
 	path := testkit.WriteConfig(t, t.TempDir(), srv, map[string][]string{testkit.Customer1: {testkit.FinishedID}})
 	testkit.SetConfig(t, path, "customers:", "probe:\n  allow_unconfigured_customers: true\n  max_admissions_per_minute: 1\ncustomers:")
 	exp := startExporter(t, path)

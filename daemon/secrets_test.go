@@ -105,14 +105,14 @@ func TestNoSecretAnywhere(t *testing.T) {
 		setup func()
 	}{
 		{"invalid_client echoing the secret", func() {
-			srv.FailTokenRequests(http.StatusUnauthorized, "invalid_client", "AADSTS7000215: Invalid client secret provided: "+testkit.TestSecret)
+			srv.FailTokenRequests(http.StatusUnauthorized, "invalid_client", "AADSTS7000215: Invalid client secret provided: "+testkit.ClientSecret)
 		}},
 		{"400 echoing the secret", func() {
-			srv.FailTokenRequests(http.StatusBadRequest, "invalid_request "+testkit.TestSecret, "bad request for "+testkit.TestSecret)
+			srv.FailTokenRequests(http.StatusBadRequest, "invalid_request "+testkit.ClientSecret, "bad request for "+testkit.ClientSecret)
 		}},
 		{"malformed token answer", func() {
 			srv.FailTokenRequests(0, "", "")
-			srv.SetTokenResponses(partnercentertest.Response{Body: []byte(`{"access_token":"` + partnercentertest.AccessTokenPrefix + testkit.TestSecret)})
+			srv.SetTokenResponses(partnercentertest.Response{Body: []byte(`{"access_token":"` + partnercentertest.AccessTokenPrefix + testkit.ClientSecret)})
 		}},
 		{"success", func() { srv.SetTokenResponses() }},
 		{"expired token", srv.ExpireTokens},
@@ -130,7 +130,7 @@ func TestNoSecretAnywhere(t *testing.T) {
 	if len(tokens) < 2 {
 		t.Fatalf("the fake saw %d bearer tokens, want at least 2 (before and after expiry)", len(tokens))
 	}
-	seen.check(t, append(tokens, testkit.TestSecret, partnercentertest.AccessTokenPrefix, srv.LastAccessToken())...)
+	seen.check(t, append(tokens, testkit.ClientSecret, partnercentertest.AccessTokenPrefix, srv.LastAccessToken())...)
 
 	// The scan is only worth something if the texts hold what it passed.
 	for _, want := range []string{"invalid_client", "token endpoint answered 400", "decoding token response", "HTTP 500", "reading batch failed", "<redacted>"} {
@@ -179,7 +179,7 @@ var credentialRuns = []credentialRun{
 		name: "client_certificate",
 		setup: func(t *testing.T, srv *partnercentertest.Server, dir string) (string, []string) {
 			cert, pemData := credCertificate(t, dir)
-			srv.SetClientCertificate(testkit.TestClientID, cert)
+			srv.SetClientCertificate(testkit.ClientID, cert)
 			encrypted, err := partnercentertest.EncryptClientKey(pemData, credKeyPassword)
 			if err != nil {
 				t.Fatal(err)
@@ -195,7 +195,7 @@ var credentialRuns = []credentialRun{
 			if err != nil {
 				t.Fatal(err)
 			}
-			srv.SetClientCertificate(testkit.TestClientID, other)
+			srv.SetClientCertificate(testkit.ClientID, other)
 		},
 		refusal: "401 invalid_client: AADSTS700027: The certificate with identifier used to sign the client assertion is not registered on application.",
 		file:    "client.pem",
@@ -203,7 +203,7 @@ var credentialRuns = []credentialRun{
 	{
 		name: "workload_identity",
 		setup: func(t *testing.T, srv *partnercentertest.Server, dir string) (string, []string) {
-			srv.SetFederatedToken(testkit.TestClientID, "sa-token-first-must-not-leak")
+			srv.SetFederatedToken(testkit.ClientID, "sa-token-first-must-not-leak")
 			credWriteFile(t, filepath.Join(dir, "token"), "sa-token-first-must-not-leak\n")
 			return "federated_token_file: token", []string{"sa-token-first-must-not-leak", "sa-token-stale-must-not-leak"}
 		},

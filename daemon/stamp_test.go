@@ -130,14 +130,14 @@ func TestRotatedSecretReadsNoFinishedBatchAgain(t *testing.T) {
 			dir := t.TempDir()
 			path := testkit.WriteConfig(t, dir, srv, map[string][]string{testkit.Customer1: {testkit.FinishedID, testkit.RunningID}})
 			if tt.inline {
-				testkit.SetConfig(t, path, "client_secret_file: client_secret", "client_secret: "+testkit.TestSecret)
+				testkit.SetConfig(t, path, "client_secret_file: client_secret", "client_secret: "+testkit.ClientSecret)
 			}
 			exp := startExporter(t, path)
 			exp.scrape(t, "")
 
-			srv.SetCredentials(testkit.TestClientID, rotated)
+			srv.SetCredentials(testkit.ClientID, rotated)
 			if tt.inline {
-				testkit.SetConfig(t, path, "client_secret: "+testkit.TestSecret, "client_secret: "+rotated)
+				testkit.SetConfig(t, path, "client_secret: "+testkit.ClientSecret, "client_secret: "+rotated)
 			} else if err := os.WriteFile(filepath.Join(dir, "client_secret"), []byte(rotated+"\n"), 0o600); err != nil {
 				t.Fatal(err)
 			}

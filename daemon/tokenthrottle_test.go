@@ -109,7 +109,7 @@ func TestUnsavedRefreshTokenIsKept(t *testing.T) {
 	dir := t.TempDir()
 	name := strings.Repeat("r", 250) // ".<name>.tmp-<random>" exceeds NAME_MAX
 	credWriteFile(t, filepath.Join(dir, name), "refresh-token-one\n")
-	credWriteFile(t, filepath.Join(dir, "client_secret"), testkit.TestSecret)
+	credWriteFile(t, filepath.Join(dir, "client_secret"), testkit.ClientSecret)
 	path := filepath.Join(dir, "partnercenter.yml")
 	credWriteFile(t, path, fmt.Sprintf(`partner_center:
   base_url: %s
@@ -121,7 +121,7 @@ auth:
 customers:
   - id: %s
     batches: [%s]
-`, srv.URL, testkit.TestClientID, name, srv.TokenURL(), testkit.Customer1, testkit.FinishedID))
+`, srv.URL, testkit.ClientID, name, srv.TokenURL(), testkit.Customer1, testkit.FinishedID))
 	exp := startExporter(t, path)
 
 	_, m := exp.scrape(t, "")
@@ -150,7 +150,7 @@ customers:
 	if got := strings.Count(logs, "rotated refresh token kept in memory only"); got != 3 {
 		t.Errorf("the unsaved refresh token was logged %d times, want 3 (one per write attempt):\n%s", got, logs)
 	}
-	for _, secret := range []string{testkit.TestSecret, "refresh-token-one", "rt-2", "rt-3"} {
+	for _, secret := range []string{testkit.ClientSecret, "refresh-token-one", "rt-2", "rt-3"} {
 		if strings.Contains(logs, secret) {
 			t.Errorf("log contains a secret %q", secret)
 		}

@@ -16,8 +16,8 @@ import (
 // The fixture's credentials, customers and batches: one batch of each
 // kind the exporter must cope with.
 const (
-	TestSecret   = "s3cr3t-client-value-that-must-not-leak"
-	TestClientID = "0a1b2c3d-0000-4000-8000-00000000c11e"
+	ClientSecret = "s3cr3t-client-value-that-must-not-leak"
+	ClientID     = "0a1b2c3d-0000-4000-8000-00000000c11e"
 	Customer1    = "6f1c2a8e-3b4d-4e5f-9a01-23456789abcd"
 	Customer2    = "0b7e5d3c-1a2f-4c6d-8e9f-0a1b2c3d4e5f"
 	FinishedID   = "10000000-0000-4000-8000-000000000001"
@@ -42,7 +42,7 @@ func FakeWithSlowStart(t *testing.T, firstLatency time.Duration) *partnercentert
 	t.Helper()
 	srv := partnercentertest.NewServer()
 	t.Cleanup(srv.Close)
-	srv.SetCredentials(TestClientID, TestSecret)
+	srv.SetCredentials(ClientID, ClientSecret)
 	// script answers as rs say (the last one repeats), with the first
 	// answer delayed by at least firstLatency.
 	script := func(customer, id string, b partnercentertest.Batch, rs ...partnercentertest.Response) {
@@ -78,13 +78,13 @@ func FakeWithSlowStart(t *testing.T, firstLatency time.Duration) *partnercentert
 // and returns its path.
 func WriteConfig(t *testing.T, dir string, srv *partnercentertest.Server, batches map[string][]string) string {
 	t.Helper()
-	if err := os.WriteFile(filepath.Join(dir, "client_secret"), []byte(TestSecret+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "client_secret"), []byte(ClientSecret+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "partner_center:\n  base_url: %s\n  refresh_interval: 0s\n", srv.URL)
 	fmt.Fprintf(&b, "auth:\n  tenant_id: contoso.onmicrosoft.com\n  client_id: %s\n  client_secret_file: client_secret\n  token_url: %s\n",
-		TestClientID, srv.TokenURL())
+		ClientID, srv.TokenURL())
 	b.WriteString("customers:\n")
 	for _, c := range []string{Customer1, Customer2} {
 		if len(batches[c]) == 0 {
