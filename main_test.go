@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/partnercenter-exporter/partnercenter_exporter/daemon"
 	"github.com/partnercenter-exporter/partnercenter_exporter/internal/testkit"
 )
 
@@ -119,5 +120,26 @@ func TestSIGTERMDuringASlowScrape(t *testing.T) {
 	}
 	if err := <-scraped; err == nil {
 		t.Log("the slow scrape was answered before the server closed")
+	}
+}
+
+// TestStartFailureExitsOne: when the daemon cannot start, here because
+// another exporter holds the store, run logs why and exits 1.
+func TestStartFailureExitsOne(t *testing.T) {
+	srv := testkit.FakeWithBatches(t)
+	dir := t.TempDir()
+	path := testkit.WriteConfig(t, dir, srv, map[string][]string{testkit.Customer1: {testkit.FinishedID}})
+	storeDir := filepath.Join(dir, "state")
+	first, err := daemon.New(daemon.Options{ConfigFile: path, StoragePath: storeDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = first.Close() })
+
+	var stderr testkit.SyncBuffer
+	code := run([]string{"--config.file", path, "--storage.path", storeDir, "--web.listen-address", testkit.FreeLoopbackAddr(t)},
+		io.Discard, &stderr, make(chan os.Signal, 1))
+	if code != 1 || !strings.Contains(stderr.String(), "is locked by another process (is another exporter using --storage.path="+storeDir+"?)") {
+		t.Errorf("second exporter on the same store: exit %d, log:\n%s", code, stderr.String())
 	}
 }
