@@ -64,7 +64,7 @@ chart:
 
 ## examples: only the tests of examples/, the demo, the Dockerfile and Prometheus end to end.
 examples: deps
-	$(GO) test -race -count=1 -run 'Example|Prometheus|Docker|Demo' .
+	$(GO) test -race -count=1 -run 'Example|Prometheus|Docker|Demo' . ./daemon/
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...

@@ -24,6 +24,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/partnercenter-exporter/partnercenter_exporter/config"
+	"github.com/partnercenter-exporter/partnercenter_exporter/internal/testkit"
 	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter/partnercentertest"
 )
 
@@ -689,7 +690,7 @@ func TestExampleConfigs(t *testing.T) {
 		t.Run(filepath.Base(tt.path), func(t *testing.T) {
 			data, baseDir := withTemporaryCredentialFiles(t, tt.path)
 			if tt.caFile != "" {
-				if err := os.WriteFile(filepath.Join(baseDir, tt.caFile), newTestCA(t, "example CA").pem, 0o600); err != nil {
+				if err := os.WriteFile(filepath.Join(baseDir, tt.caFile), testkit.NewCA(t, "example CA").PEM, 0o600); err != nil {
 					t.Fatal(err)
 				}
 			}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/partnercenter-exporter/partnercenter_exporter/internal/testkit"
 	"github.com/partnercenter-exporter/partnercenter_exporter/internal/waitcmd"
 )
 
@@ -60,9 +61,9 @@ func TestHelpVersionAndMistakes(t *testing.T) {
 		{[]string{"--bogus"}, 2, nil, "partnercenter_exporter: unknown long flag '--bogus'\n"},
 		{[]string{"extra"}, 2, nil, "partnercenter_exporter: unexpected extra\n"},
 		{[]string{"wait", "--bogus"}, waitcmd.ExitUsage, nil, "partnercenter_exporter: unknown long flag '--bogus'\n"},
-		{[]string{"wait", "--interval=soon", customer1, finishedID}, waitcmd.ExitUsage, nil, "partnercenter_exporter: "},
+		{[]string{"wait", "--interval=soon", testkit.Customer1, testkit.FinishedID}, waitcmd.ExitUsage, nil, "partnercenter_exporter: "},
 		{[]string{"wait"}, waitcmd.ExitUsage, nil, "partnercenter_exporter wait: no batch given"},
-		{[]string{"wait", "--config.file=/nonexistent/partnercenter.yml", customer1, finishedID}, waitcmd.ExitUsage, nil, "partnercenter_exporter wait: reading config file: open /nonexistent/partnercenter.yml"},
+		{[]string{"wait", "--config.file=/nonexistent/partnercenter.yml", testkit.Customer1, testkit.FinishedID}, waitcmd.ExitUsage, nil, "partnercenter_exporter wait: reading config file: open /nonexistent/partnercenter.yml"},
 	}
 	for _, tt := range tests {
 		var stdout, stderr bytes.Buffer
@@ -85,11 +86,11 @@ func TestHelpVersionAndMistakes(t *testing.T) {
 // line against the fake Partner Center: a batch that finished with 808
 // and 806 errors exits 1 even with 806 ignored.
 func TestWaitCommand(t *testing.T) {
-	srv := fakeWithBatches(t)
-	path := writeConfig(t, t.TempDir(), srv, nil)
-	var stdout, stderr syncBuffer
+	srv := testkit.FakeWithBatches(t)
+	path := testkit.WriteConfig(t, t.TempDir(), srv, nil)
+	var stdout, stderr testkit.SyncBuffer
 	code := run([]string{"wait", "--config.file=" + path, "--interval=10ms", "--timeout=1m", "--output=json",
-		"--ignore-error-codes=806", "/v1/customers/" + customer1 + "/batchJobStatus/" + finishedID}, &stdout, &stderr, make(chan os.Signal, 1))
+		"--ignore-error-codes=806", "/v1/customers/" + testkit.Customer1 + "/batchJobStatus/" + testkit.FinishedID}, &stdout, &stderr, make(chan os.Signal, 1))
 	if code != waitcmd.ExitFinishedWithErrors {
 		t.Errorf("exit status %d, want 1; stderr:\n%s", code, stderr.String())
 	}
@@ -98,10 +99,10 @@ func TestWaitCommand(t *testing.T) {
 			t.Errorf("stdout lacks %s:\n%s", part, stdout.String())
 		}
 	}
-	if n := srv.BatchRequests(customer1, finishedID); n != 1 {
+	if n := srv.BatchRequests(testkit.Customer1, testkit.FinishedID); n != 1 {
 		t.Errorf("%d reads, want 1", n)
 	}
-	if strings.Contains(stdout.String()+stderr.String(), testSecret) {
+	if strings.Contains(stdout.String()+stderr.String(), testkit.ClientSecret) {
 		t.Error("the output contains the client secret")
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"bytes"
@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/partnercenter-exporter/partnercenter_exporter/internal/testkit"
 	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter/partnercentertest"
 )
 
@@ -18,7 +19,7 @@ func credFake(t *testing.T) *partnercentertest.Server {
 	t.Helper()
 	srv := partnercentertest.NewServer()
 	t.Cleanup(srv.Close)
-	srv.SetBatch(customer1, faultA, processing(faultA))
+	srv.SetBatch(testkit.Customer1, faultA, processing(faultA))
 	return srv
 }
 
@@ -29,7 +30,7 @@ func credConfig(t *testing.T, srv *partnercentertest.Server, dir string, auth ..
 	text := fmt.Sprintf("partner_center:\n  base_url: %s\n  refresh_interval: 0s\n  request_timeout: 2s\n"+
 		"auth:\n  tenant_id: contoso.onmicrosoft.com\n  client_id: %s\n  token_url: %s\n  %s\n"+
 		"customers:\n  - id: %s\n    batches:\n      - %s\n",
-		srv.URL, testClientID, srv.TokenURLV2(), strings.Join(auth, "\n  "), customer1, faultA)
+		srv.URL, testkit.ClientID, srv.TokenURLV2(), strings.Join(auth, "\n  "), testkit.Customer1, faultA)
 	path := filepath.Join(dir, "partnercenter.yml")
 	credWriteFile(t, path, text)
 	return path
@@ -71,13 +72,13 @@ func TestConfigCheckCredentials(t *testing.T) {
 		auth, mode string
 	}{
 		{"client_certificate_file: client.pem", "client_certificate"},
-		{"federated_token_file: token", "workload_identity (tenant_id contoso.onmicrosoft.com, client_id " + testClientID +
+		{"federated_token_file: token", "workload_identity (tenant_id contoso.onmicrosoft.com, client_id " + testkit.ClientID +
 			", federated_token_file " + filepath.Join(dir, "token") + ")"},
 	}
 	for _, tt := range tests {
 		path := credConfig(t, srv, dir, tt.auth)
 		var stdout, stderr bytes.Buffer
-		code := run([]string{"--config.check", "--config.file", path}, &stdout, &stderr, make(chan os.Signal, 1))
+		code := CheckConfig(path, &stdout, &stderr)
 		want := path + ": OK: 1 customer, 1 batch, auth " + tt.mode + ", base_url " + srv.URL + "\n"
 		if code != 0 || stdout.String() != want {
 			t.Errorf("--config.check with %s: code %d stdout %q stderr %q, want 0 and %q", tt.auth, code, stdout.String(), stderr.String(), want)
@@ -87,7 +88,7 @@ func TestConfigCheckCredentials(t *testing.T) {
 	// A missing file is named with its line, before any token request.
 	path := credConfig(t, srv, dir, "client_certificate_file: gone.pem")
 	var stdout, stderr bytes.Buffer
-	code := run([]string{"--config.check", "--config.file", path}, &stdout, &stderr, make(chan os.Signal, 1))
+	code := CheckConfig(path, &stdout, &stderr)
 	want := path + `:9: auth.client_certificate_file: cannot read "` + filepath.Join(dir, "gone.pem") + `": no such file or directory` + "\n"
 	if code != 1 || stderr.String() != want {
 		t.Errorf("--config.check with a missing certificate: code %d stderr %q, want 1 and %q", code, stderr.String(), want)
@@ -101,12 +102,12 @@ func TestWorkloadIdentityRotation(t *testing.T) {
 	srv := credFake(t)
 	dir := t.TempDir()
 	token := filepath.Join(dir, "token")
-	srv.SetFederatedToken(testClientID, "sa-token-1")
+	srv.SetFederatedToken(testkit.ClientID, "sa-token-1")
 	credWriteFile(t, token, "sa-token-1\n")
 	exp := startExporter(t, credConfig(t, srv, dir, "federated_token_file: token"))
 	credScrape(t, exp, 1)
 
-	srv.SetFederatedToken(testClientID, "sa-token-2")
+	srv.SetFederatedToken(testkit.ClientID, "sa-token-2")
 	credWriteFile(t, token, "sa-token-2\n")
 	srv.ExpireTokens()
 	_, m := exp.scrape(t, faultScrapeTimeout)

@@ -1,17 +1,9 @@
-package main
+package daemon
 
 import (
 	"bufio"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"net/url"
@@ -21,72 +13,12 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/partnercenter-exporter/partnercenter_exporter/config"
 	"github.com/partnercenter-exporter/partnercenter_exporter/internal/pcclient"
+	"github.com/partnercenter-exporter/partnercenter_exporter/internal/testkit"
 	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter/partnercentertest"
 )
-
-// testCA is a certificate authority made for one test.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pem  []byte
-}
-
-func newTestCA(t *testing.T, name string) *testCA {
-	t.Helper()
-	key := newKey(t)
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &testCA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
-}
-
-func newKey(t *testing.T) *ecdsa.PrivateKey {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return key
-}
-
-// serverCert issues a certificate for 127.0.0.1 and localhost.
-func (ca *testCA) serverCert(t *testing.T) tls.Certificate {
-	t.Helper()
-	key := newKey(t)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2),
-		Subject:      pkix.Name{CommonName: "fake partner center"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-		DNSNames:     []string{"localhost"},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-}
 
 // connectProxy is a forward proxy that only tunnels (CONNECT), as
 // corporate proxies do for https. It records each CONNECT.
@@ -195,16 +127,16 @@ func (p *connectProxy) targets() []string {
 }
 
 // tlsFake serves one batch of customer1 over https, in status.
-func tlsFake(t *testing.T, ca *testCA, status string) *partnercentertest.Server {
+func tlsFake(t *testing.T, ca *testkit.CA, status string) *partnercentertest.Server {
 	t.Helper()
-	srv, err := partnercentertest.StartTLS(ca.serverCert(t))
+	srv, err := partnercentertest.StartTLS(ca.ServerCert(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Close)
-	srv.SetCredentials(testClientID, testSecret)
-	srv.SetResponses(customer1, finishedID, partnercentertest.Batch{
-		TrackingID: finishedID, Status: status, StartedTime: "2026-11-25T10:00:00Z",
+	srv.SetCredentials(testkit.ClientID, testkit.ClientSecret)
+	srv.SetResponses(testkit.Customer1, testkit.FinishedID, partnercentertest.Batch{
+		TrackingID: testkit.FinishedID, Status: status, StartedTime: "2026-11-25T10:00:00Z",
 	}, partnercentertest.Response{})
 	return srv
 }
@@ -218,7 +150,7 @@ const proxyAuth = "Basic cHJveHktdXNlcjpwcm94eS1wYXNz" // proxy-user:proxy-pass
 func writeNetConfig(t *testing.T, srv *partnercentertest.Server, caPEM []byte, auth, httpClient string) string {
 	t.Helper()
 	dir := t.TempDir()
-	files := map[string]string{"ca.pem": string(caPEM), "client_secret": testSecret, "token": "t0ken-from-file"}
+	files := map[string]string{"ca.pem": string(caPEM), "client_secret": testkit.ClientSecret, "token": "t0ken-from-file"}
 	for name, content := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
 			t.Fatal(err)
@@ -226,10 +158,10 @@ func writeNetConfig(t *testing.T, srv *partnercentertest.Server, caPEM []byte, a
 	}
 	tokenURL := strings.Replace(srv.TokenURL(), "127.0.0.1", "localhost", 1)
 	if auth == "" {
-		auth = fmt.Sprintf("  client_id: %s\n  client_secret_file: client_secret\n  token_url: %s\n", testClientID, tokenURL)
+		auth = fmt.Sprintf("  client_id: %s\n  client_secret_file: client_secret\n  token_url: %s\n", testkit.ClientID, tokenURL)
 	}
 	yml := fmt.Sprintf("partner_center:\n  base_url: %s\n  refresh_interval: 0s\n  request_timeout: 5s\n  http_client:\n%s"+
-		"auth:\n%scustomers:\n  - id: %s\n    batches: [%s]\n", srv.URL, httpClient, auth, customer1, finishedID)
+		"auth:\n%scustomers:\n  - id: %s\n    batches: [%s]\n", srv.URL, httpClient, auth, testkit.Customer1, testkit.FinishedID)
 	path := filepath.Join(dir, "partnercenter.yml")
 	if err := os.WriteFile(path, []byte(yml), 0o600); err != nil {
 		t.Fatal(err)
@@ -243,17 +175,17 @@ func proxyBlock(p *connectProxy) string {
 }
 
 func TestHTTPClientThroughProxyWithPrivateCA(t *testing.T) {
-	ca := newTestCA(t, "test CA")
+	ca := testkit.NewCA(t, "test CA")
 	srv := tlsFake(t, ca, "finished")
 	proxy := startConnectProxy(t)
-	exp := startExporter(t, writeNetConfig(t, srv, ca.pem, "", proxyBlock(proxy)))
+	exp := startExporter(t, writeNetConfig(t, srv, ca.PEM, "", proxyBlock(proxy)))
 
 	_, m := exp.scrape(t, "")
-	if got := value(t, m, "partnercenter_batch_scrape_success", batchLabels(customer1, finishedID)); got != 1 {
-		t.Fatalf("batch_scrape_success = %v, want 1; last_error %+v", got, lastError(t, exp, finishedID))
+	if got := testkit.Value(t, m, "partnercenter_batch_scrape_success", testkit.BatchLabels(testkit.Customer1, testkit.FinishedID)); got != 1 {
+		t.Fatalf("batch_scrape_success = %v, want 1; last_error %+v", got, lastError(t, exp, testkit.FinishedID))
 	}
-	if srv.TokenRequests() != 1 || srv.BatchRequests(customer1, finishedID) != 1 {
-		t.Errorf("fake saw %d token and %d batch requests, want 1 and 1", srv.TokenRequests(), srv.BatchRequests(customer1, finishedID))
+	if srv.TokenRequests() != 1 || srv.BatchRequests(testkit.Customer1, testkit.FinishedID) != 1 {
+		t.Errorf("fake saw %d token and %d batch requests, want 1 and 1", srv.TokenRequests(), srv.BatchRequests(testkit.Customer1, testkit.FinishedID))
 	}
 	port := strings.TrimPrefix(srv.URL, "https://127.0.0.1:")
 	if got, want := proxy.targets(), []string{"127.0.0.1:" + port, "localhost:" + port}; !slices.Equal(got, want) {
@@ -264,7 +196,7 @@ func TestHTTPClientThroughProxyWithPrivateCA(t *testing.T) {
 			t.Errorf("CONNECT %s carried Proxy-Authorization %q, want %q", r.target, got, proxyAuth)
 		}
 	}
-	shown := get(t, exp.url+"/config", http.StatusOK)
+	shown := testkit.Get(t, exp.url+"/config", http.StatusOK)
 	wantShown := "proxy_connect_header:\n            Proxy-Authorization:\n                - <secret>\n"
 	if !strings.Contains(shown, "proxy_url: "+proxy.url) || !strings.Contains(shown, wantShown) || strings.Contains(shown, proxyAuth) {
 		t.Errorf("/config does not show http_client with the header hidden:\n%s", shown)
@@ -273,9 +205,9 @@ func TestHTTPClientThroughProxyWithPrivateCA(t *testing.T) {
 
 func TestHTTPClientRefusesUnknownCA(t *testing.T) {
 	const unknownCA = "x509: certificate signed by unknown authority"
-	ca := newTestCA(t, "test CA")
+	ca := testkit.NewCA(t, "test CA")
 	srv := tlsFake(t, ca, "finished")
-	other := newTestCA(t, "another CA")
+	other := testkit.NewCA(t, "another CA")
 	tests := []struct {
 		name, auth, wantPrefix string
 	}{
@@ -287,12 +219,12 @@ func TestHTTPClientRefusesUnknownCA(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			proxy := startConnectProxy(t)
-			exp := startExporter(t, writeNetConfig(t, srv, other.pem, tt.auth, proxyBlock(proxy)))
+			exp := startExporter(t, writeNetConfig(t, srv, other.PEM, tt.auth, proxyBlock(proxy)))
 			_, m := exp.scrape(t, "")
-			if got := value(t, m, "partnercenter_batch_scrape_success", batchLabels(customer1, finishedID)); got != 0 {
+			if got := testkit.Value(t, m, "partnercenter_batch_scrape_success", testkit.BatchLabels(testkit.Customer1, testkit.FinishedID)); got != 0 {
 				t.Errorf("batch_scrape_success = %v, want 0", got)
 			}
-			e := lastError(t, exp, finishedID)
+			e := lastError(t, exp, testkit.FinishedID)
 			if e == nil || !strings.HasPrefix(e.Message, tt.wantPrefix) || !strings.Contains(e.Message, unknownCA) {
 				t.Errorf("last_error = %+v, want %q with %q", e, tt.wantPrefix, unknownCA)
 			}
@@ -307,23 +239,23 @@ func TestHTTPClientRefusesUnknownCA(t *testing.T) {
 }
 
 func TestHTTPClientReloadRebuildsClient(t *testing.T) {
-	ca := newTestCA(t, "test CA")
+	ca := testkit.NewCA(t, "test CA")
 	// Unfinished, so that every scrape reads it again.
 	srv := tlsFake(t, ca, "processing")
 	first, second := startConnectProxy(t), startConnectProxy(t)
-	path := writeNetConfig(t, srv, ca.pem, "", proxyBlock(first))
+	path := writeNetConfig(t, srv, ca.PEM, "", proxyBlock(first))
 	exp := startExporter(t, path)
 	exp.scrape(t, "")
 	before := exp.state.snapshot().client
 
-	setConfig(t, path, "refresh_interval: 0s", "refresh_interval: 0s\n  max_concurrent_requests: 2") // not a client setting
+	testkit.SetConfig(t, path, "refresh_interval: 0s", "refresh_interval: 0s\n  max_concurrent_requests: 2") // not a client setting
 	if err := exp.state.reload(); err != nil {
 		t.Fatal(err)
 	}
 	if exp.state.snapshot().client != before {
 		t.Error("a reload that changed no client setting rebuilt the client")
 	}
-	setConfig(t, path, first.url, second.url)
+	testkit.SetConfig(t, path, first.url, second.url)
 	if err := exp.state.reload(); err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"fmt"
@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/partnercenter-exporter/partnercenter_exporter/internal/testkit"
 	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter/partnercentertest"
 )
 
@@ -19,7 +20,7 @@ func TestTokenRefusalIsRemembered(t *testing.T) {
 	ids := make([]string, 40)
 	for i := range ids {
 		ids[i] = fmt.Sprintf("%08x-0000-4000-8000-00000000b0%02x", i+1, i+1)
-		srv.SetBatch(customer1, ids[i], processing(ids[i]))
+		srv.SetBatch(testkit.Customer1, ids[i], processing(ids[i]))
 	}
 	exp, _ := faultExporter(t, srv, []string{"refresh_interval: 0s"}, ids...)
 
@@ -30,7 +31,7 @@ func TestTokenRefusalIsRemembered(t *testing.T) {
 		}
 		checkMetrics(t, m, append(tokenCounts(0, 1), metricWant{"partnercenter_up", "", 0}))
 		for _, id := range ids {
-			checkMetrics(t, m, []metricWant{{"partnercenter_batch_scrape_success", batchLabels(customer1, id), 0}})
+			checkMetrics(t, m, []metricWant{{"partnercenter_batch_scrape_success", testkit.BatchLabels(testkit.Customer1, id), 0}})
 		}
 	}
 	if got := srv.TotalBatchRequests(); got != 0 {
@@ -47,12 +48,12 @@ func TestTokenRefusalIsRemembered(t *testing.T) {
 // of the partner tenant: the next scrape sends nothing and still shows it.
 func TestThrottleHoldSurvivesReload(t *testing.T) {
 	srv := newFaultFake(t)
-	srv.SetResponses(customer1, faultA, processing(faultA),
+	srv.SetResponses(testkit.Customer1, faultA, processing(faultA),
 		partnercentertest.Response{Status: http.StatusTooManyRequests, Header: http.Header{"Retry-After": {"600"}}})
 	exp, path := faultExporter(t, srv, []string{"refresh_interval: 0s", "max_retry_after: 10m"}, faultA)
 
 	_, m := exp.scrape(t, faultScrapeTimeout)
-	until := value(t, m, "partnercenter_api_throttled_until_timestamp_seconds", "")
+	until := testkit.Value(t, m, "partnercenter_api_throttled_until_timestamp_seconds", "")
 	if until == 0 || srv.TotalBatchRequests() != 1 {
 		t.Fatalf("throttled_until %v after %d batch requests, want a hold after 1", until, srv.TotalBatchRequests())
 	}
@@ -61,7 +62,7 @@ func TestThrottleHoldSurvivesReload(t *testing.T) {
 		{"max_retry_after: 10m", "max_retry_after: 1s"},
 	} {
 		before := exp.state.snapshot().client
-		setConfig(t, path, change.old, change.new)
+		testkit.SetConfig(t, path, change.old, change.new)
 		if err := exp.state.reload(); err != nil {
 			t.Fatal(err)
 		}
@@ -83,13 +84,13 @@ func TestThrottleHoldSurvivesReload(t *testing.T) {
 // every read is logged once, although each reset names another local port.
 func TestConnectionResetLoggedOnce(t *testing.T) {
 	srv := newFaultFake(t)
-	srv.SetResponses(customer1, faultA, processing(faultA),
+	srv.SetResponses(testkit.Customer1, faultA, processing(faultA),
 		partnercentertest.Response{Body: partnercentertest.RenderJSON(processing(faultA)), Fault: partnercentertest.FaultReset})
 	exp, _ := faultExporter(t, srv, []string{"refresh_interval: 0s"}, faultA)
 	for range 3 {
 		exp.scrape(t, faultScrapeTimeout)
 	}
-	if got := srv.BatchRequests(customer1, faultA); got < 3 {
+	if got := srv.BatchRequests(testkit.Customer1, faultA); got < 3 {
 		t.Fatalf("%d reads of the batch, want at least 3", got)
 	}
 	if got := strings.Count(exp.logs.String(), `msg="reading batch failed"`); got != 1 {
@@ -103,12 +104,12 @@ func TestConnectionResetLoggedOnce(t *testing.T) {
 // still succeeds, and the next token request redeems the rotated token
 // rather than the spent one in the file.
 func TestUnsavedRefreshTokenIsKept(t *testing.T) {
-	srv := fakeWithBatches(t)
+	srv := testkit.FakeWithBatches(t)
 	srv.SetRefreshToken("refresh-token-one", true)
 	dir := t.TempDir()
 	name := strings.Repeat("r", 250) // ".<name>.tmp-<random>" exceeds NAME_MAX
 	credWriteFile(t, filepath.Join(dir, name), "refresh-token-one\n")
-	credWriteFile(t, filepath.Join(dir, "client_secret"), testSecret)
+	credWriteFile(t, filepath.Join(dir, "client_secret"), testkit.ClientSecret)
 	path := filepath.Join(dir, "partnercenter.yml")
 	credWriteFile(t, path, fmt.Sprintf(`partner_center:
   base_url: %s
@@ -120,12 +121,12 @@ auth:
 customers:
   - id: %s
     batches: [%s]
-`, srv.URL, testClientID, name, srv.TokenURL(), customer1, finishedID))
+`, srv.URL, testkit.ClientID, name, srv.TokenURL(), testkit.Customer1, testkit.FinishedID))
 	exp := startExporter(t, path)
 
 	_, m := exp.scrape(t, "")
 	checkMetrics(t, m, []metricWant{
-		{"partnercenter_batch_scrape_success", batchLabels(customer1, finishedID), 1},
+		{"partnercenter_batch_scrape_success", testkit.BatchLabels(testkit.Customer1, testkit.FinishedID), 1},
 		{"partnercenter_token_refresh_token_writes_total", "result=failure", 1},
 		{"partnercenter_token_refresh_token_writes_total", "result=success", 0},
 	})
@@ -133,13 +134,13 @@ customers:
 	// The access token expires early: the next request must redeem rt-2,
 	// the only refresh token the fake still accepts.
 	srv.ExpireTokens()
-	setConfig(t, path, "batches: ["+finishedID+"]", "batches: ["+finishedID+", "+runningID+"]")
+	testkit.SetConfig(t, path, "batches: ["+testkit.FinishedID+"]", "batches: ["+testkit.FinishedID+", "+testkit.RunningID+"]")
 	if err := exp.state.reload(); err != nil {
 		t.Fatal(err)
 	}
 	_, m = exp.scrape(t, "")
 	checkMetrics(t, m, append(tokenCounts(2, 0),
-		metricWant{"partnercenter_batch_scrape_success", batchLabels(customer1, runningID), 1},
+		metricWant{"partnercenter_batch_scrape_success", testkit.BatchLabels(testkit.Customer1, testkit.RunningID), 1},
 		metricWant{"partnercenter_token_refresh_token_writes_total", "result=failure", 3},
 	))
 	if got := string(readFile(t, filepath.Join(dir, name))); got != "refresh-token-one\n" {
@@ -149,7 +150,7 @@ customers:
 	if got := strings.Count(logs, "rotated refresh token kept in memory only"); got != 3 {
 		t.Errorf("the unsaved refresh token was logged %d times, want 3 (one per write attempt):\n%s", got, logs)
 	}
-	for _, secret := range []string{testSecret, "refresh-token-one", "rt-2", "rt-3"} {
+	for _, secret := range []string{testkit.ClientSecret, "refresh-token-one", "rt-2", "rt-3"} {
 		if strings.Contains(logs, secret) {
 			t.Errorf("log contains a secret %q", secret)
 		}

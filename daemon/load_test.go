@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/partnercenter-exporter/partnercenter_exporter/internal/testkit"
 	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter/partnercentertest"
 )
 
@@ -25,7 +26,7 @@ type loadBatch struct {
 func loadBatches(srv *partnercentertest.Server, n int) []loadBatch {
 	batches := make([]loadBatch, 0, n)
 	for i := range n {
-		b := loadBatch{customer: [2]string{customer1, customer2}[i%2], id: fmt.Sprintf("%08x-0000-4000-8000-%012x", i+1, i+1), wantRequests: 1}
+		b := loadBatch{customer: [2]string{testkit.Customer1, testkit.Customer2}[i%2], id: fmt.Sprintf("%08x-0000-4000-8000-%012x", i+1, i+1), wantRequests: 1}
 		switch kind := i % 10; {
 		case kind < 4:
 			srv.SetBatch(b.customer, b.id, partnercentertest.Batch{TrackingID: b.id, Status: "finished",
@@ -60,14 +61,14 @@ func TestLoadManyScrapersShareReads(t *testing.T) {
 
 	srv := partnercentertest.NewServer()
 	t.Cleanup(srv.Close)
-	srv.SetCredentials(testClientID, testSecret)
+	srv.SetCredentials(testkit.ClientID, testkit.ClientSecret)
 	batches := loadBatches(srv, numBatches)
 	ids := map[string][]string{}
 	for _, b := range batches {
 		ids[b.customer] = append(ids[b.customer], b.id)
 	}
-	path := writeConfig(t, t.TempDir(), srv, ids)
-	setConfig(t, path, "refresh_interval: 0s", "refresh_interval: 1m\n  max_concurrent_requests: 8")
+	path := testkit.WriteConfig(t, t.TempDir(), srv, ids)
+	testkit.SetConfig(t, path, "refresh_interval: 0s", "refresh_interval: 1m\n  max_concurrent_requests: 8")
 	exp := startExporter(t, path)
 
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: scrapers}}
@@ -89,7 +90,7 @@ func TestLoadManyScrapersShareReads(t *testing.T) {
 	for _, b := range batches {
 		want += b.wantRequests
 	}
-	waitFor(t, func() bool { return srv.TotalBatchRequests() >= want })
+	testkit.WaitFor(t, func() bool { return srv.TotalBatchRequests() >= want })
 	for _, b := range batches {
 		if got := srv.BatchRequests(b.customer, b.id); got != b.wantRequests {
 			t.Errorf("batch %s: %d requests, want %d", b.id, got, b.wantRequests)

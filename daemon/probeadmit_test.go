@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 
 	"github.com/partnercenter-exporter/partnercenter_exporter/collector"
 	"github.com/partnercenter-exporter/partnercenter_exporter/config"
+	"github.com/partnercenter-exporter/partnercenter_exporter/internal/testkit"
 	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter/partnercentertest"
 )
 
@@ -25,7 +26,7 @@ func allowUnlisted(t *testing.T, path string, extra ...string) {
 	for _, e := range extra {
 		block += "  " + e + "\n"
 	}
-	setConfig(t, path, "customers:", block+"customers:")
+	testkit.SetConfig(t, path, "customers:", block+"customers:")
 }
 
 // probeAnswer GETs a probe URL and returns its status, Retry-After and body.
@@ -55,38 +56,38 @@ func setAdmissionClock(a *probeAdmissions, now time.Time) {
 }
 
 func TestProbeUnlistedBatchWhenAllowed(t *testing.T) {
-	srv := fakeWithBatches(t)
-	path := writeConfig(t, t.TempDir(), srv, map[string][]string{customer1: {finishedID}, customer2: {missingID}})
-	setConfig(t, path, "refresh_interval: 0s", "refresh_interval: 1m")
+	srv := testkit.FakeWithBatches(t)
+	path := testkit.WriteConfig(t, t.TempDir(), srv, map[string][]string{testkit.Customer1: {testkit.FinishedID}, testkit.Customer2: {testkit.MissingID}})
+	testkit.SetConfig(t, path, "refresh_interval: 0s", "refresh_interval: 1m")
 	allowUnlisted(t, path)
 	exp := startExporter(t, path)
 
-	body := get(t, probeURL(exp, customer1, runningID), http.StatusOK)
-	if v := value(t, parseMetrics(t, body), "partnercenter_batch_status", batchLabels(customer1, runningID)+",status=processing"); v != 1 {
+	body := testkit.Get(t, probeURL(exp, testkit.Customer1, testkit.RunningID), http.StatusOK)
+	if v := testkit.Value(t, testkit.ParseMetrics(t, body), "partnercenter_batch_status", testkit.BatchLabels(testkit.Customer1, testkit.RunningID)+",status=processing"); v != 1 {
 		t.Errorf("admitted batch status processing = %v, want 1", v)
 	}
 	// Its read is recorded: a second probe within refresh_interval sends
 	// nothing.
-	get(t, probeURL(exp, customer1, runningID), http.StatusOK)
-	if got := srv.BatchRequests(customer1, runningID); got != 1 {
+	testkit.Get(t, probeURL(exp, testkit.Customer1, testkit.RunningID), http.StatusOK)
+	if got := srv.BatchRequests(testkit.Customer1, testkit.RunningID); got != 1 {
 		t.Errorf("admitted batch requested %d times over two probes, want 1", got)
 	}
 	// /metrics reads and exports the listed batches only.
 	_, m := exp.scrape(t, "")
-	if _, ok := (*m["partnercenter_batch_scrape_success"])[batchLabels(customer1, runningID)]; ok {
+	if _, ok := (*m["partnercenter_batch_scrape_success"])[testkit.BatchLabels(testkit.Customer1, testkit.RunningID)]; ok {
 		t.Error("/metrics exports an admitted unlisted batch")
 	}
-	if v := value(t, m, "partnercenter_batches_configured", ""); v != 2 {
+	if v := testkit.Value(t, m, "partnercenter_batches_configured", ""); v != 2 {
 		t.Errorf("partnercenter_batches_configured = %v, want 2 (the listed ones)", v)
 	}
-	if got := srv.BatchRequests(customer1, runningID); got != 1 {
+	if got := srv.BatchRequests(testkit.Customer1, testkit.RunningID); got != 1 {
 		t.Errorf("admitted batch requested %d times after /metrics, want 1", got)
 	}
 }
 
 func TestProbeAdmissionsAreRateLimited(t *testing.T) {
-	srv := fakeWithBatches(t)
-	path := writeConfig(t, t.TempDir(), srv, map[string][]string{customer1: {finishedID}})
+	srv := testkit.FakeWithBatches(t)
+	path := testkit.WriteConfig(t, t.TempDir(), srv, map[string][]string{testkit.Customer1: {testkit.FinishedID}})
 	allowUnlisted(t, path, "max_admissions_per_minute: 2")
 	exp := startExporter(t, path)
 	// A fixed clock: no token comes back during the test.
@@ -94,7 +95,7 @@ func TestProbeAdmissionsAreRateLimited(t *testing.T) {
 
 	// Three new batches, tokens for two: the two are admitted, the probe
 	// is refused and nothing is read.
-	status, retryAfter, body := probeAnswer(t, probeURL(exp, customer1, runningID, missingID, brokenID))
+	status, retryAfter, body := probeAnswer(t, probeURL(exp, testkit.Customer1, testkit.RunningID, testkit.MissingID, testkit.BrokenID))
 	wantBody := "more than 2 unlisted batches admitted per minute (probe.max_admissions_per_minute)\n"
 	if status != http.StatusTooManyRequests || retryAfter != "30" || body != wantBody {
 		t.Errorf("probe beyond the rate: %d, Retry-After %q, %q; want 429, 30, %q", status, retryAfter, body, wantBody)
@@ -103,35 +104,35 @@ func TestProbeAdmissionsAreRateLimited(t *testing.T) {
 		t.Errorf("a refused probe sent %d batch requests, want 0", got)
 	}
 	// A listed batch needs no admission, and an admitted one no new one.
-	get(t, probeURL(exp, customer1, finishedID), http.StatusOK)
-	get(t, probeURL(exp, customer1, runningID, missingID), http.StatusOK)
+	testkit.Get(t, probeURL(exp, testkit.Customer1, testkit.FinishedID), http.StatusOK)
+	testkit.Get(t, probeURL(exp, testkit.Customer1, testkit.RunningID, testkit.MissingID), http.StatusOK)
 	if got := srv.TotalBatchRequests(); got != 3 {
 		t.Errorf("%d batch requests, want 3 (the listed batch and the two admitted)", got)
 	}
-	if status, _, _ := probeAnswer(t, probeURL(exp, customer1, brokenID)); status != http.StatusTooManyRequests {
+	if status, _, _ := probeAnswer(t, probeURL(exp, testkit.Customer1, testkit.BrokenID)); status != http.StatusTooManyRequests {
 		t.Errorf("a third admission within the minute: %d, want 429", status)
 	}
 }
 
 func TestProbeForgetsUnprobedBatches(t *testing.T) {
-	srv := fakeWithBatches(t)
-	path := writeConfig(t, t.TempDir(), srv, map[string][]string{customer1: {finishedID}})
-	setConfig(t, path, "refresh_interval: 0s", "refresh_interval: 1h")
+	srv := testkit.FakeWithBatches(t)
+	path := testkit.WriteConfig(t, t.TempDir(), srv, map[string][]string{testkit.Customer1: {testkit.FinishedID}})
+	testkit.SetConfig(t, path, "refresh_interval: 0s", "refresh_interval: 1h")
 	allowUnlisted(t, path, "forget_unprobed_after: 10m")
 	exp := startExporter(t, path)
 	probes := exp.state.probes
-	running := collector.Target{CustomerID: customer1, TrackingID: runningID}
-	finished := collector.Target{CustomerID: customer1, TrackingID: finishedID}
+	running := collector.Target{CustomerID: testkit.Customer1, TrackingID: testkit.RunningID}
+	finished := collector.Target{CustomerID: testkit.Customer1, TrackingID: testkit.FinishedID}
 
 	t0 := time.Now()
 	setAdmissionClock(probes, t0)
-	get(t, probeURL(exp, customer1, runningID, finishedID), http.StatusOK)
+	testkit.Get(t, probeURL(exp, testkit.Customer1, testkit.RunningID, testkit.FinishedID), http.StatusOK)
 	if st, ok := exp.state.store.Get(running); !ok || st.Batch == nil {
 		t.Fatalf("admitted batch not stored: %+v %v", st, ok)
 	}
 	// Probed again at 6 minutes: not forgotten at 12.
 	setAdmissionClock(probes, t0.Add(6*time.Minute))
-	get(t, probeURL(exp, customer1, runningID), http.StatusOK)
+	testkit.Get(t, probeURL(exp, testkit.Customer1, testkit.RunningID), http.StatusOK)
 	setAdmissionClock(probes, t0.Add(12*time.Minute))
 	probes.forgetDue()
 	if _, ok := exp.state.store.Get(running); !ok {
@@ -154,47 +155,47 @@ func TestProbeForgetsUnprobedBatches(t *testing.T) {
 	// not what is forgotten: within forget_removed_batches_after it comes
 	// back with what was known, and is read when its refresh interval (1h)
 	// says so, not at once.
-	m := parseMetrics(t, get(t, probeURL(exp, customer1, runningID), http.StatusOK))
-	if v := value(t, m, "partnercenter_batch_scrape_success", batchLabels(customer1, runningID)); v != 1 {
+	m := testkit.ParseMetrics(t, testkit.Get(t, probeURL(exp, testkit.Customer1, testkit.RunningID), http.StatusOK))
+	if v := testkit.Value(t, m, "partnercenter_batch_scrape_success", testkit.BatchLabels(testkit.Customer1, testkit.RunningID)); v != 1 {
 		t.Errorf("re-admitted batch scrape_success = %v, want 1 (what was known)", v)
 	}
-	if got := srv.BatchRequests(customer1, runningID); got != 1 {
+	if got := srv.BatchRequests(testkit.Customer1, testkit.RunningID); got != 1 {
 		t.Errorf("batch requested %d times, want 1: its knowledge outlived its admission", got)
 	}
 }
 
 func TestProbeRemovedBatchWaitsForServiceDiscovery(t *testing.T) {
-	srv := fakeWithBatches(t)
-	path := writeConfig(t, t.TempDir(), srv, map[string][]string{customer1: {finishedID, runningID}})
+	srv := testkit.FakeWithBatches(t)
+	path := testkit.WriteConfig(t, t.TempDir(), srv, map[string][]string{testkit.Customer1: {testkit.FinishedID, testkit.RunningID}})
 	allowUnlisted(t, path)
 	exp := startExporter(t, path)
-	get(t, probeURL(exp, customer1, runningID), http.StatusOK)
+	testkit.Get(t, probeURL(exp, testkit.Customer1, testkit.RunningID), http.StatusOK)
 
 	// A reload takes runningID off the list. Prometheus, whose discovery
 	// still lists it, probes it: refused, nothing read.
-	setConfig(t, path, "      - "+runningID+"\n", "")
+	testkit.SetConfig(t, path, "      - "+testkit.RunningID+"\n", "")
 	if err := exp.state.reload(); err != nil {
 		t.Fatal(err)
 	}
-	status, _, body := probeAnswer(t, probeURL(exp, customer1, runningID))
-	want := "batch " + runningID + " of customer " + customer1 + " was removed from the configuration or batch files; " +
+	status, _, body := probeAnswer(t, probeURL(exp, testkit.Customer1, testkit.RunningID))
+	want := "batch " + testkit.RunningID + " of customer " + testkit.Customer1 + " was removed from the configuration or batch files; " +
 		"it can be probed again once /sd has been served without it\n"
 	if status != http.StatusNotFound || body != want {
 		t.Errorf("probe of a removed batch: %d %q, want 404 %q", status, body, want)
 	}
-	if got := srv.BatchRequests(customer1, runningID); got != 1 {
+	if got := srv.BatchRequests(testkit.Customer1, testkit.RunningID); got != 1 {
 		t.Errorf("removed batch requested %d times, want 1 (before its removal)", got)
 	}
-	if _, ok := exp.state.store.Get(collector.Target{CustomerID: customer1, TrackingID: runningID}); ok {
+	if _, ok := exp.state.store.Get(collector.Target{CustomerID: testkit.Customer1, TrackingID: testkit.RunningID}); ok {
 		t.Error("a refused probe brought the removed batch back into the store")
 	}
 	// Once /sd has answered without it, a probe of it comes from
 	// elsewhere and is admitted like any unlisted batch.
-	if sd := get(t, exp.url+"/sd", http.StatusOK); strings.Contains(sd, runningID) {
+	if sd := testkit.Get(t, exp.url+"/sd", http.StatusOK); strings.Contains(sd, testkit.RunningID) {
 		t.Fatalf("/sd still lists the removed batch: %s", sd)
 	}
-	get(t, probeURL(exp, customer1, runningID), http.StatusOK)
-	if got := srv.BatchRequests(customer1, runningID); got != 2 {
+	testkit.Get(t, probeURL(exp, testkit.Customer1, testkit.RunningID), http.StatusOK)
+	if got := srv.BatchRequests(testkit.Customer1, testkit.RunningID); got != 2 {
 		t.Errorf("batch requested %d times, want 2", got)
 	}
 }
@@ -212,7 +213,7 @@ func testAdmissions(t *testing.T, p config.Probe, listed []collector.Target) (*p
 }
 
 func unlistedTarget(i int) collector.Target {
-	return collector.Target{CustomerID: customer2, TrackingID: fmt.Sprintf("%08d-0000-4000-8000-000000000000", i)}
+	return collector.Target{CustomerID: testkit.Customer2, TrackingID: fmt.Sprintf("%08d-0000-4000-8000-000000000000", i)}
 }
 
 func TestProbeAdmissionsAreCapped(t *testing.T) {
@@ -290,13 +291,13 @@ func TestProbeAdmissionsFollowPublishes(t *testing.T) {
 func TestProbeAdmissionForUnconfiguredCustomers(t *testing.T) {
 	srv := partnercentertest.NewServer()
 	t.Cleanup(srv.Close)
-	srv.SetCredentials(testClientID, testSecret)
-	path := writeConfig(t, t.TempDir(), srv, map[string][]string{customer1: {finishedID}})
-	setConfig(t, path, "customers:", "probe:\n  allow_unconfigured_customers: true\n  max_admissions_per_minute: 1\ncustomers:")
+	srv.SetCredentials(testkit.ClientID, testkit.ClientSecret)
+	path := testkit.WriteConfig(t, t.TempDir(), srv, map[string][]string{testkit.Customer1: {testkit.FinishedID}})
+	testkit.SetConfig(t, path, "customers:", "probe:\n  allow_unconfigured_customers: true\n  max_admissions_per_minute: 1\ncustomers:")
 	exp := startExporter(t, path)
 	setAdmissionClock(exp.state.probes, time.Now())
-	get(t, probeURL(exp, unconfiguredCustomer, missingID), http.StatusOK)
-	if status, retryAfter, _ := probeAnswer(t, probeURL(exp, unconfiguredCustomer, brokenID)); status != http.StatusTooManyRequests || retryAfter != "60" {
+	testkit.Get(t, probeURL(exp, unconfiguredCustomer, testkit.MissingID), http.StatusOK)
+	if status, retryAfter, _ := probeAnswer(t, probeURL(exp, unconfiguredCustomer, testkit.BrokenID)); status != http.StatusTooManyRequests || retryAfter != "60" {
 		t.Errorf("second admission within the minute: %d, Retry-After %q; want 429, 60", status, retryAfter)
 	}
 	if got := srv.TotalBatchRequests(); got != 1 {
@@ -330,38 +331,38 @@ func TestProbeAdmissionArmsTheSweepWhenRefused(t *testing.T) {
 // TestProbeBatchRemovedFromABatchFileWaitsForServiceDiscovery: a batch
 // file change that drops a batch is a removal like a reload's.
 func TestProbeBatchRemovedFromABatchFileWaitsForServiceDiscovery(t *testing.T) {
-	srv := fakeWithBatches(t)
+	srv := testkit.FakeWithBatches(t)
 	dir := t.TempDir()
-	path := writeConfig(t, dir, srv, map[string][]string{customer1: {finishedID}})
-	setConfig(t, path, "customers:", "batch_files:\n  - uploads/*.txt\ncustomers:")
+	path := testkit.WriteConfig(t, dir, srv, map[string][]string{testkit.Customer1: {testkit.FinishedID}})
+	testkit.SetConfig(t, path, "customers:", "batch_files:\n  - uploads/*.txt\ncustomers:")
 	allowUnlisted(t, path)
 	if err := os.MkdirAll(filepath.Join(dir, "uploads"), 0o700); err != nil {
 		t.Fatal(err)
 	}
 	uploads := filepath.Join(dir, "uploads", "contoso.txt")
-	appendFile(t, uploads, uploadsLine(customer1, runningID))
+	appendFile(t, uploads, uploadsLine(testkit.Customer1, testkit.RunningID))
 	exp := startExporter(t, path)
 	listed := func() bool {
 		for _, tg := range exp.state.currentTargets() {
-			if tg.TrackingID == runningID {
+			if tg.TrackingID == testkit.RunningID {
 				return true
 			}
 		}
 		return false
 	}
-	waitFor(t, listed)
-	get(t, probeURL(exp, customer1, runningID), http.StatusOK)
+	testkit.WaitFor(t, listed)
+	testkit.Get(t, probeURL(exp, testkit.Customer1, testkit.RunningID), http.StatusOK)
 
 	if err := os.WriteFile(uploads, []byte("# emptied\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { return !listed() })
-	if status, _, _ := probeAnswer(t, probeURL(exp, customer1, runningID)); status != http.StatusNotFound {
+	testkit.WaitFor(t, func() bool { return !listed() })
+	if status, _, _ := probeAnswer(t, probeURL(exp, testkit.Customer1, testkit.RunningID)); status != http.StatusNotFound {
 		t.Errorf("probe of a batch its file dropped: %d, want 404 until /sd is served", status)
 	}
-	get(t, exp.url+"/sd", http.StatusOK)
-	get(t, probeURL(exp, customer1, runningID), http.StatusOK)
-	if got := srv.BatchRequests(customer1, runningID); got != 2 {
+	testkit.Get(t, exp.url+"/sd", http.StatusOK)
+	testkit.Get(t, probeURL(exp, testkit.Customer1, testkit.RunningID), http.StatusOK)
+	if got := srv.BatchRequests(testkit.Customer1, testkit.RunningID); got != 2 {
 		t.Errorf("batch requested %d times, want 2 (before and after its removal)", got)
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"bytes"
@@ -12,6 +12,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/partnercenter-exporter/partnercenter_exporter/internal/testkit"
 	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter/partnercentertest"
 	"github.com/partnercenter-exporter/partnercenter_exporter/storage"
 )
@@ -20,7 +21,7 @@ import (
 // reads depend on is made by the old client and stored with its stamp: it
 // is read again under the new settings, rather than served as current.
 func TestReadQueuedThroughAReloadIsReadAgain(t *testing.T) {
-	srv := fakeWithBatches(t)
+	srv := testkit.FakeWithBatches(t)
 	release := make(chan struct{})
 	t.Cleanup(func() {
 		select {
@@ -29,47 +30,47 @@ func TestReadQueuedThroughAReloadIsReadAgain(t *testing.T) {
 			close(release)
 		}
 	})
-	srv.SetHandler(customer1, slowID, func(int, time.Time) (partnercentertest.Batch, partnercentertest.Response) {
+	srv.SetHandler(testkit.Customer1, testkit.SlowID, func(int, time.Time) (partnercentertest.Batch, partnercentertest.Response) {
 		<-release
-		return partnercentertest.Batch{TrackingID: slowID, Status: "queued"}, partnercentertest.Response{}
+		return partnercentertest.Batch{TrackingID: testkit.SlowID, Status: "queued"}, partnercentertest.Response{}
 	})
 	dir := t.TempDir()
-	path := writeConfig(t, dir, srv, map[string][]string{customer1: {slowID}})
-	setConfig(t, path, "refresh_interval: 0s", "refresh_interval: 0s\n  max_concurrent_requests: 1")
+	path := testkit.WriteConfig(t, dir, srv, map[string][]string{testkit.Customer1: {testkit.SlowID}})
+	testkit.SetConfig(t, path, "refresh_interval: 0s", "refresh_interval: 0s\n  max_concurrent_requests: 1")
 	exp := startExporter(t, path)
 
 	// The slow batch takes the one slot and keeps it after its scrape.
 	exp.scrape(t, "1")
-	waitFor(t, func() bool { return srv.BatchRequests(customer1, slowID) == 1 })
+	testkit.WaitFor(t, func() bool { return srv.BatchRequests(testkit.Customer1, testkit.SlowID) == 1 })
 	// The finished batch is added; its read waits behind the slow one.
-	writeConfig(t, dir, srv, map[string][]string{customer1: {slowID, finishedID}})
-	setConfig(t, path, "refresh_interval: 0s", "refresh_interval: 0s\n  max_concurrent_requests: 1")
+	testkit.WriteConfig(t, dir, srv, map[string][]string{testkit.Customer1: {testkit.SlowID, testkit.FinishedID}})
+	testkit.SetConfig(t, path, "refresh_interval: 0s", "refresh_interval: 0s\n  max_concurrent_requests: 1")
 	if err := exp.state.reload(); err != nil {
 		t.Fatal(err)
 	}
 	exp.scrape(t, "1")
-	if got := srv.BatchRequests(customer1, finishedID); got != 0 {
+	if got := srv.BatchRequests(testkit.Customer1, testkit.FinishedID); got != 0 {
 		t.Fatalf("finished batch requested %d times while the slot was taken, want 0", got)
 	}
 	// Now the failed-device cap changes, and the slot frees.
-	setConfig(t, path, "customers:", "max_failed_devices_per_batch: 2\ncustomers:")
+	testkit.SetConfig(t, path, "customers:", "max_failed_devices_per_batch: 2\ncustomers:")
 	if err := exp.state.reload(); err != nil {
 		t.Fatal(err)
 	}
 	close(release)
 	// The queued read, made by the old client, keeps all 5 failed devices.
-	waitFor(t, func() bool {
-		return srv.BatchRequests(customer1, finishedID) == 1 && failedDevicesShown(t, exp.url, finishedID) == 5
+	testkit.WaitFor(t, func() bool {
+		return srv.BatchRequests(testkit.Customer1, testkit.FinishedID) == 1 && failedDevicesShown(t, exp.url, testkit.FinishedID) == 5
 	})
 	exp.scrape(t, "")
-	if got := srv.BatchRequests(customer1, finishedID); got != 2 {
+	if got := srv.BatchRequests(testkit.Customer1, testkit.FinishedID); got != 2 {
 		t.Errorf("finished batch requested %d times, want 2: the read queued through the reload is read again", got)
 	}
-	if n := failedDevicesShown(t, exp.url, finishedID); n != 2 {
+	if n := failedDevicesShown(t, exp.url, testkit.FinishedID); n != 2 {
 		t.Errorf("%d failed devices shown, want 2 (the new cap)", n)
 	}
 	exp.scrape(t, "")
-	if got := srv.BatchRequests(customer1, finishedID); got != 2 {
+	if got := srv.BatchRequests(testkit.Customer1, testkit.FinishedID); got != 2 {
 		t.Errorf("finished batch requested %d times, want still 2", got)
 	}
 }
@@ -78,36 +79,37 @@ func TestReadQueuedThroughAReloadIsReadAgain(t *testing.T) {
 // a finished batch again (under Helm every values change restarts the pod,
 // so the reload path never runs), and one under the same settings does not.
 func TestRestartWithOtherReadSettingsReadsFinishedBatchesAgain(t *testing.T) {
-	srv := fakeWithBatches(t)
+	srv := testkit.FakeWithBatches(t)
 	dir := t.TempDir()
-	path := writeConfig(t, dir, srv, map[string][]string{customer1: {finishedID}})
-	setConfig(t, path, "customers:", "max_failed_devices_per_batch: 0\ncustomers:")
-	args := []string{"--config.file", path, "--storage.path", filepath.Join(dir, "state")}
+	path := testkit.WriteConfig(t, dir, srv, map[string][]string{testkit.Customer1: {testkit.FinishedID}})
+	testkit.SetConfig(t, path, "customers:", "max_failed_devices_per_batch: 0\ncustomers:")
+	opts := testOptions()
+	opts.StoragePath = filepath.Join(dir, "state")
 
-	first := runExporter(t, args...)
-	get(t, first.base+"/metrics", http.StatusOK)
-	if n := failedDevicesShown(t, first.base, finishedID); n != 0 {
+	first := startExporterWith(t, path, opts)
+	testkit.Get(t, first.url+"/metrics", http.StatusOK)
+	if n := failedDevicesShown(t, first.url, testkit.FinishedID); n != 0 {
 		t.Fatalf("first run shows %d failed devices, want 0 (none kept)", n)
 	}
 	first.stop(t)
 
-	setConfig(t, path, "max_failed_devices_per_batch: 0\n", "max_failed_devices_per_batch: 10\n")
-	second := runExporter(t, args...)
-	get(t, second.base+"/metrics", http.StatusOK)
-	if got := srv.BatchRequests(customer1, finishedID); got != 2 {
+	testkit.SetConfig(t, path, "max_failed_devices_per_batch: 0\n", "max_failed_devices_per_batch: 10\n")
+	second := startExporterWith(t, path, opts)
+	testkit.Get(t, second.url+"/metrics", http.StatusOK)
+	if got := srv.BatchRequests(testkit.Customer1, testkit.FinishedID); got != 2 {
 		t.Errorf("finished batch requested %d times over two runs, want 2 (read again under the raised cap)", got)
 	}
-	if n := failedDevicesShown(t, second.base, finishedID); n != 5 {
+	if n := failedDevicesShown(t, second.url, testkit.FinishedID); n != 5 {
 		t.Errorf("after the restart %d failed devices shown, want all 5", n)
 	}
 	second.stop(t)
 
-	third := runExporter(t, args...)
-	get(t, third.base+"/metrics", http.StatusOK)
-	if got := srv.BatchRequests(customer1, finishedID); got != 2 {
+	third := startExporterWith(t, path, opts)
+	testkit.Get(t, third.url+"/metrics", http.StatusOK)
+	if got := srv.BatchRequests(testkit.Customer1, testkit.FinishedID); got != 2 {
 		t.Errorf("finished batch requested %d times over three runs, want still 2", got)
 	}
-	if n := failedDevicesShown(t, third.base, finishedID); n != 5 {
+	if n := failedDevicesShown(t, third.url, testkit.FinishedID); n != 5 {
 		t.Errorf("third run shows %d failed devices, want 5", n)
 	}
 	third.stop(t)
@@ -124,18 +126,18 @@ func TestRotatedSecretReadsNoFinishedBatchAgain(t *testing.T) {
 	}{{"client_secret_file", false}, {"client_secret", true}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			srv := fakeWithBatches(t)
+			srv := testkit.FakeWithBatches(t)
 			dir := t.TempDir()
-			path := writeConfig(t, dir, srv, map[string][]string{customer1: {finishedID, runningID}})
+			path := testkit.WriteConfig(t, dir, srv, map[string][]string{testkit.Customer1: {testkit.FinishedID, testkit.RunningID}})
 			if tt.inline {
-				setConfig(t, path, "client_secret_file: client_secret", "client_secret: "+testSecret)
+				testkit.SetConfig(t, path, "client_secret_file: client_secret", "client_secret: "+testkit.ClientSecret)
 			}
 			exp := startExporter(t, path)
 			exp.scrape(t, "")
 
-			srv.SetCredentials(testClientID, rotated)
+			srv.SetCredentials(testkit.ClientID, rotated)
 			if tt.inline {
-				setConfig(t, path, "client_secret: "+testSecret, "client_secret: "+rotated)
+				testkit.SetConfig(t, path, "client_secret: "+testkit.ClientSecret, "client_secret: "+rotated)
 			} else if err := os.WriteFile(filepath.Join(dir, "client_secret"), []byte(rotated+"\n"), 0o600); err != nil {
 				t.Fatal(err)
 			}
@@ -143,14 +145,14 @@ func TestRotatedSecretReadsNoFinishedBatchAgain(t *testing.T) {
 				t.Fatal(err)
 			}
 			_, m := exp.scrape(t, "")
-			if got := srv.BatchRequests(customer1, finishedID); got != 1 {
+			if got := srv.BatchRequests(testkit.Customer1, testkit.FinishedID); got != 1 {
 				t.Errorf("finished batch requested %d times across the rotation, want 1", got)
 			}
-			if got := srv.BatchRequests(customer1, runningID); got != 2 {
+			if got := srv.BatchRequests(testkit.Customer1, testkit.RunningID); got != 2 {
 				t.Errorf("unfinished batch requested %d times, want 2", got)
 			}
-			for _, id := range []string{finishedID, runningID} {
-				if v := value(t, m, "partnercenter_batch_scrape_success", batchLabels(customer1, id)); v != 1 {
+			for _, id := range []string{testkit.FinishedID, testkit.RunningID} {
+				if v := testkit.Value(t, m, "partnercenter_batch_scrape_success", testkit.BatchLabels(testkit.Customer1, id)); v != 1 {
 					t.Errorf("batch %s scrape_success = %v after the rotation, want 1", id[:8], v)
 				}
 			}
@@ -166,13 +168,14 @@ func TestRotatedSecretReadsNoFinishedBatchAgain(t *testing.T) {
 // loads them, which stamps them on disk, so that a later start under other
 // settings reads them again.
 func TestUnstampedStoredReadsCountAsReadUnderTheFirstStart(t *testing.T) {
-	srv := fakeWithBatches(t)
+	srv := testkit.FakeWithBatches(t)
 	dir := t.TempDir()
-	path := writeConfig(t, dir, srv, map[string][]string{customer1: {finishedID}})
+	path := testkit.WriteConfig(t, dir, srv, map[string][]string{testkit.Customer1: {testkit.FinishedID}})
 	storeDir := filepath.Join(dir, "state")
-	args := []string{"--config.file", path, "--storage.path", storeDir}
-	first := runExporter(t, args...)
-	get(t, first.base+"/metrics", http.StatusOK)
+	opts := testOptions()
+	opts.StoragePath = storeDir
+	first := startExporterWith(t, path, opts)
+	testkit.Get(t, first.url+"/metrics", http.StatusOK)
 	first.stop(t)
 
 	// Make the record what the exporter wrote before stamps: version 1.
@@ -183,9 +186,9 @@ func TestUnstampedStoredReadsCountAsReadUnderTheFirstStart(t *testing.T) {
 		delete(v, "stamp")
 		v["v"] = 1
 	})
-	second := runExporter(t, args...)
-	get(t, second.base+"/metrics", http.StatusOK)
-	if got := srv.BatchRequests(customer1, finishedID); got != 1 {
+	second := startExporterWith(t, path, opts)
+	testkit.Get(t, second.url+"/metrics", http.StatusOK)
+	if got := srv.BatchRequests(testkit.Customer1, testkit.FinishedID); got != 1 {
 		t.Errorf("finished batch requested %d times, want 1: an unstamped read counts as current", got)
 	}
 	second.stop(t)
@@ -195,13 +198,13 @@ func TestUnstampedStoredReadsCountAsReadUnderTheFirstStart(t *testing.T) {
 		}
 	})
 
-	setConfig(t, path, "customers:", "max_failed_devices_per_batch: 3\ncustomers:")
-	third := runExporter(t, args...)
-	get(t, third.base+"/metrics", http.StatusOK)
-	if got := srv.BatchRequests(customer1, finishedID); got != 2 {
+	testkit.SetConfig(t, path, "customers:", "max_failed_devices_per_batch: 3\ncustomers:")
+	third := startExporterWith(t, path, opts)
+	testkit.Get(t, third.url+"/metrics", http.StatusOK)
+	if got := srv.BatchRequests(testkit.Customer1, testkit.FinishedID); got != 2 {
 		t.Errorf("finished batch requested %d times, want 2: read again under the new cap", got)
 	}
-	if n := failedDevicesShown(t, third.base, finishedID); n != 3 {
+	if n := failedDevicesShown(t, third.url, testkit.FinishedID); n != 3 {
 		t.Errorf("%d failed devices shown, want 3", n)
 	}
 	third.stop(t)

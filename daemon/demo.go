@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"fmt"
@@ -13,7 +13,8 @@ import (
 	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter/partnercentertest"
 )
 
-const demoDescription = "DEMO MODE: the data shown comes from a simulated Partner Center running inside this process, not from Microsoft."
+// DemoDescription is what the landing page and the log say in demo mode.
+const DemoDescription = "DEMO MODE: the data shown comes from a simulated Partner Center running inside this process, not from Microsoft."
 
 const (
 	// demoRefreshInterval re-reads unfinished batches often enough that the
@@ -122,7 +123,7 @@ func newDemo(logger log.Logger, clock func() time.Time) (*demo, error) {
 		devices := partnercentertest.GenerateDevices(b.devices, int64(i+1), b.failures)
 		srv.SetHandler(demoCustomers[b.customer].id, b.trackingID, d.batchHandler(b, devices))
 	}
-	level.Warn(logger).Log("msg", demoDescription, "simulated_partner_center", srv.URL)
+	level.Warn(logger).Log("msg", DemoDescription, "simulated_partner_center", srv.URL)
 	level.Info(logger).Log("msg", "demo scenario: batches move from queued through processing to finished within 8 minutes; "+
 		"one batch is throttled (429), one does not exist (404), one is stuck in processing",
 		"customers", len(demoCustomers), "batches", len(demoBatches))

@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"encoding/json"
@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/partnercenter-exporter/partnercenter_exporter/internal/testkit"
 )
 
 const unconfiguredCustomer = "99999999-0000-4000-8000-000000000009"
@@ -21,21 +23,21 @@ func probeURL(exp *testExporter, customer string, batches ...string) string {
 }
 
 func TestProbeServesJustTheNamedBatches(t *testing.T) {
-	srv := fakeWithBatches(t)
-	path := writeConfig(t, t.TempDir(), srv, map[string][]string{
-		customer1: {finishedID, runningID},
-		customer2: {missingID},
+	srv := testkit.FakeWithBatches(t)
+	path := testkit.WriteConfig(t, t.TempDir(), srv, map[string][]string{
+		testkit.Customer1: {testkit.FinishedID, testkit.RunningID},
+		testkit.Customer2: {testkit.MissingID},
 	})
-	setConfig(t, path, "refresh_interval: 0s", "refresh_interval: 1m")
+	testkit.SetConfig(t, path, "refresh_interval: 0s", "refresh_interval: 1m")
 	exp := startExporter(t, path)
-	body := get(t, probeURL(exp, customer1, strings.ToUpper(runningID), finishedID), http.StatusOK)
-	m := parseMetrics(t, body)
+	body := testkit.Get(t, probeURL(exp, testkit.Customer1, strings.ToUpper(testkit.RunningID), testkit.FinishedID), http.StatusOK)
+	m := testkit.ParseMetrics(t, body)
 	var ids []string
 	for labels := range *m["partnercenter_batch_scrape_success"] {
 		ids = append(ids, labels)
 	}
 	sort.Strings(ids)
-	want := []string{batchLabels(customer1, finishedID), batchLabels(customer1, runningID)}
+	want := []string{testkit.BatchLabels(testkit.Customer1, testkit.FinishedID), testkit.BatchLabels(testkit.Customer1, testkit.RunningID)}
 	if strings.Join(ids, " ") != strings.Join(want, " ") {
 		t.Errorf("probe series for %v, want %v", ids, want)
 	}
@@ -51,46 +53,46 @@ func TestProbeServesJustTheNamedBatches(t *testing.T) {
 
 	// A batch already read costs no request, through /probe or /metrics.
 	exp.scrape(t, "")
-	get(t, probeURL(exp, customer1, runningID), http.StatusOK)
-	if got := srv.BatchRequests(customer1, runningID); got != 1 {
+	testkit.Get(t, probeURL(exp, testkit.Customer1, testkit.RunningID), http.StatusOK)
+	if got := srv.BatchRequests(testkit.Customer1, testkit.RunningID); got != 1 {
 		t.Errorf("running batch requested %d times across /probe and /metrics, want 1", got)
 	}
 
 }
 
 func TestProbeRefusals(t *testing.T) {
-	srv := fakeWithBatches(t)
-	path := writeConfig(t, t.TempDir(), srv, map[string][]string{customer1: {finishedID}})
+	srv := testkit.FakeWithBatches(t)
+	path := testkit.WriteConfig(t, t.TempDir(), srv, map[string][]string{testkit.Customer1: {testkit.FinishedID}})
 	exp := startExporter(t, path)
-	tooMany := url.Values{"customer_id": {customer1}}
+	tooMany := url.Values{"customer_id": {testkit.Customer1}}
 	for range maxProbeBatches + 1 {
-		tooMany.Add("batch_tracking_id", finishedID)
+		tooMany.Add("batch_tracking_id", testkit.FinishedID)
 	}
 	tests := []struct {
 		name, url string
 		status    int
 		body      string
 	}{
-		{"no customer", exp.url + "/probe?batch_tracking_id=" + finishedID, 400, "exactly one customer_id parameter is required\n"},
-		{"two customers", exp.url + "/probe?customer_id=" + customer1 + "&customer_id=" + customer2 + "&batch_tracking_id=" + finishedID, 400, "exactly one customer_id parameter is required\n"},
-		{"malformed customer", probeURL(exp, "12ab", finishedID), 400, "customer_id \"12ab\" is not a GUID\n"},
-		{"no batch", probeURL(exp, customer1), 400, "at least one batch_tracking_id parameter is required\n"},
-		{"malformed batch", probeURL(exp, customer1, finishedID, "nope"), 400, "batch_tracking_id \"nope\" is not a GUID\n"},
+		{"no customer", exp.url + "/probe?batch_tracking_id=" + testkit.FinishedID, 400, "exactly one customer_id parameter is required\n"},
+		{"two customers", exp.url + "/probe?customer_id=" + testkit.Customer1 + "&customer_id=" + testkit.Customer2 + "&batch_tracking_id=" + testkit.FinishedID, 400, "exactly one customer_id parameter is required\n"},
+		{"malformed customer", probeURL(exp, "12ab", testkit.FinishedID), 400, "customer_id \"12ab\" is not a GUID\n"},
+		{"no batch", probeURL(exp, testkit.Customer1), 400, "at least one batch_tracking_id parameter is required\n"},
+		{"malformed batch", probeURL(exp, testkit.Customer1, testkit.FinishedID, "nope"), 400, "batch_tracking_id \"nope\" is not a GUID\n"},
 		{"too many batches", exp.url + "/probe?" + tooMany.Encode(), 400, "at most 100 batch_tracking_id parameters per probe, got 101\n"},
-		{"unconfigured customer", probeURL(exp, unconfiguredCustomer, finishedID), 403,
+		{"unconfigured customer", probeURL(exp, unconfiguredCustomer, testkit.FinishedID), 403,
 			"customer " + unconfiguredCustomer + " is not configured (set probe.allow_unconfigured_customers to probe it)\n"},
 		// Customer IDs are public on /sd: a tracking ID of one's choosing
 		// under a configured customer must not cost a request.
-		{"unlisted batch", probeURL(exp, customer1, brokenID), 404,
-			"batch " + brokenID + " of customer " + customer1 + " is not listed in the configuration or a batch file " +
+		{"unlisted batch", probeURL(exp, testkit.Customer1, testkit.BrokenID), 404,
+			"batch " + testkit.BrokenID + " of customer " + testkit.Customer1 + " is not listed in the configuration or a batch file " +
 				"(set probe.allow_unlisted_batches to probe it)\n"},
-		{"unlisted batch beside a listed one", probeURL(exp, customer1, finishedID, missingID), 404,
-			"batch " + missingID + " of customer " + customer1 + " is not listed in the configuration or a batch file " +
+		{"unlisted batch beside a listed one", probeURL(exp, testkit.Customer1, testkit.FinishedID, testkit.MissingID), 404,
+			"batch " + testkit.MissingID + " of customer " + testkit.Customer1 + " is not listed in the configuration or a batch file " +
 				"(set probe.allow_unlisted_batches to probe it)\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := get(t, tt.url, tt.status); got != tt.body {
+			if got := testkit.Get(t, tt.url, tt.status); got != tt.body {
 				t.Errorf("body %q, want %q", got, tt.body)
 			}
 		})
@@ -104,28 +106,28 @@ func TestProbeRefusals(t *testing.T) {
 }
 
 func TestProbeUnconfiguredCustomerWhenAllowed(t *testing.T) {
-	srv := fakeWithBatches(t)
-	path := writeConfig(t, t.TempDir(), srv, map[string][]string{customer1: {finishedID}})
-	setConfig(t, path, "customers:", "probe:\n  allow_unconfigured_customers: true\ncustomers:")
+	srv := testkit.FakeWithBatches(t)
+	path := testkit.WriteConfig(t, t.TempDir(), srv, map[string][]string{testkit.Customer1: {testkit.FinishedID}})
+	testkit.SetConfig(t, path, "customers:", "probe:\n  allow_unconfigured_customers: true\ncustomers:")
 	exp := startExporter(t, path)
-	body := get(t, probeURL(exp, customer2, missingID), http.StatusOK)
-	if v := value(t, parseMetrics(t, body), "partnercenter_batch_scrape_success", batchLabels(customer2, missingID)); v != 0 {
+	body := testkit.Get(t, probeURL(exp, testkit.Customer2, testkit.MissingID), http.StatusOK)
+	if v := testkit.Value(t, testkit.ParseMetrics(t, body), "partnercenter_batch_scrape_success", testkit.BatchLabels(testkit.Customer2, testkit.MissingID)); v != 0 {
 		t.Errorf("404 batch scrape_success = %v, want 0", v)
 	}
-	if got := srv.BatchRequests(customer2, missingID); got != 1 {
+	if got := srv.BatchRequests(testkit.Customer2, testkit.MissingID); got != 1 {
 		t.Errorf("batch requested %d times, want 1", got)
 	}
 }
 
 func TestServiceDiscovery(t *testing.T) {
-	srv := fakeWithBatches(t)
-	path := writeConfig(t, t.TempDir(), srv, map[string][]string{
-		customer1: {finishedID, runningID},
-		customer2: {missingID},
+	srv := testkit.FakeWithBatches(t)
+	path := testkit.WriteConfig(t, t.TempDir(), srv, map[string][]string{
+		testkit.Customer1: {testkit.FinishedID, testkit.RunningID},
+		testkit.Customer2: {testkit.MissingID},
 	})
 	exp := startExporter(t, path)
 	var groups []sdTargetGroup
-	if err := json.Unmarshal([]byte(get(t, exp.url+"/sd", http.StatusOK)), &groups); err != nil {
+	if err := json.Unmarshal([]byte(testkit.Get(t, exp.url+"/sd", http.StatusOK)), &groups); err != nil {
 		t.Fatal(err)
 	}
 	host := strings.TrimPrefix(exp.url, "http://")
@@ -137,9 +139,9 @@ func TestServiceDiscovery(t *testing.T) {
 		got = append(got, g.Labels["customer_id"]+" "+g.Labels["batch_tracking_id"]+" "+g.Labels["customer_name"])
 	}
 	want := []string{
-		customer1 + " " + finishedID + " Customer 6f1c",
-		customer1 + " " + runningID + " Customer 6f1c",
-		customer2 + " " + missingID + " Customer 0b7e",
+		testkit.Customer1 + " " + testkit.FinishedID + " Customer 6f1c",
+		testkit.Customer1 + " " + testkit.RunningID + " Customer 6f1c",
+		testkit.Customer2 + " " + testkit.MissingID + " Customer 0b7e",
 	}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("/sd:\n got  %v\n want %v", got, want)
@@ -150,10 +152,10 @@ func TestServiceDiscovery(t *testing.T) {
 }
 
 func TestProbeFollowsTheScrapeTimeout(t *testing.T) {
-	srv := fakeWithBatches(t)
-	path := writeConfig(t, t.TempDir(), srv, map[string][]string{customer1: {slowID}})
+	srv := testkit.FakeWithBatches(t)
+	path := testkit.WriteConfig(t, t.TempDir(), srv, map[string][]string{testkit.Customer1: {testkit.SlowID}})
 	exp := startExporter(t, path)
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, probeURL(exp, customer1, slowID), nil)
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, probeURL(exp, testkit.Customer1, testkit.SlowID), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,17 +168,17 @@ func TestProbeFollowsTheScrapeTimeout(t *testing.T) {
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
-	m := parseMetrics(t, string(body))
-	if v := value(t, m, "partnercenter_batch_scrape_success", batchLabels(customer1, slowID)); resp.StatusCode != http.StatusOK || v != 0 {
+	m := testkit.ParseMetrics(t, string(body))
+	if v := testkit.Value(t, m, "partnercenter_batch_scrape_success", testkit.BatchLabels(testkit.Customer1, testkit.SlowID)); resp.StatusCode != http.StatusOK || v != 0 {
 		t.Errorf("status %d, slow batch scrape_success %v; want 200 and 0", resp.StatusCode, v)
 	}
 }
 
 func TestMetricsOfTheExporterOnlyReadNoBatch(t *testing.T) {
-	srv := fakeWithBatches(t)
-	path := writeConfig(t, t.TempDir(), srv, map[string][]string{customer1: {finishedID, runningID}})
+	srv := testkit.FakeWithBatches(t)
+	path := testkit.WriteConfig(t, t.TempDir(), srv, map[string][]string{testkit.Customer1: {testkit.FinishedID, testkit.RunningID}})
 	exp := startExporter(t, path)
-	m := parseMetrics(t, get(t, exp.url+"/metrics?collect[]=exporter", http.StatusOK))
+	m := testkit.ParseMetrics(t, testkit.Get(t, exp.url+"/metrics?collect[]=exporter", http.StatusOK))
 	if got := srv.TotalBatchRequests(); got != 0 {
 		t.Errorf("/metrics?collect[]=exporter sent %d batch requests, want 0", got)
 	}
@@ -194,30 +196,30 @@ func TestMetricsOfTheExporterOnlyReadNoBatch(t *testing.T) {
 // whichever replica answers, so a retired batch stays listed (only the
 // replica that read it knows it is retired), and probing it costs nothing.
 func TestServiceDiscoveryListsRetiredBatches(t *testing.T) {
-	srv := fakeWithBatches(t)
-	path := writeConfig(t, t.TempDir(), srv, map[string][]string{customer1: {finishedID, runningID}})
+	srv := testkit.FakeWithBatches(t)
+	path := testkit.WriteConfig(t, t.TempDir(), srv, map[string][]string{testkit.Customer1: {testkit.FinishedID, testkit.RunningID}})
 	// finishedID completed on 2026-11-25: retired once read.
-	setConfig(t, path, "customers:", "retention: 1d\ncustomers:")
+	testkit.SetConfig(t, path, "customers:", "retention: 1d\ncustomers:")
 	exp := startExporter(t, path)
-	if _, m := exp.scrape(t, ""); value(t, m, "partnercenter_batches_retired", "") != 1 {
-		t.Fatalf("partnercenter_batches_retired = %v, want 1", value(t, m, "partnercenter_batches_retired", ""))
+	if _, m := exp.scrape(t, ""); testkit.Value(t, m, "partnercenter_batches_retired", "") != 1 {
+		t.Fatalf("partnercenter_batches_retired = %v, want 1", testkit.Value(t, m, "partnercenter_batches_retired", ""))
 	}
 	var groups []sdTargetGroup
-	if err := json.Unmarshal([]byte(get(t, exp.url+"/sd", http.StatusOK)), &groups); err != nil {
+	if err := json.Unmarshal([]byte(testkit.Get(t, exp.url+"/sd", http.StatusOK)), &groups); err != nil {
 		t.Fatal(err)
 	}
 	var got []string
 	for _, g := range groups {
 		got = append(got, g.Labels["batch_tracking_id"])
 	}
-	if want := []string{finishedID, runningID}; strings.Join(got, " ") != strings.Join(want, " ") {
+	if want := []string{testkit.FinishedID, testkit.RunningID}; strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("/sd lists %v, want %v (the retired batch too)", got, want)
 	}
-	m := parseMetrics(t, get(t, probeURL(exp, customer1, finishedID), http.StatusOK))
+	m := testkit.ParseMetrics(t, testkit.Get(t, probeURL(exp, testkit.Customer1, testkit.FinishedID), http.StatusOK))
 	if f, ok := m["partnercenter_batch_scrape_success"]; ok {
 		t.Errorf("probe of a retired batch shows batch series: %v", *f)
 	}
-	if got := srv.BatchRequests(customer1, finishedID); got != 1 {
+	if got := srv.BatchRequests(testkit.Customer1, testkit.FinishedID); got != 1 {
 		t.Errorf("retired batch requested %d times, want 1 (before it was retired)", got)
 	}
 }

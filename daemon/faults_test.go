@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"encoding/json"
@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/partnercenter-exporter/partnercenter_exporter/collector"
+	"github.com/partnercenter-exporter/partnercenter_exporter/internal/testkit"
 	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter/partnercentertest"
 )
 
@@ -48,7 +49,7 @@ func newFaultFake(t *testing.T) *partnercentertest.Server {
 	t.Helper()
 	srv := partnercentertest.NewServer()
 	t.Cleanup(srv.Close)
-	srv.SetCredentials(testClientID, testSecret)
+	srv.SetCredentials(testkit.ClientID, testkit.ClientSecret)
 	return srv
 }
 
@@ -58,7 +59,7 @@ func newFaultFake(t *testing.T) *partnercentertest.Server {
 // and a 1s request_timeout.
 func faultExporter(t *testing.T, srv *partnercentertest.Server, settings []string, ids ...string) (*testExporter, string) {
 	t.Helper()
-	path := writeConfig(t, t.TempDir(), srv, map[string][]string{customer1: ids})
+	path := testkit.WriteConfig(t, t.TempDir(), srv, map[string][]string{testkit.Customer1: ids})
 	pc := slices.Clone(settings)
 	for _, d := range []string{"refresh_interval: 1m", "request_timeout: 1s"} {
 		key, _, _ := strings.Cut(d, ":")
@@ -66,7 +67,7 @@ func faultExporter(t *testing.T, srv *partnercentertest.Server, settings []strin
 			pc = append(pc, d)
 		}
 	}
-	setConfig(t, path, "refresh_interval: 0s", strings.Join(pc, "\n  "))
+	testkit.SetConfig(t, path, "refresh_interval: 0s", strings.Join(pc, "\n  "))
 	return startExporter(t, path), path
 }
 
@@ -76,10 +77,10 @@ type metricWant struct {
 	value        float64
 }
 
-func checkMetrics(t *testing.T, m map[string]*familyValues, wants []metricWant) {
+func checkMetrics(t *testing.T, m map[string]*testkit.FamilyValues, wants []metricWant) {
 	t.Helper()
 	for _, w := range wants {
-		if got := value(t, m, w.name, w.labels); got != w.value {
+		if got := testkit.Value(t, m, w.name, w.labels); got != w.value {
 			t.Errorf("%s{%s} = %v, want %v", w.name, w.labels, got, w.value)
 		}
 	}
@@ -87,7 +88,7 @@ func checkMetrics(t *testing.T, m map[string]*familyValues, wants []metricWant) 
 
 // checkFamily compares a whole family, label set by label set; want nil
 // means the family must be absent (a counter vector nobody touched).
-func checkFamily(t *testing.T, m map[string]*familyValues, name string, want map[string]float64) {
+func checkFamily(t *testing.T, m map[string]*testkit.FamilyValues, name string, want map[string]float64) {
 	t.Helper()
 	f, ok := m[name]
 	if !ok {
@@ -119,7 +120,7 @@ func tokenCounts(success, failure float64) []metricWant {
 // scrapeUntil scrapes until cond holds, for counters updated just after a
 // read gives up (a token request ends a moment after the read waiting for
 // it), and returns that scrape's metrics.
-func scrapeUntil(t *testing.T, exp *testExporter, cond func(map[string]*familyValues) bool) map[string]*familyValues {
+func scrapeUntil(t *testing.T, exp *testExporter, cond func(map[string]*testkit.FamilyValues) bool) map[string]*testkit.FamilyValues {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -139,7 +140,7 @@ func scrapeUntil(t *testing.T, exp *testExporter, cond func(map[string]*familyVa
 func checkStillServing(t *testing.T, exp *testExporter) {
 	t.Helper()
 	exp.scrape(t, faultScrapeTimeout)
-	get(t, exp.url+"/-/healthy", http.StatusOK)
+	testkit.Get(t, exp.url+"/-/healthy", http.StatusOK)
 }
 
 // batchError is last_error of /batches/{id}?format=json.
@@ -156,7 +157,7 @@ func lastError(t *testing.T, exp *testExporter, id string) *batchError {
 			LastError *batchError `json:"last_error"`
 		} `json:"batch"`
 	}
-	body := get(t, exp.url+"/batches/"+id+"?format=json", http.StatusOK)
+	body := testkit.Get(t, exp.url+"/batches/"+id+"?format=json", http.StatusOK)
 	if err := json.Unmarshal([]byte(body), &page); err != nil {
 		t.Fatalf("/batches/%s: %v\n%s", id, err, body)
 	}
@@ -172,7 +173,7 @@ func countingServer(t *testing.T, id string) (*httptest.Server, *atomic.Int64) {
 	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n.Add(1)
 		body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-		if r.Header.Get("Authorization") != "" || strings.Contains(string(body), testSecret) {
+		if r.Header.Get("Authorization") != "" || strings.Contains(string(body), testkit.ClientSecret) {
 			t.Errorf("a redirect delivered credentials to %s %s", r.Method, r.URL.Path)
 		}
 		w.Header().Set("Content-Type", "application/json")
@@ -194,7 +195,7 @@ func TestFaultTokenEndpoint(t *testing.T) {
 		wantErr string
 	}{
 		{"down", func(t *testing.T, _ *partnercentertest.Server) string {
-			return "http://" + freeLoopbackAddr(t) + "/contoso.onmicrosoft.com/oauth2/token"
+			return "http://" + testkit.FreeLoopbackAddr(t) + "/contoso.onmicrosoft.com/oauth2/token"
 		}, 0, "connect: connection refused"},
 		{"slow", func(_ *testing.T, srv *partnercentertest.Server) string {
 			srv.SetTokenResponses(partnercentertest.Response{Latency: time.Hour})
@@ -216,28 +217,28 @@ func TestFaultTokenEndpoint(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := newFaultFake(t)
-			srv.SetResponses(customer1, faultA, processing(faultA))
+			srv.SetResponses(testkit.Customer1, faultA, processing(faultA))
 			tokenURL := tt.setup(t, srv)
 			exp, path := faultExporter(t, srv, nil, faultA)
 			if tokenURL != "" {
-				setConfig(t, path, "token_url: "+srv.TokenURL(), "token_url: "+tokenURL)
+				testkit.SetConfig(t, path, "token_url: "+srv.TokenURL(), "token_url: "+tokenURL)
 				if err := exp.state.reload(); err != nil {
 					t.Fatal(err)
 				}
 			}
-			m := scrapeUntil(t, exp, func(m map[string]*familyValues) bool {
-				return value(t, m, "partnercenter_token_requests_total", "result=failure") > 0
+			m := scrapeUntil(t, exp, func(m map[string]*testkit.FamilyValues) bool {
+				return testkit.Value(t, m, "partnercenter_token_requests_total", "result=failure") > 0
 			})
 			checkTokenFailure(t, exp, srv, m, tt.wantTokenRequests, tt.wantErr)
 		})
 	}
 }
 
-func checkTokenFailure(t *testing.T, exp *testExporter, srv *partnercentertest.Server, m map[string]*familyValues, wantTokenRequests int, wantErr string) {
+func checkTokenFailure(t *testing.T, exp *testExporter, srv *partnercentertest.Server, m map[string]*testkit.FamilyValues, wantTokenRequests int, wantErr string) {
 	t.Helper()
 	checkMetrics(t, m, append(tokenCounts(0, 1),
 		metricWant{"partnercenter_up", "", 0},
-		metricWant{"partnercenter_batch_scrape_success", batchLabels(customer1, faultA), 0},
+		metricWant{"partnercenter_batch_scrape_success", testkit.BatchLabels(testkit.Customer1, faultA), 0},
 	))
 	checkFamily(t, m, "partnercenter_api_requests_total", nil)
 	if got := srv.TotalBatchRequests(); got != 0 {
@@ -261,12 +262,12 @@ func TestFaultTokenRedirect(t *testing.T) {
 	for _, status := range []int{http.StatusFound, http.StatusTemporaryRedirect, http.StatusPermanentRedirect} {
 		t.Run(http.StatusText(status), func(t *testing.T) {
 			srv := newFaultFake(t)
-			srv.SetResponses(customer1, faultA, processing(faultA))
+			srv.SetResponses(testkit.Customer1, faultA, processing(faultA))
 			elsewhere, asked := countingServer(t, faultA)
 			srv.SetTokenResponses(partnercentertest.Response{Status: status, Header: http.Header{"Location": {elsewhere.URL + "/token"}}})
 			exp, _ := faultExporter(t, srv, nil, faultA)
-			m := scrapeUntil(t, exp, func(m map[string]*familyValues) bool {
-				return value(t, m, "partnercenter_token_requests_total", "result=failure") > 0
+			m := scrapeUntil(t, exp, func(m map[string]*testkit.FamilyValues) bool {
+				return testkit.Value(t, m, "partnercenter_token_requests_total", "result=failure") > 0
 			})
 			if got := asked.Load(); got != 0 {
 				t.Errorf("the redirect target received %d requests, want 0", got)
@@ -348,12 +349,12 @@ func runAPICase(t *testing.T, tt apiCase) {
 	srv := newFaultFake(t)
 	var ids []string
 	for _, b := range tt.batches {
-		srv.SetResponses(customer1, b.id, processing(b.id), b.responses...)
+		srv.SetResponses(testkit.Customer1, b.id, processing(b.id), b.responses...)
 		ids = append(ids, b.id)
 	}
 	exp, path := faultExporter(t, srv, tt.settings, ids...)
 	if tt.apiDown {
-		setConfig(t, path, "base_url: "+srv.URL, "base_url: http://"+freeLoopbackAddr(t))
+		testkit.SetConfig(t, path, "base_url: "+srv.URL, "base_url: http://"+testkit.FreeLoopbackAddr(t))
 		if err := exp.state.reload(); err != nil {
 			t.Fatal(err)
 		}
@@ -362,8 +363,8 @@ func runAPICase(t *testing.T, tt apiCase) {
 	checkMetrics(t, m, append(tokenCounts(1, 0), metricWant{"partnercenter_up", "", tt.wantUp}))
 	checkFamily(t, m, "partnercenter_api_requests_total", tt.wantCodes)
 	for _, b := range tt.batches {
-		checkMetrics(t, m, []metricWant{{"partnercenter_batch_scrape_success", batchLabels(customer1, b.id), b.wantSuccess}})
-		if got := srv.BatchRequests(customer1, b.id); got != b.wantRequests {
+		checkMetrics(t, m, []metricWant{{"partnercenter_batch_scrape_success", testkit.BatchLabels(testkit.Customer1, b.id), b.wantSuccess}})
+		if got := srv.BatchRequests(testkit.Customer1, b.id); got != b.wantRequests {
 			t.Errorf("batch %s: %d requests, want %d", b.id, got, b.wantRequests)
 		}
 		e := lastError(t, exp, b.id)
@@ -375,7 +376,7 @@ func runAPICase(t *testing.T, tt apiCase) {
 		}
 	}
 	if tt.wantAborted > 0 {
-		waitFor(t, func() bool { return srv.AbortedRequests() == tt.wantAborted })
+		testkit.WaitFor(t, func() bool { return srv.AbortedRequests() == tt.wantAborted })
 	}
 	checkStillServing(t, exp)
 	if got := srv.TotalBatchRequests(); got != sumRequests(tt.batches) {
@@ -399,7 +400,7 @@ func TestFaultRedirect(t *testing.T) {
 		t.Run(http.StatusText(code), func(t *testing.T) {
 			elsewhere, asked := countingServer(t, faultA)
 			redirect := []partnercentertest.Response{{Status: code, Header: http.Header{
-				"Location": {elsewhere.URL + "/v1/customers/" + customer1 + "/batchJobStatus/" + faultA},
+				"Location": {elsewhere.URL + "/v1/customers/" + testkit.Customer1 + "/batchJobStatus/" + faultA},
 			}}}
 			runAPICase(t, apiCase{
 				batches:   []apiBatch{{faultA, redirect, 1, 0, "HTTP " + strconv.Itoa(code)}},
@@ -444,7 +445,7 @@ func runThrottleStorm(t *testing.T, retryAfter string) {
 	}
 	ids := []string{faultA, faultB, faultC}
 	for _, id := range ids {
-		srv.SetResponses(customer1, id, processing(id), throttled)
+		srv.SetResponses(testkit.Customer1, id, processing(id), throttled)
 	}
 	// refresh_interval 0s: every scrape reads every batch, held or not.
 	exp, _ := faultExporter(t, srv, []string{"max_retry_after: 2s", "max_concurrent_requests: 1", "refresh_interval: 0s"}, ids...)
@@ -452,7 +453,7 @@ func runThrottleStorm(t *testing.T, retryAfter string) {
 	before := time.Now()
 	_, m := exp.scrape(t, faultScrapeTimeout)
 	after := time.Now()
-	until := value(t, m, "partnercenter_api_throttled_until_timestamp_seconds", "")
+	until := testkit.Value(t, m, "partnercenter_api_throttled_until_timestamp_seconds", "")
 	if lo, hi := unixSeconds(before.Add(hold)), unixSeconds(after.Add(hold)); until < lo || until > hi {
 		t.Errorf("throttled_until = %.3f, want within [%.3f, %.3f] (now + max_retry_after)", until, lo, hi)
 	}
@@ -476,26 +477,26 @@ func runThrottleStorm(t *testing.T, retryAfter string) {
 	// After the hold, the next scrape reads every batch again.
 	time.Sleep(time.Until(time.Unix(0, int64(until*1e9))) + 50*time.Millisecond)
 	for _, id := range ids {
-		srv.SetResponses(customer1, id, processing(id))
+		srv.SetResponses(testkit.Customer1, id, processing(id))
 	}
 	_, m = exp.scrape(t, faultScrapeTimeout)
 	checkMetrics(t, m, []metricWant{{"partnercenter_api_throttled_until_timestamp_seconds", "", 0}})
 	for _, id := range ids {
-		checkMetrics(t, m, []metricWant{{"partnercenter_batch_scrape_success", batchLabels(customer1, id), 1}})
+		checkMetrics(t, m, []metricWant{{"partnercenter_batch_scrape_success", testkit.BatchLabels(testkit.Customer1, id), 1}})
 	}
 	if got := srv.TotalBatchRequests(); got != 1+len(ids) {
 		t.Errorf("%d batch requests after the hold, want %d", got, 1+len(ids))
 	}
-	get(t, exp.url+"/-/healthy", http.StatusOK)
+	testkit.Get(t, exp.url+"/-/healthy", http.StatusOK)
 }
 
 // checkHeld checks that want429 batches failed with the 429 and the rest
 // were held by the exporter; all of them show scrape_success 0.
-func checkHeld(t *testing.T, exp *testExporter, m map[string]*familyValues, ids []string, want429 int) {
+func checkHeld(t *testing.T, exp *testExporter, m map[string]*testkit.FamilyValues, ids []string, want429 int) {
 	t.Helper()
 	got429 := 0
 	for _, id := range ids {
-		checkMetrics(t, m, []metricWant{{"partnercenter_batch_scrape_success", batchLabels(customer1, id), 0}})
+		checkMetrics(t, m, []metricWant{{"partnercenter_batch_scrape_success", testkit.BatchLabels(testkit.Customer1, id), 0}})
 		e := lastError(t, exp, id)
 		switch {
 		case e == nil:
@@ -598,9 +599,9 @@ func checkHostileBody(t *testing.T, body *partnercentertest.Stream, setting, wan
 	if strings.HasPrefix(string(body.Head), "<") {
 		contentType = "application/xml"
 	}
-	srv.SetResponses(customer1, faultA, processing(faultA), partnercentertest.Response{Stream: body, ContentType: contentType})
+	srv.SetResponses(testkit.Customer1, faultA, processing(faultA), partnercentertest.Response{Stream: body, ContentType: contentType})
 	exp, _ := faultExporter(t, srv, []string{setting}, faultA)
-	var m map[string]*familyValues
+	var m map[string]*testkit.FamilyValues
 	began := time.Now()
 	grew := heapGrowth(func() { _, m = exp.scrape(t, faultScrapeTimeout) })
 	if took := time.Since(began); took > 2*time.Second {
@@ -611,10 +612,10 @@ func checkHostileBody(t *testing.T, body *partnercentertest.Stream, setting, wan
 	}
 	checkMetrics(t, m, []metricWant{
 		{"partnercenter_up", "", 1}, // a 200 that cannot be used concerns the batch
-		{"partnercenter_batch_scrape_success", batchLabels(customer1, faultA), 0},
+		{"partnercenter_batch_scrape_success", testkit.BatchLabels(testkit.Customer1, faultA), 0},
 	})
 	checkFamily(t, m, "partnercenter_api_requests_total", map[string]float64{"code=200": 1})
-	if got := srv.BatchRequests(customer1, faultA); got != 1 {
+	if got := srv.BatchRequests(testkit.Customer1, faultA); got != 1 {
 		t.Errorf("%d requests, want 1 (a bad body is not retried)", got)
 	}
 	if e := lastError(t, exp, faultA); e == nil || e.HTTPStatus != http.StatusOK || !strings.Contains(e.Message, wantErr) {
@@ -622,7 +623,7 @@ func checkHostileBody(t *testing.T, body *partnercentertest.Stream, setting, wan
 	}
 	if body.Size > 1<<30 {
 		// The fake stops streaming once the exporter hangs up.
-		waitFor(t, func() bool { return srv.AbortedRequests() == 1 })
+		testkit.WaitFor(t, func() bool { return srv.AbortedRequests() == 1 })
 	}
 	checkStillServing(t, exp)
 }
@@ -633,14 +634,14 @@ func checkHostileBody(t *testing.T, body *partnercentertest.Stream, setting, wan
 func TestFaultReloadRacingScrapes(t *testing.T) {
 	srv := newFaultFake(t)
 	for _, id := range []string{faultA, faultB, faultC} {
-		srv.SetResponses(customer1, id, processing(id))
+		srv.SetResponses(testkit.Customer1, id, processing(id))
 	}
 	// Two configurations: with faultB, or with faultC instead; reads on
 	// every scrape, so that reads of a removed batch are often in flight.
-	withB := readFile(t, writeConfig(t, t.TempDir(), srv, map[string][]string{customer1: {faultA, faultB}}))
-	withC := readFile(t, writeConfig(t, t.TempDir(), srv, map[string][]string{customer1: {faultA, faultC}}))
+	withB := readFile(t, testkit.WriteConfig(t, t.TempDir(), srv, map[string][]string{testkit.Customer1: {faultA, faultB}}))
+	withC := readFile(t, testkit.WriteConfig(t, t.TempDir(), srv, map[string][]string{testkit.Customer1: {faultA, faultC}}))
 	dir := t.TempDir()
-	path := writeConfig(t, dir, srv, map[string][]string{customer1: {faultA, faultB}})
+	path := testkit.WriteConfig(t, dir, srv, map[string][]string{testkit.Customer1: {faultA, faultB}})
 	exp := startExporter(t, path)
 
 	stop := time.Now().Add(2 * time.Second)
@@ -649,7 +650,7 @@ func TestFaultReloadRacingScrapes(t *testing.T) {
 		wg.Go(func() {
 			for n := 0; time.Now().Before(stop) && n < 200; n++ {
 				replaceFile(t, path, [][]byte{withB, withC}[(i+n)%2])
-				if body, status, err := post(exp.url + "/-/reload"); err != nil || status != http.StatusOK {
+				if body, status, err := testkit.Post(exp.url + "/-/reload"); err != nil || status != http.StatusOK {
 					t.Errorf("reload: %d %v %s", status, err, body)
 					return
 				}
@@ -659,7 +660,7 @@ func TestFaultReloadRacingScrapes(t *testing.T) {
 	for _, page := range []string{"/metrics", "/metrics", "/metrics", "/batches", "/batches?format=json"} {
 		wg.Go(func() {
 			for n := 0; time.Now().Before(stop) && n < 200; n++ {
-				if body, status, err := fetch(exp.url + page); err != nil || status != http.StatusOK {
+				if body, status, err := testkit.Fetch(exp.url + page); err != nil || status != http.StatusOK {
 					t.Errorf("GET %s: %d %v %s", page, status, err, body)
 					return
 				}
@@ -669,27 +670,27 @@ func TestFaultReloadRacingScrapes(t *testing.T) {
 	wg.Wait()
 
 	replaceFile(t, path, withB)
-	do(t, http.MethodPost, exp.url+"/-/reload", http.StatusOK)
+	testkit.Do(t, http.MethodPost, exp.url+"/-/reload", http.StatusOK)
 	body, m := exp.scrape(t, faultScrapeTimeout)
 	checkMetrics(t, m, []metricWant{
 		{"partnercenter_batches_configured", "", 2},
-		{"partnercenter_batch_scrape_success", batchLabels(customer1, faultA), 1},
-		{"partnercenter_batch_scrape_success", batchLabels(customer1, faultB), 1},
+		{"partnercenter_batch_scrape_success", testkit.BatchLabels(testkit.Customer1, faultA), 1},
+		{"partnercenter_batch_scrape_success", testkit.BatchLabels(testkit.Customer1, faultB), 1},
 	})
 	for where, text := range map[string]string{
 		"/metrics":              body,
-		"/batches":              get(t, exp.url+"/batches", http.StatusOK),
-		"/batches?format=json":  get(t, exp.url+"/batches?format=json", http.StatusOK),
-		"/batches/" + faultA:    get(t, exp.url+"/batches/"+faultA+"?format=json", http.StatusOK),
-		"/batches/ (csv of A)":  get(t, exp.url+"/batches/"+faultA+"?format=csv", http.StatusOK),
-		"/config after reloads": get(t, exp.url+"/config", http.StatusOK),
+		"/batches":              testkit.Get(t, exp.url+"/batches", http.StatusOK),
+		"/batches?format=json":  testkit.Get(t, exp.url+"/batches?format=json", http.StatusOK),
+		"/batches/" + faultA:    testkit.Get(t, exp.url+"/batches/"+faultA+"?format=json", http.StatusOK),
+		"/batches/ (csv of A)":  testkit.Get(t, exp.url+"/batches/"+faultA+"?format=csv", http.StatusOK),
+		"/config after reloads": testkit.Get(t, exp.url+"/config", http.StatusOK),
 	} {
 		if strings.Contains(text, faultC) {
 			t.Errorf("%s still shows the removed batch %s", where, faultC)
 		}
 	}
-	get(t, exp.url+"/batches/"+faultC, http.StatusNotFound)
-	if _, ok := exp.state.store.Get(collector.Target{CustomerID: customer1, TrackingID: faultC}); ok {
+	testkit.Get(t, exp.url+"/batches/"+faultC, http.StatusNotFound)
+	if _, ok := exp.state.store.Get(collector.Target{CustomerID: testkit.Customer1, TrackingID: faultC}); ok {
 		t.Error("the store still holds the removed batch")
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"encoding/pem"
@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/partnercenter-exporter/partnercenter_exporter/internal/testkit"
 	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter/partnercentertest"
 )
 
@@ -39,7 +40,7 @@ func (e *exposure) visit(t *testing.T, exp *testExporter, ids ...string) {
 		}
 	}
 	for _, page := range pages {
-		body, status, err := fetch(exp.url + page)
+		body, status, err := testkit.Fetch(exp.url + page)
 		if err != nil {
 			t.Fatalf("GET %s: %v", page, err)
 		}
@@ -88,10 +89,10 @@ func issuedTokens(srv *partnercentertest.Server) []string {
 func TestNoSecretAnywhere(t *testing.T) {
 	srv := newFaultFake(t)
 	ids := []string{faultA, faultB, faultC}
-	srv.SetBatch(customer1, faultA, partnercentertest.Batch{TrackingID: faultA, Status: "finished_with_errors",
+	srv.SetBatch(testkit.Customer1, faultA, partnercentertest.Batch{TrackingID: faultA, Status: "finished_with_errors",
 		Devices: partnercentertest.GenerateDevices(10, 3, map[string]int{"808": 2})})
-	srv.SetBatch(customer1, faultB, processing(faultB))
-	srv.SetResponses(customer1, faultC, processing(faultC), partnercentertest.Response{Status: http.StatusInternalServerError})
+	srv.SetBatch(testkit.Customer1, faultB, processing(faultB))
+	srv.SetResponses(testkit.Customer1, faultC, processing(faultC), partnercentertest.Response{Status: http.StatusInternalServerError})
 	exp, path := faultExporter(t, srv, []string{"refresh_interval: 0s"}, ids...)
 	var seen exposure
 	// A refused token request is remembered for a backoff; the same secret
@@ -104,14 +105,14 @@ func TestNoSecretAnywhere(t *testing.T) {
 		setup func()
 	}{
 		{"invalid_client echoing the secret", func() {
-			srv.FailTokenRequests(http.StatusUnauthorized, "invalid_client", "AADSTS7000215: Invalid client secret provided: "+testSecret)
+			srv.FailTokenRequests(http.StatusUnauthorized, "invalid_client", "AADSTS7000215: Invalid client secret provided: "+testkit.ClientSecret)
 		}},
 		{"400 echoing the secret", func() {
-			srv.FailTokenRequests(http.StatusBadRequest, "invalid_request "+testSecret, "bad request for "+testSecret)
+			srv.FailTokenRequests(http.StatusBadRequest, "invalid_request "+testkit.ClientSecret, "bad request for "+testkit.ClientSecret)
 		}},
 		{"malformed token answer", func() {
 			srv.FailTokenRequests(0, "", "")
-			srv.SetTokenResponses(partnercentertest.Response{Body: []byte(`{"access_token":"` + partnercentertest.AccessTokenPrefix + testSecret)})
+			srv.SetTokenResponses(partnercentertest.Response{Body: []byte(`{"access_token":"` + partnercentertest.AccessTokenPrefix + testkit.ClientSecret)})
 		}},
 		{"success", func() { srv.SetTokenResponses() }},
 		{"expired token", srv.ExpireTokens},
@@ -129,7 +130,7 @@ func TestNoSecretAnywhere(t *testing.T) {
 	if len(tokens) < 2 {
 		t.Fatalf("the fake saw %d bearer tokens, want at least 2 (before and after expiry)", len(tokens))
 	}
-	seen.check(t, append(tokens, testSecret, partnercentertest.AccessTokenPrefix, srv.LastAccessToken())...)
+	seen.check(t, append(tokens, testkit.ClientSecret, partnercentertest.AccessTokenPrefix, srv.LastAccessToken())...)
 
 	// The scan is only worth something if the texts hold what it passed.
 	for _, want := range []string{"invalid_client", "token endpoint answered 400", "decoding token response", "HTTP 500", "reading batch failed", "<redacted>"} {
@@ -178,7 +179,7 @@ var credentialRuns = []credentialRun{
 		name: "client_certificate",
 		setup: func(t *testing.T, srv *partnercentertest.Server, dir string) (string, []string) {
 			cert, pemData := credCertificate(t, dir)
-			srv.SetClientCertificate(testClientID, cert)
+			srv.SetClientCertificate(testkit.ClientID, cert)
 			encrypted, err := partnercentertest.EncryptClientKey(pemData, credKeyPassword)
 			if err != nil {
 				t.Fatal(err)
@@ -194,7 +195,7 @@ var credentialRuns = []credentialRun{
 			if err != nil {
 				t.Fatal(err)
 			}
-			srv.SetClientCertificate(testClientID, other)
+			srv.SetClientCertificate(testkit.ClientID, other)
 		},
 		refusal: "401 invalid_client: AADSTS700027: The certificate with identifier used to sign the client assertion is not registered on application.",
 		file:    "client.pem",
@@ -202,7 +203,7 @@ var credentialRuns = []credentialRun{
 	{
 		name: "workload_identity",
 		setup: func(t *testing.T, srv *partnercentertest.Server, dir string) (string, []string) {
-			srv.SetFederatedToken(testClientID, "sa-token-first-must-not-leak")
+			srv.SetFederatedToken(testkit.ClientID, "sa-token-first-must-not-leak")
 			credWriteFile(t, filepath.Join(dir, "token"), "sa-token-first-must-not-leak\n")
 			return "federated_token_file: token", []string{"sa-token-first-must-not-leak", "sa-token-stale-must-not-leak"}
 		},

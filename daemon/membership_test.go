@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"encoding/json"
@@ -16,6 +16,7 @@ import (
 	"github.com/partnercenter-exporter/partnercenter_exporter/collector"
 	"github.com/partnercenter-exporter/partnercenter_exporter/config"
 	"github.com/partnercenter-exporter/partnercenter_exporter/internal/pcclient"
+	"github.com/partnercenter-exporter/partnercenter_exporter/internal/testkit"
 	"github.com/partnercenter-exporter/partnercenter_exporter/storage"
 )
 
@@ -29,16 +30,16 @@ func listed(exp *testExporter, batch string) bool {
 // and whose batch file uploads/batches.txt lists finishedID.
 func fileBatchExporter(t *testing.T) (exp *testExporter, uploads string, srvRequests func(string) int) {
 	t.Helper()
-	srv := fakeWithBatches(t)
+	srv := testkit.FakeWithBatches(t)
 	dir := t.TempDir()
-	path := writeConfig(t, dir, srv, map[string][]string{customer1: {runningID}})
-	setConfig(t, path, "customers:", "batch_files:\n  - uploads/*.txt\ncustomers:")
+	path := testkit.WriteConfig(t, dir, srv, map[string][]string{testkit.Customer1: {testkit.RunningID}})
+	testkit.SetConfig(t, path, "customers:", "batch_files:\n  - uploads/*.txt\ncustomers:")
 	if err := os.MkdirAll(filepath.Join(dir, "uploads"), 0o700); err != nil {
 		t.Fatal(err)
 	}
 	uploads = filepath.Join(dir, "uploads", "batches.txt")
-	appendFile(t, uploads, uploadsLine(customer1, finishedID))
-	return startExporter(t, path), uploads, func(id string) int { return srv.BatchRequests(customer1, id) }
+	appendFile(t, uploads, uploadsLine(testkit.Customer1, testkit.FinishedID))
+	return startExporter(t, path), uploads, func(id string) int { return srv.BatchRequests(testkit.Customer1, id) }
 }
 
 // A batch file missing for a moment (a share mounted late, a git-sync
@@ -55,33 +56,35 @@ func TestBatchFileMissingForAMomentReadsNothingAgain(t *testing.T) {
 			func(t *testing.T, uploads string) { mustRename(t, uploads+".moved", uploads) }},
 		{"truncated and rewritten",
 			func(t *testing.T, uploads string) { mustWrite(t, uploads, "") },
-			func(t *testing.T, uploads string) { mustWrite(t, uploads, uploadsLine(customer1, finishedID)) }},
+			func(t *testing.T, uploads string) {
+				mustWrite(t, uploads, uploadsLine(testkit.Customer1, testkit.FinishedID))
+			}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			exp, uploads, requests := fileBatchExporter(t)
 			exp.scrape(t, "")
-			if got := requests(finishedID); got != 1 {
+			if got := requests(testkit.FinishedID); got != 1 {
 				t.Fatalf("file batch requested %d times, want 1", got)
 			}
 			tt.away(t, uploads)
-			waitFor(t, func() bool { return !listed(exp, finishedID) })
+			testkit.WaitFor(t, func() bool { return !listed(exp, testkit.FinishedID) })
 			_, m := exp.scrape(t, "")
 			for labels := range *m["partnercenter_batch_scrape_success"] {
-				if labels == batchLabels(customer1, finishedID) {
+				if labels == testkit.BatchLabels(testkit.Customer1, testkit.FinishedID) {
 					t.Error("a batch no longer listed is exported")
 				}
 			}
 			tt.back(t, uploads)
-			waitFor(t, func() bool { return listed(exp, finishedID) })
+			testkit.WaitFor(t, func() bool { return listed(exp, testkit.FinishedID) })
 			_, m = exp.scrape(t, "")
-			if got := requests(finishedID); got != 1 {
+			if got := requests(testkit.FinishedID); got != 1 {
 				t.Errorf("file batch requested %d times after coming back, want 1", got)
 			}
-			if v := value(t, m, "partnercenter_batch_scrape_success", batchLabels(customer1, finishedID)); v != 1 {
+			if v := testkit.Value(t, m, "partnercenter_batch_scrape_success", testkit.BatchLabels(testkit.Customer1, testkit.FinishedID)); v != 1 {
 				t.Errorf("file batch back: scrape_success = %v, want 1", v)
 			}
-			if v := value(t, m, "partnercenter_batch_devices", batchLabels(customer1, finishedID)+",status=finished_with_errors"); v != 5 {
+			if v := testkit.Value(t, m, "partnercenter_batch_devices", testkit.BatchLabels(testkit.Customer1, testkit.FinishedID)+",status=finished_with_errors"); v != 5 {
 				t.Errorf("file batch back: %v failed devices, want 5", v)
 			}
 		})
@@ -105,37 +108,38 @@ func mustWrite(t *testing.T, path, text string) {
 // A restart whose batch file appears only after the exporter started (a
 // share mounted late) finds its batches known from the storage.
 func TestRestartWithALateBatchFileReadsNothingAgain(t *testing.T) {
-	srv := fakeWithBatches(t)
+	srv := testkit.FakeWithBatches(t)
 	dir := t.TempDir()
-	path := writeConfig(t, dir, srv, map[string][]string{customer1: {runningID}})
-	setConfig(t, path, "customers:", "batch_files:\n  - uploads/*.txt\ncustomers:")
+	path := testkit.WriteConfig(t, dir, srv, map[string][]string{testkit.Customer1: {testkit.RunningID}})
+	testkit.SetConfig(t, path, "customers:", "batch_files:\n  - uploads/*.txt\ncustomers:")
 	if err := os.MkdirAll(filepath.Join(dir, "uploads"), 0o700); err != nil {
 		t.Fatal(err)
 	}
 	uploads := filepath.Join(dir, "uploads", "batches.txt")
-	mustWrite(t, uploads, uploadsLine(customer1, finishedID))
-	args := []string{"--config.file", path, "--storage.path", filepath.Join(dir, "state")}
+	mustWrite(t, uploads, uploadsLine(testkit.Customer1, testkit.FinishedID))
+	opts := testOptions()
+	opts.StoragePath = filepath.Join(dir, "state")
 
-	first := runExporter(t, args...)
-	get(t, first.base+"/metrics", http.StatusOK)
+	first := startExporterWith(t, path, opts)
+	testkit.Get(t, first.url+"/metrics", http.StatusOK)
 	first.stop(t)
 	mustRename(t, uploads, filepath.Join(dir, "batches.txt"))
 
-	second := runExporter(t, args...)
-	if pageListsBatch(t, second.base, finishedID) {
+	second := startExporterWith(t, path, opts)
+	if pageListsBatch(t, second.url, testkit.FinishedID) {
 		t.Error("a batch no longer listed is shown after the restart")
 	}
-	get(t, second.base+"/metrics", http.StatusOK)
+	testkit.Get(t, second.url+"/metrics", http.StatusOK)
 	mustRename(t, filepath.Join(dir, "batches.txt"), uploads)
-	waitFor(t, func() bool { return pageListsBatch(t, second.base, finishedID) })
-	m := parseMetrics(t, get(t, second.base+"/metrics", http.StatusOK))
-	if got := srv.BatchRequests(customer1, finishedID); got != 1 {
+	testkit.WaitFor(t, func() bool { return pageListsBatch(t, second.url, testkit.FinishedID) })
+	m := testkit.ParseMetrics(t, testkit.Get(t, second.url+"/metrics", http.StatusOK))
+	if got := srv.BatchRequests(testkit.Customer1, testkit.FinishedID); got != 1 {
 		t.Errorf("finished file batch requested %d times over two runs, want 1", got)
 	}
-	if v := value(t, m, "partnercenter_batch_scrape_success", batchLabels(customer1, finishedID)); v != 1 {
+	if v := testkit.Value(t, m, "partnercenter_batch_scrape_success", testkit.BatchLabels(testkit.Customer1, testkit.FinishedID)); v != 1 {
 		t.Errorf("restored file batch scrape_success = %v, want 1", v)
 	}
-	if n := failedDevicesShown(t, second.base, finishedID); n != 5 {
+	if n := failedDevicesShown(t, second.url, testkit.FinishedID); n != 5 {
 		t.Errorf("restored file batch shows %d failed devices, want 5", n)
 	}
 	second.stop(t)
@@ -150,7 +154,7 @@ func pageListsBatch(t *testing.T, base, batch string) bool {
 			ID string `json:"batch_tracking_id"`
 		} `json:"batches"`
 	}
-	if err := json.Unmarshal([]byte(get(t, base+"/batches?format=json", http.StatusOK)), &list); err != nil {
+	if err := json.Unmarshal([]byte(testkit.Get(t, base+"/batches?format=json", http.StatusOK)), &list); err != nil {
 		t.Fatal(err)
 	}
 	return slices.ContainsFunc(list.Batches, func(b struct {
@@ -160,27 +164,14 @@ func pageListsBatch(t *testing.T, base, batch string) bool {
 	})
 }
 
-// storageExporter is startExporter with --storage.path.
+// storageExporter is startExporter with a storage beside the
+// configuration, and that storage.
 func storageExporter(t *testing.T, path string) (*testExporter, *storage.DB) {
 	t.Helper()
-	logs := &syncBuffer{}
-	selfReg := prometheus.NewRegistry()
-	state := newExporterState(log.NewLogfmtLogger(logs), func() (*config.Config, error) { return config.Load(path) },
-		pcclient.DefaultHTTPClient(), collector.NewAPIMetrics(selfReg), selfReg)
-	t.Cleanup(state.close)
-	if err := state.reload(); err != nil {
-		t.Fatal(err)
-	}
-	db, err := state.openStorage(filepath.Join(filepath.Dir(path), "state"), selfReg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-	mux, err := newMux(state, selfReg, serverOptions{metricsPath: "/metrics", scrapeTimeout: 10e9}, log.NewNopLogger())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &testExporter{url: startTestServer(t, mux), logs: logs, state: state}, db
+	opts := testOptions()
+	opts.StoragePath = filepath.Join(filepath.Dir(path), "state")
+	exp := startExporterWith(t, path, opts)
+	return exp, exp.daemon.db
 }
 
 func storedBatches(t *testing.T, db *storage.DB) []string {
@@ -200,40 +191,40 @@ func storedBatches(t *testing.T, db *storage.DB) []string {
 // forget_removed_batches_after read nothing again; with 0 the batch is
 // forgotten at once, in memory and on disk.
 func TestRemovedBatchIsForgottenAfterTheGrace(t *testing.T) {
-	srv := fakeWithBatches(t)
+	srv := testkit.FakeWithBatches(t)
 	dir := t.TempDir()
-	both := map[string][]string{customer1: {finishedID, runningID}}
-	path := writeConfig(t, dir, srv, both)
+	both := map[string][]string{testkit.Customer1: {testkit.FinishedID, testkit.RunningID}}
+	path := testkit.WriteConfig(t, dir, srv, both)
 	exp, db := storageExporter(t, path)
 	exp.scrape(t, "")
 
 	reload := func(batches map[string][]string, extra string) {
 		t.Helper()
-		writeConfig(t, dir, srv, batches)
+		testkit.WriteConfig(t, dir, srv, batches)
 		if extra != "" {
-			setConfig(t, path, "customers:", extra+"\ncustomers:")
+			testkit.SetConfig(t, path, "customers:", extra+"\ncustomers:")
 		}
 		if err := exp.state.reload(); err != nil {
 			t.Fatal(err)
 		}
 	}
-	reload(map[string][]string{customer1: {runningID}}, "")
-	if got := storedBatches(t, db); !slices.Equal(got, []string{finishedID, runningID}) {
+	reload(map[string][]string{testkit.Customer1: {testkit.RunningID}}, "")
+	if got := storedBatches(t, db); !slices.Equal(got, []string{testkit.FinishedID, testkit.RunningID}) {
 		t.Errorf("stored after the removal: %v, want both (kept for the grace)", got)
 	}
 	reload(both, "")
 	exp.scrape(t, "")
-	if got := srv.BatchRequests(customer1, finishedID); got != 1 {
+	if got := srv.BatchRequests(testkit.Customer1, testkit.FinishedID); got != 1 {
 		t.Errorf("finished batch requested %d times after a removal undone, want 1", got)
 	}
 
-	reload(map[string][]string{customer1: {runningID}}, "forget_removed_batches_after: 0s")
-	if got := storedBatches(t, db); !slices.Equal(got, []string{runningID}) {
-		t.Errorf("stored after the removal with no grace: %v, want only %s", got, runningID)
+	reload(map[string][]string{testkit.Customer1: {testkit.RunningID}}, "forget_removed_batches_after: 0s")
+	if got := storedBatches(t, db); !slices.Equal(got, []string{testkit.RunningID}) {
+		t.Errorf("stored after the removal with no grace: %v, want only %s", got, testkit.RunningID)
 	}
 	reload(both, "forget_removed_batches_after: 0s")
 	exp.scrape(t, "")
-	if got := srv.BatchRequests(customer1, finishedID); got != 2 {
+	if got := srv.BatchRequests(testkit.Customer1, testkit.FinishedID); got != 2 {
 		t.Errorf("finished batch requested %d times after being forgotten, want 2", got)
 	}
 }
@@ -241,9 +232,9 @@ func TestRemovedBatchIsForgottenAfterTheGrace(t *testing.T) {
 // openStorage runs after the first load has started the batch file
 // watcher: the store's persister is set while the batch list changes.
 func TestOpenStorageWhileTheBatchListChanges(t *testing.T) {
-	srv := fakeWithBatches(t)
+	srv := testkit.FakeWithBatches(t)
 	dir := t.TempDir()
-	path := writeConfig(t, dir, srv, map[string][]string{customer1: {finishedID}})
+	path := testkit.WriteConfig(t, dir, srv, map[string][]string{testkit.Customer1: {testkit.FinishedID}})
 	selfReg := prometheus.NewRegistry()
 	state := newExporterState(log.NewNopLogger(), func() (*config.Config, error) { return config.Load(path) },
 		pcclient.DefaultHTTPClient(), collector.NewAPIMetrics(selfReg), selfReg)
@@ -252,7 +243,7 @@ func TestOpenStorageWhileTheBatchListChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	snaps := []batchfiles.Snapshot{{}, {Batches: []batchfiles.Entry{
-		{Batch: batchfiles.Batch{CustomerID: customer1, TrackingID: runningID}, File: "batches.txt", Line: 1},
+		{Batch: batchfiles.Batch{CustomerID: testkit.Customer1, TrackingID: testkit.RunningID}, File: "batches.txt", Line: 1},
 	}}}
 	stop, done := make(chan struct{}), make(chan struct{})
 	go func() {
@@ -279,18 +270,18 @@ func TestOpenStorageWhileTheBatchListChanges(t *testing.T) {
 // sweeps when the first removed batch has outlived the period, and
 // stopping the exporter stops it.
 func TestRemovedBatchIsForgottenOnItsOwn(t *testing.T) {
-	srv := fakeWithBatches(t)
+	srv := testkit.FakeWithBatches(t)
 	dir := t.TempDir()
-	path := writeConfig(t, dir, srv, map[string][]string{customer1: {finishedID, runningID}})
-	setConfig(t, path, "customers:", "forget_removed_batches_after: 200ms\ncustomers:")
+	path := testkit.WriteConfig(t, dir, srv, map[string][]string{testkit.Customer1: {testkit.FinishedID, testkit.RunningID}})
+	testkit.SetConfig(t, path, "customers:", "forget_removed_batches_after: 200ms\ncustomers:")
 	exp, db := storageExporter(t, path)
 	exp.scrape(t, "")
-	writeConfig(t, dir, srv, map[string][]string{customer1: {runningID}})
-	setConfig(t, path, "customers:", "forget_removed_batches_after: 200ms\ncustomers:")
+	testkit.WriteConfig(t, dir, srv, map[string][]string{testkit.Customer1: {testkit.RunningID}})
+	testkit.SetConfig(t, path, "customers:", "forget_removed_batches_after: 200ms\ncustomers:")
 	if err := exp.state.reload(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { return slices.Equal(storedBatches(t, db), []string{runningID}) })
+	testkit.WaitFor(t, func() bool { return slices.Equal(storedBatches(t, db), []string{testkit.RunningID}) })
 	if want := `msg="forgot batches no longer listed for forget_removed_batches_after" batches=1`; !strings.Contains(exp.logs.String(), want) {
 		t.Errorf("log lacks %s:\n%s", want, exp.logs.String())
 	}

@@ -1,8 +1,10 @@
-package main
+package daemon
 
 import (
 	"net/http"
 	"testing"
+
+	"github.com/partnercenter-exporter/partnercenter_exporter/internal/testkit"
 )
 
 // TestAPIHealthBelongsToTheExporter probes batches one target at a time,
@@ -12,28 +14,28 @@ import (
 // alerts, serves partnercenter_up and the API timestamps, judged on every
 // answer: the finished batch answered, so Partner Center is up.
 func TestAPIHealthBelongsToTheExporter(t *testing.T) {
-	srv := fakeWithBatches(t)
-	path := writeConfig(t, t.TempDir(), srv, map[string][]string{customer1: {finishedID}, customer2: {brokenID}})
+	srv := testkit.FakeWithBatches(t)
+	path := testkit.WriteConfig(t, t.TempDir(), srv, map[string][]string{testkit.Customer1: {testkit.FinishedID}, testkit.Customer2: {testkit.BrokenID}})
 	exp := startExporter(t, path)
 
-	healthy := parseMetrics(t, get(t, probeURL(exp, customer1, finishedID), http.StatusOK))
-	broken := parseMetrics(t, get(t, probeURL(exp, customer2, brokenID), http.StatusOK))
-	for name, m := range map[string]map[string]*familyValues{"finished": healthy, "broken": broken} {
+	healthy := testkit.ParseMetrics(t, testkit.Get(t, probeURL(exp, testkit.Customer1, testkit.FinishedID), http.StatusOK))
+	broken := testkit.ParseMetrics(t, testkit.Get(t, probeURL(exp, testkit.Customer2, testkit.BrokenID), http.StatusOK))
+	for name, m := range map[string]map[string]*testkit.FamilyValues{"finished": healthy, "broken": broken} {
 		for _, family := range []string{"partnercenter_up", "partnercenter_api_last_success_timestamp_seconds", "partnercenter_api_throttled_until_timestamp_seconds"} {
 			if _, ok := m[family]; ok {
 				t.Errorf("/probe of the %s batch serves %s", name, family)
 			}
 		}
 	}
-	if v := value(t, broken, "partnercenter_batch_scrape_success", batchLabels(customer2, brokenID)); v != 0 {
+	if v := testkit.Value(t, broken, "partnercenter_batch_scrape_success", testkit.BatchLabels(testkit.Customer2, testkit.BrokenID)); v != 0 {
 		t.Errorf("broken batch scrape_success = %v, want 0", v)
 	}
 
-	own := parseMetrics(t, get(t, exp.url+"/metrics?collect[]=exporter", http.StatusOK))
-	if v := value(t, own, "partnercenter_up", ""); v != 1 {
+	own := testkit.ParseMetrics(t, testkit.Get(t, exp.url+"/metrics?collect[]=exporter", http.StatusOK))
+	if v := testkit.Value(t, own, "partnercenter_up", ""); v != 1 {
 		t.Errorf("exporter view partnercenter_up = %v, want 1: the finished batch answered", v)
 	}
-	if v := value(t, own, "partnercenter_api_last_success_timestamp_seconds", ""); v == 0 {
+	if v := testkit.Value(t, own, "partnercenter_api_last_success_timestamp_seconds", ""); v == 0 {
 		t.Error("exporter view partnercenter_api_last_success_timestamp_seconds = 0 after a successful read")
 	}
 	if _, ok := own["partnercenter_api_throttled_until_timestamp_seconds"]; !ok {
@@ -41,10 +43,10 @@ func TestAPIHealthBelongsToTheExporter(t *testing.T) {
 	}
 	// The full /metrics agrees, and the exporter view read nothing.
 	_, all := exp.scrape(t, "")
-	if v := value(t, all, "partnercenter_up", ""); v != 1 {
+	if v := testkit.Value(t, all, "partnercenter_up", ""); v != 1 {
 		t.Errorf("/metrics partnercenter_up = %v, want 1", v)
 	}
-	if got := srv.BatchRequests(customer1, finishedID); got != 1 {
+	if got := srv.BatchRequests(testkit.Customer1, testkit.FinishedID); got != 1 {
 		t.Errorf("finished batch read %d times, want 1", got)
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"encoding/json"
@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/partnercenter-exporter/partnercenter_exporter/batchfiles"
+	"github.com/partnercenter-exporter/partnercenter_exporter/internal/testkit"
 )
 
 // uploadsLine is what an upload script appends: the Location header.
@@ -39,15 +40,15 @@ func appendFile(t *testing.T, path, text string) {
 // and reads batches from uploads/*.txt beside it.
 func batchFileExporter(t *testing.T) (*testExporter, string) {
 	t.Helper()
-	srv := fakeWithBatches(t)
+	srv := testkit.FakeWithBatches(t)
 	dir := t.TempDir()
-	path := writeConfig(t, dir, srv, map[string][]string{customer1: {finishedID}})
-	setConfig(t, path, "customers:", "batch_files:\n  - uploads/*.txt\ncustomers:")
+	path := testkit.WriteConfig(t, dir, srv, map[string][]string{testkit.Customer1: {testkit.FinishedID}})
+	testkit.SetConfig(t, path, "customers:", "batch_files:\n  - uploads/*.txt\ncustomers:")
 	if err := os.MkdirAll(filepath.Join(dir, "uploads"), 0o700); err != nil {
 		t.Fatal(err)
 	}
 	uploads := filepath.Join(dir, "uploads", "contoso.txt")
-	appendFile(t, uploads, "\xEF\xBB\xBF# written by upload.ps1\r\n"+customer1+" "+finishedID+"\r\n"+uploadsLine(customer1, runningID)+"not a batch\n")
+	appendFile(t, uploads, "\xEF\xBB\xBF# written by upload.ps1\r\n"+testkit.Customer1+" "+testkit.FinishedID+"\r\n"+uploadsLine(testkit.Customer1, testkit.RunningID)+"not a batch\n")
 	return startExporter(t, path), uploads
 }
 
@@ -65,10 +66,10 @@ func configured(t *testing.T, exp *testExporter, batch string) bool {
 func TestBatchFilesAreReadAndWatched(t *testing.T) {
 	exp, uploads := batchFileExporter(t)
 	_, m := exp.scrape(t, "")
-	if v := value(t, m, "partnercenter_batches_configured", ""); v != 2 {
+	if v := testkit.Value(t, m, "partnercenter_batches_configured", ""); v != 2 {
 		t.Errorf("batches_configured = %v, want 2 (the configured one also listed in the file counts once)", v)
 	}
-	if v := value(t, m, "partnercenter_batch_file_invalid_lines", "file="+uploads); v != 1 {
+	if v := testkit.Value(t, m, "partnercenter_batch_file_invalid_lines", "file="+uploads); v != 1 {
 		t.Errorf("invalid lines = %v, want 1", v)
 	}
 	if !strings.Contains(exp.logs.String(), `msg="invalid line in batch file" file=`+uploads+` line=4 err="expected \"<customer GUID> <batch GUID>\" or a batchJobStatus location"`) {
@@ -77,16 +78,16 @@ func TestBatchFilesAreReadAndWatched(t *testing.T) {
 
 	// An upload script appends a line: picked up with no reload. A
 	// half-written line is not read until its newline arrives.
-	appendFile(t, uploads, uploadsLine(customer2, missingID)+customer2+" "+brokenID)
-	waitFor(t, func() bool { return configured(t, exp, missingID) })
-	if configured(t, exp, brokenID) {
+	appendFile(t, uploads, uploadsLine(testkit.Customer2, testkit.MissingID)+testkit.Customer2+" "+testkit.BrokenID)
+	testkit.WaitFor(t, func() bool { return configured(t, exp, testkit.MissingID) })
+	if configured(t, exp, testkit.BrokenID) {
 		t.Error("a line without its newline was read")
 	}
-	if page, want := get(t, exp.url+"/config", http.StatusOK), "#   "+uploads+": 3 batches, 1 invalid line, line 6 not read yet (no newline: read once unchanged through a re-scan)\n"; !strings.Contains(page, want) {
+	if page, want := testkit.Get(t, exp.url+"/config", http.StatusOK), "#   "+uploads+": 3 batches, 1 invalid line, line 6 not read yet (no newline: read once unchanged through a re-scan)\n"; !strings.Contains(page, want) {
 		t.Errorf("/config lacks %q:\n%s", want, page)
 	}
 	appendFile(t, uploads, "\n")
-	waitFor(t, func() bool { return configured(t, exp, brokenID) })
+	testkit.WaitFor(t, func() bool { return configured(t, exp, testkit.BrokenID) })
 
 	// /batches says where each batch came from; /config what each file gave.
 	var list struct {
@@ -95,20 +96,20 @@ func TestBatchFilesAreReadAndWatched(t *testing.T) {
 			Source string `json:"source"`
 		} `json:"batches"`
 	}
-	if err := json.Unmarshal([]byte(get(t, exp.url+"/batches?format=json", http.StatusOK)), &list); err != nil {
+	if err := json.Unmarshal([]byte(testkit.Get(t, exp.url+"/batches?format=json", http.StatusOK)), &list); err != nil {
 		t.Fatal(err)
 	}
 	sources := map[string]string{}
 	for _, b := range list.Batches {
 		sources[b.ID] = b.Source
 	}
-	want := map[string]string{finishedID: "configuration", runningID: uploads + ":3", missingID: uploads + ":5", brokenID: uploads + ":6"}
+	want := map[string]string{testkit.FinishedID: "configuration", testkit.RunningID: uploads + ":3", testkit.MissingID: uploads + ":5", testkit.BrokenID: uploads + ":6"}
 	for id, src := range want {
 		if sources[id] != src {
 			t.Errorf("batch %s source %q, want %q", id, sources[id], src)
 		}
 	}
-	cfgPage := get(t, exp.url+"/config", http.StatusOK)
+	cfgPage := testkit.Get(t, exp.url+"/config", http.StatusOK)
 	if wantLine := "#   " + uploads + ": 4 batches, 1 invalid line\n"; !strings.Contains(cfgPage, wantLine) {
 		t.Errorf("/config lacks %q:\n%s", wantLine, cfgPage)
 	}
@@ -117,32 +118,32 @@ func TestBatchFilesAreReadAndWatched(t *testing.T) {
 	if err := os.Remove(uploads); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { return !configured(t, exp, runningID) })
-	if !configured(t, exp, finishedID) {
+	testkit.WaitFor(t, func() bool { return !configured(t, exp, testkit.RunningID) })
+	if !configured(t, exp, testkit.FinishedID) {
 		t.Error("the batch listed in the configuration went with the file")
 	}
 }
 
 func TestBatchFileShrinkRemovesBatches(t *testing.T) {
 	exp, uploads := batchFileExporter(t)
-	if !configured(t, exp, runningID) {
+	if !configured(t, exp, testkit.RunningID) {
 		t.Fatal("file batch not configured")
 	}
 	if err := os.WriteFile(uploads, []byte("# emptied\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { return !configured(t, exp, runningID) })
+	testkit.WaitFor(t, func() bool { return !configured(t, exp, testkit.RunningID) })
 }
 
 func TestConfigCheckReportsBadBatchFileLines(t *testing.T) {
 	dir := t.TempDir()
-	srv := fakeWithBatches(t)
-	path := writeConfig(t, dir, srv, map[string][]string{customer1: {finishedID}})
-	setConfig(t, path, "customers:", "batch_files:\n  - uploads.txt\ncustomers:")
+	srv := testkit.FakeWithBatches(t)
+	path := testkit.WriteConfig(t, dir, srv, map[string][]string{testkit.Customer1: {testkit.FinishedID}})
+	testkit.SetConfig(t, path, "customers:", "batch_files:\n  - uploads.txt\ncustomers:")
 	uploads := filepath.Join(dir, "uploads.txt")
-	appendFile(t, uploads, uploadsLine(customer1, runningID)+"12ab "+runningID+"\n")
+	appendFile(t, uploads, uploadsLine(testkit.Customer1, testkit.RunningID)+"12ab "+testkit.RunningID+"\n")
 	var stdout, stderr strings.Builder
-	code := run([]string{"--config.check", "--config.file", path}, &stdout, &stderr, nil)
+	code := CheckConfig(path, &stdout, &stderr)
 	if code != 1 {
 		t.Errorf("exit code %d, want 1", code)
 	}
@@ -163,7 +164,7 @@ var keyFile = []string{
 	"Zk9vYmFyL3NlY3JldC9rZXkvbWF0ZXJpYWw=/more/secret/segments/here",
 	"https://vault.example.net/v1/secret/data/token?key=hunter2hunter2",
 	"hunter2secret,anothersecretvalue",
-	customer1 + " s3cr3t-tail-value",
+	testkit.Customer1 + " s3cr3t-tail-value",
 	"-----END PRIVATE KEY-----",
 }
 
@@ -176,7 +177,7 @@ func leakedFragment(out string) string {
 			continue
 		}
 		for _, field := range strings.FieldsFunc(line, func(r rune) bool { return r == ' ' || r == ',' }) {
-			if field == customer1 {
+			if field == testkit.Customer1 {
 				continue
 			}
 			for i := 0; i+12 <= len(field); i++ {
@@ -190,10 +191,10 @@ func leakedFragment(out string) string {
 }
 
 func TestBatchFileLineContentIsNeverShown(t *testing.T) {
-	srv := fakeWithBatches(t)
+	srv := testkit.FakeWithBatches(t)
 	dir := t.TempDir()
-	path := writeConfig(t, dir, srv, map[string][]string{customer1: {finishedID}})
-	setConfig(t, path, "customers:", "batch_files:\n  - keys/*\ncustomers:")
+	path := testkit.WriteConfig(t, dir, srv, map[string][]string{testkit.Customer1: {testkit.FinishedID}})
+	testkit.SetConfig(t, path, "customers:", "batch_files:\n  - keys/*\ncustomers:")
 	if err := os.MkdirAll(filepath.Join(dir, "keys"), 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -204,12 +205,12 @@ func TestBatchFileLineContentIsNeverShown(t *testing.T) {
 	body, _ := exp.scrape(t, "")
 	outputs := map[string]string{
 		"log":      exp.logs.String(),
-		"/config":  get(t, exp.url+"/config", http.StatusOK),
+		"/config":  testkit.Get(t, exp.url+"/config", http.StatusOK),
 		"/metrics": body,
-		"/batches": get(t, exp.url+"/batches?format=json", http.StatusOK),
+		"/batches": testkit.Get(t, exp.url+"/batches?format=json", http.StatusOK),
 	}
 	var stdout, stderr strings.Builder
-	if code := run([]string{"--config.check", "--config.file", path}, &stdout, &stderr, nil); code != 1 {
+	if code := CheckConfig(path, &stdout, &stderr); code != 1 {
 		t.Errorf("--config.check exit code %d, want 1", code)
 	}
 	outputs["--config.check stdout"], outputs["--config.check stderr"] = stdout.String(), stderr.String()
@@ -235,7 +236,7 @@ func TestBatchFileLineContentIsNeverShown(t *testing.T) {
 
 func TestBatchFileGrownPastTheSizeLimitKeepsItsBatches(t *testing.T) {
 	exp, uploads := batchFileExporter(t)
-	if !configured(t, exp, runningID) {
+	if !configured(t, exp, testkit.RunningID) {
 		t.Fatal("file batch not configured")
 	}
 	// A glob that matches a log: sparse, so the test writes no 16 MiB.
@@ -246,20 +247,20 @@ func TestBatchFileGrownPastTheSizeLimitKeepsItsBatches(t *testing.T) {
 	wantConfig := "#   " + uploads + ": 2 batches, 1 invalid line (last read failed, its batches kept: " + reason + ")\n"
 	var page string
 	deadline := time.Now().Add(15 * time.Second)
-	for page = get(t, exp.url+"/config", http.StatusOK); !strings.Contains(page, wantConfig); page = get(t, exp.url+"/config", http.StatusOK) {
+	for page = testkit.Get(t, exp.url+"/config", http.StatusOK); !strings.Contains(page, wantConfig); page = testkit.Get(t, exp.url+"/config", http.StatusOK) {
 		if time.Now().After(deadline) {
 			t.Fatalf("/config lacks %q:\n%s", wantConfig, page)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if !configured(t, exp, runningID) {
+	if !configured(t, exp, testkit.RunningID) {
 		t.Error("the batches of the file's last read were dropped")
 	}
 	if want := `level=warn component=batchfiles msg="cannot read batch file, keeping the batches of its last read" file=` + uploads + ` batches=2 err="` + reason + `"`; !strings.Contains(exp.logs.String(), want) {
 		t.Errorf("log lacks %s:\n%s", want, exp.logs.String())
 	}
 	var stdout, stderr strings.Builder
-	if code := run([]string{"--config.check", "--config.file", filepath.Join(filepath.Dir(filepath.Dir(uploads)), "partnercenter.yml")}, &stdout, &stderr, nil); code != 1 {
+	if code := CheckConfig(filepath.Join(filepath.Dir(filepath.Dir(uploads)), "partnercenter.yml"), &stdout, &stderr); code != 1 {
 		t.Errorf("--config.check exit code %d, want 1", code)
 	}
 	if stderr.String() != reason+"\n" {
@@ -303,12 +304,12 @@ partnercenter_batch_file_invalid_lines{file="c.txt"} 0
 func TestBatchPagesReachATrackingIDUnderTwoCustomers(t *testing.T) {
 	// A batch file lists under customer2 a tracking ID that the
 	// configuration lists under customer1: two batches, two pages.
-	srv := fakeWithBatches(t)
+	srv := testkit.FakeWithBatches(t)
 	dir := t.TempDir()
-	path := writeConfig(t, dir, srv, map[string][]string{customer1: {finishedID}})
-	setConfig(t, path, "customers:", "batch_files:\n  - uploads.txt\ncustomers:")
+	path := testkit.WriteConfig(t, dir, srv, map[string][]string{testkit.Customer1: {testkit.FinishedID}})
+	testkit.SetConfig(t, path, "customers:", "batch_files:\n  - uploads.txt\ncustomers:")
 	uploads := filepath.Join(dir, "uploads.txt")
-	appendFile(t, uploads, uploadsLine(customer2, finishedID))
+	appendFile(t, uploads, uploadsLine(testkit.Customer2, testkit.FinishedID))
 	exp := startExporter(t, path)
 	exp.scrape(t, "")
 
@@ -320,11 +321,11 @@ func TestBatchPagesReachATrackingIDUnderTwoCustomers(t *testing.T) {
 		} `json:"batch"`
 	}
 	for _, tc := range []struct{ customer, source, status string }{
-		{customer1, "configuration", "finished_with_errors"},
-		{customer2, uploads + ":1", ""}, // the fake does not know it: never read
+		{testkit.Customer1, "configuration", "finished_with_errors"},
+		{testkit.Customer2, uploads + ":1", ""}, // the fake does not know it: never read
 	} {
 		var p page
-		body := get(t, exp.url+"/batches/"+tc.customer+"/"+finishedID+"?format=json", http.StatusOK)
+		body := testkit.Get(t, exp.url+"/batches/"+tc.customer+"/"+testkit.FinishedID+"?format=json", http.StatusOK)
 		if err := json.Unmarshal([]byte(body), &p); err != nil {
 			t.Fatal(err)
 		}
@@ -337,15 +338,15 @@ func TestBatchPagesReachATrackingIDUnderTwoCustomers(t *testing.T) {
 				tc.customer, p.Batch.CustomerID, p.Batch.Source, status, tc.customer, tc.source, tc.status)
 		}
 	}
-	list := get(t, exp.url+"/batches", http.StatusOK)
-	for _, c := range []string{customer1, customer2} {
-		if want := `<a href="batches/` + c + "/" + finishedID + `">`; !strings.Contains(list, want) {
+	list := testkit.Get(t, exp.url+"/batches", http.StatusOK)
+	for _, c := range []string{testkit.Customer1, testkit.Customer2} {
+		if want := `<a href="batches/` + c + "/" + testkit.FinishedID + `">`; !strings.Contains(list, want) {
 			t.Errorf("/batches lacks %s", want)
 		}
 	}
-	old := get(t, exp.url+"/batches/"+finishedID, http.StatusMultipleChoices)
-	want := "batch tracking ID " + finishedID + " is listed under 2 customers: customer " + customer1 + " (Customer 6f1c) at /batches/" +
-		customer1 + "/" + finishedID + ", customer " + customer2 + " at /batches/" + customer2 + "/" + finishedID + "\n"
+	old := testkit.Get(t, exp.url+"/batches/"+testkit.FinishedID, http.StatusMultipleChoices)
+	want := "batch tracking ID " + testkit.FinishedID + " is listed under 2 customers: customer " + testkit.Customer1 + " (Customer 6f1c) at /batches/" +
+		testkit.Customer1 + "/" + testkit.FinishedID + ", customer " + testkit.Customer2 + " at /batches/" + testkit.Customer2 + "/" + testkit.FinishedID + "\n"
 	if old != want {
 		t.Errorf("old address answered %q, want %q", old, want)
 	}
