@@ -16,6 +16,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter"
+	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter/auth"
 )
 
 // Values planted in testdata that must never appear in an error or output.
@@ -931,7 +932,7 @@ func TestLoopbackRuleMatchesClient(t *testing.T) {
 			clientErr: `base URL "http://example.com": must be https (plain http only on a loopback address)`,
 		},
 	}
-	tokens := partnercenter.NewAccessTokenFileSource("/nonexistent", nil)
+	tokens := auth.NewAccessTokenFileSource("/nonexistent", nil)
 	for _, tt := range tests {
 		t.Run(tt.url, func(t *testing.T) {
 			_, err := Parse([]byte("partner_center:\n  base_url: "+tt.url+"\n"+validAuth), "t.yml", "")

@@ -2,7 +2,9 @@
 // resource "Get BatchJobStatus" (device deployment for Windows Autopilot).
 //
 // It knows nothing about Prometheus: it returns typed results and typed
-// errors, and reports its own traffic through the Observer interface.
+// errors, and reports its own traffic through the Observer interface. The
+// bearer tokens it sends come from a TokenSource; package auth holds the
+// sources that get them from Microsoft Entra ID.
 package partnercenter
 
 import (

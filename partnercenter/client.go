@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter/internal/httpguard"
 )
 
 // ClientConfig holds everything a Client needs. Zero values get the
@@ -157,7 +159,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	c := &Client{
 		base:    base,
 		version: cfg.APIVersion,
-		http:    withoutRedirects(cfg.HTTPClient),
+		http:    httpguard.WithoutRedirects(cfg.HTTPClient),
 		timeout: cfg.RequestTimeout,
 		tokens:  cfg.Tokens,
 		agent:   cfg.UserAgent,
@@ -325,9 +327,9 @@ func (c *Client) get(ctx context.Context, target, token, corrID string) (*Batch,
 	if resp.StatusCode != http.StatusOK {
 		c.obs.APIRequest(resp.StatusCode, c.now().Sub(start))
 		apiErr := fail(resp.StatusCode, nil)
-		if isRedirect(resp.StatusCode) {
+		if httpguard.IsRedirect(resp.StatusCode) {
 			// Not a Partner Center error document: say where it pointed.
-			apiErr.Err = errors.New(redirectNotFollowed(resp))
+			apiErr.Err = errors.New(httpguard.RedirectNotFollowed(resp))
 			return nil, apiErr
 		}
 		apiErr.Code, apiErr.Description = parseErrorBody(io.LimitReader(resp.Body, maxErrorBody))

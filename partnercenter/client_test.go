@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter"
+	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter/auth"
 	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter/partnercentertest"
 )
 
@@ -63,7 +64,7 @@ func (o *countingObserver) TokenRequest(result string) {
 func newTestClient(t *testing.T, srv *partnercentertest.Server, obs partnercenter.Observer, tune func(*partnercenter.ClientConfig)) *partnercenter.Client {
 	t.Helper()
 	hc := &http.Client{Timeout: 10 * time.Second}
-	tokens := partnercenter.NewClientCredentialsSource(partnercenter.ClientCredentials{
+	tokens := auth.NewClientCredentialsSource(auth.ClientCredentials{
 		TokenURL: srv.TokenURL(), ClientID: partnercentertest.DefaultClientID, Resource: "https://api.partnercenter.microsoft.com",
 		ClientSecret: func() string { return partnercentertest.DefaultClientSecret },
 	}, hc, obs)
@@ -410,7 +411,7 @@ func TestResponseSizeCapWhileStreaming(t *testing.T) {
 		t.Fatal(err)
 	}
 	c, err := partnercenter.NewClient(partnercenter.ClientConfig{BaseURL: api.URL, MaxResponseSize: 64 << 10,
-		Tokens: partnercenter.NewAccessTokenFileSource(tokenFile, nil)})
+		Tokens: auth.NewAccessTokenFileSource(tokenFile, nil)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -457,7 +458,7 @@ func TestInvalidIDsSendNothing(t *testing.T) {
 }
 
 func TestNewClientRefusesPlainHTTPOffLoopback(t *testing.T) {
-	tokens := partnercenter.NewAccessTokenFileSource("/nonexistent", nil)
+	tokens := auth.NewAccessTokenFileSource("/nonexistent", nil)
 	tests := []struct {
 		url     string
 		wantErr string
@@ -488,7 +489,7 @@ func TestNewClientRefusesPlainHTTPOffLoopback(t *testing.T) {
 func TestBatchURLEscapes(t *testing.T) {
 	c, err := partnercenter.NewClient(partnercenter.ClientConfig{
 		BaseURL: "https://partner.partnercenterapi.microsoftonline.cn/", APIVersion: "v1",
-		Tokens: partnercenter.NewAccessTokenFileSource("/nonexistent", nil),
+		Tokens: auth.NewAccessTokenFileSource("/nonexistent", nil),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -642,7 +643,7 @@ func TestResetMidBodyIsNoResponse(t *testing.T) {
 		t.Fatal(err)
 	}
 	c, err := partnercenter.NewClient(partnercenter.ClientConfig{BaseURL: api.URL,
-		Tokens: partnercenter.NewAccessTokenFileSource(tokenFile, nil)})
+		Tokens: auth.NewAccessTokenFileSource(tokenFile, nil)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -710,7 +711,7 @@ func TestAPIRedirectIsNotFollowed(t *testing.T) {
 			}
 			hc := &http.Client{Timeout: 10 * time.Second}
 			c, err := partnercenter.NewClient(partnercenter.ClientConfig{BaseURL: origin.URL, HTTPClient: hc,
-				Tokens: partnercenter.NewAccessTokenFileSource(tokenFile, nil)})
+				Tokens: auth.NewAccessTokenFileSource(tokenFile, nil)})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,4 +1,4 @@
-package partnercenter
+package auth
 
 import (
 	"context"
@@ -16,6 +16,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter"
 )
 
 // Names in this file start with "token" or "Token" so that they cannot
@@ -53,7 +55,7 @@ func (c *tokenTestClock) Advance(d time.Duration) {
 // tokenTestObserver counts TokenRequest results and keeps the
 // RefreshTokenWrite errors ("" for a success).
 type tokenTestObserver struct {
-	NopObserver
+	partnercenter.NopObserver
 	mu      sync.Mutex
 	results map[string]int
 	writes  []string
@@ -209,7 +211,7 @@ func tokenTestCredentials(tokenURL string) ClientCredentials {
 	}
 }
 
-func tokenMustGet(t *testing.T, src TokenSource, want string) {
+func tokenMustGet(t *testing.T, src partnercenter.TokenSource, want string) {
 	t.Helper()
 	got, err := src.Token(context.Background())
 	if err != nil {
@@ -626,9 +628,9 @@ func TestTokenSourceBackoff(t *testing.T) {
 			clock.Advance(step)
 			_, err := src.Token(context.Background())
 			tokenCheckError(t, err, original+" (remembered: no new token request before "+until.Format(time.RFC3339)+")")
-			var tokenErr *TokenError
+			var tokenErr *partnercenter.TokenError
 			if !errors.As(err, &tokenErr) || tokenErr.Code != "invalid_client" {
-				t.Errorf("errors.As(%v, *TokenError) = %v, want the endpoint's invalid_client", err, tokenErr)
+				t.Errorf("errors.As(%v, *partnercenter.TokenError) = %v, want the endpoint's invalid_client", err, tokenErr)
 			}
 			srv.checkRequestCount(t, requests)
 		}
@@ -732,14 +734,14 @@ func TestTokenErrorMapping(t *testing.T) {
 		status    int
 		body      string
 		wantErr   string
-		wantToken *TokenError // nil when the error is not a TokenError
+		wantToken *partnercenter.TokenError // nil when the error is not a partnercenter.TokenError
 	}{
 		{
 			name:      "invalid client",
 			status:    http.StatusUnauthorized,
 			body:      `{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided.","error_codes":[7000215]}`,
 			wantErr:   "token endpoint answered 401 invalid_client: AADSTS7000215: Invalid client secret provided.",
-			wantToken: &TokenError{StatusCode: 401, Code: "invalid_client", Description: "AADSTS7000215: Invalid client secret provided."},
+			wantToken: &partnercenter.TokenError{StatusCode: 401, Code: "invalid_client", Description: "AADSTS7000215: Invalid client secret provided."},
 		},
 		{
 			name:    "description on several lines",
@@ -752,28 +754,28 @@ func TestTokenErrorMapping(t *testing.T) {
 			status:    http.StatusBadRequest,
 			body:      `{"error":"invalid_resource"}`,
 			wantErr:   "token endpoint answered 400 invalid_resource",
-			wantToken: &TokenError{StatusCode: 400, Code: "invalid_resource"},
+			wantToken: &partnercenter.TokenError{StatusCode: 400, Code: "invalid_resource"},
 		},
 		{
 			name:      "BOM before JSON",
 			status:    http.StatusBadRequest,
 			body:      "\uFEFF" + `{"error":"unauthorized_client","error_description":"AADSTS700016: Application not found."}`,
 			wantErr:   "token endpoint answered 400 unauthorized_client: AADSTS700016: Application not found.",
-			wantToken: &TokenError{StatusCode: 400, Code: "unauthorized_client", Description: "AADSTS700016: Application not found."},
+			wantToken: &partnercenter.TokenError{StatusCode: 400, Code: "unauthorized_client", Description: "AADSTS700016: Application not found."},
 		},
 		{
 			name:      "body not JSON",
 			status:    http.StatusBadGateway,
 			body:      "<html><body>upstream connect error</body></html>",
 			wantErr:   "token endpoint answered 502 Bad Gateway",
-			wantToken: &TokenError{StatusCode: 502},
+			wantToken: &partnercenter.TokenError{StatusCode: 502},
 		},
 		{
 			name:      "unassigned status",
 			status:    599,
 			body:      "",
 			wantErr:   "token endpoint answered 599",
-			wantToken: &TokenError{StatusCode: 599},
+			wantToken: &partnercenter.TokenError{StatusCode: 599},
 		},
 		{
 			name:    "long description is cut",
@@ -829,10 +831,10 @@ func TestTokenErrorMapping(t *testing.T) {
 			if strings.Contains(err.Error(), tokenTestSecret) {
 				t.Errorf("error %q contains the client secret", err)
 			}
-			var tokenErr *TokenError
+			var tokenErr *partnercenter.TokenError
 			isTokenErr := errors.As(err, &tokenErr)
 			if isTokenErr != (tt.status != http.StatusOK) {
-				t.Errorf("errors.As(%v, *TokenError) = %v", err, isTokenErr)
+				t.Errorf("errors.As(%v, *partnercenter.TokenError) = %v", err, isTokenErr)
 			}
 			if tt.wantToken != nil && !reflect.DeepEqual(tokenErr, tt.wantToken) {
 				t.Errorf("TokenError = %+v, want %+v", tokenErr, tt.wantToken)
@@ -1269,7 +1271,7 @@ func TestTokenSourceRefusesPlainHTTPOffLoopback(t *testing.T) {
 	for _, tokenURL := range []string{"http://login.example.com/t/oauth2/token", "http://[::1"} {
 		transport := &tokenCountingTransport{}
 		hc := &http.Client{Transport: transport}
-		sources := map[string]TokenSource{
+		sources := map[string]partnercenter.TokenSource{
 			"client credentials": NewClientCredentialsSource(tokenTestCredentials(tokenURL), hc, nil),
 			"refresh token": NewRefreshTokenSource(RefreshTokenConfig{TokenURL: tokenURL, ClientID: tokenTestClientID,
 				Resource: tokenTestResource, RefreshTokenFile: refreshFile}, hc, nil),
@@ -1294,7 +1296,7 @@ func TestTokenRedirectIsNotFollowed(t *testing.T) {
 		}))
 		t.Cleanup(origin.Close)
 		hc := &http.Client{Timeout: 10 * time.Second}
-		sources := map[string]TokenSource{
+		sources := map[string]partnercenter.TokenSource{
 			"client credentials": NewClientCredentialsSource(tokenTestCredentials(origin.URL+tokenTestPath), hc, nil),
 			"refresh token": NewRefreshTokenSource(RefreshTokenConfig{TokenURL: origin.URL + tokenTestPath, ClientID: tokenTestClientID,
 				Resource: tokenTestResource, ClientSecret: func() string { return tokenTestSecret }, RefreshTokenFile: refreshFile}, hc, nil),
@@ -1304,9 +1306,9 @@ func TestTokenRedirectIsNotFollowed(t *testing.T) {
 			want := fmt.Sprintf("token endpoint answered %d %s: redirect to %s not followed",
 				status, http.StatusText(status), target.Listener.Addr())
 			tokenCheckError(t, err, want)
-			var tokenErr *TokenError
+			var tokenErr *partnercenter.TokenError
 			if !errors.As(err, &tokenErr) || tokenErr.StatusCode != status {
-				t.Errorf("%s: error = %#v, want a *TokenError with status %d", name, err, status)
+				t.Errorf("%s: error = %#v, want a *partnercenter.TokenError with status %d", name, err, status)
 			}
 		}
 		target.checkRequestCount(t, 0)
