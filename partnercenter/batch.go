@@ -146,14 +146,16 @@ const (
 	MaxErrorCodes          = 1000
 	MaxErrorDescriptionLen = 128
 	maxUnknownStatuses     = 16
-	// DefaultMaxFailedDevices is used when DecodeOptions.MaxFailedDevices is 0.
+	// DefaultMaxFailedDevices is the exporter's default for
+	// DecodeOptions.MaxFailedDevices (its configuration's
+	// max_failed_devices_per_batch). Decode applies no default of its own.
 	DefaultMaxFailedDevices = 10000
 )
 
 // DecodeOptions tunes Decode.
 type DecodeOptions struct {
-	// MaxFailedDevices caps Batch.FailedDevices; 0 means
-	// DefaultMaxFailedDevices, a negative value keeps none.
+	// MaxFailedDevices caps Batch.FailedDevices; 0 (or less) keeps none,
+	// as in the configuration.
 	MaxFailedDevices int
 }
 

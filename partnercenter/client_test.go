@@ -70,6 +70,7 @@ func newTestClient(t *testing.T, srv *partnercentertest.Server, obs partnercente
 	}, hc, obs)
 	cfg := partnercenter.ClientConfig{
 		BaseURL: srv.URL, HTTPClient: hc, Tokens: tokens, UserAgent: "partnercenter_exporter/test", Observer: obs,
+		Decode: partnercenter.DecodeOptions{MaxFailedDevices: partnercenter.DefaultMaxFailedDevices},
 	}
 	if tune != nil {
 		tune(&cfg)

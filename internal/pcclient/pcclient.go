@@ -32,10 +32,6 @@ func New(cfg *config.Config, httpc *http.Client, obs partnercenter.Observer, hol
 	if err != nil {
 		return nil, err
 	}
-	maxFailed := cfg.MaxFailedDevicesPerBatch
-	if maxFailed == 0 {
-		maxFailed = -1 // The decoder reads 0 as "default"; the config means "none".
-	}
 	return partnercenter.NewClient(partnercenter.ClientConfig{
 		BaseURL:         cfg.PartnerCenter.BaseURL,
 		APIVersion:      cfg.PartnerCenter.APIVersion,
@@ -45,7 +41,7 @@ func New(cfg *config.Config, httpc *http.Client, obs partnercenter.Observer, hol
 		UserAgent:       UserAgent(),
 		MaxResponseSize: cfg.PartnerCenter.MaxResponseSize,
 		MaxRetryAfter:   cfg.PartnerCenter.MaxRetryAfter,
-		Decode:          partnercenter.DecodeOptions{MaxFailedDevices: maxFailed},
+		Decode:          partnercenter.DecodeOptions{MaxFailedDevices: cfg.MaxFailedDevicesPerBatch},
 		Observer:        obs,
 		Hold:            hold,
 		ReadStamp:       ReadStamp(cfg),
