@@ -356,7 +356,7 @@ func (c *Client) get(ctx context.Context, target, token, corrID string) (*Batch,
 
 func (c *Client) decodeBody(resp *http.Response, body io.Reader) (*Batch, error) {
 	if resp.ContentLength > c.maxBody {
-		return nil, fmt.Errorf("%w: Content-Length %d exceeds %d bytes (partner_center.max_response_size)",
+		return nil, fmt.Errorf("%w: Content-Length %d exceeds %d bytes",
 			ErrResponseTooLarge, resp.ContentLength, c.maxBody)
 	}
 	capped := &cappedReader{r: body, left: c.maxBody, max: c.maxBody}
@@ -380,6 +380,8 @@ func (t *transportReader) Read(p []byte) (int, error) {
 }
 
 // ErrResponseTooLarge is returned when a body exceeds MaxResponseSize.
+// The error says the numbers; naming the setting that raises the cap is
+// for the caller, which knows what it is called.
 var ErrResponseTooLarge = errors.New("response body too large")
 
 // cappedReader fails with ErrResponseTooLarge instead of silently cutting
@@ -406,7 +408,7 @@ func (c *cappedReader) Read(p []byte) (int, error) {
 }
 
 func (c *cappedReader) tooLarge() error {
-	return fmt.Errorf("%w: more than %d bytes (partner_center.max_response_size)", ErrResponseTooLarge, c.max)
+	return fmt.Errorf("%w: more than %d bytes", ErrResponseTooLarge, c.max)
 }
 
 // ThrottledUntil returns when the hold after the last 429 ends, or the
