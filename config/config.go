@@ -325,11 +325,11 @@ func defaultConfig() *Config {
 	}
 }
 
-// Redacted returns the effective configuration (defaults filled in) as
+// RedactedYAML returns the effective configuration (defaults filled in) as
 // YAML, for display. Secrets show as "<secret>" and unset ones as "". When
 // the client secret came from client_secret_file, only the file is shown,
 // as in the file the operator wrote.
-func (c *Config) Redacted() ([]byte, error) {
+func (c *Config) RedactedYAML() ([]byte, error) {
 	shown := *c
 	if shown.Auth.ClientSecretFile != "" {
 		shown.Auth.ClientSecret = ""

@@ -195,7 +195,7 @@ func assertNoSecret(t *testing.T, out string) {
 	}
 }
 
-func TestRedacted(t *testing.T) {
+func TestRedactedYAML(t *testing.T) {
 	tests := []struct {
 		file string
 		want string
@@ -303,15 +303,15 @@ customers: []
 				t.Fatal(err)
 			}
 			secretBefore := cfg.Auth.ClientSecret.Reveal()
-			got, err := cfg.Redacted()
+			got, err := cfg.RedactedYAML()
 			if err != nil {
 				t.Fatal(err)
 			}
 			if string(got) != tt.want {
-				t.Errorf("Redacted:\n%s\nwant:\n%s", got, tt.want)
+				t.Errorf("RedactedYAML:\n%s\nwant:\n%s", got, tt.want)
 			}
 			if cfg.Auth.ClientSecret.Reveal() != secretBefore {
-				t.Errorf("Redacted changed the config's secret")
+				t.Errorf("RedactedYAML changed the config's secret")
 			}
 		})
 	}
