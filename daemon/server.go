@@ -167,7 +167,7 @@ func configHandler(state *exporterState) http.HandlerFunc {
 			http.Error(w, "no configuration loaded", http.StatusServiceUnavailable)
 			return
 		}
-		out, err := live.cfg.Redacted()
+		out, err := live.cfg.RedactedYAML()
 		if err != nil {
 			http.Error(w, "cannot show configuration: "+err.Error(), http.StatusInternalServerError)
 			return

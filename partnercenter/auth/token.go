@@ -1,4 +1,4 @@
-package partnercenter
+package auth
 
 import (
 	"bytes"
@@ -15,7 +15,9 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode"
+
+	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter"
+	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter/internal/httpguard"
 )
 
 // Limits and defaults of the token sources.
@@ -75,11 +77,11 @@ type ClientCredentials struct {
 // tokens with the client credentials grant. hc should have a timeout; nil
 // means a client with a 30 second timeout. Requests go through a copy of hc
 // that follows no redirects. obs may be nil.
-func NewClientCredentialsSource(c ClientCredentials, hc *http.Client, obs Observer) TokenSource {
+func NewClientCredentialsSource(c ClientCredentials, hc *http.Client, obs partnercenter.Observer) partnercenter.TokenSource {
 	return newClientCredentialsSource(c, hc, obs, time.Now)
 }
 
-func newClientCredentialsSource(c ClientCredentials, hc *http.Client, obs Observer, now func() time.Time) *cachingTokenSource {
+func newClientCredentialsSource(c ClientCredentials, hc *http.Client, obs partnercenter.Observer, now func() time.Time) *cachingTokenSource {
 	hc = tokenHTTPClient(hc)
 	grant := clientCredentialsGrant{creds: c, endpoint: tokenEndpoint{url: c.TokenURL, hc: hc}}
 	return newCachingTokenSource(grant.fetch, []string{c.ClientSecretFile}, hc, obs, now)
@@ -115,45 +117,17 @@ type RefreshTokenConfig struct {
 // changed from outside meanwhile wins over the token in memory. hc should
 // have a timeout; nil means a client with a 30 second timeout. Requests go
 // through a copy of hc that follows no redirects. obs may be nil.
-func NewRefreshTokenSource(c RefreshTokenConfig, hc *http.Client, obs Observer) TokenSource {
+func NewRefreshTokenSource(c RefreshTokenConfig, hc *http.Client, obs partnercenter.Observer) partnercenter.TokenSource {
 	return newRefreshTokenSource(c, hc, obs, time.Now)
 }
 
-func newRefreshTokenSource(c RefreshTokenConfig, hc *http.Client, obs Observer, now func() time.Time) *cachingTokenSource {
+func newRefreshTokenSource(c RefreshTokenConfig, hc *http.Client, obs partnercenter.Observer, now func() time.Time) *cachingTokenSource {
 	hc = tokenHTTPClient(hc)
 	if obs == nil {
-		obs = NopObserver{}
+		obs = partnercenter.NopObserver{}
 	}
 	grant := &refreshTokenGrant{cfg: c, endpoint: tokenEndpoint{url: c.TokenURL, hc: hc}, obs: obs, write: writeTokenFileAtomically}
 	return newCachingTokenSource(grant.fetch, []string{c.ClientSecretFile, c.RefreshTokenFile}, hc, obs, now)
-}
-
-// TokenError is an answer other than 200 from the token endpoint.
-type TokenError struct {
-	StatusCode int
-	// Code is the OAuth error code such as "invalid_client"; empty when the
-	// body was not an OAuth error document.
-	Code string
-	// Description is error_description on one line, cut to 300 bytes; for
-	// a 3xx, which is never followed, it names the host it pointed to.
-	Description string
-}
-
-// Error reads like
-// "token endpoint answered 401 invalid_client: AADSTS7000215: Invalid client secret provided.".
-func (e *TokenError) Error() string {
-	msg := fmt.Sprintf("token endpoint answered %d", e.StatusCode)
-	what := e.Code
-	if what == "" {
-		what = http.StatusText(e.StatusCode)
-	}
-	if what != "" {
-		msg += " " + what
-	}
-	if e.Description != "" {
-		msg += ": " + e.Description
-	}
-	return msg
 }
 
 // issuedToken is what one successful token request yields.
@@ -173,7 +147,7 @@ type cachingTokenSource struct {
 	fetch func(ctx context.Context) (issuedToken, error)
 	// inputs are the files fetch reads its credentials from.
 	inputs []string
-	obs    Observer
+	obs    partnercenter.Observer
 	now    func() time.Time
 	// timeout bounds a token request when the http.Client does not.
 	timeout time.Duration
@@ -257,9 +231,9 @@ type tokenFetch struct {
 
 // newCachingTokenSource returns a source whose requests are made by fetch,
 // which reads its credentials from the files inputs names ("" for none).
-func newCachingTokenSource(fetch func(context.Context) (issuedToken, error), inputs []string, hc *http.Client, obs Observer, now func() time.Time) *cachingTokenSource {
+func newCachingTokenSource(fetch func(context.Context) (issuedToken, error), inputs []string, hc *http.Client, obs partnercenter.Observer, now func() time.Time) *cachingTokenSource {
 	if obs == nil {
-		obs = NopObserver{}
+		obs = partnercenter.NopObserver{}
 	}
 	var timeout time.Duration
 	if hc.Timeout <= 0 {
@@ -277,7 +251,7 @@ func newCachingTokenSource(fetch func(context.Context) (issuedToken, error), inp
 // Token returns the cached token, or waits for a token request that it
 // starts or joins. A caller whose ctx ends stops waiting, but the request
 // goes on for the others. While the backoff of a failed request runs, it
-// returns that request's error, which wraps the original (a *TokenError
+// returns that request's error, which wraps the original (a *partnercenter.TokenError
 // stays one for errors.As), and sends nothing.
 func (s *cachingTokenSource) Token(ctx context.Context) (string, error) {
 	if err := ctx.Err(); err != nil {
@@ -417,7 +391,7 @@ func tokenHTTPClient(hc *http.Client) *http.Client {
 	if hc == nil {
 		hc = &http.Client{Timeout: defaultTokenRequestTimeout}
 	}
-	return withoutRedirects(hc)
+	return httpguard.WithoutRedirects(hc)
 }
 
 // clientCredentialsGrant requests app-only tokens.
@@ -451,7 +425,7 @@ func (g clientCredentialsGrant) fetch(ctx context.Context) (issuedToken, error) 
 type refreshTokenGrant struct {
 	cfg      RefreshTokenConfig
 	endpoint tokenEndpoint
-	obs      Observer
+	obs      partnercenter.Observer
 	write    func(path string, data []byte) error
 
 	// unsaved is a rotated refresh token that could not be written back,
@@ -565,7 +539,7 @@ func (e tokenEndpoint) request(ctx context.Context, form url.Values, sent ...str
 	// The form carries a secret: never send it in the clear off loopback,
 	// whatever URL the caller configured. The URL is not repeated, as it
 	// may carry a query.
-	if u, err := url.Parse(e.url); err != nil || !PlainHTTPAllowed(u) {
+	if u, err := url.Parse(e.url); err != nil || !partnercenter.PlainHTTPAllowed(u) {
 		return tokenAnswer{}, errors.New("token URL must be https (plain http only on a loopback address)")
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.url, strings.NewReader(form.Encode()))
@@ -584,8 +558,8 @@ func (e tokenEndpoint) request(ctx context.Context, form url.Values, sent ...str
 		return tokenAnswer{}, err
 	}
 	switch {
-	case isRedirect(resp.StatusCode):
-		return tokenAnswer{}, &TokenError{StatusCode: resp.StatusCode, Description: redirectNotFollowed(resp)}
+	case httpguard.IsRedirect(resp.StatusCode):
+		return tokenAnswer{}, &partnercenter.TokenError{StatusCode: resp.StatusCode, Description: httpguard.RedirectNotFollowed(resp)}
 	case resp.StatusCode != http.StatusOK:
 		return tokenAnswer{}, newTokenError(resp.StatusCode, body, sent)
 	}
@@ -621,7 +595,7 @@ func decodeTokenAnswer(body []byte) (tokenAnswer, error) {
 		return tokenAnswer{}, errors.New("token response has no access_token")
 	}
 	if raw.TokenType != "" && !strings.EqualFold(raw.TokenType, "Bearer") {
-		return tokenAnswer{}, fmt.Errorf("token endpoint issued a %q token, want Bearer", oneLine(raw.TokenType, maxTokenErrorCodeLen))
+		return tokenAnswer{}, fmt.Errorf("token endpoint issued a %q token, want Bearer", httpguard.OneLine(raw.TokenType, maxTokenErrorCodeLen))
 	}
 	return tokenAnswer{
 		issuedToken:  issuedToken{accessToken: raw.AccessToken, lifetime: tokenLifetime(raw.ExpiresIn)},
@@ -647,20 +621,20 @@ func tokenLifetime(expiresIn json.RawMessage) time.Duration {
 	return time.Duration(seconds * float64(time.Second))
 }
 
-// newTokenError maps a refusal to a TokenError, taking error and
+// newTokenError maps a refusal to a partnercenter.TokenError, taking error and
 // error_description from an OAuth error body when there is one.
-func newTokenError(status int, body []byte, sent []string) *TokenError {
+func newTokenError(status int, body []byte, sent []string) *partnercenter.TokenError {
 	var doc struct {
 		Error            string `json:"error"`
 		ErrorDescription string `json:"error_description"`
 	}
 	if err := json.Unmarshal(body, &doc); err != nil {
-		return &TokenError{StatusCode: status}
+		return &partnercenter.TokenError{StatusCode: status}
 	}
-	return &TokenError{
+	return &partnercenter.TokenError{
 		StatusCode:  status,
-		Code:        oneLine(scrubSecrets(doc.Error, sent), maxTokenErrorCodeLen),
-		Description: oneLine(scrubSecrets(doc.ErrorDescription, sent), maxTokenErrorDescriptionLen),
+		Code:        httpguard.OneLine(scrubSecrets(doc.Error, sent), maxTokenErrorCodeLen),
+		Description: httpguard.OneLine(scrubSecrets(doc.ErrorDescription, sent), maxTokenErrorDescriptionLen),
 	}
 }
 
@@ -672,24 +646,6 @@ func scrubSecrets(s string, secrets []string) string {
 		}
 	}
 	return s
-}
-
-// oneLine turns control characters and runs of white space into single
-// spaces and cuts the result to at most maxLen bytes on a rune boundary,
-// marking the cut with "...".
-func oneLine(s string, maxLen int) string {
-	s = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) {
-			return ' '
-		}
-		return r
-	}, strings.ToValidUTF8(s, "\uFFFD"))
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) <= maxLen {
-		return s
-	}
-	const ellipsis = "..."
-	return cutAtRune(s, maxLen-len(ellipsis)) + ellipsis
 }
 
 // readTokenFile returns the trimmed content of a token file together with
@@ -781,7 +737,7 @@ func syncTokenDir(dir string) {
 // a file.
 type accessTokenFileSource struct {
 	path string
-	obs  Observer
+	obs  partnercenter.Observer
 
 	mu      sync.Mutex
 	token   string // empty until read, or after Invalidate
@@ -793,9 +749,9 @@ type accessTokenFileSource struct {
 // managed elsewhere from path, trimmed of white space. The file is read
 // again when its modification time or size changes, or after Invalidate;
 // each read is reported to obs (which may be nil) as a token request.
-func NewAccessTokenFileSource(path string, obs Observer) TokenSource {
+func NewAccessTokenFileSource(path string, obs partnercenter.Observer) partnercenter.TokenSource {
 	if obs == nil {
-		obs = NopObserver{}
+		obs = partnercenter.NopObserver{}
 	}
 	return &accessTokenFileSource{path: path, obs: obs}
 }

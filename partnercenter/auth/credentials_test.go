@@ -1,4 +1,4 @@
-package partnercenter
+package auth
 
 import (
 	"context"
@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter"
 	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter/partnercentertest"
 )
 
@@ -45,12 +46,12 @@ func credWrite(t *testing.T, path, content string) {
 }
 
 // credTokenError returns the OAuth error code of err, failing the test if
-// err is no *TokenError.
+// err is no *partnercenter.TokenError.
 func credTokenError(t *testing.T, err error) string {
 	t.Helper()
-	var te *TokenError
+	var te *partnercenter.TokenError
 	if !errors.As(err, &te) {
-		t.Fatalf("got error %v, want a *TokenError", err)
+		t.Fatalf("got error %v, want a *partnercenter.TokenError", err)
 	}
 	return te.Code
 }

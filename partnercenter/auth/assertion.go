@@ -1,4 +1,4 @@
-package partnercenter
+package auth
 
 import (
 	"bytes"
@@ -19,6 +19,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter"
 )
 
 // The certificate and workload identity sources use the Microsoft identity
@@ -82,11 +84,11 @@ type FederatedTokenConfig struct {
 // NewCertificateSource returns a TokenSource that signs a client assertion
 // with the certificate's key for each token request. hc and obs are as
 // for NewClientCredentialsSource.
-func NewCertificateSource(c CertificateConfig, hc *http.Client, obs Observer) TokenSource {
+func NewCertificateSource(c CertificateConfig, hc *http.Client, obs partnercenter.Observer) partnercenter.TokenSource {
 	return newCertificateSource(c, hc, obs, time.Now)
 }
 
-func newCertificateSource(c CertificateConfig, hc *http.Client, obs Observer, now func() time.Time) *cachingTokenSource {
+func newCertificateSource(c CertificateConfig, hc *http.Client, obs partnercenter.Observer, now func() time.Time) *cachingTokenSource {
 	assert := func() (string, error) {
 		cert, err := ReadClientCertificate(c.CertificateFile, c.PasswordFile)
 		if err != nil {
@@ -100,11 +102,11 @@ func newCertificateSource(c CertificateConfig, hc *http.Client, obs Observer, no
 // NewFederatedTokenSource returns a TokenSource that presents the token in
 // c.TokenFile as the client assertion. hc and obs are as for
 // NewClientCredentialsSource.
-func NewFederatedTokenSource(c FederatedTokenConfig, hc *http.Client, obs Observer) TokenSource {
+func NewFederatedTokenSource(c FederatedTokenConfig, hc *http.Client, obs partnercenter.Observer) partnercenter.TokenSource {
 	return newFederatedTokenSource(c, hc, obs, time.Now)
 }
 
-func newFederatedTokenSource(c FederatedTokenConfig, hc *http.Client, obs Observer, now func() time.Time) *cachingTokenSource {
+func newFederatedTokenSource(c FederatedTokenConfig, hc *http.Client, obs partnercenter.Observer, now func() time.Time) *cachingTokenSource {
 	assert := func() (string, error) {
 		token, _, err := readTokenFile(c.TokenFile)
 		if err != nil {
@@ -117,7 +119,7 @@ func newFederatedTokenSource(c FederatedTokenConfig, hc *http.Client, obs Observ
 
 // newAssertionSource: assert reads its credential from the files inputs
 // names.
-func newAssertionSource(c ClientAssertionConfig, assert func() (string, error), inputs []string, hc *http.Client, obs Observer, now func() time.Time) *cachingTokenSource {
+func newAssertionSource(c ClientAssertionConfig, assert func() (string, error), inputs []string, hc *http.Client, obs partnercenter.Observer, now func() time.Time) *cachingTokenSource {
 	hc = tokenHTTPClient(hc)
 	grant := assertionGrant{cfg: c, assert: assert, endpoint: tokenEndpoint{url: c.TokenURL, hc: hc}}
 	return newCachingTokenSource(grant.fetch, inputs, hc, obs, now)
