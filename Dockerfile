@@ -1,9 +1,10 @@
 # Container image of partnercenter_exporter.
 #
-# Build (version information is injected into the binary and the labels):
+# Build (version information is injected into the binary and the labels;
+# `make docker` does this, with the VERSION file's version as the tag):
 #
-#   docker build -t partnercenter_exporter \
-#     --build-arg VERSION="$(git describe --tags --always --dirty)" \
+#   docker build -t partnercenter_exporter:"$(cat VERSION)" \
+#     --build-arg VERSION="$(cat VERSION)" \
 #     --build-arg REVISION="$(git rev-parse HEAD)" \
 #     --build-arg BRANCH="$(git rev-parse --abbrev-ref HEAD)" \
 #     --build-arg BUILD_DATE="$(date -u +%Y-%m-%dT%H:%M:%SZ)" .
@@ -31,8 +32,22 @@
 #
 # dockerfile_test.go runs the go build line below with the same flags.
 
-# Keep the Go minor version in step with the go line of go.mod.
-FROM golang:1.26 AS builder
+# Base images. The builder is the exact Go version of go.mod's go line
+# (dockerfile_test.go checks it): a floating golang:1.26 may be an older
+# patch release than go.mod asks for. Update both on a Go release or a
+# distroless rebuild:
+#
+#   1. Set the golang tag to the new go line of go.mod.
+#   2. Pin each base by digest, resolved from the registry:
+#        docker buildx imagetools inspect golang:1.26.8 --format '{{json .Manifest.Digest}}'
+#        docker buildx imagetools inspect gcr.io/distroless/static-debian12:nonroot --format '{{json .Manifest.Digest}}'
+#      (or crane digest <image>) and write FROM <image>:<tag>@sha256:<digest>:
+#      the tag documents, the digest (of the multi-arch index) decides.
+#   3. make docker && docker run --rm partnercenter_exporter:$(cat VERSION) --version
+#
+# No digest is written here yet: they were not resolved where this was
+# last edited, and a digest nobody checked is worse than a tag.
+FROM golang:1.26.8 AS builder
 
 ARG VERSION=unknown
 ARG REVISION=unknown

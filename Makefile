@@ -6,7 +6,11 @@ GOLANGCI_LINT         := $(GOBIN)/golangci-lint
 # Debian packages the example and browser tests run.
 DEB_PACKAGES          := prometheus prometheus-alertmanager chromium
 
-VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo unknown)
+# The VERSION file is the one source of the version: the binary's
+# --version, the image tag `make docker` builds, and the chart's appVersion
+# (the chart's default image tag). deploy/version_test.go checks that they
+# agree; REVISION tells builds of one version apart.
+VERSION  ?= $(shell cat VERSION)
 REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 BRANCH   ?= $(shell git rev-parse --abbrev-ref HEAD 2>/dev/null || echo unknown)
 VERSION_PKG := github.com/prometheus/common/version
@@ -60,7 +64,7 @@ chart:
 
 ## examples: only the tests of examples/, the demo, the Dockerfile and Prometheus end to end.
 examples: deps
-	$(GO) test -race -count=1 -run 'Example|Prometheus|Docker|Demo' .
+	$(GO) test -race -count=1 -run 'Example|Prometheus|Docker|Demo' . ./daemon/
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...

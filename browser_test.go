@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/partnercenter-exporter/partnercenter_exporter/internal/testkit"
 	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter/partnercentertest"
 )
 
@@ -42,6 +43,8 @@ const (
 	// answers 404.
 	demoErrorsBatch  = "5e6f7a8b-9c0d-4e1f-a2b3-c4d5e6f7a8b9"
 	demoMissingBatch = "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d"
+	// demoFabrikam is the demo customer both batches belong to.
+	demoFabrikam     = "0b7e5d3c-1a2f-4c6d-8e9f-0a1b2c3d4e5f"
 	demoErrorsFailed = 44
 )
 
@@ -166,12 +169,12 @@ func waitForFailedDevices(t *testing.T, base, trackingID string, want int, deadl
 	t.Helper()
 	var last string
 	for time.Now().Before(deadline) {
-		if _, status, err := fetch(base + "/metrics"); err != nil || status != http.StatusOK {
+		if _, status, err := testkit.Fetch(base + "/metrics"); err != nil || status != http.StatusOK {
 			last = fmt.Sprintf("/metrics: %d %v", status, err)
 			time.Sleep(200 * time.Millisecond)
 			continue
 		}
-		body, status, err := fetch(base + "/batches/" + trackingID + "?format=json")
+		body, status, err := testkit.Fetch(base + "/batches/" + trackingID + "?format=json")
 		last = fmt.Sprintf("status %d, err %v: %s", status, err, body)
 		var page browserBatchJSON
 		if err == nil && status == http.StatusOK && json.Unmarshal([]byte(body), &page) == nil && len(page.FailedDevices) == want {
@@ -200,7 +203,7 @@ func TestBrowserDemoPages(t *testing.T) {
 	// A cold build can take most of a minute; the budget starts after it.
 	bin := buildExporterBinary(t, dir)
 	deadline := time.Now().Add(browserTestBudget)
-	addr := freeLoopbackAddr(t)
+	addr := testkit.FreeLoopbackAddr(t)
 	logs, err := os.Create(filepath.Join(dir, "exporter.log"))
 	if err != nil {
 		t.Fatal(err)
@@ -223,7 +226,7 @@ func TestBrowserDemoPages(t *testing.T) {
 	}
 
 	t.Run("list", func(t *testing.T) {
-		fabrikam := demoCustomers[1].id // both batches are Fabrikam's
+		fabrikam := demoFabrikam
 		dom := dumpDOM(t, chromium, base+"/batches")
 		mustContain(t, "/batches", dom,
 			"<title>Batches — Partner Center Exporter</title>",
@@ -335,7 +338,7 @@ customers:
 		t.Fatal(err)
 	}
 
-	addr := freeLoopbackAddr(t)
+	addr := testkit.FreeLoopbackAddr(t)
 	sigs := make(chan os.Signal, 1)
 	exited := make(chan int, 1)
 	go func() {

@@ -24,6 +24,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/partnercenter-exporter/partnercenter_exporter/config"
+	"github.com/partnercenter-exporter/partnercenter_exporter/internal/testkit"
 	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter/partnercentertest"
 )
 
@@ -689,7 +690,7 @@ func TestExampleConfigs(t *testing.T) {
 		t.Run(filepath.Base(tt.path), func(t *testing.T) {
 			data, baseDir := withTemporaryCredentialFiles(t, tt.path)
 			if tt.caFile != "" {
-				if err := os.WriteFile(filepath.Join(baseDir, tt.caFile), newTestCA(t, "example CA").pem, 0o600); err != nil {
+				if err := os.WriteFile(filepath.Join(baseDir, tt.caFile), testkit.NewCA(t, "example CA").PEM, 0o600); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -838,8 +839,17 @@ func TestExampleCompose(t *testing.T) {
 		t.Errorf("exporter command %v: demo %v, error %v", exporter.Command, f != nil && f.demo, err)
 	}
 	port := strings.TrimPrefix(defaultPort, ":")
-	if !slices.Contains(exporter.Ports, port+":"+port) {
-		t.Errorf("exporter ports %v do not publish %s", exporter.Ports, port)
+	if !slices.Contains(exporter.Ports, "127.0.0.1:"+port+":"+port) {
+		t.Errorf("exporter ports %v do not publish %s on 127.0.0.1", exporter.Ports, port)
+	}
+	// Prometheus runs with --web.enable-lifecycle and Grafana has its
+	// default admin login: nothing is published beyond this host.
+	for name, svc := range compose.Services {
+		for _, p := range svc.Ports {
+			if !strings.HasPrefix(p, "127.0.0.1:") {
+				t.Errorf("service %s publishes %q on every interface, want 127.0.0.1:…", name, p)
+			}
+		}
 	}
 
 	files := map[string]string{

@@ -25,9 +25,8 @@ import (
 	"github.com/prometheus/exporter-toolkit/web"
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
 
-	"github.com/partnercenter-exporter/partnercenter_exporter/collector"
-	"github.com/partnercenter-exporter/partnercenter_exporter/config"
-	"github.com/partnercenter-exporter/partnercenter_exporter/internal/pcclient"
+	"github.com/partnercenter-exporter/partnercenter_exporter/daemon"
+	"github.com/partnercenter-exporter/partnercenter_exporter/internal/waitcmd"
 )
 
 const (
@@ -55,6 +54,10 @@ type flags struct {
 	logLevel      string
 	logFormat     string
 	web           *web.FlagConfig
+	// command is the command selected: "serve" (the default: the
+	// daemon) or waitcmd.Name.
+	command string
+	wait    *waitcmd.Command
 }
 
 func parseFlags(args []string, stdout, stderr io.Writer) (*flags, error) {
@@ -79,9 +82,20 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*flags, error) {
 	app.Flag("log.level", "Only log messages with the given severity or above. One of: [debug, info, warn, error]").Default("info").EnumVar(&f.logLevel, logLevels...)
 	app.Flag("log.format", "Output format of log messages. One of: [logfmt, json]").Default("logfmt").EnumVar(&f.logFormat, logFormats...)
 	f.web = kingpinflag.AddFlags(app, defaultPort)
-	_, err := app.Parse(args)
+	// The daemon is a hidden default command, so that its command line
+	// stays what it was before there were commands.
+	app.Command("serve", "Run the exporter (the default).").Default().Hidden()
+	f.wait = waitcmd.AddCommand(app, &f.configFile)
+	var err error
+	f.command, err = app.Parse(args)
 	if terminated {
 		return nil, errExitSuccess
+	}
+	if err != nil {
+		// Which command a mistake was made in decides its exit status.
+		if ctx, _ := app.ParseContext(args); ctx != nil && ctx.SelectedCommand != nil {
+			f.command = ctx.SelectedCommand.FullCommand()
+		}
 	}
 	return f, err
 }
@@ -98,10 +112,16 @@ func run(args []string, stdout, stderr io.Writer, sigs chan os.Signal) int {
 			return 0
 		}
 		fmt.Fprintf(stderr, "%s: %v\n", exporterName, err)
+		if f.command == waitcmd.Name {
+			return waitcmd.ExitUsage
+		}
 		return 2
 	}
+	if f.command == waitcmd.Name {
+		return f.wait.Run(stdout, stderr, sigs)
+	}
 	if f.configCheck {
-		return checkConfig(f.configFile, stdout, stderr)
+		return daemon.CheckConfig(f.configFile, stdout, stderr)
 	}
 	logger, base, err := newLogger(stderr, f.logLevel, f.logFormat)
 	if err != nil {
@@ -110,19 +130,6 @@ func run(args []string, stdout, stderr io.Writer, sigs chan os.Signal) int {
 	}
 	if err := serve(f, logger, slogBridge(base), sigs); err != nil {
 		level.Error(logger).Log("msg", "exporter stopped", "err", err)
-		return 1
-	}
-	return 0
-}
-
-func checkConfig(path string, stdout, stderr io.Writer) int {
-	cfg, err := config.Load(path)
-	if err != nil {
-		fmt.Fprintf(stderr, "%v\n", err)
-		return 1
-	}
-	fmt.Fprintf(stdout, "%s: OK: %s\n", path, cfg.Summary())
-	if !checkBatchFiles(cfg, stdout, stderr) {
 		return 1
 	}
 	return 0
@@ -139,49 +146,28 @@ func serve(f *flags, logger log.Logger, toolkitLogger *slog.Logger, sigs chan os
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
-	apiMetrics := collector.NewAPIMetrics(selfReg)
-	load := func() (*config.Config, error) { return config.Load(f.configFile) }
-	opts := serverOptions{
-		metricsPath: f.metricsPath, scrapeTimeout: f.scrapeTimeout, timeoutOffset: f.timeoutOffset,
-		disableBatchDetails: f.noBatchPages,
-	}
-	if f.demo {
-		d, err := startDemo(logger)
-		if err != nil {
-			return err
-		}
-		defer d.Close()
-		load = d.config
-		opts.description = demoDescription
-	}
-
-	state := newExporterState(logger, load, pcclient.DefaultHTTPClient(), apiMetrics, selfReg)
-	defer state.close()
-	if err := state.reload(); err != nil {
-		return err
-	}
-	if f.storagePath != "" {
-		db, err := state.openStorage(f.storagePath, selfReg)
-		if err != nil {
-			return err
-		}
-		// The batch file watcher and the forgetting write to the store:
-		// stop them before closing it.
-		defer func() {
-			state.close()
-			_ = db.Close()
-		}()
-	}
-	mux, err := newMux(state, selfReg, opts, logger)
+	d, err := daemon.New(daemon.Options{
+		ConfigFile: f.configFile, Demo: f.demo, StoragePath: f.storagePath,
+		MetricsPath: f.metricsPath, DisableBatchDetails: f.noBatchPages,
+		ScrapeTimeout: f.scrapeTimeout, ScrapeTimeoutOffset: f.timeoutOffset,
+		Logger: logger, Registry: selfReg,
+	})
 	if err != nil {
 		return err
 	}
+	// After the server has shut down, so that no answer is still using
+	// the store.
+	defer func() {
+		if err := d.Close(); err != nil {
+			level.Error(logger).Log("msg", "closing the exporter", "err", err)
+		}
+	}()
 	// Every request's context derives from base, so that shutting down ends
 	// the scrapes still waiting on reads instead of waiting for them.
 	base, cancelRequests := context.WithCancel(context.Background())
 	defer cancelRequests()
 	srv := &http.Server{
-		Handler:           mux,
+		Handler:           d.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return base },
 	}
@@ -199,7 +185,7 @@ func serve(f *flags, logger log.Logger, toolkitLogger *slog.Logger, sigs chan os
 			return err
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
-				_ = state.reload() // Logged, and the old configuration keeps serving.
+				_ = d.Reload() // Logged, and the old configuration keeps serving.
 				continue
 			}
 			level.Info(logger).Log("msg", "shutting down", "signal", sig)

@@ -13,6 +13,8 @@ import (
 	"testing"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/partnercenter-exporter/partnercenter_exporter/internal/testkit"
 )
 
 // chartScrapeConfigFile is the chart's probe ScrapeConfig as the
@@ -60,7 +62,7 @@ func TestPrometheusChartProbeEndToEnd(t *testing.T) {
 	}
 	proxy := startClusterProxy(t, routes)
 
-	promAddr := freeLoopbackAddr(t)
+	promAddr := testkit.FreeLoopbackAddr(t)
 	prom := startE2EProcess(t, dir, "prometheus", prometheusBin,
 		"--config.file="+writeChartPrometheusConfig(t, dir, proxy.url),
 		"--storage.tsdb.path="+filepath.Join(dir, "data"),

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/partnercenter-exporter/partnercenter_exporter/internal/testkit"
 )
 
 const (
@@ -45,15 +47,15 @@ func TestPrometheusEndToEnd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), e2eLiveTimeout)
 	defer cancel()
 
-	exporterAddr := freeLoopbackAddr(t)
+	exporterAddr := testkit.FreeLoopbackAddr(t)
 	exporter := startE2EProcess(t, dir, "exporter", exporterBin, "--demo", "--web.listen-address="+exporterAddr)
 	e2eWait(ctx, t, "exporter ready", []*e2eProcess{exporter}, func() (bool, error) {
-		_, status, err := fetch("http://" + exporterAddr + "/-/ready")
+		_, status, err := testkit.Fetch("http://" + exporterAddr + "/-/ready")
 		return err == nil && status == http.StatusOK, nil
 	})
 
-	promAddr := freeLoopbackAddr(t)
-	configFile := writePrometheusConfig(t, dir, exporterAddr, freeLoopbackAddr(t))
+	promAddr := testkit.FreeLoopbackAddr(t)
+	configFile := writePrometheusConfig(t, dir, exporterAddr, testkit.FreeLoopbackAddr(t))
 	prom := startE2EProcess(t, dir, "prometheus", prometheusBin,
 		"--config.file="+configFile,
 		"--storage.tsdb.path="+filepath.Join(dir, "data"),
@@ -76,8 +78,8 @@ func TestPrometheusEndToEnd(t *testing.T) {
 		return len(r) == 15, err
 	})
 	// 44 of the 250 devices of the old Fabrikam batch failed.
-	e2eWait(ctx, t, "the failed-device ratio of "+demoFabrikamOld, both, func() (bool, error) {
-		r, err := api.query(`partnercenter:batch_failed_devices:ratio{batch_tracking_id="` + demoFabrikamOld + `"}`)
+	e2eWait(ctx, t, "the failed-device ratio of "+demoErrorsBatch, both, func() (bool, error) {
+		r, err := api.query(`partnercenter:batch_failed_devices:ratio{batch_tracking_id="` + demoErrorsBatch + `"}`)
 		return len(r) == 1 && r[0].value() == "0.176", err
 	})
 	// The alert without "for" fires at the first evaluation, for the one
@@ -88,7 +90,7 @@ func TestPrometheusEndToEnd(t *testing.T) {
 		for _, s := range r {
 			batches = append(batches, s.Metric["batch_tracking_id"])
 		}
-		return slices.Equal(batches, []string{demoFabrikamOld}), err
+		return slices.Equal(batches, []string{demoErrorsBatch}), err
 	})
 
 	if code := exporter.terminate(ctx, t); code != 0 {
@@ -313,7 +315,7 @@ func (s promSample) value() string {
 
 // get decodes the data field of a successful API answer into v.
 func (a prometheusAPI) get(path string, v any) error {
-	body, status, err := fetch(a.base + path)
+	body, status, err := testkit.Fetch(a.base + path)
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/partnercenter-exporter/partnercenter_exporter/internal/testkit"
 	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter/partnercentertest"
 )
 
@@ -31,9 +32,9 @@ type hashmodBatch struct {
 func hashmodBatches() []hashmodBatch {
 	var out []hashmodBatch
 	for i := range 12 {
-		b := hashmodBatch{customer: customer1, id: fmt.Sprintf("30000000-0000-4000-8000-0000000000%02d", i+1), status: "finished"}
+		b := hashmodBatch{customer: testkit.Customer1, id: fmt.Sprintf("30000000-0000-4000-8000-0000000000%02d", i+1), status: "finished"}
 		if i >= 6 {
-			b.customer = customer2
+			b.customer = testkit.Customer2
 		}
 		if i%2 == 1 {
 			b.status = "processing"
@@ -68,9 +69,9 @@ func TestPrometheusHashmodEndToEnd(t *testing.T) {
 	defer cancel()
 	replicas, addrs := startReplicas(ctx, t, dir, exporterBin, configPath)
 
-	promAddr := freeLoopbackAddr(t)
+	promAddr := testkit.FreeLoopbackAddr(t)
 	prom := startE2EProcess(t, dir, "prometheus", prometheusBin,
-		"--config.file="+writeHashmodPrometheusConfig(t, dir, addrs, freeLoopbackAddr(t)),
+		"--config.file="+writeHashmodPrometheusConfig(t, dir, addrs, testkit.FreeLoopbackAddr(t)),
 		"--storage.tsdb.path="+filepath.Join(dir, "data"),
 		"--web.listen-address="+promAddr,
 		"--log.level=warn")
@@ -143,7 +144,7 @@ func hashmodFake(t *testing.T, batches []hashmodBatch) *partnercentertest.Server
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Close)
-	srv.SetCredentials(testClientID, testSecret)
+	srv.SetCredentials(testkit.ClientID, testkit.ClientSecret)
 	for _, b := range batches {
 		srv.SetBatch(b.customer, b.id, partnercentertest.Batch{TrackingID: b.id, Status: b.status, StartedTime: "2026-11-25T10:00:00Z"})
 	}
@@ -160,8 +161,8 @@ func hashmodExporterConfig(t *testing.T, dir string, srv *partnercentertest.Serv
 	for _, b := range batches {
 		byCustomer[b.customer] = append(byCustomer[b.customer], b.id)
 	}
-	path := writeConfig(t, dir, srv, byCustomer)
-	setConfig(t, path, "refresh_interval: 0s", "refresh_interval: 10m")
+	path := testkit.WriteConfig(t, dir, srv, byCustomer)
+	testkit.SetConfig(t, path, "refresh_interval: 0s", "refresh_interval: 10m")
 	return path
 }
 
@@ -172,13 +173,13 @@ func startReplicas(ctx context.Context, t *testing.T, dir, bin, configPath strin
 	var procs []*e2eProcess
 	var addrs [hashmodReplicas]string
 	for n := range addrs {
-		addrs[n] = freeLoopbackAddr(t)
+		addrs[n] = testkit.FreeLoopbackAddr(t)
 		procs = append(procs, startE2EProcess(t, dir, fmt.Sprintf("exporter-%d", n), bin,
 			"--config.file="+configPath, "--web.listen-address="+addrs[n]))
 	}
 	for n, addr := range addrs {
 		e2eWait(ctx, t, fmt.Sprintf("exporter-%d ready", n), procs, func() (bool, error) {
-			_, status, err := fetch("http://" + addr + "/-/ready")
+			_, status, err := testkit.Fetch("http://" + addr + "/-/ready")
 			return err == nil && status == http.StatusOK, nil
 		})
 	}
@@ -394,7 +395,7 @@ func checkExporterHealth(ctx context.Context, t *testing.T, api prometheusAPI, p
 func checkSeriesAsOnMetrics(t *testing.T, seen map[string]bool, exposition string) {
 	t.Helper()
 	want := map[string]bool{}
-	for name, values := range parseMetrics(t, exposition) {
+	for name, values := range testkit.ParseMetrics(t, exposition) {
 		if !strings.HasPrefix(name, "partnercenter_batch_") {
 			continue
 		}
@@ -455,7 +456,7 @@ func checkReadOnce(t *testing.T, srv *partnercentertest.Server, batches []hashmo
 func checkReplicaReadItsShard(t *testing.T, srv *partnercentertest.Server, batches []hashmodBatch, addr string, shard []string) string {
 	t.Helper()
 	before := batchRequestCounts(srv, batches)
-	body, status, err := fetch("http://" + addr + "/metrics")
+	body, status, err := testkit.Fetch("http://" + addr + "/metrics")
 	if err != nil || status != http.StatusOK {
 		t.Fatalf("GET %s/metrics: %d %v", addr, status, err)
 	}
@@ -472,7 +473,7 @@ func checkReplicaReadItsShard(t *testing.T, srv *partnercentertest.Server, batch
 		readNow += delta
 	}
 	var requests float64
-	for _, v := range *parseMetrics(t, body)["partnercenter_api_requests_total"] {
+	for _, v := range *testkit.ParseMetrics(t, body)["partnercenter_api_requests_total"] {
 		requests += v
 	}
 	if got := int(requests) - readNow; got != len(shard) {

@@ -15,6 +15,7 @@ import (
 	"github.com/partnercenter-exporter/partnercenter_exporter/collector"
 	"github.com/partnercenter-exporter/partnercenter_exporter/config"
 	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter"
+	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter/auth"
 	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter/partnercentertest"
 )
 
@@ -83,7 +84,7 @@ func withStatus(devices []partnercentertest.Device, status string) []partnercent
 
 func (f *liveFixture) client(t *testing.T, srv *partnercentertest.Server) *partnercenter.Client {
 	t.Helper()
-	tokens := partnercenter.NewClientCredentialsSource(partnercenter.ClientCredentials{
+	tokens := auth.NewClientCredentialsSource(auth.ClientCredentials{
 		TokenURL:     srv.TokenURL(),
 		ClientID:     partnercentertest.DefaultClientID,
 		Resource:     config.DefaultResource,

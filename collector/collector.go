@@ -5,6 +5,7 @@ package collector
 import (
 	"context"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -33,7 +34,7 @@ var (
 		"Number of devices in the batch per device status.",
 		append(batchLabels, "status"), nil)
 	batchDeviceErrorsDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "batch", "device_errors"),
-		"Number of devices in the batch that reported an error code (at most 20 codes per batch, the rest under error_code=\"other\").",
+		"Number of devices in the batch that reported an error code (at most "+strconv.Itoa(maxErrorCodesPerBatch)+" codes per batch, the rest under error_code=\""+otherErrorCode+"\").",
 		append(batchLabels, "error_code", "error_description"), nil)
 	batchStartedDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "batch", "started_timestamp_seconds"),
 		"When processing of the batch started, as a Unix timestamp; absent while unset.",

@@ -46,6 +46,10 @@ func failureKeyvals(err error) []any {
 		kv = append(kv, "http_status", apiErr.StatusCode, "error_code", apiErr.Code,
 			"request_id", apiErr.RequestID, "correlation_id", apiErr.CorrelationID)
 	}
+	if errors.Is(err, partnercenter.ErrResponseTooLarge) {
+		// The client says the numbers; the operator needs the setting.
+		kv = append(kv, "setting", "partner_center.max_response_size")
+	}
 	return kv
 }
 

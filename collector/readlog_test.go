@@ -12,6 +12,7 @@ import (
 	"github.com/go-kit/log"
 
 	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter"
+	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter/auth"
 	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter/partnercentertest"
 )
 
@@ -24,7 +25,7 @@ const (
 func logTestClient(t *testing.T, srv *partnercentertest.Server) *partnercenter.Client {
 	t.Helper()
 	hc := &http.Client{Timeout: 10 * time.Second}
-	tokens := partnercenter.NewClientCredentialsSource(partnercenter.ClientCredentials{
+	tokens := auth.NewClientCredentialsSource(auth.ClientCredentials{
 		TokenURL: srv.TokenURL(), ClientID: partnercentertest.DefaultClientID, Resource: "https://api.partnercenter.microsoft.com",
 		ClientSecret: func() string { return partnercentertest.DefaultClientSecret },
 	}, hc, nil)

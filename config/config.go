@@ -37,6 +37,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/partnercenter-exporter/partnercenter_exporter/internal/plural"
+	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter"
 )
 
 // Defaults. They are applied in one place, defaultConfig, except base_url,
@@ -58,7 +59,7 @@ const (
 	DefaultTokenURLV2Template = "https://login.microsoftonline.com/{tenant_id}/oauth2/v2.0/token"
 	// DefaultMaxFailedDevicesPerBatch is how many failed devices per batch
 	// are kept for the failed-device pages.
-	DefaultMaxFailedDevicesPerBatch = 10000
+	DefaultMaxFailedDevicesPerBatch = partnercenter.DefaultMaxFailedDevices
 	// DefaultForgetUnprobedAfter is how long a batch /probe admitted
 	// without its being listed stays known once probes of it stop.
 	DefaultForgetUnprobedAfter = time.Hour
@@ -346,11 +347,11 @@ func defaultConfig() *Config {
 	}
 }
 
-// Redacted returns the effective configuration (defaults filled in) as
+// RedactedYAML returns the effective configuration (defaults filled in) as
 // YAML, for display. Secrets show as "<secret>" and unset ones as "". When
 // the client secret came from client_secret_file, only the file is shown,
 // as in the file the operator wrote.
-func (c *Config) Redacted() ([]byte, error) {
+func (c *Config) RedactedYAML() ([]byte, error) {
 	shown := *c
 	if shown.Auth.ClientSecretFile != "" {
 		shown.Auth.ClientSecret = ""

@@ -116,7 +116,7 @@ func TestWorkloadIdentityEnvironment(t *testing.T) {
 	if cfg.Auth != want || cfg.Auth.Mode() != AuthWorkloadIdentity {
 		t.Errorf("auth %+v (%s), want %+v", cfg.Auth, cfg.Auth.Mode(), want)
 	}
-	shown, err := cfg.Redacted()
+	shown, err := cfg.RedactedYAML()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,7 +22,7 @@ const fuzzFilename = "fuzz.yml"
 // fuzzSecretFiles are created in the base directory the fuzzed files are
 // parsed against, under the names the examples and config/testdata use,
 // so that valid seeds parse successfully. Their content must never appear
-// in an error message or in Redacted.
+// in an error message or in RedactedYAML.
 var fuzzSecretFiles = map[string]string{
 	"client_secret":         "fuzz-client-s3cr3t-from-file",
 	"refresh_token":         "fuzz-refresh-t0ken-from-file",
@@ -160,13 +160,13 @@ func checkConfig(t *testing.T, cfg *config.Config) {
 		}
 	}
 
-	out, err := cfg.Redacted()
+	out, err := cfg.RedactedYAML()
 	if err != nil {
-		t.Fatalf("Redacted: %v", err)
+		t.Fatalf("RedactedYAML: %v", err)
 	}
 	for _, secret := range fuzzSecretFiles {
 		if strings.Contains(string(out), secret) {
-			t.Fatalf("Redacted reveals the content of a secret file:\n%s", out)
+			t.Fatalf("RedactedYAML reveals the content of a secret file:\n%s", out)
 		}
 	}
 	var shown struct {
@@ -175,10 +175,10 @@ func checkConfig(t *testing.T, cfg *config.Config) {
 		} `yaml:"auth"`
 	}
 	if err := yaml.Unmarshal(out, &shown); err != nil {
-		t.Fatalf("Redacted output is not YAML: %v\n%s", err, out)
+		t.Fatalf("RedactedYAML output is not YAML: %v\n%s", err, out)
 	}
 	if s := shown.Auth.ClientSecret; s != "" && s != "<secret>" {
-		t.Fatalf("Redacted shows client_secret %q", s)
+		t.Fatalf("RedactedYAML shows client_secret %q", s)
 	}
 }
 

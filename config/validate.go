@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter"
+	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter/auth"
 )
 
 // Limits the validation enforces.
@@ -380,7 +381,7 @@ func (v validator) clientCertificate(name, passwordFile string) {
 			return
 		}
 	}
-	if _, err := partnercenter.ReadClientCertificate(name, passwordFile); err != nil {
+	if _, err := auth.ReadClientCertificate(name, passwordFile); err != nil {
 		v.report(path, "%v", err)
 	}
 }

@@ -2,8 +2,6 @@ package deploy
 
 import (
 	"context"
-	"io"
-	"log"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -47,9 +45,6 @@ func buildExporter(t *testing.T) string {
 }
 
 func TestMain(m *testing.M) {
-	// The Helm loader logs every symbolic link it follows, on every load;
-	// TestChartFilesLinkToExamples checks the links instead.
-	log.SetOutput(io.Discard)
 	code := m.Run()
 	if exporterBin != "" {
 		_ = os.RemoveAll(filepath.Dir(exporterBin))
@@ -91,13 +86,18 @@ func TestRenderedConfigPassesConfigCheck(t *testing.T) {
 func layOutPod(t *testing.T, r release, root string) {
 	t.Helper()
 	p := pod(t, r)
-	cm := find[corev1.ConfigMap](t, r, fullname)
 	for _, m := range exporter(t, r).VolumeMounts {
 		dir := filepath.Join(root, m.MountPath)
 		mkdir(t, dir)
 		v := podOrClaimVolume(p, m.Name)
 		switch {
 		case v.ConfigMap != nil:
+			cm := find[corev1.ConfigMap](t, r, v.ConfigMap.Name)
+			if v.ConfigMap.Items == nil {
+				for key, content := range cm.Data {
+					writeFile(t, filepath.Join(dir, key), content)
+				}
+			}
 			for _, it := range v.ConfigMap.Items {
 				writeFile(t, filepath.Join(dir, it.Path), cm.Data[it.Key])
 			}

@@ -1,9 +1,10 @@
 package deploy
 
 import (
-	"bytes"
-	"encoding/json"
+	"bufio"
+	"errors"
 	"fmt"
+	"io"
 	"path"
 	"path/filepath"
 	"sort"
@@ -12,12 +13,16 @@ import (
 
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	monitoringv1alpha1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1alpha1"
+	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/chart/loader"
 	"helm.sh/helm/v3/pkg/chartutil"
 	"helm.sh/helm/v3/pkg/engine"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 )
 
@@ -63,6 +68,8 @@ func newObject(apiVersion, kind string) (any, bool) {
 		return &corev1.PersistentVolumeClaim{}, true
 	case "networking.k8s.io/v1 NetworkPolicy":
 		return &networkingv1.NetworkPolicy{}, true
+	case "policy/v1 PodDisruptionBudget":
+		return &policyv1.PodDisruptionBudget{}, true
 	case "monitoring.coreos.com/v1 ServiceMonitor":
 		return &monitoringv1.ServiceMonitor{}, true
 	case "monitoring.coreos.com/v1 PrometheusRule":
@@ -78,6 +85,15 @@ func newObject(apiVersion, kind string) (any, bool) {
 // would. An error is the chart's own: its values schema, a fail or a
 // required message.
 func renderChart(t *testing.T, valuesFile string, overrides map[string]any) (map[string]string, error) {
+	t.Helper()
+	return renderChartWith(t, valuesFile, overrides, func(chrt *chart.Chart, top chartutil.Values) (map[string]string, error) {
+		return engine.Render(chrt, top)
+	})
+}
+
+// renderChartWith is renderChart with the engine call of the caller's
+// choosing (one that reaches a Kubernetes API for lookup).
+func renderChartWith(t *testing.T, valuesFile string, overrides map[string]any, render func(*chart.Chart, chartutil.Values) (map[string]string, error)) (map[string]string, error) {
 	t.Helper()
 	chrt, err := loader.Load(chartDir)
 	if err != nil {
@@ -96,17 +112,29 @@ func renderChart(t *testing.T, valuesFile string, overrides map[string]any) (map
 	if err != nil {
 		return nil, err
 	}
-	return engine.Render(chrt, top)
+	return render(chrt, top)
 }
 
 // mustRender renders a values file that must render, and decodes every
 // object in it.
 func mustRender(t *testing.T, valuesFile string) release {
 	t.Helper()
-	files, err := renderChart(t, valuesFile, nil)
+	return mustRenderWith(t, valuesFile, nil)
+}
+
+// mustRenderWith is mustRender with overrides of the values file.
+func mustRenderWith(t *testing.T, valuesFile string, overrides map[string]any) release {
+	t.Helper()
+	files, err := renderChart(t, valuesFile, overrides)
 	if err != nil {
-		t.Fatalf("rendering with %s: %v", valuesFile, err)
+		t.Fatalf("rendering with %s %v: %v", valuesFile, overrides, err)
 	}
+	return decodeRelease(t, files)
+}
+
+// decodeRelease decodes every object of the rendered templates.
+func decodeRelease(t *testing.T, files map[string]string) release {
+	t.Helper()
 	r := release{files: files}
 	names := make([]string, 0, len(files))
 	for name := range files {
@@ -117,24 +145,59 @@ func mustRender(t *testing.T, valuesFile string) release {
 		if path.Ext(name) != ".yaml" {
 			continue // NOTES.txt and the helpers
 		}
-		for _, doc := range strings.Split(files[name], "\n---\n") {
-			if strings.TrimSpace(doc) == "" {
-				continue
-			}
+		for _, doc := range splitDocuments(t, name, files[name]) {
 			r.objects = append(r.objects, decodeObject(t, name, doc))
 		}
 	}
 	return r
 }
 
-// decodeObject decodes one YAML document strictly: a field its API type
-// does not have is an error, as it would be for `kubectl apply
-// --validate=strict`.
+// splitDocuments splits a rendered template into its YAML documents with
+// a YAML reader, as kubectl and Helm do: a "---" with a comment after it,
+// or at the very start, separates documents too. Empty documents (only
+// comments or blank lines) are skipped.
+func splitDocuments(t *testing.T, source, text string) []string {
+	t.Helper()
+	rd := utilyaml.NewYAMLReader(bufio.NewReader(strings.NewReader(text)))
+	var docs []string
+	for {
+		doc, err := rd.Read()
+		if errors.Is(err, io.EOF) {
+			return docs
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", source, err)
+		}
+		var v any
+		if err := yaml.Unmarshal(doc, &v); err != nil {
+			t.Fatalf("%s: not YAML: %v\n%s", source, err, doc)
+		}
+		if v != nil {
+			docs = append(docs, string(doc))
+		}
+	}
+}
+
+// decodeObject decodes one YAML document as the API server does: a
+// duplicate key is an error (sigs.k8s.io/yaml's strict conversion), and
+// so are a field its API type does not have and a field name in the
+// wrong case (sigs.k8s.io/json's case-sensitive strict decoder), as for
+// `kubectl apply --validate=strict`. encoding/json would match
+// "containerport" to containerPort and keep the last of two equal keys.
 func decodeObject(t *testing.T, source, doc string) object {
 	t.Helper()
-	data, err := yaml.YAMLToJSON([]byte(doc))
+	o, err := decodeStrict(doc)
 	if err != nil {
-		t.Fatalf("%s: not YAML: %v\n%s", source, err, doc)
+		t.Fatalf("%s: %v\n%s", source, err, doc)
+	}
+	o.source = source
+	return o
+}
+
+func decodeStrict(doc string) (object, error) {
+	data, err := yaml.YAMLToJSONStrict([]byte(doc))
+	if err != nil {
+		return object{}, fmt.Errorf("not strict YAML: %w", err)
 	}
 	var meta struct {
 		APIVersion string `json:"apiVersion"`
@@ -143,19 +206,21 @@ func decodeObject(t *testing.T, source, doc string) object {
 			Name string `json:"name"`
 		} `json:"metadata"`
 	}
-	if err := json.Unmarshal(data, &meta); err != nil {
-		t.Fatalf("%s: %v", source, err)
+	if err := kjson.UnmarshalCaseSensitivePreserveInts(data, &meta); err != nil {
+		return object{}, err
 	}
 	v, ok := newObject(meta.APIVersion, meta.Kind)
 	if !ok {
-		t.Fatalf("%s: unexpected kind %q %q", source, meta.APIVersion, meta.Kind)
+		return object{}, fmt.Errorf("unexpected kind %q %q", meta.APIVersion, meta.Kind)
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		t.Fatalf("%s: %s %s does not decode strictly: %v\n%s", source, meta.Kind, meta.Metadata.Name, err, doc)
+	strictErrs, err := kjson.UnmarshalStrict(data, v)
+	if err == nil {
+		err = errors.Join(strictErrs...)
 	}
-	return object{source: source, kind: meta.Kind, name: meta.Metadata.Name, value: v}
+	if err != nil {
+		return object{}, fmt.Errorf("%s %s does not decode strictly: %w", meta.Kind, meta.Metadata.Name, err)
+	}
+	return object{kind: meta.Kind, name: meta.Metadata.Name, value: v}, nil
 }
 
 // find returns the one object of type T with the given name.

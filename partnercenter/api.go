@@ -2,8 +2,9 @@ package partnercenter
 
 import (
 	"context"
-	"regexp"
 	"time"
+
+	"github.com/partnercenter-exporter/partnercenter_exporter/internal/guid"
 )
 
 // Observer receives the client's own traffic so that a caller can count it
@@ -52,10 +53,9 @@ type TokenSource interface {
 	Invalidate(token string)
 }
 
-var guidPattern = regexp.MustCompile(`^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$`)
-
 // ValidGUID reports whether s is a GUID in its canonical 8-4-4-4-12 form,
-// as customer IDs and batch tracking IDs are.
+// as customer IDs and batch tracking IDs are. It is the exporter's one
+// definition, which the batch files use too.
 func ValidGUID(s string) bool {
-	return guidPattern.MatchString(s)
+	return guid.Valid(s)
 }

@@ -2,7 +2,9 @@
 // resource "Get BatchJobStatus" (device deployment for Windows Autopilot).
 //
 // It knows nothing about Prometheus: it returns typed results and typed
-// errors, and reports its own traffic through the Observer interface.
+// errors, and reports its own traffic through the Observer interface. The
+// bearer tokens it sends come from a TokenSource; package auth holds the
+// sources that get them from Microsoft Entra ID.
 package partnercenter
 
 import (
@@ -144,14 +146,16 @@ const (
 	MaxErrorCodes          = 1000
 	MaxErrorDescriptionLen = 128
 	maxUnknownStatuses     = 16
-	// DefaultMaxFailedDevices is used when DecodeOptions.MaxFailedDevices is 0.
+	// DefaultMaxFailedDevices is the exporter's default for
+	// DecodeOptions.MaxFailedDevices (its configuration's
+	// max_failed_devices_per_batch). Decode applies no default of its own.
 	DefaultMaxFailedDevices = 10000
 )
 
 // DecodeOptions tunes Decode.
 type DecodeOptions struct {
-	// MaxFailedDevices caps Batch.FailedDevices; 0 means
-	// DefaultMaxFailedDevices, a negative value keeps none.
+	// MaxFailedDevices caps Batch.FailedDevices; 0 (or less) keeps none,
+	// as in the configuration.
 	MaxFailedDevices int
 }
 

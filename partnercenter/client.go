@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter/internal/httpguard"
 )
 
 // ClientConfig holds everything a Client needs. Zero values get the
@@ -157,7 +159,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	c := &Client{
 		base:    base,
 		version: cfg.APIVersion,
-		http:    withoutRedirects(cfg.HTTPClient),
+		http:    httpguard.WithoutRedirects(cfg.HTTPClient),
 		timeout: cfg.RequestTimeout,
 		tokens:  cfg.Tokens,
 		agent:   cfg.UserAgent,
@@ -325,9 +327,9 @@ func (c *Client) get(ctx context.Context, target, token, corrID string) (*Batch,
 	if resp.StatusCode != http.StatusOK {
 		c.obs.APIRequest(resp.StatusCode, c.now().Sub(start))
 		apiErr := fail(resp.StatusCode, nil)
-		if isRedirect(resp.StatusCode) {
+		if httpguard.IsRedirect(resp.StatusCode) {
 			// Not a Partner Center error document: say where it pointed.
-			apiErr.Err = errors.New(redirectNotFollowed(resp))
+			apiErr.Err = errors.New(httpguard.RedirectNotFollowed(resp))
 			return nil, apiErr
 		}
 		apiErr.Code, apiErr.Description = parseErrorBody(io.LimitReader(resp.Body, maxErrorBody))
@@ -354,7 +356,7 @@ func (c *Client) get(ctx context.Context, target, token, corrID string) (*Batch,
 
 func (c *Client) decodeBody(resp *http.Response, body io.Reader) (*Batch, error) {
 	if resp.ContentLength > c.maxBody {
-		return nil, fmt.Errorf("%w: Content-Length %d exceeds %d bytes (partner_center.max_response_size)",
+		return nil, fmt.Errorf("%w: Content-Length %d exceeds %d bytes",
 			ErrResponseTooLarge, resp.ContentLength, c.maxBody)
 	}
 	capped := &cappedReader{r: body, left: c.maxBody, max: c.maxBody}
@@ -378,6 +380,8 @@ func (t *transportReader) Read(p []byte) (int, error) {
 }
 
 // ErrResponseTooLarge is returned when a body exceeds MaxResponseSize.
+// The error says the numbers; naming the setting that raises the cap is
+// for the caller, which knows what it is called.
 var ErrResponseTooLarge = errors.New("response body too large")
 
 // cappedReader fails with ErrResponseTooLarge instead of silently cutting
@@ -404,7 +408,7 @@ func (c *cappedReader) Read(p []byte) (int, error) {
 }
 
 func (c *cappedReader) tooLarge() error {
-	return fmt.Errorf("%w: more than %d bytes (partner_center.max_response_size)", ErrResponseTooLarge, c.max)
+	return fmt.Errorf("%w: more than %d bytes", ErrResponseTooLarge, c.max)
 }
 
 // ThrottledUntil returns when the hold after the last 429 ends, or the

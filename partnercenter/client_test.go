@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter"
+	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter/auth"
 	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter/partnercentertest"
 )
 
@@ -63,12 +64,13 @@ func (o *countingObserver) TokenRequest(result string) {
 func newTestClient(t *testing.T, srv *partnercentertest.Server, obs partnercenter.Observer, tune func(*partnercenter.ClientConfig)) *partnercenter.Client {
 	t.Helper()
 	hc := &http.Client{Timeout: 10 * time.Second}
-	tokens := partnercenter.NewClientCredentialsSource(partnercenter.ClientCredentials{
+	tokens := auth.NewClientCredentialsSource(auth.ClientCredentials{
 		TokenURL: srv.TokenURL(), ClientID: partnercentertest.DefaultClientID, Resource: "https://api.partnercenter.microsoft.com",
 		ClientSecret: func() string { return partnercentertest.DefaultClientSecret },
 	}, hc, obs)
 	cfg := partnercenter.ClientConfig{
 		BaseURL: srv.URL, HTTPClient: hc, Tokens: tokens, UserAgent: "partnercenter_exporter/test", Observer: obs,
+		Decode: partnercenter.DecodeOptions{MaxFailedDevices: partnercenter.DefaultMaxFailedDevices},
 	}
 	if tune != nil {
 		tune(&cfg)
@@ -383,7 +385,7 @@ func TestResponseSizeCap(t *testing.T) {
 	srv.SetBatch(customerID, trackingID, big)
 	c := newTestClient(t, srv, nil, func(cfg *partnercenter.ClientConfig) { cfg.MaxResponseSize = 64 << 10 })
 	_, err := c.BatchStatus(context.Background(), customerID, trackingID)
-	want := "bad response: response body too large: Content-Length 438218 exceeds 65536 bytes (partner_center.max_response_size)"
+	want := "bad response: response body too large: Content-Length 438218 exceeds 65536 bytes"
 	if !errors.Is(err, partnercenter.ErrResponseTooLarge) || err.Error() != want {
 		t.Fatalf("error = %v, want ErrResponseTooLarge saying %q", err, want)
 	}
@@ -410,14 +412,14 @@ func TestResponseSizeCapWhileStreaming(t *testing.T) {
 		t.Fatal(err)
 	}
 	c, err := partnercenter.NewClient(partnercenter.ClientConfig{BaseURL: api.URL, MaxResponseSize: 64 << 10,
-		Tokens: partnercenter.NewAccessTokenFileSource(tokenFile, nil)})
+		Tokens: auth.NewAccessTokenFileSource(tokenFile, nil)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, err = c.BatchStatus(context.Background(), customerID, trackingID)
 	// Which device the decoder was reading when the cap hit depends on how
 	// the network split the body.
-	want := regexp.MustCompile(`^bad response: decode batch: devicesStatus\[\d+\]: response body too large: more than 65536 bytes \(partner_center\.max_response_size\)$`)
+	want := regexp.MustCompile(`^bad response: decode batch: devicesStatus\[\d+\]: response body too large: more than 65536 bytes$`)
 	if !errors.Is(err, partnercenter.ErrResponseTooLarge) || !want.MatchString(err.Error()) {
 		t.Fatalf("error = %v, want ErrResponseTooLarge matching %s", err, want)
 	}
@@ -457,7 +459,7 @@ func TestInvalidIDsSendNothing(t *testing.T) {
 }
 
 func TestNewClientRefusesPlainHTTPOffLoopback(t *testing.T) {
-	tokens := partnercenter.NewAccessTokenFileSource("/nonexistent", nil)
+	tokens := auth.NewAccessTokenFileSource("/nonexistent", nil)
 	tests := []struct {
 		url     string
 		wantErr string
@@ -488,7 +490,7 @@ func TestNewClientRefusesPlainHTTPOffLoopback(t *testing.T) {
 func TestBatchURLEscapes(t *testing.T) {
 	c, err := partnercenter.NewClient(partnercenter.ClientConfig{
 		BaseURL: "https://partner.partnercenterapi.microsoftonline.cn/", APIVersion: "v1",
-		Tokens: partnercenter.NewAccessTokenFileSource("/nonexistent", nil),
+		Tokens: auth.NewAccessTokenFileSource("/nonexistent", nil),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -642,7 +644,7 @@ func TestResetMidBodyIsNoResponse(t *testing.T) {
 		t.Fatal(err)
 	}
 	c, err := partnercenter.NewClient(partnercenter.ClientConfig{BaseURL: api.URL,
-		Tokens: partnercenter.NewAccessTokenFileSource(tokenFile, nil)})
+		Tokens: auth.NewAccessTokenFileSource(tokenFile, nil)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -710,7 +712,7 @@ func TestAPIRedirectIsNotFollowed(t *testing.T) {
 			}
 			hc := &http.Client{Timeout: 10 * time.Second}
 			c, err := partnercenter.NewClient(partnercenter.ClientConfig{BaseURL: origin.URL, HTTPClient: hc,
-				Tokens: partnercenter.NewAccessTokenFileSource(tokenFile, nil)})
+				Tokens: auth.NewAccessTokenFileSource(tokenFile, nil)})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -147,16 +147,9 @@ type batchBuilder struct {
 }
 
 func newBatchBuilder(opts DecodeOptions) *batchBuilder {
-	maxFailed := opts.MaxFailedDevices
-	switch {
-	case maxFailed == 0:
-		maxFailed = DefaultMaxFailedDevices
-	case maxFailed < 0:
-		maxFailed = 0
-	}
 	return &batchBuilder{
 		batch:            Batch{Status: StatusUnknown},
-		maxFailedDevices: maxFailed,
+		maxFailedDevices: max(opts.MaxFailedDevices, 0),
 		errorIndex:       make(map[string]int),
 	}
 }

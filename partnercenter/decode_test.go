@@ -89,7 +89,7 @@ func TestDecodeFixtures(t *testing.T) {
 		name        string
 		file        string
 		contentType string
-		opts        DecodeOptions
+		opts        *DecodeOptions // nil keeps DefaultMaxFailedDevices
 		want        *Batch
 	}{
 		{name: "spec json", file: "spec.json", contentType: "application/json", want: specJSONBatch()},
@@ -98,8 +98,8 @@ func TestDecodeFixtures(t *testing.T) {
 		{name: "media type case", file: "spec.json", contentType: "Text/JSON; Charset=UTF-8", want: specJSONBatch()},
 		{name: "json sniffed without content type", file: "spec.json", contentType: "", want: specJSONBatch()},
 		{name: "json sniffed for unknown content type", file: "spec.json", contentType: "application/octet-stream", want: specJSONBatch()},
-		{name: "keep one failed device", file: "spec.json", contentType: "application/json", opts: DecodeOptions{MaxFailedDevices: 1}, want: keepOne},
-		{name: "keep no failed devices", file: "spec.json", contentType: "application/json", opts: DecodeOptions{MaxFailedDevices: -1}, want: keepNone},
+		{name: "keep one failed device", file: "spec.json", contentType: "application/json", opts: &DecodeOptions{MaxFailedDevices: 1}, want: keepOne},
+		{name: "keep no failed devices", file: "spec.json", contentType: "application/json", opts: &DecodeOptions{MaxFailedDevices: 0}, want: keepNone},
 		{name: "json with BOM", file: "bom.json", contentType: "application/json", want: bomBatch()},
 		{name: "json with BOM sniffed", file: "bom.json", contentType: "", want: bomBatch()},
 		{
@@ -209,7 +209,11 @@ func TestDecodeFixtures(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := Decode(bytes.NewReader(body), tt.contentType, tt.opts)
+			opts := DecodeOptions{MaxFailedDevices: DefaultMaxFailedDevices}
+			if tt.opts != nil {
+				opts = *tt.opts
+			}
+			got, err := Decode(bytes.NewReader(body), tt.contentType, opts)
 			if err != nil {
 				t.Fatalf("Decode: %v", err)
 			}
@@ -387,7 +391,7 @@ func TestDecodeErrorCodeLimit(t *testing.T) {
 	}
 	fmt.Fprintf(&body, `{"errorCode": "0"}, {"errorCode": "%d"}]}`, MaxErrorCodes+1)
 
-	got, err := Decode(strings.NewReader(body.String()), "application/json", DecodeOptions{MaxFailedDevices: -1})
+	got, err := Decode(strings.NewReader(body.String()), "application/json", DecodeOptions{})
 	if err != nil {
 		t.Fatalf("Decode: %v", err)
 	}
@@ -439,7 +443,7 @@ func TestDecodeGeneratedBody(t *testing.T) {
 	for _, format := range []bodyFormat{jsonBody, xmlBody} {
 		t.Run(format.String(), func(t *testing.T) {
 			const devices = DefaultMaxFailedDevices + 5
-			got, err := Decode(newGeneratedBody(format, devices, 1, 3), format.contentType(), DecodeOptions{})
+			got, err := Decode(newGeneratedBody(format, devices, 1, 3), format.contentType(), DecodeOptions{MaxFailedDevices: DefaultMaxFailedDevices})
 			if err != nil {
 				t.Fatalf("Decode: %v", err)
 			}

@@ -73,6 +73,36 @@ func (e *HoldError) Error() string {
 		" after an HTTP 429 from Partner Center; no request sent"
 }
 
+// TokenError is an answer other than 200 from the token endpoint. The
+// token sources of package auth return it; it is declared here because
+// the client's errors and their callers tell a refused credential by it.
+type TokenError struct {
+	StatusCode int
+	// Code is the OAuth error code such as "invalid_client"; empty when the
+	// body was not an OAuth error document.
+	Code string
+	// Description is error_description on one line, cut to 300 bytes; for
+	// a 3xx, which is never followed, it names the host it pointed to.
+	Description string
+}
+
+// Error reads like
+// "token endpoint answered 401 invalid_client: AADSTS7000215: Invalid client secret provided.".
+func (e *TokenError) Error() string {
+	msg := fmt.Sprintf("token endpoint answered %d", e.StatusCode)
+	what := e.Code
+	if what == "" {
+		what = http.StatusText(e.StatusCode)
+	}
+	if what != "" {
+		msg += " " + what
+	}
+	if e.Description != "" {
+		msg += ": " + e.Description
+	}
+	return msg
+}
+
 // NoTokenError is a read that sent nothing because no access token could
 // be had: the token endpoint refused or could not be reached, or a
 // credential file could not be read. It concerns every read alike.

@@ -92,13 +92,7 @@ func errString(err error) string {
 
 // effectiveCap applies the rule documented at DecodeOptions.MaxFailedDevices.
 func effectiveCap(maxFailed int) int {
-	switch {
-	case maxFailed == 0:
-		return partnercenter.DefaultMaxFailedDevices
-	case maxFailed < 0:
-		return 0
-	}
-	return maxFailed
+	return max(maxFailed, 0)
 }
 
 // checkBatchInvariants asserts what the Batch documentation promises. The

@@ -200,37 +200,6 @@ func (d *DB) DeleteAll(ids []ID) error {
 	return nil
 }
 
-// Retain deletes, in one transaction, every stored batch not in keep, and
-// returns how many it deleted. IDs in keep are matched case-insensitively.
-func (d *DB) Retain(keep []ID) (deleted int, err error) {
-	wanted := make(map[string]bool, len(keep))
-	for _, id := range keep {
-		wanted[string(key(id.CustomerID, id.TrackingID))] = true
-	}
-	err = d.update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(batchesBucket)
-		// Collect first: deleting under a cursor makes it skip keys.
-		var doomed [][]byte
-		_ = b.ForEach(func(k, _ []byte) error {
-			if !wanted[string(k)] {
-				doomed = append(doomed, bytes.Clone(k))
-			}
-			return nil
-		})
-		for _, k := range doomed {
-			if err := b.Delete(k); err != nil {
-				return err
-			}
-		}
-		deleted = len(doomed)
-		return nil
-	})
-	if err != nil {
-		return 0, fmt.Errorf("storage: retaining %d batches: %w", len(keep), err)
-	}
-	return deleted, nil
-}
-
 // update runs fn in a write transaction. A panic inside bbolt, which a
 // damaged file can cause, becomes an error rather than a crash.
 func (d *DB) update(fn func(*bolt.Tx) error) error {

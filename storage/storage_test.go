@@ -141,34 +141,6 @@ func TestDelete(t *testing.T) {
 	}
 }
 
-func TestRetain(t *testing.T) {
-	db := mustOpen(t, t.TempDir(), &logBuffer{})
-	for i := range 10 {
-		mustPut(t, db, finishedRecord(i))
-	}
-	keep := []storage.ID{
-		{CustomerID: strings.ToUpper(finishedRecord(3).CustomerID), TrackingID: finishedRecord(3).TrackingID},
-		{CustomerID: finishedRecord(7).CustomerID, TrackingID: strings.ToUpper(finishedRecord(7).TrackingID)},
-		{CustomerID: "not", TrackingID: "stored"},
-	}
-	deleted, err := db.Retain(keep)
-	if err != nil || deleted != 8 {
-		t.Fatalf("Retain = %d, %v; want 8, nil", deleted, err)
-	}
-	var kept []string
-	for _, r := range mustLoad(t, db) {
-		kept = append(kept, r.TrackingID)
-	}
-	slices.Sort(kept)
-	want := []string{finishedRecord(3).TrackingID, finishedRecord(7).TrackingID}
-	if !slices.Equal(kept, want) {
-		t.Errorf("kept %q, want %q", kept, want)
-	}
-	if deleted, err := db.Retain(keep); err != nil || deleted != 0 {
-		t.Errorf("second Retain = %d, %v; want 0, nil", deleted, err)
-	}
-}
-
 func TestReopenKeepsData(t *testing.T) {
 	dir := t.TempDir()
 	db, err := storage.Open(dir, testOptions(&logBuffer{}))
@@ -271,9 +243,6 @@ func TestClosedStoreFails(t *testing.T) {
 	}
 	if _, err := db.Load(); err == nil {
 		t.Error("Load after Close succeeded")
-	}
-	if _, err := db.Retain(nil); err == nil {
-		t.Error("Retain after Close succeeded")
 	}
 }
 

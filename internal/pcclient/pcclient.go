@@ -18,6 +18,7 @@ import (
 
 	"github.com/partnercenter-exporter/partnercenter_exporter/config"
 	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter"
+	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter/auth"
 )
 
 // New builds a Partner Center client from the configuration. httpc is
@@ -31,10 +32,6 @@ func New(cfg *config.Config, httpc *http.Client, obs partnercenter.Observer, hol
 	if err != nil {
 		return nil, err
 	}
-	maxFailed := cfg.MaxFailedDevicesPerBatch
-	if maxFailed == 0 {
-		maxFailed = -1 // The decoder reads 0 as "default"; the config means "none".
-	}
 	return partnercenter.NewClient(partnercenter.ClientConfig{
 		BaseURL:         cfg.PartnerCenter.BaseURL,
 		APIVersion:      cfg.PartnerCenter.APIVersion,
@@ -44,7 +41,7 @@ func New(cfg *config.Config, httpc *http.Client, obs partnercenter.Observer, hol
 		UserAgent:       UserAgent(),
 		MaxResponseSize: cfg.PartnerCenter.MaxResponseSize,
 		MaxRetryAfter:   cfg.PartnerCenter.MaxRetryAfter,
-		Decode:          partnercenter.DecodeOptions{MaxFailedDevices: maxFailed},
+		Decode:          partnercenter.DecodeOptions{MaxFailedDevices: cfg.MaxFailedDevicesPerBatch},
 		Observer:        obs,
 		Hold:            hold,
 		ReadStamp:       ReadStamp(cfg),
@@ -62,10 +59,10 @@ func UserAgent() string {
 
 func tokenSource(a config.Auth, httpc *http.Client, obs partnercenter.Observer) (partnercenter.TokenSource, error) {
 	secret := a.ClientSecret.Reveal
-	assertion := partnercenter.ClientAssertionConfig{TokenURL: a.TokenURL, ClientID: a.ClientID, Resource: a.Resource}
+	assertion := auth.ClientAssertionConfig{TokenURL: a.TokenURL, ClientID: a.ClientID, Resource: a.Resource}
 	switch a.Mode() {
 	case config.AuthClientCredentials:
-		return partnercenter.NewClientCredentialsSource(partnercenter.ClientCredentials{
+		return auth.NewClientCredentialsSource(auth.ClientCredentials{
 			TokenURL: a.TokenURL, ClientID: a.ClientID, Resource: a.Resource, ClientSecret: secret,
 			ClientSecretFile: a.ClientSecretFile,
 		}, httpc, obs), nil
@@ -73,20 +70,20 @@ func tokenSource(a config.Auth, httpc *http.Client, obs partnercenter.Observer) 
 		if a.ClientSecret.Reveal() == "" {
 			secret = nil // A public client sends no secret.
 		}
-		return partnercenter.NewRefreshTokenSource(partnercenter.RefreshTokenConfig{
+		return auth.NewRefreshTokenSource(auth.RefreshTokenConfig{
 			TokenURL: a.TokenURL, ClientID: a.ClientID, Resource: a.Resource, ClientSecret: secret,
 			ClientSecretFile: a.ClientSecretFile, RefreshTokenFile: a.RefreshTokenFile,
 		}, httpc, obs), nil
 	case config.AuthAccessTokenFile:
-		return partnercenter.NewAccessTokenFileSource(a.AccessTokenFile, obs), nil
+		return auth.NewAccessTokenFileSource(a.AccessTokenFile, obs), nil
 	case config.AuthClientCertificate:
-		return partnercenter.NewCertificateSource(partnercenter.CertificateConfig{
+		return auth.NewCertificateSource(auth.CertificateConfig{
 			ClientAssertionConfig: assertion,
 			CertificateFile:       a.ClientCertificateFile, PasswordFile: a.ClientCertificatePasswordFile,
 			SendCertificateChain: a.SendCertificateChain,
 		}, httpc, obs), nil
 	case config.AuthWorkloadIdentity:
-		return partnercenter.NewFederatedTokenSource(partnercenter.FederatedTokenConfig{
+		return auth.NewFederatedTokenSource(auth.FederatedTokenConfig{
 			ClientAssertionConfig: assertion, TokenFile: a.FederatedTokenFile,
 		}, httpc, obs), nil
 	}

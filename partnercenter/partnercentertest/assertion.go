@@ -1,21 +1,22 @@
 package partnercentertest
 
 import (
-	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
-	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"math/big"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/golang-jwt/jwt/v5"
 )
 
 // The token endpoint checks a client assertion as Entra ID does: a
@@ -110,115 +111,81 @@ func (s *Server) verifyAssertion(req tokenRequest) error {
 		}
 		return refuse(7000215, "No certificate or federated credential is registered on application '%s'.", req.clientID)
 	}
-	jwt, err := parseJWT(req.assertion)
-	if err != nil {
+	return verifySignedAssertion(req, cert, s.now())
+}
+
+// assertionMethods are the signing algorithms Entra ID accepts for a
+// client assertion.
+var assertionMethods = []string{jwt.SigningMethodPS256.Alg(), jwt.SigningMethodRS256.Alg()}
+
+// verifySignedAssertion checks a JWT client assertion with
+// github.com/golang-jwt/jwt rather than a parser of the package's own, so
+// that the exporter's reading of RFC 7523 is not checked by a second copy
+// of the same reading: the signature by cert's key with an accepted
+// algorithm, x5t#S256 naming cert, aud the token endpoint, iss and sub the
+// client, exp and nbf present, and the clock within them. What the library
+// does not check is checked after it: a jti, exp without clock skew, and a
+// lifetime of at most maxAssertionLifetime. The refusal is the AADSTS code
+// Entra ID gives for the first of these checks that fails.
+func verifySignedAssertion(req tokenRequest, cert *x509.Certificate, now time.Time) error {
+	var claims jwt.RegisteredClaims
+	parser := jwt.NewParser(
+		jwt.WithTimeFunc(func() time.Time { return now }),
+		// The leeway is for nbf; exp gets none, below.
+		jwt.WithLeeway(assertionClockSkew),
+		jwt.WithExpirationRequired(),
+		jwt.WithNotBeforeRequired(),
+		jwt.WithAudience(req.endpoint),
+		jwt.WithIssuer(req.clientID),
+		jwt.WithSubject(req.clientID),
+	)
+	_, err := parser.ParseWithClaims(req.assertion, &claims, func(t *jwt.Token) (any, error) {
+		return assertionKey(t, cert)
+	})
+	var refused *assertionFailure
+	switch {
+	case errors.As(err, &refused):
+		return refused
+	case errors.Is(err, jwt.ErrTokenMalformed):
+		return refuse(50027, "JWT token is invalid or malformed: %v.", err)
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		return refuse(700027, "Client assertion failed signature validation.")
+	case errors.Is(err, jwt.ErrTokenInvalidAudience):
+		return refuse(700212, "The audience '%s' of the client assertion is not the token endpoint '%s'.", strings.Join(claims.Audience, " "), req.endpoint)
+	case errors.Is(err, jwt.ErrTokenInvalidIssuer), errors.Is(err, jwt.ErrTokenInvalidSubject):
+		return refuse(700021, "Client assertion application identifier doesn't match 'client_id' parameter.")
+	case claims.ID == "":
+		return refuse(50027, "JWT token is invalid or malformed: no jti.")
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+		return refuse(50027, "JWT token is invalid or malformed: exp and nbf are required.")
+	case errors.Is(err, jwt.ErrTokenExpired), errors.Is(err, jwt.ErrTokenNotValidYet), err == nil && !now.Before(claims.ExpiresAt.Time):
+		return refuse(700024, "Client assertion is not within its valid time range. Current time: %s, assertion valid from %s, expiry time of assertion %s.",
+			now.UTC().Format(aadTimeFormat), claims.NotBefore.UTC().Format(aadTimeFormat), claims.ExpiresAt.UTC().Format(aadTimeFormat))
+	case err != nil:
 		return refuse(50027, "JWT token is invalid or malformed: %v.", err)
 	}
-	if err := jwt.verifySignature(cert); err != nil {
-		return err
-	}
-	return jwt.claims.check(req, s.now())
-}
-
-// jwtHeader and jwtClaims are the parts of an assertion that are checked.
-type jwtHeader struct {
-	Alg     string `json:"alg"`
-	X5tS256 string `json:"x5t#S256"`
-}
-
-type jwtClaims struct {
-	Aud string `json:"aud"`
-	Iss string `json:"iss"`
-	Sub string `json:"sub"`
-	Jti string `json:"jti"`
-	Nbf *int64 `json:"nbf"`
-	Iat *int64 `json:"iat"`
-	Exp *int64 `json:"exp"`
-}
-
-type parsedJWT struct {
-	header       jwtHeader
-	claims       jwtClaims
-	signingInput string
-	signature    []byte
-}
-
-func parseJWT(s string) (parsedJWT, error) {
-	parts := strings.Split(s, ".")
-	if len(parts) != 3 {
-		return parsedJWT{}, errors.New("not three dot-separated parts")
-	}
-	var j parsedJWT
-	if err := decodeJWTPart(parts[0], &j.header); err != nil {
-		return parsedJWT{}, fmt.Errorf("header: %w", err)
-	}
-	if err := decodeJWTPart(parts[1], &j.claims); err != nil {
-		return parsedJWT{}, fmt.Errorf("claims: %w", err)
-	}
-	sig, err := base64.RawURLEncoding.DecodeString(parts[2])
-	if err != nil {
-		return parsedJWT{}, fmt.Errorf("signature: %w", err)
-	}
-	j.signingInput, j.signature = parts[0]+"."+parts[1], sig
-	return j, nil
-}
-
-func decodeJWTPart(part string, v any) error {
-	data, err := base64.RawURLEncoding.DecodeString(part)
-	if err != nil {
-		return err
-	}
-	return json.Unmarshal(data, v)
-}
-
-// verifySignature checks that cert is the one the header names and that
-// its key made the signature, with PS256 or RS256 as Entra ID accepts.
-func (j parsedJWT) verifySignature(cert *x509.Certificate) error {
-	sum := sha256.Sum256(cert.Raw)
-	if j.header.X5tS256 != base64.RawURLEncoding.EncodeToString(sum[:]) {
-		return refuse(700027, "The certificate with identifier used to sign the client assertion is not registered on application.")
-	}
-	pub, ok := cert.PublicKey.(*rsa.PublicKey)
-	if !ok {
-		return refuse(700027, "The registered certificate has no RSA key.")
-	}
-	digest := sha256.Sum256([]byte(j.signingInput))
-	var err error
-	switch j.header.Alg {
-	case "PS256":
-		err = rsa.VerifyPSS(pub, crypto.SHA256, digest[:], j.signature, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash})
-	case "RS256":
-		err = rsa.VerifyPKCS1v15(pub, crypto.SHA256, digest[:], j.signature)
-	default:
-		return refuse(5002730, "Invalid JWT token. Unsupported signing algorithm '%s'.", j.header.Alg)
-	}
-	if err != nil {
-		return refuse(700027, "Client assertion failed signature validation.")
-	}
-	return nil
-}
-
-// check validates the claims against the request and the clock.
-func (c jwtClaims) check(req tokenRequest, now time.Time) error {
-	switch {
-	case c.Aud != req.endpoint:
-		return refuse(700212, "The audience '%s' of the client assertion is not the token endpoint '%s'.", c.Aud, req.endpoint)
-	case c.Iss != req.clientID || c.Sub != req.clientID:
-		return refuse(700021, "Client assertion application identifier doesn't match 'client_id' parameter.")
-	case c.Jti == "":
-		return refuse(50027, "JWT token is invalid or malformed: no jti.")
-	case c.Exp == nil || c.Nbf == nil:
-		return refuse(50027, "JWT token is invalid or malformed: exp and nbf are required.")
-	}
-	exp, nbf := time.Unix(*c.Exp, 0), time.Unix(*c.Nbf, 0)
-	if !now.Before(exp) || nbf.After(now.Add(assertionClockSkew)) {
-		return refuse(700024, "Client assertion is not within its valid time range. Current time: %s, assertion valid from %s, expiry time of assertion %s.",
-			now.UTC().Format(aadTimeFormat), nbf.UTC().Format(aadTimeFormat), exp.UTC().Format(aadTimeFormat))
-	}
-	if exp.Sub(nbf) > maxAssertionLifetime || (c.Iat != nil && exp.Sub(time.Unix(*c.Iat, 0)) > maxAssertionLifetime) {
+	exp := claims.ExpiresAt.Time
+	if exp.Sub(claims.NotBefore.Time) > maxAssertionLifetime || (claims.IssuedAt != nil && exp.Sub(claims.IssuedAt.Time) > maxAssertionLifetime) {
 		return refuse(700025, "Client assertion is valid for more than %s.", maxAssertionLifetime)
 	}
 	return nil
+}
+
+// assertionKey is the key the assertion's signature is checked with:
+// cert's, if the header names cert and an accepted algorithm.
+func assertionKey(t *jwt.Token, cert *x509.Certificate) (any, error) {
+	if alg := t.Method.Alg(); !slices.Contains(assertionMethods, alg) {
+		return nil, refuse(5002730, "Invalid JWT token. Unsupported signing algorithm '%s'.", alg)
+	}
+	sum := sha256.Sum256(cert.Raw)
+	if x5t, _ := t.Header["x5t#S256"].(string); x5t != base64.RawURLEncoding.EncodeToString(sum[:]) {
+		return nil, refuse(700027, "The certificate with identifier used to sign the client assertion is not registered on application.")
+	}
+	pub, ok := cert.PublicKey.(*rsa.PublicKey)
+	if !ok {
+		return nil, refuse(700027, "The registered certificate has no RSA key.")
+	}
+	return pub, nil
 }
 
 // GenerateClientCertificate returns a new self-signed certificate with a

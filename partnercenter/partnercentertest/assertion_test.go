@@ -2,6 +2,7 @@ package partnercentertest_test
 
 import (
 	"crypto"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
@@ -23,6 +24,19 @@ const assertionClient = "0b9c8d7e-6f5a-4b3c-9d2e-1f0a9b8c7d6e"
 // cert in x5t#S256.
 func signAssertion(t *testing.T, cert *x509.Certificate, pemData []byte, claims map[string]any) string {
 	t.Helper()
+	return signAssertionWith(t, pemData, map[string]any{"alg": "PS256", "typ": "JWT", "x5t#S256": x5tS256(cert)}, claims)
+}
+
+func x5tS256(cert *x509.Certificate) string {
+	sum := sha256.Sum256(cert.Raw)
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// signAssertionWith signs claims under header with the algorithm header
+// names: PS256 or RS256 with the key in pemData, HS256 with a made-up
+// secret, or none.
+func signAssertionWith(t *testing.T, pemData []byte, header, claims map[string]any) string {
+	t.Helper()
 	var key *rsa.PrivateKey
 	for block, rest := pem.Decode(pemData); block != nil; block, rest = pem.Decode(rest) {
 		if block.Type == "PRIVATE KEY" {
@@ -33,7 +47,6 @@ func signAssertion(t *testing.T, cert *x509.Certificate, pemData []byte, claims 
 			key = k.(*rsa.PrivateKey)
 		}
 	}
-	sum := sha256.Sum256(cert.Raw)
 	segment := func(v any) string {
 		data, err := json.Marshal(v)
 		if err != nil {
@@ -41,10 +54,23 @@ func signAssertion(t *testing.T, cert *x509.Certificate, pemData []byte, claims 
 		}
 		return base64.RawURLEncoding.EncodeToString(data)
 	}
-	input := segment(map[string]string{"alg": "PS256", "typ": "JWT", "x5t#S256": base64.RawURLEncoding.EncodeToString(sum[:])}) +
-		"." + segment(claims)
+	input := segment(header) + "." + segment(claims)
 	digest := sha256.Sum256([]byte(input))
-	sig, err := rsa.SignPSS(rand.Reader, key, crypto.SHA256, digest[:], &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash})
+	var sig []byte
+	var err error
+	switch header["alg"] {
+	case "PS256":
+		sig, err = rsa.SignPSS(rand.Reader, key, crypto.SHA256, digest[:], &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash})
+	case "RS256":
+		sig, err = rsa.SignPKCS1v15(rand.Reader, key, crypto.SHA256, digest[:])
+	case "HS256":
+		mac := hmac.New(sha256.New, []byte("not a certificate"))
+		mac.Write([]byte(input))
+		sig = mac.Sum(nil)
+	case "none":
+	default:
+		t.Fatalf("no signer for alg %v", header["alg"])
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,6 +84,10 @@ func TestClientAssertion(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.SetClientCertificate(assertionClient, cert)
+	other, _, err := partnercentertest.GenerateClientCertificate("other")
+	if err != nil {
+		t.Fatal(err)
+	}
 	v2 := s.TokenURLV2()
 	claims := func(change func(map[string]any)) map[string]any {
 		c := map[string]any{"aud": v2, "iss": assertionClient, "sub": assertionClient, "jti": "j1",
@@ -79,17 +109,29 @@ func TestClientAssertion(t *testing.T) {
 		status int
 		want   string // the start of error_description, or "" for a token
 	}{
-		{"valid", form(valid), http.StatusOK, ""},
-		{"v1 resource on v2", func() url.Values { f := form(valid); f.Set("resource", resource); return f }(), 400, "AADSTS901002: The 'resource' request parameter is not supported."},
-		{"scope without /.default", func() url.Values { f := form(valid); f.Set("scope", resource); return f }(), 400, "AADSTS1002012: The provided value for scope"},
-		{"other assertion type", func() url.Values { f := form(valid); f.Set("client_assertion_type", "jwt"); return f }(), 400, "AADSTS700003:"},
-		{"malformed", form("a.b"), 401, "AADSTS50027: JWT token is invalid or malformed"},
-		{"tampered", form(valid[:len(valid)-4] + "AAAA"), 401, "AADSTS700027: Client assertion failed signature validation."},
-		{"aud of v1", form(signAssertion(t, cert, pemData, claims(func(c map[string]any) { c["aud"] = s.TokenURL() }))), 401, "AADSTS700212:"},
-		{"other issuer", form(signAssertion(t, cert, pemData, claims(func(c map[string]any) { c["iss"] = "someone" }))), 401, "AADSTS700021:"},
-		{"expired", form(signAssertion(t, cert, pemData, claims(func(c map[string]any) { c["exp"] = start.Unix() }))), 401, "AADSTS700024: Client assertion is not within its valid time range."},
-		{"not yet valid", form(signAssertion(t, cert, pemData, claims(func(c map[string]any) { c["nbf"] = start.Unix() + 3600 }))), 401, "AADSTS700024:"},
-		{"lives 11 minutes", form(signAssertion(t, cert, pemData, claims(func(c map[string]any) { c["exp"] = start.Unix() + 660 }))), 401, "AADSTS700025:"},
+		{name: "valid", form: form(valid), status: http.StatusOK, want: ""},
+		{name: "v1 resource on v2", form: func() url.Values { f := form(valid); f.Set("resource", resource); return f }(), status: 400, want: "AADSTS901002: The 'resource' request parameter is not supported."},
+		{name: "scope without /.default", form: func() url.Values { f := form(valid); f.Set("scope", resource); return f }(), status: 400, want: "AADSTS1002012: The provided value for scope"},
+		{name: "other assertion type", form: func() url.Values { f := form(valid); f.Set("client_assertion_type", "jwt"); return f }(), status: 400, want: "AADSTS700003:"},
+		{name: "malformed", form: form("a.b"), status: 401, want: "AADSTS50027: JWT token is invalid or malformed"},
+		{name: "tampered", form: form(valid[:len(valid)-4] + "AAAA"), status: 401, want: "AADSTS700027: Client assertion failed signature validation."},
+		{name: "aud of v1", form: form(signAssertion(t, cert, pemData, claims(func(c map[string]any) { c["aud"] = s.TokenURL() }))), status: 401, want: "AADSTS700212:"},
+		{name: "other issuer", form: form(signAssertion(t, cert, pemData, claims(func(c map[string]any) { c["iss"] = "someone" }))), status: 401, want: "AADSTS700021:"},
+		{name: "other subject", form: form(signAssertion(t, cert, pemData, claims(func(c map[string]any) { c["sub"] = "someone" }))), status: 401, want: "AADSTS700021:"},
+		{name: "no jti", form: form(signAssertion(t, cert, pemData, claims(func(c map[string]any) { delete(c, "jti") }))), status: 401, want: "AADSTS50027: JWT token is invalid or malformed: no jti."},
+		{name: "no exp", form: form(signAssertion(t, cert, pemData, claims(func(c map[string]any) { delete(c, "exp") }))), status: 401, want: "AADSTS50027: JWT token is invalid or malformed: exp and nbf are required."},
+		{name: "no nbf", form: form(signAssertion(t, cert, pemData, claims(func(c map[string]any) { delete(c, "nbf") }))), status: 401, want: "AADSTS50027: JWT token is invalid or malformed: exp and nbf are required."},
+		{name: "expired", form: form(signAssertion(t, cert, pemData, claims(func(c map[string]any) { c["exp"] = start.Unix() }))), status: 401, want: "AADSTS700024: Client assertion is not within its valid time range."},
+		{name: "expired beyond the skew", form: form(signAssertion(t, cert, pemData, claims(func(c map[string]any) { c["nbf"], c["exp"] = start.Unix()-900, start.Unix()-600 }))), status: 401, want: "AADSTS700024:"},
+		{name: "not yet valid", form: form(signAssertion(t, cert, pemData, claims(func(c map[string]any) { c["nbf"] = start.Unix() + 3600 }))), status: 401, want: "AADSTS700024:"},
+		{name: "nbf within the skew", form: form(signAssertion(t, cert, pemData, claims(func(c map[string]any) { c["nbf"] = start.Unix() + 240 }))), status: http.StatusOK, want: ""},
+		{name: "lives 11 minutes", form: form(signAssertion(t, cert, pemData, claims(func(c map[string]any) { c["exp"] = start.Unix() + 660 }))), status: 401, want: "AADSTS700025:"},
+		{name: "issued 11 minutes before exp", form: form(signAssertion(t, cert, pemData, claims(func(c map[string]any) { c["iat"] = start.Unix() - 60 }))), status: 401, want: "AADSTS700025:"},
+		{name: "RS256", form: form(signAssertionWith(t, pemData, map[string]any{"alg": "RS256", "x5t#S256": x5tS256(cert)}, claims(nil))), status: http.StatusOK, want: ""},
+		{name: "HS256", form: form(signAssertionWith(t, pemData, map[string]any{"alg": "HS256", "x5t#S256": x5tS256(cert)}, claims(nil))), status: 401, want: "AADSTS5002730: Invalid JWT token. Unsupported signing algorithm 'HS256'."},
+		{name: "alg none", form: form(signAssertionWith(t, pemData, map[string]any{"alg": "none", "x5t#S256": x5tS256(cert)}, claims(nil))), status: 401, want: "AADSTS5002730: Invalid JWT token. Unsupported signing algorithm 'none'."},
+		{name: "other certificate", form: form(signAssertionWith(t, pemData, map[string]any{"alg": "PS256", "x5t#S256": x5tS256(other)}, claims(nil))), status: 401, want: "AADSTS700027: The certificate with identifier used to sign the client assertion is not registered on application."},
+		{name: "no x5t#S256", form: form(signAssertionWith(t, pemData, map[string]any{"alg": "PS256"}, claims(nil))), status: 401, want: "AADSTS700027: The certificate with identifier"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -96,9 +96,9 @@ func TestStream(t *testing.T) {
 		wantLength int64
 		wantBody   string
 	}{
-		{"declared", partnercentertest.Stream{Head: []byte("["), Repeat: []byte("1,2,"), Size: 10}, 10, "[1,2,1,2,1"},
-		{"chunked", partnercentertest.Stream{Head: []byte("<a>"), Repeat: []byte("x"), Size: 5, Chunked: true}, -1, "<a>xx"},
-		{"head only", partnercentertest.Stream{Head: []byte("{}"), Size: 2}, 2, "{}"},
+		{name: "declared", stream: partnercentertest.Stream{Head: []byte("["), Repeat: []byte("1,2,"), Size: 10}, wantLength: 10, wantBody: "[1,2,1,2,1"},
+		{name: "chunked", stream: partnercentertest.Stream{Head: []byte("<a>"), Repeat: []byte("x"), Size: 5, Chunked: true}, wantLength: -1, wantBody: "<a>xx"},
+		{name: "head only", stream: partnercentertest.Stream{Head: []byte("{}"), Size: 2}, wantLength: 2, wantBody: "{}"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -146,14 +146,14 @@ func TestMisconfiguredFaults(t *testing.T) {
 		response partnercentertest.Response
 		wantDesc string
 	}{
-		{"unknown fault", partnercentertest.Response{Fault: "explode"},
-			`partnercentertest: unknown Response.Fault \"explode\" (want reset, truncate or stall)`},
-		{"fault on a stream", partnercentertest.Response{Fault: partnercentertest.FaultReset, Stream: &partnercentertest.Stream{}},
-			`partnercentertest: Response.Fault \"reset\" cannot break a Stream`},
-		{"stream shorter than its head", partnercentertest.Response{Stream: &partnercentertest.Stream{Head: []byte("abc"), Size: 1}},
-			`partnercentertest: Stream.Size 1 is smaller than its Head (3 bytes)`},
-		{"stream without repeat", partnercentertest.Response{Stream: &partnercentertest.Stream{Size: 1}},
-			`partnercentertest: Stream.Size 1 needs a Repeat after its Head`},
+		{name: "unknown fault", response: partnercentertest.Response{Fault: "explode"},
+			wantDesc: `partnercentertest: unknown Response.Fault \"explode\" (want reset, truncate or stall)`},
+		{name: "fault on a stream", response: partnercentertest.Response{Fault: partnercentertest.FaultReset, Stream: &partnercentertest.Stream{}},
+			wantDesc: `partnercentertest: Response.Fault \"reset\" cannot break a Stream`},
+		{name: "stream shorter than its head", response: partnercentertest.Response{Stream: &partnercentertest.Stream{Head: []byte("abc"), Size: 1}},
+			wantDesc: `partnercentertest: Stream.Size 1 is smaller than its Head (3 bytes)`},
+		{name: "stream without repeat", response: partnercentertest.Response{Stream: &partnercentertest.Stream{Size: 1}},
+			wantDesc: `partnercentertest: Stream.Size 1 needs a Repeat after its Head`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -28,6 +28,47 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{ include "pcx.selectorLabels" . }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/* An image reference from {registry, repository, tag, digest}:
+global.imageRegistry wins over the image's own registry, and a digest
+replaces the tag. Called with (dict "image" … "global" … "tag" default). */}}
+{{- define "pcx.imageRef" -}}
+{{- $registry := (.global | default dict).imageRegistry | default .image.registry -}}
+{{- $repo := .image.repository -}}
+{{- if $registry -}}{{- $repo = printf "%s/%s" (trimSuffix "/" $registry) $repo -}}{{- end -}}
+{{- if .image.digest -}}
+{{- printf "%s@%s" $repo .image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" $repo (.image.tag | default .tag | toString) -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "pcx.serviceAccountCreate" -}}
+{{- if or .Values.serviceAccount.create (include "pcx.workloadIdentityMode" .) }}true{{ end -}}
+{{- end -}}
+
+{{/* "" when the pod uses the namespace's default ServiceAccount. */}}
+{{- define "pcx.serviceAccountName" -}}
+{{- if include "pcx.serviceAccountCreate" . -}}
+{{- .Values.serviceAccount.name | default (include "pcx.fullname" .) -}}
+{{- else -}}
+{{- .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The batch files' ConfigMap and directory. They are not under the
+configuration's directory: a volume mounted inside another read-only one
+needs its mount point created there, which a ConfigMap volume refuses. */}}
+{{- define "pcx.batchDir" -}}/etc/partnercenter_exporter-batches{{- end -}}
+{{- define "pcx.batchConfigMap" -}}
+{{- .Values.batchFiles.existingConfigMap | default (printf "%s-batches" (include "pcx.fullname" . | trunc 55 | trimSuffix "-")) -}}
+{{- end -}}
+{{- define "pcx.batchFilesOn" -}}
+{{- if or .Values.batchFiles.files .Values.batchFiles.existingConfigMap }}true{{ end -}}
 {{- end -}}
 
 {{/* Where things are mounted in the exporter container. */}}
@@ -109,6 +150,13 @@ rendering with the message. */}}
 {{- if and .Values.storage.existingClaim .Values.probe.enabled -}}
 {{- fail "storage.existingClaim cannot be used in probe mode: each shard gets its own claim from the StatefulSet" -}}
 {{- end -}}
+{{- if and .Values.batchFiles.files .Values.batchFiles.existingConfigMap -}}
+{{- fail "batchFiles: set files or existingConfigMap, not both" -}}
+{{- end -}}
+{{- if and .Values.storage.enabled (not .Values.probe.enabled) .Values.strategy (ne (.Values.strategy.type | default "") "Recreate") -}}
+{{- fail "strategy: storage.enabled needs the Recreate strategy (the running pod holds the store's lock); unset strategy" -}}
+{{- end -}}
+{{- include "pcx.validateClaimTemplate" . -}}
 {{- $auth := .Values.config.auth | default dict -}}
 {{- range $key := list "client_secret" "client_secret_file" "refresh_token_file" "access_token_file" -}}
 {{- if hasKey $auth $key -}}
@@ -130,8 +178,8 @@ rendering with the message. */}}
 {{- $_ := set $auth "refresh_token_file" (include "pcx.refreshTokenFile" .) -}}
 {{- end -}}
 {{- $_ := set $cfg "auth" $auth -}}
-{{- if .Values.batchFiles -}}
-{{- $globs := concat ($cfg.batch_files | default list) (list "batches/*") -}}
+{{- if include "pcx.batchFilesOn" . -}}
+{{- $globs := concat ($cfg.batch_files | default list) (list (printf "%s/*" (include "pcx.batchDir" .))) -}}
 {{- $_ := set $cfg "batch_files" $globs -}}
 {{- end -}}
 {{- toYaml $cfg -}}
@@ -148,4 +196,41 @@ storageClassName: {{ . | quote }}
 resources:
   requests:
     storage: {{ .Values.storage.size | quote }}
+{{- end -}}
+
+
+{{/* The StatefulSet's volumeClaimTemplates, as the chart renders them. */}}
+{{- define "pcx.claimTemplates" -}}
+{{- if .Values.storage.enabled -}}
+- metadata:
+    name: data
+    labels:
+      {{- include "pcx.selectorLabels" . | nindent 6 }}
+  spec:
+    {{- include "pcx.claimSpec" . | nindent 4 }}
+{{- end -}}
+{{- end -}}
+
+{{/* In probe mode a StatefulSet's volumeClaimTemplates are immutable: the
+API server refuses the upgrade and leaves the release failed. Compare with
+the StatefulSet in the cluster (lookup finds nothing in `helm template`
+and on a first install) and refuse here, saying what to do instead. */}}
+{{- define "pcx.validateClaimTemplate" -}}
+{{- if .Values.probe.enabled -}}
+{{- $live := lookup "apps/v1" "StatefulSet" .Release.Namespace (include "pcx.fullname" .) -}}
+{{- if $live -}}
+{{- $have := list -}}
+{{- range ($live.spec.volumeClaimTemplates | default list) -}}
+{{- $req := ((.spec.resources | default dict).requests | default dict) -}}
+{{- $have = append $have (printf "%s size=%v storageClass=%v accessModes=%v" .metadata.name (index $req "storage" | default "") (.spec.storageClassName | default "") (.spec.accessModes | default list | join ",")) -}}
+{{- end -}}
+{{- $want := list -}}
+{{- if .Values.storage.enabled -}}
+{{- $want = list (printf "data size=%v storageClass=%v accessModes=%v" .Values.storage.size .Values.storage.storageClass (.Values.storage.accessModes | join ",")) -}}
+{{- end -}}
+{{- if ne (join "; " $have) (join "; " $want) -}}
+{{- fail (printf "storage: the StatefulSet %s has the volume claim template [%s], these values give [%s]; a StatefulSet's volumeClaimTemplates cannot change. Keep the old storage values, or: resize each claim (kubectl -n %s patch pvc data-%s-<ordinal> -p '{\"spec\":{\"resources\":{\"requests\":{\"storage\":\"<size>\"}}}}', if its StorageClass allows expansion), then kubectl -n %s delete statefulset %s --cascade=orphan, then upgrade again" $live.metadata.name (join "; " $have) (join "; " $want) .Release.Namespace (include "pcx.fullname" .) .Release.Namespace $live.metadata.name) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}

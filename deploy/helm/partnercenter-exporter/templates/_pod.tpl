@@ -9,13 +9,17 @@ metadata:
     # AZURE_FEDERATED_TOKEN_FILE.
     azure.workload.identity/use: "true"
     {{- end }}
+    {{- with .Values.commonLabels }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
     {{- with .Values.podLabels }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
   annotations:
     # A changed configuration or chart-made Secret rolls the pods; the
     # exporter would also take a new configuration on /-/reload, but
-    # nothing here calls it.
+    # nothing here calls it. The batch files' ConfigMap has no checksum
+    # here: the exporter watches the files, so a new line needs no restart.
     checksum/config: {{ include (print $.Template.BasePath "/configmap.yaml") . | sha256sum }}
     {{- if not (or .Values.auth.existingSecret.name (include "pcx.workloadIdentityMode" .)) }}
     checksum/secret: {{ include (print $.Template.BasePath "/secret.yaml") . | sha256sum }}
@@ -27,8 +31,8 @@ spec:
   # The exporter calls no Kubernetes API; workload identity gets its token
   # through the webhook's own projected volume, not this one.
   automountServiceAccountToken: false
-  {{- if include "pcx.workloadIdentityMode" . }}
-  serviceAccountName: {{ include "pcx.fullname" . }}
+  {{- with include "pcx.serviceAccountName" . }}
+  serviceAccountName: {{ . }}
   {{- end }}
   {{- with .Values.imagePullSecrets }}
   imagePullSecrets:
@@ -37,15 +41,10 @@ spec:
   {{- with .Values.priorityClassName }}
   priorityClassName: {{ . }}
   {{- end }}
+  {{- with .Values.podSecurityContext }}
   securityContext:
-    # The distroless nonroot user of the image; fsGroup makes the mounted
-    # Secret files and the data volume readable and writable by it.
-    runAsNonRoot: true
-    runAsUser: 65532
-    runAsGroup: 65532
-    fsGroup: 65532
-    seccompProfile:
-      type: RuntimeDefault
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
   {{- if include "pcx.refreshTokenMode" . }}
   initContainers:
     # Copies the refresh token into the writable data volume, where the
@@ -54,7 +53,7 @@ spec:
     # last (kept as refresh_token.seed), so that a rotated token kept on a
     # persistent volume is not overwritten at every start.
     - name: copy-refresh-token
-      image: "{{ .Values.auth.initImage.repository }}:{{ .Values.auth.initImage.tag }}"
+      image: {{ include "pcx.imageRef" (dict "image" .Values.auth.initImage "global" .Values.global "tag" "") | quote }}
       imagePullPolicy: {{ .Values.auth.initImage.pullPolicy }}
       command:
         - sh
@@ -71,8 +70,10 @@ spec:
       env:
         - name: TOKEN_FILE
           value: {{ include "pcx.refreshTokenFile" . }}
+      {{- with .Values.securityContext }}
       securityContext:
-        {{- include "pcx.containerSecurityContext" . | nindent 8 }}
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
       resources:
         requests:
           cpu: 10m
@@ -88,7 +89,7 @@ spec:
   {{- end }}
   containers:
     - name: exporter
-      image: "{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}"
+      image: {{ include "pcx.imageRef" (dict "image" .Values.image "global" .Values.global "tag" .Chart.AppVersion) | quote }}
       imagePullPolicy: {{ .Values.image.pullPolicy }}
       args:
         - --config.file={{ include "pcx.configDir" . }}/partnercenter.yml
@@ -102,22 +103,22 @@ spec:
         - name: http
           containerPort: 10046
           protocol: TCP
+      {{- with .Values.extraEnv }}
+      env:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- with .Values.livenessProbe }}
       livenessProbe:
-        httpGet:
-          path: /-/healthy
-          port: http
-        periodSeconds: 30
-        timeoutSeconds: 5
-        failureThreshold: 3
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- with .Values.readinessProbe }}
       readinessProbe:
-        httpGet:
-          path: /-/ready
-          port: http
-        periodSeconds: 10
-        timeoutSeconds: 5
-        failureThreshold: 3
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- with .Values.securityContext }}
       securityContext:
-        {{- include "pcx.containerSecurityContext" . | nindent 8 }}
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
       {{- with .Values.resources }}
       resources:
         {{- toYaml . | nindent 8 }}
@@ -131,10 +132,21 @@ spec:
           mountPath: {{ include "pcx.secretDir" . }}
           readOnly: true
         {{- end }}
+        {{- if include "pcx.batchFilesOn" . }}
+        - name: batch-files
+          mountPath: {{ include "pcx.batchDir" . }}
+          readOnly: true
+        {{- end }}
         {{- if include "pcx.dataVolume" . }}
         - name: data
           mountPath: {{ include "pcx.dataDir" . }}
         {{- end }}
+        {{- with .Values.extraVolumeMounts }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
+    {{- with .Values.extraContainers }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
   volumes:
     - name: config
       configMap:
@@ -142,10 +154,13 @@ spec:
         items:
           - key: partnercenter.yml
             path: partnercenter.yml
-          {{- range $name, $_ := .Values.batchFiles }}
-          - key: {{ $name }}
-            path: batches/{{ $name }}
-          {{- end }}
+    {{- if include "pcx.batchFilesOn" . }}
+    # Every key of the ConfigMap is a batch file. The kubelet updates the
+    # files in place (no subPath), and the exporter reads the change.
+    - name: batch-files
+      configMap:
+        name: {{ include "pcx.batchConfigMap" . }}
+    {{- end }}
     {{- with include "pcx.clientSecretKey" . }}
     - name: client-secret
       secret:
@@ -175,6 +190,9 @@ spec:
         sizeLimit: 1Mi
       {{- end }}
     {{- end }}
+    {{- with .Values.extraVolumes }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
   {{- with .Values.nodeSelector }}
   nodeSelector:
     {{- toYaml . | nindent 4 }}
@@ -187,16 +205,8 @@ spec:
   affinity:
     {{- toYaml . | nindent 4 }}
   {{- end }}
-{{- end -}}
-
-{{- define "pcx.containerSecurityContext" -}}
-runAsNonRoot: true
-runAsUser: 65532
-runAsGroup: 65532
-readOnlyRootFilesystem: true
-allowPrivilegeEscalation: false
-capabilities:
-  drop: [ALL]
-seccompProfile:
-  type: RuntimeDefault
+  {{- with .Values.topologySpreadConstraints }}
+  topologySpreadConstraints:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
 {{- end -}}

@@ -1,0 +1,114 @@
+// Package testkit holds the helpers that the tests of package main and of
+// package daemon share: a simulated Partner Center with one batch of each
+// kind, the configuration pointing at it, HTTP polling, and exposition
+// parsing. It is imported by tests only.
+package testkit
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+)
+
+// SyncBuffer collects the log of a program running in other goroutines.
+type SyncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *SyncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *SyncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// FreeLoopbackAddr returns a loopback address nothing listens on right now.
+func FreeLoopbackAddr(t *testing.T) string {
+	t.Helper()
+	var lc net.ListenConfig
+	ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	if err := ln.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return addr
+}
+
+// Fetch GETs url with a bounded wait, for polling a server that may not be
+// up yet: it returns errors rather than failing the test.
+func Fetch(url string) (body string, status int, err error) {
+	return send(http.MethodGet, url)
+}
+
+// Post POSTs to url like Fetch GETs.
+func Post(url string) (body string, status int, err error) {
+	return send(http.MethodPost, url)
+}
+
+func send(method, url string) (body string, status int, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, url, nil)
+	if err != nil {
+		return "", 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", 0, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	return string(data), resp.StatusCode, err
+}
+
+// Get GETs url and fails the test unless the answer has wantStatus.
+func Get(t *testing.T, url string, wantStatus int) string {
+	t.Helper()
+	return Do(t, http.MethodGet, url, wantStatus)
+}
+
+// Do sends an empty method request to url and fails the test unless the
+// answer has wantStatus.
+func Do(t *testing.T, method, url string, wantStatus int) string {
+	t.Helper()
+	req, err := http.NewRequestWithContext(context.Background(), method, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != wantStatus {
+		t.Fatalf("%s %s: %d, want %d\n%s", method, url, resp.StatusCode, wantStatus, body)
+	}
+	return string(body)
+}
+
+// WaitFor polls cond until it holds, and fails the test after 15s.
+func WaitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 15s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
