@@ -56,10 +56,13 @@ type batchSummary struct {
 	CustomerID   string `json:"customer_id"`
 	CustomerName string `json:"customer_name"`
 	TrackingID   string `json:"batch_tracking_id"`
-	// Source is where the batch is listed: "configuration", or the batch
-	// file and line ("uploads.txt:12").
-	Source    string    `json:"source"`
-	Attention attention `json:"attention"`
+	// Source is where the batch is listed: "configuration", the batch
+	// file and line ("uploads.txt:12"), or "api" for the intake API.
+	Source string `json:"source"`
+	// Registered is when the intake API registered the batch; absent for
+	// the other sources.
+	Registered *time.Time `json:"registered,omitempty"`
+	Attention  attention  `json:"attention"`
 	// Status through FailedDevicesOmitted come from the last successful
 	// read. Without one, the pointers are null, Errors is empty and the
 	// counts are 0.
@@ -193,6 +196,7 @@ func summarize(t collector.Target, s collector.BatchState, now time.Time) batchS
 		CustomerName:    t.CustomerName,
 		TrackingID:      t.TrackingID,
 		Source:          sourceOf(t),
+		Registered:      timeOrNil(t.Registered),
 		Errors:          []errorCount{},
 		LastSuccessTime: timeOrNil(s.LastSuccess),
 		LastAttemptTime: timeOrNil(s.LastAttempt),

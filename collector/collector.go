@@ -69,6 +69,9 @@ var (
 	batchesConfiguredDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "", "batches_configured"),
 		"Number of configured batches.",
 		nil, nil)
+	batchesListedDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "", "batches_listed"),
+		"Number of configured batches by where they are listed: config (the configuration file), batch_file, or api (the intake API).",
+		[]string{"source"}, nil)
 	batchesRetiredDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "", "batches_retired"),
 		"Number of configured batches retired: finished longer ago than the retention, no longer read or exported.",
 		nil, nil)
@@ -76,7 +79,7 @@ var (
 	allDescs = []*prometheus.Desc{
 		batchStatusDesc, batchDevicesDesc, batchDeviceErrorsDesc, batchStartedDesc,
 		batchCompletedDesc, batchDurationDesc, batchLastSuccessDesc, batchScrapeSuccessDesc,
-		customerInfoDesc, upDesc, scrapeDurationDesc, batchesConfiguredDesc, throttledUntilDesc,
+		customerInfoDesc, upDesc, scrapeDurationDesc, batchesConfiguredDesc, batchesListedDesc, throttledUntilDesc,
 		batchesRetiredDesc, apiLastSuccessDesc,
 	}
 )
@@ -185,6 +188,9 @@ func (s *Scrape) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(customerInfoDesc, prometheus.GaugeValue, 1, c.ID, c.Name)
 	}
 	ch <- prometheus.MustNewConstMetric(batchesConfiguredDesc, prometheus.GaugeValue, float64(len(s.targets)))
+	for _, src := range listedSources(s.targets) {
+		ch <- prometheus.MustNewConstMetric(batchesListedDesc, prometheus.GaugeValue, float64(src.count), src.name)
+	}
 	ch <- prometheus.MustNewConstMetric(batchesRetiredDesc, prometheus.GaugeValue, float64(retired))
 	ch <- prometheus.MustNewConstMetric(scrapeDurationDesc, prometheus.GaugeValue, s.now().Sub(start).Seconds())
 }
@@ -271,4 +277,28 @@ func boolToFloat(b bool) float64 {
 		return 1
 	}
 	return 0
+}
+
+// sourceCount is how many batches one source lists.
+type sourceCount struct {
+	name  string
+	count int
+}
+
+// listedSources counts the batches by where they are listed. Every
+// source is reported, 0 included, so that a source emptied shows as 0
+// rather than as a series that vanished.
+func listedSources(targets []Target) []sourceCount {
+	counts := []sourceCount{{name: "config"}, {name: "batch_file"}, {name: "api"}}
+	for _, t := range targets {
+		switch t.Origin {
+		case "":
+			counts[0].count++
+		case OriginAPI:
+			counts[2].count++
+		default:
+			counts[1].count++
+		}
+	}
+	return counts
 }

@@ -281,6 +281,11 @@ partnercenter_batch_status{batch_tracking_id="22222222-2222-4222-8222-2222222222
 # HELP partnercenter_batches_configured Number of configured batches.
 # TYPE partnercenter_batches_configured gauge
 partnercenter_batches_configured 3
+# HELP partnercenter_batches_listed Number of configured batches by where they are listed: config (the configuration file), batch_file, or api (the intake API).
+# TYPE partnercenter_batches_listed gauge
+partnercenter_batches_listed{source="api"} 0
+partnercenter_batches_listed{source="batch_file"} 0
+partnercenter_batches_listed{source="config"} 3
 # HELP partnercenter_batches_retired Number of configured batches retired: finished longer ago than the retention, no longer read or exported.
 # TYPE partnercenter_batches_retired gauge
 partnercenter_batches_retired 0

@@ -15,9 +15,16 @@ type Target struct {
 	CustomerName string
 	TrackingID   string
 	// Origin says where the batch is listed: empty for the configuration
-	// file, "file:line" for a batch file.
+	// file, "file:line" for a batch file, OriginAPI for the intake API.
 	Origin string
+	// Registered is when the intake API registered the batch; zero for
+	// the other origins.
+	Registered time.Time
 }
+
+// OriginAPI is the Origin of a batch an upload pipeline registered
+// through the intake API.
+const OriginAPI = "api"
 
 // Key identifies the batch in the store: one customer's tracking ID.
 func (t Target) Key() string { return t.CustomerID + "/" + t.TrackingID }

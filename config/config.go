@@ -66,6 +66,9 @@ const (
 	// DefaultMaxAdmissionsPerMinute bounds how fast /probe admits batches
 	// that are not listed.
 	DefaultMaxAdmissionsPerMinute = 60
+	// DefaultIntakeMaxBatches bounds the batches registered through the
+	// intake API.
+	DefaultIntakeMaxBatches = 50000
 	// DefaultForgetRemovedBatchesAfter is how long what is known of a batch
 	// outlives its removal from the configuration and the batch files.
 	DefaultForgetRemovedBatchesAfter = 24 * time.Hour
@@ -106,9 +109,27 @@ type Config struct {
 	// resolves relative ones against the configuration file's directory.
 	BatchFiles []string `yaml:"batch_files,omitempty"`
 	// Probe shapes the /probe endpoint.
-	Probe     Probe      `yaml:"probe"`
+	Probe Probe `yaml:"probe"`
+	// Intake shapes POST /api/v1/batches, through which upload pipelines
+	// hand over their batches.
+	Intake    Intake     `yaml:"intake"`
 	Customers []Customer `yaml:"customers"`
 }
+
+// Intake shapes the batch intake API. It is off unless BearerTokenFiles
+// names at least one file.
+type Intake struct {
+	// BearerTokenFiles each hold one token that a request may present as
+	// "Authorization: Bearer <token>". They are read again when they
+	// change, so a token can be rotated without a reload. Relative paths
+	// are resolved against the configuration file's directory.
+	BearerTokenFiles []string `yaml:"bearer_token_files,omitempty"`
+	// MaxBatches bounds the batches registered through the intake.
+	MaxBatches int `yaml:"max_batches"`
+}
+
+// Enabled reports whether the intake API is served.
+func (i Intake) Enabled() bool { return len(i.BearerTokenFiles) > 0 }
 
 // Probe shapes GET /probe, which reads the batches named in its URL.
 type Probe struct {
@@ -322,6 +343,7 @@ func defaultConfig() *Config {
 			ForgetUnprobedAfter:    DefaultForgetUnprobedAfter,
 			MaxAdmissionsPerMinute: DefaultMaxAdmissionsPerMinute,
 		},
+		Intake: Intake{MaxBatches: DefaultIntakeMaxBatches},
 	}
 }
 

@@ -60,6 +60,7 @@ func TestLoadGood(t *testing.T) {
 					AllowUnconfiguredCustomers: true, AllowUnlistedBatches: true,
 					ForgetUnprobedAfter: 24 * time.Hour, MaxAdmissionsPerMinute: 30,
 				},
+				Intake: Intake{BearerTokenFiles: []string{filepath.Join("testdata", "secrets", "intake_token")}, MaxBatches: 1000},
 				Customers: []Customer{
 					{
 						ID:      "a1b2c3d4-0001-4000-8000-000000000001",
@@ -98,6 +99,7 @@ func TestLoadGood(t *testing.T) {
 				MaxFailedDevicesPerBatch:  10000,
 				ForgetRemovedBatchesAfter: 24 * time.Hour,
 				Probe:                     Probe{ForgetUnprobedAfter: time.Hour, MaxAdmissionsPerMinute: 60},
+				Intake:                    Intake{MaxBatches: 50000},
 			},
 		},
 	}
@@ -180,6 +182,8 @@ func TestLoadBadConfigs(t *testing.T) {
 		"invalid-type-bool.yml": `invalid-type-bool.yml:6: probe.allow_unconfigured_customers: "yes" is not true or false`,
 		"invalid-probe-admission.yml": `invalid-probe-admission.yml:7: probe.forget_unprobed_after: must be greater than 0, got 0s
 invalid-probe-admission.yml:8: probe.max_admissions_per_minute: must be at least 1, got 0`,
+		"invalid-intake.yml": `invalid-intake.yml:6: intake.bearer_token_files[0]: empty entry
+invalid-intake.yml:7: intake.max_batches: must be at least 1, got 0`,
 		"invalid-probe-forget.yml":       `invalid-probe-forget.yml:6: probe.forget_unprobed_after: "an hour" is not a duration such as 30d, 12h or 1w`,
 		"invalid-type-batch-files.yml":   `invalid-type-batch-files.yml:5: batch_files: expected a list, got a string`,
 		"invalid-max-failed-devices.yml": `invalid-max-failed-devices.yml:5: max_failed_devices_per_batch: must not be negative, got -1`,

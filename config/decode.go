@@ -180,6 +180,7 @@ func (d *decoder) config(n *yaml.Node, c *Config) {
 		"forget_removed_batches_after": d.longDuration(&c.ForgetRemovedBatchesAfter),
 		"batch_files":                  func(p string, v *yaml.Node) { d.strings(v, p, &c.BatchFiles) },
 		"probe":                        func(p string, v *yaml.Node) { d.probe(v, p, &c.Probe) },
+		"intake":                       func(p string, v *yaml.Node) { d.intake(v, p, &c.Intake) },
 		"customers":                    func(p string, v *yaml.Node) { d.customers(v, p, &c.Customers) },
 	})
 }
@@ -203,6 +204,13 @@ func (d *decoder) probe(n *yaml.Node, path string, pr *Probe) {
 		"allow_unlisted_batches":       d.boolean(&pr.AllowUnlistedBatches),
 		"forget_unprobed_after":        d.longDuration(&pr.ForgetUnprobedAfter),
 		"max_admissions_per_minute":    d.integer(&pr.MaxAdmissionsPerMinute),
+	})
+}
+
+func (d *decoder) intake(n *yaml.Node, path string, in *Intake) {
+	d.mapping(n, path, map[string]fieldDecoder{
+		"bearer_token_files": func(p string, v *yaml.Node) { d.strings(v, p, &in.BearerTokenFiles) },
+		"max_batches":        d.integer(&in.MaxBatches),
 	})
 }
 

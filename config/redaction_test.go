@@ -246,6 +246,10 @@ probe:
     allow_unlisted_batches: true
     forget_unprobed_after: 24h0m0s
     max_admissions_per_minute: 30
+intake:
+    bearer_token_files:
+        - testdata/secrets/intake_token
+    max_batches: 1000
 customers:
     - id: a1b2c3d4-0001-4000-8000-000000000001
       name: Contoso
@@ -292,6 +296,8 @@ probe:
     allow_unlisted_batches: false
     forget_unprobed_after: 1h0m0s
     max_admissions_per_minute: 60
+intake:
+    max_batches: 50000
 customers: []
 `,
 		},

@@ -73,6 +73,9 @@ func resolvePaths(c *Config, baseDir string) {
 	for i := range c.BatchFiles {
 		paths = append(paths, &c.BatchFiles[i])
 	}
+	for i := range c.Intake.BearerTokenFiles {
+		paths = append(paths, &c.Intake.BearerTokenFiles[i])
+	}
 	for _, p := range paths {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(baseDir, *p)
@@ -131,7 +134,17 @@ func (v validator) config(c *Config) {
 	}
 	v.batchFiles(c.BatchFiles)
 	v.probe(c.Probe)
+	v.intake(c.Intake)
 	v.customers(c.Customers)
+}
+
+// intake checks the intake API's settings. The token files are read by
+// the intake itself, whenever they change, so that a rotated token needs
+// no reload; an empty entry is refused while decoding.
+func (v validator) intake(in Intake) {
+	if in.MaxBatches < 1 {
+		v.report("intake.max_batches", "must be at least 1, got %d", in.MaxBatches)
+	}
 }
 
 // probe checks the admission settings of unlisted batches. They are

@@ -15,6 +15,7 @@ import (
 	"github.com/partnercenter-exporter/partnercenter_exporter/collector"
 	"github.com/partnercenter-exporter/partnercenter_exporter/config"
 	"github.com/partnercenter-exporter/partnercenter_exporter/internal/plural"
+	"github.com/partnercenter-exporter/partnercenter_exporter/storage"
 )
 
 // batchIntake keeps the batch files of the live configuration watched and
@@ -101,9 +102,10 @@ func (in *batchIntake) count(snap batchfiles.Snapshot) {
 }
 
 // mergeTargets lists the configuration's batches, then those of the batch
-// files that the configuration does not list already. A file batch takes
+// files that the configuration does not list already, then those of the
+// intake API that neither lists. A file batch takes
 // its customer's name from the configuration, when it has one.
-func mergeTargets(cfg *config.Config, snap batchfiles.Snapshot) []collector.Target {
+func mergeTargets(cfg *config.Config, snap batchfiles.Snapshot, registered []storage.Registration) []collector.Target {
 	targets := collector.Targets(cfg)
 	seen := make(map[string]bool, len(targets)+len(snap.Batches))
 	for _, t := range targets {
@@ -117,6 +119,16 @@ func mergeTargets(cfg *config.Config, snap batchfiles.Snapshot) []collector.Targ
 		t := collector.Target{
 			CustomerID: e.CustomerID, CustomerName: names[e.CustomerID], TrackingID: e.TrackingID,
 			Origin: fmt.Sprintf("%s:%d", e.File, e.Line),
+		}
+		if !seen[t.Key()] {
+			seen[t.Key()] = true
+			targets = append(targets, t)
+		}
+	}
+	for _, r := range registered {
+		t := collector.Target{
+			CustomerID: r.CustomerID, CustomerName: names[r.CustomerID], TrackingID: r.TrackingID,
+			Origin: collector.OriginAPI, Registered: r.Registered,
 		}
 		if !seen[t.Key()] {
 			seen[t.Key()] = true

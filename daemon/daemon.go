@@ -99,6 +99,7 @@ func New(opts Options) (*Daemon, error) {
 		srvOpts.description = DemoDescription
 	}
 	d.state = newExporterState(logger, load, pcclient.DefaultHTTPClient(), apiMetrics, reg)
+	d.state.storagePath, d.state.batchPagesOff = opts.StoragePath, opts.DisableBatchDetails
 	if err := d.start(opts.StoragePath, reg, srvOpts, logger); err != nil {
 		_ = d.Close()
 		return nil, err

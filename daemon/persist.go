@@ -52,6 +52,9 @@ func (s *exporterState) openStorage(dir string, reg prometheus.Registerer) (*sto
 		return nil, err
 	}
 	records, err := db.Load()
+	if err == nil {
+		err = s.openIntake(db, reg)
+	}
 	if err != nil {
 		_ = db.Close()
 		return nil, err

@@ -17,6 +17,7 @@ import (
 
 	"github.com/partnercenter-exporter/partnercenter_exporter/batchpages"
 	"github.com/partnercenter-exporter/partnercenter_exporter/collector"
+	"github.com/partnercenter-exporter/partnercenter_exporter/intake"
 	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter"
 )
 
@@ -39,6 +40,8 @@ func newMux(state *exporterState, selfReg *prometheus.Registry, opts serverOptio
 	mux.Handle("/probe", probeHandler(state, opts, logger))
 	mux.HandleFunc("/sd", sdHandler(state))
 	mux.HandleFunc("/config", configHandler(state))
+	mux.Handle(intake.Path, state.intakeHandler())
+	mux.Handle(intake.Path+"/", state.intakeHandler())
 	mux.HandleFunc("/-/reload", reloadHandler(state))
 	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "Healthy")
@@ -175,6 +178,7 @@ func configHandler(state *exporterState) http.HandlerFunc {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write(out)
 		describeBatchFiles(w, live.cfg.BatchFiles, state.fileSnapshot())
+		describeIntake(w, live.cfg.Intake, state.registeredCount())
 	}
 }
 

@@ -16,8 +16,10 @@ import (
 	"github.com/partnercenter-exporter/partnercenter_exporter/batchfiles"
 	"github.com/partnercenter-exporter/partnercenter_exporter/collector"
 	"github.com/partnercenter-exporter/partnercenter_exporter/config"
+	"github.com/partnercenter-exporter/partnercenter_exporter/intake"
 	"github.com/partnercenter-exporter/partnercenter_exporter/internal/pcclient"
 	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter"
+	"github.com/partnercenter-exporter/partnercenter_exporter/storage"
 )
 
 // liveConfig is one loaded configuration with the client built from it.
@@ -83,6 +85,15 @@ type exporterState struct {
 	// batch file change may both publish a new batch list.
 	publishMu sync.Mutex
 	files     batchfiles.Snapshot
+	// registered are the batches of the intake API, as of its last change.
+	registered []storage.Registration
+
+	// api is the intake API, nil without storage (see openIntake).
+	api *intake.Intake
+	// storagePath and batchPagesOff are the daemon's options that the
+	// intake depends on.
+	storagePath   string
+	batchPagesOff bool
 }
 
 func newExporterState(logger log.Logger, load func() (*config.Config, error), httpc *http.Client,
@@ -151,7 +162,7 @@ func (s *exporterState) publish(cfg *config.Config, client *partnercenter.Client
 // What is known of a removed batch is kept for
 // forget_removed_batches_after.
 func (s *exporterState) publishLocked(cfg *config.Config, client *partnercenter.Client, httpc *http.Client) {
-	targets := mergeTargets(cfg, s.files)
+	targets := mergeTargets(cfg, s.files, s.registered)
 	var old []collector.Target
 	if live := s.current.Load(); live != nil {
 		old = live.targets
@@ -224,8 +235,14 @@ func (s *exporterState) reload() (err error) {
 	if err != nil {
 		return fmt.Errorf("partner center client: %w", err)
 	}
+	if cfg.Intake.Enabled() && s.storagePath == "" {
+		return errIntakeNeedsStorage
+	}
 	if err := s.intake.follow(cfg, s.filesChanged); err != nil {
 		return err
+	}
+	if s.api != nil {
+		s.api.Configure(cfg.Intake.BearerTokenFiles, cfg.Intake.MaxBatches)
 	}
 	s.reader.SetMaxConcurrent(cfg.PartnerCenter.MaxConcurrentRequests)
 	s.store.SetForgetAfter(cfg.ForgetRemovedBatchesAfter)
