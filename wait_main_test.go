@@ -2,10 +2,14 @@ package main
 
 import (
 	"bytes"
+	"net/http"
+	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/partnercenter-exporter/partnercenter_exporter/daemon"
 	"github.com/partnercenter-exporter/partnercenter_exporter/internal/testkit"
 	"github.com/partnercenter-exporter/partnercenter_exporter/internal/waitcmd"
 )
@@ -104,5 +108,48 @@ func TestWaitCommand(t *testing.T) {
 	}
 	if strings.Contains(stdout.String()+stderr.String(), testkit.ClientSecret) {
 		t.Error("the output contains the client secret")
+	}
+}
+
+// TestWaitRegistersWithTheDaemonsIntake runs the wait command with
+// --register against a real exporter's intake API: the batch is
+// registered there (the exporter then tracks it) before the wait reads it.
+func TestWaitRegistersWithTheDaemonsIntake(t *testing.T) {
+	srv := testkit.FakeWithBatches(t)
+	dir := t.TempDir()
+	path := testkit.WriteConfig(t, dir, srv, map[string][]string{testkit.Customer2: {testkit.MissingID}})
+	tokenFile := filepath.Join(dir, "intake-token")
+	if err := os.WriteFile(tokenFile, []byte("pipeline-token-that-must-not-leak\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	testkit.SetConfig(t, path, "customers:\n", "intake:\n  bearer_token_files: [intake-token]\ncustomers:\n")
+	d, err := daemon.New(daemon.Options{ConfigFile: path, StoragePath: filepath.Join(dir, "state")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	web := httptest.NewServer(d.Handler())
+	t.Cleanup(func() {
+		web.Close()
+		if err := d.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+
+	var stdout, stderr testkit.SyncBuffer
+	code := run([]string{"wait", "--config.file=" + path, "--interval=10ms", "--timeout=1m",
+		"--register=" + web.URL, "--register.token-file=" + tokenFile,
+		testkit.Customer1, testkit.FinishedID}, &stdout, &stderr, make(chan os.Signal, 1))
+	if code != waitcmd.ExitFinishedWithErrors {
+		t.Errorf("exit status %d, want %d; stderr:\n%s", code, waitcmd.ExitFinishedWithErrors, stderr.String())
+	}
+	m := testkit.ParseMetrics(t, testkit.Get(t, web.URL+"/metrics", http.StatusOK))
+	if v := testkit.Value(t, m, "partnercenter_batches_listed", "source=api"); v != 1 {
+		t.Errorf("the exporter tracks %v batches registered through its intake, want 1; wait said:\n%s", v, stderr.String())
+	}
+	if v := testkit.Value(t, m, "partnercenter_intake_requests_total", "code=201"); v != 1 {
+		t.Errorf("partnercenter_intake_requests_total{code=201} = %v, want 1", v)
+	}
+	if strings.Contains(stdout.String()+stderr.String(), "pipeline-token-that-must-not-leak") {
+		t.Error("the wait command's output shows the intake token")
 	}
 }
