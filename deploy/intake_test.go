@@ -122,9 +122,13 @@ func TestIntakeSecrets(t *testing.T) {
 			if cs := find[corev1.Secret](t, r, fullname); len(cs.Data) != 1 || cs.Data["client_secret"] == nil {
 				t.Errorf("credentials Secret keys %v", cs.Data)
 			}
+			// A token is in the Secret alone (base64): not in the
+			// configuration, the pod, NOTES.txt or any other object.
 			for _, token := range tc.data {
-				if strings.Contains(r.files["partnercenter-exporter/templates/NOTES.txt"], token) {
-					t.Error("NOTES.txt shows a token")
+				for file, text := range r.files {
+					if strings.Contains(text, token) {
+						t.Errorf("%s holds a token", file)
+					}
 				}
 			}
 			checkReferences(t, r)
