@@ -47,6 +47,7 @@ var valuesFiles = []string{
 	"workload-identity-values.yaml",
 	"operator-values.yaml",
 	"knobs-values.yaml",
+	"intake-values.yaml",
 }
 
 // mount is what a volumeMount says, with the source of its volume.

@@ -2,9 +2,11 @@ package deploy
 
 import (
 	"context"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -59,27 +61,51 @@ func TestMain(m *testing.M) {
 // under that root, and runs the exporter's --config.check on it. A path in
 // the configuration that no mount provides fails the check.
 func TestRenderedConfigPassesConfigCheck(t *testing.T) {
-	bin := buildExporter(t)
 	for _, vf := range valuesFiles {
 		t.Run(vf, func(t *testing.T) {
-			r := mustRender(t, vf)
-			root := t.TempDir()
-			layOutPod(t, r, root)
-			cfgPath := filepath.Join(root, "etc/partnercenter_exporter/partnercenter.yml")
-			rerootConfig(t, cfgPath, root)
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			cmd := exec.CommandContext(ctx, bin, "--config.check", "--config.file="+cfgPath)
-			cmd.Env = checkEnv(t, r, root)
-			out, err := cmd.CombinedOutput()
-			if err != nil || !strings.Contains(string(out), ": OK: ") {
-				t.Errorf("--config.check: %v\n%s", err, out)
-			}
-			if vf == "workload-identity-values.yaml" && !strings.Contains(string(out), "auth workload_identity") {
+			out := configCheck(t, mustRender(t, vf))
+			if vf == "workload-identity-values.yaml" && !strings.Contains(out, "auth workload_identity") {
 				t.Errorf("--config.check did not take the workload identity from the environment:\n%s", out)
 			}
 		})
 	}
+}
+
+// configCheck runs the exporter's --config.check on the release's
+// configuration, laid out as the exporter container would see it, and
+// returns its output. The check does not read the intake's token files
+// (the intake reads them when they change), so their presence under the
+// pod's mounts is checked here.
+func configCheck(t *testing.T, r release) string {
+	t.Helper()
+	bin := buildExporter(t)
+	root := t.TempDir()
+	layOutPod(t, r, root)
+	cfgPath := filepath.Join(root, "etc/partnercenter_exporter/partnercenter.yml")
+	rerootConfig(t, cfgPath, root)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "--config.check", "--config.file="+cfgPath)
+	cmd.Env = checkEnv(t, r, root)
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), ": OK: ") {
+		t.Errorf("--config.check: %v\n%s", err, out)
+	}
+	if intake, ok := renderedConfig(t, r)["intake"].(map[string]any); ok {
+		for _, f := range intake["bearer_token_files"].([]any) {
+			if _, err := os.Stat(filepath.Join(root, f.(string))); err != nil {
+				t.Errorf("intake token file %s: no mount of the pod provides it: %v", f, err)
+			}
+		}
+	}
+	return string(out)
+}
+
+// existingSecretKeys are the keys of the Secrets that the ci/ scenarios
+// name and the release does not render (the user's own).
+var existingSecretKeys = map[string][]string{
+	"partnercenter-intake": {"azure-devops", "github-actions"},
+	"pipeline-tokens":      {"token", "next", "current"}, // intake_test.go
 }
 
 // layOutPod writes the files of the exporter container's mounts under root.
@@ -100,6 +126,17 @@ func layOutPod(t *testing.T, r release, root string) {
 			}
 			for _, it := range v.ConfigMap.Items {
 				writeFile(t, filepath.Join(dir, it.Path), cm.Data[it.Key])
+			}
+		case v.Secret != nil && v.Secret.Items == nil:
+			// The whole Secret: every key is a file.
+			keys := existingSecretKeys[v.Secret.SecretName]
+			if s, ok := findOptional[corev1.Secret](r, v.Secret.SecretName); ok {
+				keys = slices.Sorted(maps.Keys(s.Data))
+			} else if keys == nil {
+				t.Fatalf("volume %s: Secret %s is neither rendered nor in existingSecretKeys", v.Name, v.Secret.SecretName)
+			}
+			for _, key := range keys {
+				writeFile(t, filepath.Join(dir, key), "fake-"+key+"\n")
 			}
 		case v.Secret != nil:
 			for _, it := range v.Secret.Items {
@@ -151,6 +188,11 @@ func rerootConfig(t *testing.T, cfgPath, root string) {
 			if s, ok := v.(string); ok && strings.HasSuffix(k, "_file") {
 				auth[k] = reroot(s)
 			}
+		}
+	}
+	if intake, ok := cfg["intake"].(map[string]any); ok {
+		for i, f := range intake["bearer_token_files"].([]any) {
+			intake["bearer_token_files"].([]any)[i] = reroot(f.(string))
 		}
 	}
 	if globs, ok := cfg["batch_files"].([]any); ok {

@@ -154,8 +154,8 @@ func checkReferences(t *testing.T, r release) {
 						t.Errorf("volume %s: Secret %s has no key %s", name, s.Name, it.Key)
 					}
 				}
-			} else if v.Secret.SecretName == fullname {
-				t.Errorf("volume %s: the release renders no Secret %s", name, fullname)
+			} else if v.Secret.SecretName == fullname || v.Secret.SecretName == fullname+"-intake" {
+				t.Errorf("volume %s: the release renders no Secret %s", name, v.Secret.SecretName)
 			}
 		case v.PersistentVolumeClaim != nil:
 			if _, ok := findOptional[corev1.PersistentVolumeClaim](r, v.PersistentVolumeClaim.ClaimName); !ok && v.PersistentVolumeClaim.ClaimName == fullname {

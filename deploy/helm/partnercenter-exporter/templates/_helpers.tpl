@@ -121,6 +121,44 @@ addresses by name; a Deployment otherwise. */}}
 {{- printf "%s-headless" (include "pcx.fullname" . | trunc 54 | trimSuffix "-") -}}
 {{- end -}}
 
+{{/* The intake API's token Secret, mounted whole (no items, no subPath) at
+intakeDir, so that the kubelet updates a rotated token in place and the
+exporter, which re-reads a token file when it changes, takes it without a
+restart. Beside, not inside, the client secret's directory: a mount point
+inside a read-only Secret volume cannot be created. */}}
+{{- define "pcx.intakeDir" -}}/run/secrets/partnercenter_exporter-intake{{- end -}}
+{{- define "pcx.intakeSecretName" -}}
+{{- .Values.intake.existingSecret | default (printf "%s-intake" (include "pcx.fullname" . | trunc 56 | trimSuffix "-")) -}}
+{{- end -}}
+
+{{/* The chart-made Secret's data as JSON, key -> token: intake.tokens as a
+map keeps its keys; as a list, its tokens are token-1, token-2, ... (so
+that replacing a token in place keeps its key, its file and the
+configuration). */}}
+{{- define "pcx.intakeTokenData" -}}
+{{- $data := dict -}}
+{{- if kindIs "map" .Values.intake.tokens -}}
+{{- $data = .Values.intake.tokens -}}
+{{- else -}}
+{{- range $i, $token := .Values.intake.tokens | default list -}}
+{{- $_ := set $data (printf "token-%d" (add1 $i)) $token -}}
+{{- end -}}
+{{- end -}}
+{{- toJson $data -}}
+{{- end -}}
+
+{{/* The keys of the token Secret that the exporter reads, as a JSON list:
+intake.secretKeys of an existing Secret (default [token]), or every key of
+the chart-made one. Sorted, so that the configuration and its checksum do
+not depend on map order. */}}
+{{- define "pcx.intakeKeys" -}}
+{{- if .Values.intake.existingSecret -}}
+{{- toJson (.Values.intake.secretKeys | default (list "token")) -}}
+{{- else -}}
+{{- toJson (include "pcx.intakeTokenData" . | fromJson | keys | sortAlpha) -}}
+{{- end -}}
+{{- end -}}
+
 {{/* Whether the pod has the writable data volume. */}}
 {{- define "pcx.dataVolume" -}}
 {{- if or .Values.storage.enabled (include "pcx.refreshTokenMode" .) }}true{{ end -}}
@@ -156,6 +194,26 @@ rendering with the message. */}}
 {{- if and .Values.storage.enabled (not .Values.probe.enabled) .Values.strategy (ne (.Values.strategy.type | default "") "Recreate") -}}
 {{- fail "strategy: storage.enabled needs the Recreate strategy (the running pod holds the store's lock); unset strategy" -}}
 {{- end -}}
+{{- if .Values.intake.enabled -}}
+{{- if not .Values.storage.enabled -}}
+{{- fail "intake.enabled needs storage.enabled: the exporter keeps the batches registered through the intake in --storage.path, so that a restart loses none, and refuses to start an intake without it" -}}
+{{- end -}}
+{{- if and .Values.probe.enabled (gt (int .Values.replicas) 1) -}}
+{{- fail (printf "intake.enabled in probe mode needs replicas: 1 (got %d): each shard keeps its own store, so a batch registered through the Service lands on one pod only; the others do not list it in /sd, and the shard its hash picks refuses to probe it. Run one shard, or hand batches over with batchFiles.existingConfigMap, which every shard reads" (int .Values.replicas)) -}}
+{{- end -}}
+{{- if and .Values.intake.existingSecret .Values.intake.tokens -}}
+{{- fail "intake: set tokens or existingSecret, not both" -}}
+{{- end -}}
+{{- if not (or .Values.intake.existingSecret .Values.intake.tokens) -}}
+{{- fail "intake.enabled needs its bearer tokens: set intake.existingSecret (a Secret you manage, one token a key) or intake.tokens" -}}
+{{- end -}}
+{{- end -}}
+{{- if and .Values.intake.secretKeys (not .Values.intake.existingSecret) -}}
+{{- fail "intake.secretKeys names keys of intake.existingSecret, which is not set; the chart-made Secret's keys come from intake.tokens" -}}
+{{- end -}}
+{{- if hasKey (.Values.config | default dict) "intake" -}}
+{{- fail "config.intake: the chart renders it from the intake values (intake.enabled, intake.existingSecret or intake.tokens, intake.maxBatches) and mounts the tokens; remove it" -}}
+{{- end -}}
 {{- include "pcx.validateClaimTemplate" . -}}
 {{- $auth := .Values.config.auth | default dict -}}
 {{- range $key := list "client_secret" "client_secret_file" "refresh_token_file" "access_token_file" -}}
@@ -181,6 +239,13 @@ rendering with the message. */}}
 {{- if include "pcx.batchFilesOn" . -}}
 {{- $globs := concat ($cfg.batch_files | default list) (list (printf "%s/*" (include "pcx.batchDir" .))) -}}
 {{- $_ := set $cfg "batch_files" $globs -}}
+{{- end -}}
+{{- if .Values.intake.enabled -}}
+{{- $files := list -}}
+{{- range include "pcx.intakeKeys" . | fromJsonArray -}}
+{{- $files = append $files (printf "%s/%s" (include "pcx.intakeDir" $) .) -}}
+{{- end -}}
+{{- $_ := set $cfg "intake" (dict "bearer_token_files" $files "max_batches" (int .Values.intake.maxBatches)) -}}
 {{- end -}}
 {{- toYaml $cfg -}}
 {{- end -}}

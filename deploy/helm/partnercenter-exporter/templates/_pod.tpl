@@ -141,6 +141,11 @@ spec:
         - name: data
           mountPath: {{ include "pcx.dataDir" . }}
         {{- end }}
+        {{- if .Values.intake.enabled }}
+        - name: intake-tokens
+          mountPath: {{ include "pcx.intakeDir" . }}
+          readOnly: true
+        {{- end }}
         {{- with .Values.extraVolumeMounts }}
         {{- toYaml . | nindent 8 }}
         {{- end }}
@@ -178,6 +183,15 @@ spec:
         items:
           - key: {{ include "pcx.refreshTokenKey" . }}
             path: refresh_token
+    {{- end }}
+    {{- if .Values.intake.enabled }}
+    # The whole Secret, no items: a key's file is updated in place when
+    # its token is rotated, and the exporter re-reads it. The pod template
+    # carries no checksum of this Secret, so a new token rolls no pod.
+    - name: intake-tokens
+      secret:
+        secretName: {{ include "pcx.intakeSecretName" . }}
+        defaultMode: 0440
     {{- end }}
     {{- if and (include "pcx.dataVolume" .) (not (and .Values.storage.enabled .Values.probe.enabled)) }}
     - name: data
