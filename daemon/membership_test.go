@@ -281,9 +281,13 @@ func TestRemovedBatchIsForgottenOnItsOwn(t *testing.T) {
 	if err := exp.state.reload(); err != nil {
 		t.Fatal(err)
 	}
-	testkit.WaitFor(t, func() bool { return slices.Equal(storedBatches(t, db), []string{testkit.RunningID}) })
-	if want := `msg="forgot batches no longer listed for forget_removed_batches_after" batches=1`; !strings.Contains(exp.logs.String(), want) {
-		t.Errorf("log lacks %s:\n%s", want, exp.logs.String())
+	// The sweep writes the store, then logs: wait for both.
+	want := `msg="forgot batches no longer listed for forget_removed_batches_after" batches=1`
+	testkit.WaitFor(t, func() bool {
+		return slices.Equal(storedBatches(t, db), []string{testkit.RunningID}) && strings.Contains(exp.logs.String(), want)
+	})
+	if got := strings.Count(exp.logs.String(), want); got != 1 {
+		t.Errorf("log has %d times %s, want 1:\n%s", got, want, exp.logs.String())
 	}
 	if _, pending := exp.state.store.NextExpiry(); pending {
 		t.Error("a batch still waits to be forgotten")
