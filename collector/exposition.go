@@ -446,7 +446,8 @@ func (s *formatSlot) encode(scratch *bytes.Buffer, metrics [][]*dto.Metric) (*en
 		}
 		out.ends[i] = int32(len(out.bytes))
 	}
-	out.bytes = slices.Clip(out.bytes)
+	// Kept for as long as the batch is settled: no spare capacity.
+	out.bytes = bytes.Clone(out.bytes)
 	return out, nil
 }
 

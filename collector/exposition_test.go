@@ -395,3 +395,28 @@ func (m *runtimeMemStats) read() {
 	runtime.ReadMemStats(&s)
 	m.totalAlloc = s.TotalAlloc
 }
+
+// TestExportCacheMemory: what the cache keeps of a settled batch is about
+// its exposition in the format asked for (2.8 KB here), not the ~17
+// metrics built from it.
+func TestExportCacheMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds 5,000 batches")
+	}
+	const n = 5_000
+	h := cachedHarness(t, n)
+	handler := serveHandler(h, nil, ViewAll, false)
+	req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+	w := &discardResponse{header: http.Header{}}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	handler.ServeHTTP(w, req)
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	kept := (int64(after.HeapAlloc) - int64(before.HeapAlloc)) / n
+	if exposition := w.n / n; kept > 2*exposition+2048 {
+		t.Fatalf("the cache keeps %d B per batch for %d B of exposition", kept, exposition)
+	}
+	runtime.KeepAlive(h)
+}
