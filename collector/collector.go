@@ -27,31 +27,32 @@ const (
 var (
 	batchLabels = []string{"customer_id", "batch_tracking_id"}
 
-	batchStatusDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "batch", "status"),
-		"Status of the batch: 1 for the current status, 0 for the others.",
-		append(batchLabels, "status"), nil)
-	batchDevicesDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "batch", "devices"),
-		"Number of devices in the batch per device status.",
-		append(batchLabels, "status"), nil)
-	batchDeviceErrorsDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "batch", "device_errors"),
+	batchStatusFamily = newBatchFamily("status",
+		"Status of the batch: 1 for the current status, 0 for the others.", "status")
+	batchStatusDesc    = batchStatusFamily.desc
+	batchDevicesFamily = newBatchFamily("devices",
+		"Number of devices in the batch per device status.", "status")
+	batchDevicesDesc        = batchDevicesFamily.desc
+	batchDeviceErrorsFamily = newBatchFamily("device_errors",
 		"Number of devices in the batch that reported an error code (at most "+strconv.Itoa(maxErrorCodesPerBatch)+" codes per batch, the rest under error_code=\""+otherErrorCode+"\").",
-		append(batchLabels, "error_code", "error_description"), nil)
-	batchStartedDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "batch", "started_timestamp_seconds"),
-		"When processing of the batch started, as a Unix timestamp; absent while unset.",
-		batchLabels, nil)
-	batchCompletedDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "batch", "completed_timestamp_seconds"),
-		"When processing of the batch completed, as a Unix timestamp; absent while unset.",
-		batchLabels, nil)
-	batchDurationDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "batch", "duration_seconds"),
-		"Processing time of the batch: completed minus started, or now minus started while it runs.",
-		batchLabels, nil)
-	batchLastSuccessDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "batch", "last_success_timestamp_seconds"),
-		"When the values shown for the batch were read from Partner Center, as a Unix timestamp.",
-		batchLabels, nil)
-	batchScrapeSuccessDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "batch", "scrape_success"),
-		"1 when the last read of the batch succeeded, 0 when it failed or no read has finished yet.",
-		batchLabels, nil)
-	customerInfoDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "customer", "info"),
+		"error_code", "error_description")
+	batchDeviceErrorsDesc = batchDeviceErrorsFamily.desc
+	batchStartedFamily    = newBatchFamily("started_timestamp_seconds",
+		"When processing of the batch started, as a Unix timestamp; absent while unset.")
+	batchStartedDesc     = batchStartedFamily.desc
+	batchCompletedFamily = newBatchFamily("completed_timestamp_seconds",
+		"When processing of the batch completed, as a Unix timestamp; absent while unset.")
+	batchCompletedDesc  = batchCompletedFamily.desc
+	batchDurationFamily = newBatchFamily("duration_seconds",
+		"Processing time of the batch: completed minus started, or now minus started while it runs.")
+	batchDurationDesc      = batchDurationFamily.desc
+	batchLastSuccessFamily = newBatchFamily("last_success_timestamp_seconds",
+		"When the values shown for the batch were read from Partner Center, as a Unix timestamp.")
+	batchLastSuccessDesc     = batchLastSuccessFamily.desc
+	batchScrapeSuccessFamily = newBatchFamily("scrape_success",
+		"1 when the last read of the batch succeeded, 0 when it failed or no read has finished yet.")
+	batchScrapeSuccessDesc = batchScrapeSuccessFamily.desc
+	customerInfoDesc       = prometheus.NewDesc(prometheus.BuildFQName(namespace, "customer", "info"),
 		"Configured customer, with its name.",
 		[]string{"customer_id", "customer_name"}, nil)
 	upDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "", "up"),
@@ -76,6 +77,12 @@ var (
 		"Number of configured batches retired: finished longer ago than the retention, no longer read or exported.",
 		nil, nil)
 
+	// batchFamilies are the families of a batch's series, in name order
+	// (the order of an exposition).
+	batchFamilies = sortedFamilies(batchStatusFamily, batchDevicesFamily, batchDeviceErrorsFamily,
+		batchStartedFamily, batchCompletedFamily, batchDurationFamily, batchLastSuccessFamily,
+		batchScrapeSuccessFamily)
+
 	allDescs = []*prometheus.Desc{
 		batchStatusDesc, batchDevicesDesc, batchDeviceErrorsDesc, batchStartedDesc,
 		batchCompletedDesc, batchDurationDesc, batchLastSuccessDesc, batchScrapeSuccessDesc,
@@ -83,6 +90,33 @@ var (
 		batchesRetiredDesc, apiLastSuccessDesc,
 	}
 )
+
+// batchFamily is one metric family of a batch's series.
+type batchFamily struct {
+	name, help string
+	// labels are the names of its variable labels, in their order.
+	labels []string
+	desc   *prometheus.Desc
+	// index is the family's place in batchFamilies.
+	index int
+}
+
+// newBatchFamily defines the family partnercenter_batch_<name>, labelled
+// with batchLabels and extra.
+func newBatchFamily(name, help string, extra ...string) *batchFamily {
+	fq := prometheus.BuildFQName(namespace, "batch", name)
+	labels := append(batchLabels[:2:2], extra...)
+	return &batchFamily{name: fq, help: help, labels: labels, desc: prometheus.NewDesc(fq, help, labels, nil)}
+}
+
+// sortedFamilies sorts fs by name and numbers them in that order.
+func sortedFamilies(fs ...*batchFamily) []*batchFamily {
+	slices.SortFunc(fs, func(a, b *batchFamily) int { return strings.Compare(a.name, b.name) })
+	for i, f := range fs {
+		f.index = i
+	}
+	return fs
+}
 
 // View is what a Scrape emits.
 type View int
@@ -157,30 +191,53 @@ func (s *Scrape) Describe(ch chan<- *prometheus.Desc) {
 }
 
 // Collect reads the batches that are due and emits the metrics of its
-// view.
+// view. Serve gives the same exposition, reusing what settled batches
+// export.
 func (s *Scrape) Collect(ch chan<- prometheus.Metric) {
 	start := s.now()
-	policy := ReadPolicy{
+	results, retired := s.readBatches()
+	now := s.now()
+	for _, r := range results {
+		emitBatch(func(m prometheus.Metric) { ch <- m }, r, now)
+	}
+	s.collectRest(ch, start, retired)
+}
+
+// policy is how the scrape's configuration wants batches read.
+func (s *Scrape) policy() ReadPolicy {
+	return ReadPolicy{
 		Refresh:   s.cfg.PartnerCenter.RefreshInterval,
 		Timeout:   s.cfg.PartnerCenter.RequestTimeout,
 		Retention: s.cfg.Retention,
 	}
-	retired := 0
-	if s.view != ViewExporter {
-		results := s.reader.Read(s.ctx, s.src, s.targets, policy)
-		now := s.now()
-		for _, r := range results {
-			if r.Retired {
-				retired++
-				continue
-			}
-			emitBatch(ch, r, now)
-		}
+}
+
+// readBatches reads the batches of the view that are due and returns those
+// that are exported, in target order, and how many are retired.
+func (s *Scrape) readBatches() (exported []Result, retired int) {
+	if s.view == ViewExporter {
+		return nil, 0
 	}
+	results := s.reader.Read(s.ctx, s.src, s.targets, s.policy())
+	exported = results[:0]
+	for _, r := range results {
+		if r.Retired {
+			retired++
+			continue
+		}
+		exported = append(exported, r)
+	}
+	return exported, retired
+}
+
+// collectRest emits what the view shows beside the batches' series: API
+// health, the customers and the counts, and the scrape's duration since
+// start.
+func (s *Scrape) collectRest(ch chan<- prometheus.Metric, start time.Time, retired int) {
 	if s.view == ViewBatches {
 		return
 	}
-	s.collectHealth(ch, policy)
+	s.collectHealth(ch, s.policy())
 	if s.view == ViewExporter {
 		return
 	}
@@ -204,10 +261,13 @@ func (s *Scrape) collectHealth(ch chan<- prometheus.Metric, policy ReadPolicy) {
 	ch <- prometheus.MustNewConstMetric(apiLastSuccessDesc, prometheus.GaugeValue, unixSeconds(s.reader.LastSuccess()))
 }
 
-func emitBatch(ch chan<- prometheus.Metric, r Result, now time.Time) {
+// emitBatch emits the series of one exported batch. For a settled batch
+// they depend on the target, the Batch and LastSuccess only (not on now),
+// which is what lets Serve reuse them.
+func emitBatch(emit func(prometheus.Metric), r Result, now time.Time) {
 	labels := []string{r.CustomerID, r.TrackingID}
 	gauge := func(desc *prometheus.Desc, v float64, extra ...string) {
-		ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, v, append(labels, extra...)...)
+		emit(prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, v, append(labels[:2:2], extra...)...))
 	}
 	gauge(batchScrapeSuccessDesc, boolToFloat(r.Batch != nil && r.LastError == nil))
 	b := r.Batch

@@ -50,6 +50,8 @@ type Reader struct {
 	// reads runs the reads: one per batch at a time, at most
 	// max_concurrent_requests at once, the rest waiting in its FIFO.
 	reads *queue
+	// exports keeps what settled batches export, for Serve.
+	exports *exportCache
 
 	health health
 }
@@ -57,7 +59,7 @@ type Reader struct {
 // NewReader returns a reader that records into store and runs at most
 // maxConcurrent reads at a time.
 func NewReader(store *Store, logger log.Logger, maxConcurrent int) *Reader {
-	return &Reader{store: store, logger: logger, now: time.Now, reads: newQueue(maxConcurrent)}
+	return &Reader{store: store, logger: logger, now: time.Now, reads: newQueue(maxConcurrent), exports: newExportCache()}
 }
 
 // SetMaxConcurrent changes the bound on concurrent reads (at least one).
@@ -125,6 +127,9 @@ func (r *Reader) applyRetention(t Target, s BatchState, now time.Time, retention
 	switch {
 	case expired && !s.Retired && s.Stamp == stamp:
 		if retired, ok := r.store.Retire(t, stamp); ok {
+			// What it exported is no longer shown: free it now rather
+			// than at the next sweep.
+			r.exports.forget(t)
 			r.batchLogger(t).Log("msg", "batch retired: finished longer ago than the retention",
 				"completed", s.Batch.CompletedTime.UTC().Format(time.RFC3339), "retention", model.Duration(retention))
 			return retired

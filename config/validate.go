@@ -18,7 +18,8 @@ import (
 
 // Limits the validation enforces.
 const (
-	maxConcurrentRequestsLimit = 64
+	// MaxConcurrentRequestsLimit bounds partner_center.max_concurrent_requests.
+	MaxConcurrentRequestsLimit = 64
 	// maxSecretFileSize guards against client_secret_file pointing at the
 	// wrong file (a log, /dev/zero); real secrets are under 100 bytes.
 	maxSecretFileSize = 64 << 10
@@ -184,8 +185,8 @@ func (v validator) partnerCenter(pc PartnerCenter) {
 	if pc.RefreshInterval < 0 {
 		v.report("partner_center.refresh_interval", "must not be negative, got %s", pc.RefreshInterval)
 	}
-	if pc.MaxConcurrentRequests < 1 || pc.MaxConcurrentRequests > maxConcurrentRequestsLimit {
-		v.report("partner_center.max_concurrent_requests", "must be between 1 and %d, got %d", maxConcurrentRequestsLimit, pc.MaxConcurrentRequests)
+	if pc.MaxConcurrentRequests < 1 || pc.MaxConcurrentRequests > MaxConcurrentRequestsLimit {
+		v.report("partner_center.max_concurrent_requests", "must be between 1 and %d, got %d", MaxConcurrentRequestsLimit, pc.MaxConcurrentRequests)
 	}
 	if pc.MaxResponseSize <= 0 {
 		v.report("partner_center.max_response_size", "must be greater than 0, got %d", pc.MaxResponseSize)

@@ -12,7 +12,6 @@ import (
 
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/partnercenter-exporter/partnercenter_exporter/collector"
 	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter"
@@ -63,9 +62,7 @@ func probeHandler(state *exporterState, opts serverOptions, logger log.Logger) h
 		}
 		ctx, cancel := scrapeContext(r, opts)
 		defer cancel()
-		reg := prometheus.NewRegistry()
-		reg.MustRegister(collector.NewProbe(ctx, live.cfg, targets, live.client, state.reader))
-		serveGathered(w, r, reg, errLog)
+		collector.Serve(w, r, collector.NewProbe(ctx, live.cfg, targets, live.client, state.reader), nil, errLog)
 	})
 }
 

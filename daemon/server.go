@@ -117,10 +117,8 @@ func metricsHandler(state *exporterState, selfReg *prometheus.Registry, opts ser
 		if exporterOnly(r) {
 			scrape = collector.NewExporterHealth(ctx, live.cfg, live.targets, live.client, state.reader)
 		}
-		scrapeReg := prometheus.NewRegistry()
-		scrapeReg.MustRegister(scrape)
 		// The scrape goes first so the traffic counters include its requests.
-		serveGathered(w, r, prometheus.Gatherers{scrapeReg, selfReg}, errLog)
+		collector.Serve(w, r, scrape, selfReg, errLog)
 	})
 }
 
@@ -129,12 +127,6 @@ func metricsHandler(state *exporterState, selfReg *prometheus.Registry, opts ser
 func scrapeContext(r *http.Request, opts serverOptions) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithTimeout(r.Context(), scrapeTimeout(r, opts.scrapeTimeout, opts.timeoutOffset))
 	return partnercenter.WithCorrelationID(ctx, partnercenter.NewGUID()), cancel
-}
-
-// serveGathered answers with the metrics of g; a metric that fails is
-// logged and left out rather than failing the whole answer.
-func serveGathered(w http.ResponseWriter, r *http.Request, g prometheus.Gatherer, errLog promhttpLogger) {
-	promhttp.HandlerFor(g, promhttp.HandlerOpts{ErrorLog: errLog, ErrorHandling: promhttp.ContinueOnError}).ServeHTTP(w, r)
 }
 
 // exporterOnly reports whether the scrape asks only for the exporter's own

@@ -1,8 +1,6 @@
 package daemon
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -178,25 +176,24 @@ func TestUnstampedStoredReadsCountAsReadUnderTheFirstStart(t *testing.T) {
 	testkit.Get(t, first.url+"/metrics", http.StatusOK)
 	first.stop(t)
 
-	// Make the record what the exporter wrote before stamps: version 1.
-	rewriteStored(t, storeDir, func(v map[string]any) {
-		if _, ok := v["stamp"]; !ok {
-			t.Fatalf("stored record has no stamp: %v", v)
-		}
-		delete(v, "stamp")
-		v["v"] = 1
-	})
+	// Put in its place what the exporter wrote before stamps: a version 1
+	// JSON record, with no stamp.
+	key := testkit.Customer1 + "/" + testkit.FinishedID
+	v1 := `{"v":1,"customer_id":"` + testkit.Customer1 + `","tracking_id":"` + testkit.FinishedID + `",` +
+		`"last_success":"2026-12-01T00:00:00Z","batch":{"tracking_id":"` + testkit.FinishedID + `",` +
+		`"status":"finished_with_errors","raw_status":"finished_with_errors",` +
+		`"started_time":"2026-11-25T10:00:00.123Z","completed_time":"2026-11-25T10:30:00.123Z",` +
+		`"devices":{"finished":95,"finished_with_errors":5}}}`
+	putStored(t, storeDir, key, v1)
 	second := startExporterWith(t, path, opts)
 	testkit.Get(t, second.url+"/metrics", http.StatusOK)
 	if got := srv.BatchRequests(testkit.Customer1, testkit.FinishedID); got != 1 {
 		t.Errorf("finished batch requested %d times, want 1: an unstamped read counts as current", got)
 	}
 	second.stop(t)
-	rewriteStored(t, storeDir, func(v map[string]any) {
-		if v["v"] != float64(2) || v["stamp"] == nil {
-			t.Errorf("the first start did not stamp the record: %v", v)
-		}
-	})
+	if records := loadStored(t, storeDir); len(records) != 1 || records[0].Stamp == "" {
+		t.Errorf("the first start did not stamp the record: %+v", records)
+	}
 
 	testkit.SetConfig(t, path, "customers:", "max_failed_devices_per_batch: 3\ncustomers:")
 	third := startExporterWith(t, path, opts)
@@ -210,41 +207,31 @@ func TestUnstampedStoredReadsCountAsReadUnderTheFirstStart(t *testing.T) {
 	third.stop(t)
 }
 
-// rewriteStored passes every stored record, decoded as JSON, to edit and
-// stores what it leaves.
-func rewriteStored(t *testing.T, dir string, edit func(map[string]any)) {
+// putStored stores value under key in the batches bucket, as an exporter
+// of another version would have.
+func putStored(t *testing.T, dir, key, value string) {
 	t.Helper()
 	db, err := bolt.Open(filepath.Join(dir, storage.FileName), 0o600, &bolt.Options{Timeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	err = db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket([]byte("batches"))
-		values := map[string][]byte{}
-		if err := b.ForEach(func(k, v []byte) error {
-			values[string(k)] = bytes.Clone(v)
-			return nil
-		}); err != nil {
-			return err
-		}
-		for k, raw := range values {
-			var v map[string]any
-			if err := json.Unmarshal(raw, &v); err != nil {
-				return err
-			}
-			edit(v)
-			out, err := json.Marshal(v)
-			if err != nil {
-				return err
-			}
-			if err := b.Put([]byte(k), out); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	if err := db.Update(func(tx *bolt.Tx) error { return tx.Bucket([]byte("batches")).Put([]byte(key), []byte(value)) }); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// loadStored returns what the store in dir holds.
+func loadStored(t *testing.T, dir string) []storage.Record {
+	t.Helper()
+	db, err := storage.Open(dir, storage.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer db.Close()
+	records, err := db.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return records
 }

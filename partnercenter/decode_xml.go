@@ -2,7 +2,6 @@ package partnercenter
 
 import (
 	"bytes"
-	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
@@ -16,41 +15,43 @@ const (
 	xmlDeviceName = "DeviceUploadDetails"
 )
 
-// decodeXML reads a DataContract BatchUploadDetails document with the
-// streaming Token API. Element names are matched on their local name,
-// case-insensitively; namespaces and unknown elements are ignored.
+// decodeXML reads a DataContract BatchUploadDetails document with
+// xmlScanner, which reads XML as encoding/xml's Token API did (it was the
+// first reader here) without allocating per name or text. Element names
+// are matched on their local name, case-insensitively; namespaces and
+// unknown elements are ignored.
 //
-// The per-device reader is a small token loop rather than DecodeElement
-// into a tagged struct, because struct tags match names case-sensitively.
-// It streams all the same: one device is read, folded and forgotten.
+// The per-device reader is a small token loop rather than decoding into a
+// tagged struct, because struct tags match names case-sensitively. It
+// streams all the same: one device is read, folded and forgotten.
 func decodeXML(r io.Reader, b *batchBuilder) error {
-	dec := &xmlStream{dec: xml.NewDecoder(r)}
-	root, err := xmlRoot(dec)
-	if err != nil {
+	s := newXMLScanner(r)
+	if err := xmlRoot(s); err != nil {
 		return err
 	}
-	if !strings.EqualFold(root.Name.Local, xmlRootName) {
-		return fmt.Errorf("root element is <%s>, want <%s>", oneLine(root.Name.Local, maxFieldLen), xmlRootName)
+	if !strings.EqualFold(string(s.local), xmlRootName) {
+		return fmt.Errorf("root element is <%s>, want <%s>", oneLine(string(s.local), maxFieldLen), xmlRootName)
 	}
-	err = forEachXMLChild(dec, "", func(child xml.StartElement) error {
-		return decodeXMLField(dec, child, b)
+	err := forEachXMLChild(s, "", func() error {
+		return decodeXMLField(s, b)
 	})
 	if err != nil {
 		return err
 	}
-	return expectXMLEnd(dec)
+	return expectXMLEnd(s)
 }
 
-// decodeXMLField reads one child element of the root.
-func decodeXMLField(dec *xmlStream, child xml.StartElement, b *batchBuilder) error {
-	if strings.EqualFold(child.Name.Local, devicesField) {
-		return decodeXMLDevices(dec, b)
+// decodeXMLField reads one child element of the root, whose start tag was
+// just read.
+func decodeXMLField(s *xmlScanner, b *batchBuilder) error {
+	if bytes.EqualFold(s.local, []byte(devicesField)) {
+		return decodeXMLDevices(s, b)
 	}
-	field, ok := lookupScalarField(child.Name.Local)
+	field, ok := lookupScalarField(string(s.local))
 	if !ok {
-		return dec.skip()
+		return s.skip()
 	}
-	raw, err := readXMLText(dec, child, nil)
+	raw, err := readXMLText(s, nil)
 	if err != nil {
 		return fmt.Errorf("%s: %w", field.name, err)
 	}
@@ -59,16 +60,16 @@ func decodeXMLField(dec *xmlStream, child xml.StartElement, b *batchBuilder) err
 
 // decodeXMLDevices reads the DevicesStatus element one device at a time.
 // A nil list (i:nil="true") has no children and so no devices.
-func decodeXMLDevices(dec *xmlStream, b *batchBuilder) error {
+func decodeXMLDevices(s *xmlScanner, b *batchBuilder) error {
 	if err := b.startDevices(); err != nil {
 		return err
 	}
 	var device rawDevice // reused: its buffers outlive one device
-	return forEachXMLChild(dec, devicesField, func(child xml.StartElement) error {
-		if !strings.EqualFold(child.Name.Local, xmlDeviceName) {
-			return dec.skip()
+	return forEachXMLChild(s, devicesField, func() error {
+		if !bytes.EqualFold(s.local, []byte(xmlDeviceName)) {
+			return s.skip()
 		}
-		if err := readXMLDevice(dec, child, &device); err != nil {
+		if err := readXMLDevice(s, &device); err != nil {
 			return fmt.Errorf("%s: %w", b.deviceContext(), err)
 		}
 		b.addDevice(&device)
@@ -78,17 +79,17 @@ func decodeXMLDevices(dec *xmlStream, b *batchBuilder) error {
 
 // readXMLDevice reads one DeviceUploadDetails element whose start tag has
 // just been read into device.
-func readXMLDevice(dec *xmlStream, start xml.StartElement, device *rawDevice) error {
-	if isXMLNil(start) {
+func readXMLDevice(s *xmlScanner, device *rawDevice) error {
+	if s.isNil {
 		return errors.New("device is nil")
 	}
 	device.reset()
-	return forEachXMLChild(dec, "", func(child xml.StartElement) error {
-		name, dst := device.field(child.Name.Local)
+	return forEachXMLChild(s, "", func() error {
+		name, dst := device.field(s.local)
 		if dst == nil {
-			return dec.skip() // Attributes and anything unknown
+			return s.skip() // Attributes and anything unknown
 		}
-		text, err := readXMLText(dec, child, (*dst)[:0])
+		text, err := readXMLText(s, (*dst)[:0])
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
@@ -100,194 +101,161 @@ func readXMLDevice(dec *xmlStream, start xml.StartElement, device *rawDevice) er
 // field returns the spec name of the device field whose element is named
 // local (case-insensitively) and where to store it, or nil if the element
 // is not one of them.
-func (d *rawDevice) field(local string) (string, *[]byte) {
+func (d *rawDevice) field(local []byte) (string, *[]byte) {
 	switch {
-	case strings.EqualFold(local, "deviceId"):
+	case bytes.EqualFold(local, []byte("deviceId")):
 		return "deviceId", &d.DeviceID
-	case strings.EqualFold(local, "serialNumber"):
+	case bytes.EqualFold(local, []byte("serialNumber")):
 		return "serialNumber", &d.SerialNumber
-	case strings.EqualFold(local, "productKey"):
+	case bytes.EqualFold(local, []byte("productKey")):
 		return "productKey", &d.ProductKey
-	case strings.EqualFold(local, "status"):
+	case bytes.EqualFold(local, []byte("status")):
 		return "status", &d.Status
-	case strings.EqualFold(local, "errorCode"):
+	case bytes.EqualFold(local, []byte("errorCode")):
 		return "errorCode", &d.ErrorCode
-	case strings.EqualFold(local, "errorDescription"):
+	case bytes.EqualFold(local, []byte("errorDescription")):
 		return "errorDescription", &d.ErrorDescription
 	}
 	return "", nil
 }
 
-// forEachXMLChild calls fn for each child element of the element whose
-// start tag has just been read, until its end tag. fn must consume the
-// whole child. Text between children is ignored. Errors of the decoder
-// itself are prefixed with context when it is not empty.
-func forEachXMLChild(dec *xmlStream, context string, fn func(child xml.StartElement) error) error {
-	for {
-		tok, err := dec.token()
-		if err != nil {
-			if context != "" {
-				return fmt.Errorf("%s: %w", context, err)
-			}
-			return err
-		}
-		switch t := tok.(type) {
-		case xml.StartElement:
-			if err := fn(t); err != nil {
-				return err
-			}
-		case xml.EndElement:
-			return nil // the decoder has checked that it matches
-		}
-	}
-}
-
-// readXMLText appends to buf the text of the element whose start tag has
-// just been read and returns it trimmed; a nil element (i:nil="true")
-// reads as empty. Nested elements are skipped.
-func readXMLText(dec *xmlStream, start xml.StartElement, buf []byte) ([]byte, error) {
-	if isXMLNil(start) {
-		return buf[:0], dec.skip()
-	}
-	text := buf[:0]
-	for {
-		tok, err := dec.token()
-		if err != nil {
-			return buf, err
-		}
-		switch t := tok.(type) {
-		case xml.CharData:
-			text = appendXMLText(text, t)
-		case xml.StartElement:
-			if err := dec.skip(); err != nil {
-				return buf, err
-			}
-		case xml.EndElement:
-			return bytes.TrimSpace(text), nil
-		}
-	}
-}
-
-// appendXMLText adds chunk to text, dropping leading white space and
-// anything past maxRawText: every field is cut shorter than that later, so
-// a huge text node must not be kept whole.
-func appendXMLText(text, chunk []byte) []byte {
-	if len(text) == 0 {
-		chunk = bytes.TrimLeft(chunk, " \t\r\n")
-	}
-	room := maxRawText - len(text)
-	if room <= 0 {
-		return text
-	}
-	return append(text, chunk[:min(len(chunk), room)]...)
-}
-
-// isXMLNil reports whether the element carries xsi:nil="true", whatever
-// the prefix of the XML Schema instance namespace.
-func isXMLNil(start xml.StartElement) bool {
-	for _, attr := range start.Attr {
-		if attr.Name.Local == "nil" {
-			value := strings.TrimSpace(attr.Value)
-			return value == "true" || value == "1"
-		}
-	}
-	return false
-}
-
-// xmlRoot returns the root element's start tag, skipping the prolog.
-func xmlRoot(dec *xmlStream) (xml.StartElement, error) {
-	for {
-		tok, err := dec.token()
-		if err != nil {
-			return xml.StartElement{}, err
-		}
-		switch t := tok.(type) {
-		case xml.StartElement:
-			return t, nil
-		case xml.CharData:
-			if !isBlank(t) {
-				return xml.StartElement{}, errors.New("unexpected text before the root element")
-			}
-		}
-	}
-}
-
-// expectXMLEnd refuses anything but comments, processing instructions and
-// white space after the root element.
-func expectXMLEnd(dec *xmlStream) error {
-	for {
-		tok, err := dec.dec.Token()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		switch t := tok.(type) {
-		case xml.StartElement:
-			return fmt.Errorf("unexpected element <%s> after the root element", oneLine(t.Name.Local, maxFieldLen))
-		case xml.CharData:
-			if !isBlank(t) {
-				return errors.New("unexpected text after the root element")
-			}
-		}
-	}
-}
-
-// xmlStream reads tokens and counts how deeply elements nest.
-// xml.Decoder has no depth limit: it keeps a stack entry per open element,
-// so a body of nothing but start tags would grow it until the size cap.
-type xmlStream struct {
-	dec   *xml.Decoder
-	depth int
-}
-
-// token returns the next token; running out of input is always
-// unexpected here, because the caller is inside an element or before the
-// root. An element nested more than maxNestingDepth levels is an error.
-func (s *xmlStream) token() (xml.Token, error) {
-	tok, err := s.dec.Token()
+// token returns the next start tag, end tag or text; running out of input
+// is always unexpected here, because the caller is inside an element or
+// before the root.
+func (s *xmlScanner) token() (xmlToken, error) {
+	tok, err := s.next()
 	if errors.Is(err, io.EOF) {
-		return nil, io.ErrUnexpectedEOF
+		return 0, io.ErrUnexpectedEOF
 	}
-	if err != nil {
-		return nil, err
-	}
-	switch tok.(type) {
-	case xml.StartElement:
-		s.depth++
-		if s.depth > maxNestingDepth {
-			return nil, errTooDeep
-		}
-	case xml.EndElement:
-		s.depth--
-	}
-	return tok, nil
+	return tok, err
 }
 
 // skip consumes the rest of the element whose start tag has just been
-// read. It replaces xml.Decoder.Skip, which does not count depth.
-func (s *xmlStream) skip() error {
+// read.
+func (s *xmlScanner) skip() error {
 	for open := 1; open > 0; {
 		tok, err := s.token()
 		if err != nil {
 			return err
 		}
-		switch tok.(type) {
-		case xml.StartElement:
+		switch tok {
+		case xmlStart:
 			open++
-		case xml.EndElement:
+		case xmlEnd:
 			open--
 		}
 	}
 	return nil
 }
 
-func isBlank(text []byte) bool {
-	for _, c := range text {
-		if !isSpace(c) {
-			return false
+// forEachXMLChild calls fn for each child element of the element whose
+// start tag has just been read, until its end tag; fn finds the child's
+// start tag in s and must consume the whole child. Text between children
+// is ignored. Errors of the scanner itself are prefixed with context when
+// it is not empty.
+func forEachXMLChild(s *xmlScanner, context string, fn func() error) error {
+	for {
+		tok, err := s.token()
+		if err != nil {
+			if context != "" {
+				return fmt.Errorf("%s: %w", context, err)
+			}
+			return err
+		}
+		switch tok {
+		case xmlStart:
+			if err := fn(); err != nil {
+				return err
+			}
+		case xmlEnd:
+			return nil // the scanner has checked that it matches
 		}
 	}
-	return true
+}
+
+// readXMLText appends to buf the text of the element whose start tag has
+// just been read and returns it trimmed; a nil element (i:nil="true")
+// reads as empty. Nested elements are skipped. Of the text, leading white
+// space is dropped and at most maxRawText bytes are kept: every field is
+// cut shorter than that later, so a huge text node must not be kept whole.
+func readXMLText(s *xmlScanner, buf []byte) ([]byte, error) {
+	if s.isNil {
+		return buf[:0], s.skip()
+	}
+	text := buf[:0]
+	for {
+		tok, err := s.token()
+		if err != nil {
+			return buf, err
+		}
+		switch tok {
+		case xmlText:
+			if text, err = s.readText(text, true); err != nil {
+				return buf, err
+			}
+		case xmlStart:
+			if err := s.skip(); err != nil {
+				return buf, err
+			}
+		case xmlEnd:
+			if trimmed := bytes.TrimSpace(text); len(trimmed) > 0 {
+				return trimmed, nil
+			}
+			// TrimSpace gives nil for blank text; keep the buffer instead,
+			// for the next device.
+			return text[:0], nil
+		}
+	}
+}
+
+// xmlRoot reads up to the root element's start tag, skipping the prolog.
+func xmlRoot(s *xmlScanner) error {
+	for {
+		tok, err := s.token()
+		if err != nil {
+			return err
+		}
+		switch tok {
+		case xmlStart:
+			return nil
+		case xmlText:
+			if blank, err := s.blankText(); err != nil {
+				return err
+			} else if !blank {
+				return errors.New("unexpected text before the root element")
+			}
+		}
+	}
+}
+
+// blankText reads the text just returned and reports whether it is all
+// white space.
+func (s *xmlScanner) blankText() (bool, error) {
+	text, err := s.readText(s.attr[:0], true)
+	s.attr = text
+	return len(text) == 0, err
+}
+
+// expectXMLEnd refuses anything but comments, processing instructions and
+// white space after the root element.
+func expectXMLEnd(s *xmlScanner) error {
+	for {
+		tok, err := s.next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		switch tok {
+		case xmlStart:
+			return fmt.Errorf("unexpected element <%s> after the root element", oneLine(string(s.local), maxFieldLen))
+		case xmlText:
+			if blank, err := s.blankText(); err != nil {
+				return err
+			} else if !blank {
+				return errors.New("unexpected text after the root element")
+			}
+		}
+	}
 }

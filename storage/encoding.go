@@ -15,6 +15,11 @@ import (
 // it must bump this number. A value of a version this exporter does not
 // know is undecodable.
 //
+// Version 3 is binary (binary.go); versions 1 and 2 are JSON, still read,
+// and rewritten as version 3 by the first Load that finds them. A version 2
+// exporter reading a version 3 value finds it undecodable and deletes it:
+// after a downgrade, batches are read from the API again.
+//
 // Version 2 added the stamp. Version 1 values, written before stamps
 // existed, are still read: they come back with an empty Stamp, which the
 // exporter takes to mean "read under the settings of the first start that
@@ -22,7 +27,8 @@ import (
 // a version 2 value deletes it, as it would have to read it again anyway:
 // it cannot tell whether the value was read under its settings.
 const (
-	recordVersion   = 2
+	recordVersion   = 3
+	recordVersionV2 = 2
 	recordVersionV1 = 1
 )
 
@@ -105,77 +111,54 @@ func encodeRecord(r Record) ([]byte, error) {
 	if r.Batch == nil {
 		return nil, errors.New("record has no batch")
 	}
-	return json.Marshal(storedRecord{
-		Version:     recordVersion,
-		CustomerID:  r.CustomerID,
-		TrackingID:  r.TrackingID,
-		Stamp:       r.Stamp,
-		LastSuccess: utc(r.LastSuccess),
-		Retired:     r.Retired,
-		Batch:       toStoredBatch(r.Batch),
-	})
+	return appendBinaryRecord(nil, r), nil
 }
 
 // decodeRecord also checks that the value belongs under k, so that a value
-// written under the wrong key cannot be reported as another batch.
-func decodeRecord(k, value []byte) (Record, error) {
-	var s storedRecord
-	if err := json.Unmarshal(value, &s); err != nil {
-		return Record{}, err
+// written under the wrong key cannot be reported as another batch. legacy
+// says the value is JSON (version 1 or 2), to be rewritten.
+func decodeRecord(k, value []byte) (r Record, legacy bool, err error) {
+	var s storedRecordFields
+	if len(value) > 0 && value[0] == recordVersion {
+		s, err = decodeBinaryRecord(value)
+	} else {
+		legacy = true
+		s, err = decodeJSONRecord(value)
 	}
-	switch {
-	case s.Version != recordVersion && s.Version != recordVersionV1:
-		return Record{}, fmt.Errorf("record version %d, this exporter reads %d and %d", s.Version, recordVersionV1, recordVersion)
-	case s.Version == recordVersionV1 && s.Stamp != "":
-		return Record{}, errors.New("record version 1 with a stamp")
-	case s.Batch == nil:
-		return Record{}, errors.New("record has no batch")
-	case string(key(s.CustomerID, s.TrackingID)) != string(k):
-		return Record{}, fmt.Errorf("record of %s/%s stored under another key", s.CustomerID, s.TrackingID)
-	}
-	batch, err := fromStoredBatch(s.Batch)
 	if err != nil {
-		return Record{}, err
+		return Record{}, false, err
+	}
+	if string(key(s.CustomerID, s.TrackingID)) != string(k) {
+		return Record{}, false, fmt.Errorf("record of %s/%s stored under another key", s.CustomerID, s.TrackingID)
 	}
 	return Record{
 		CustomerID: s.CustomerID, TrackingID: s.TrackingID, Stamp: s.Stamp,
-		Batch: batch, LastSuccess: s.LastSuccess, Retired: s.Retired,
-	}, nil
+		Batch: s.Batch, LastSuccess: s.LastSuccess, Retired: s.Retired,
+	}, legacy, nil
 }
 
-func toStoredBatch(b *partnercenter.Batch) *storedBatch {
-	s := &storedBatch{
-		TrackingID:            b.TrackingID,
-		Status:                b.Status.String(),
-		RawStatus:             b.RawStatus,
-		StartedTime:           utc(b.StartedTime),
-		CompletedTime:         utc(b.CompletedTime),
-		UnknownDeviceStatuses: b.UnknownDeviceStatuses,
-		OtherErrorDevices:     b.OtherErrorDevices,
-		FailedDevicesOmitted:  b.FailedDevicesOmitted,
+// decodeJSONRecord decodes a version 1 or 2 value.
+func decodeJSONRecord(value []byte) (storedRecordFields, error) {
+	var s storedRecord
+	if err := json.Unmarshal(value, &s); err != nil {
+		return storedRecordFields{}, err
 	}
-	for _, st := range partnercenter.Statuses {
-		if n := b.Devices[st]; n != 0 {
-			if s.Devices == nil {
-				s.Devices = map[string]int{}
-			}
-			s.Devices[st.String()] = n
-		}
+	switch {
+	case s.Version != recordVersionV2 && s.Version != recordVersionV1:
+		return storedRecordFields{}, fmt.Errorf("record version %d, this exporter reads %d and %d as JSON and %d", s.Version, recordVersionV1, recordVersionV2, recordVersion)
+	case s.Version == recordVersionV1 && s.Stamp != "":
+		return storedRecordFields{}, errors.New("record version 1 with a stamp")
+	case s.Batch == nil:
+		return storedRecordFields{}, errors.New("record has no batch")
 	}
-	for _, e := range b.Errors {
-		s.Errors = append(s.Errors, storedError(e))
+	batch, err := fromStoredBatch(s.Batch)
+	if err != nil {
+		return storedRecordFields{}, err
 	}
-	for _, d := range b.FailedDevices {
-		s.FailedDevices = append(s.FailedDevices, storedDevice{
-			SerialNumber:     d.SerialNumber,
-			DeviceID:         d.DeviceID,
-			ProductKey:       d.ProductKey,
-			Status:           d.Status.String(),
-			ErrorCode:        d.ErrorCode,
-			ErrorDescription: d.ErrorDescription,
-		})
-	}
-	return s
+	return storedRecordFields{
+		Version: s.Version, CustomerID: s.CustomerID, TrackingID: s.TrackingID, Stamp: s.Stamp,
+		LastSuccess: s.LastSuccess, Retired: s.Retired, Batch: batch,
+	}, nil
 }
 
 func fromStoredBatch(s *storedBatch) (*partnercenter.Batch, error) {
@@ -232,13 +215,4 @@ func fromStoredDevices(stored []storedDevice) ([]partnercenter.Device, error) {
 		}
 	}
 	return devices, nil
-}
-
-// utc drops the location and monotonic reading, so that a time reads back
-// equal to what was stored; the zero time stays zero.
-func utc(t time.Time) time.Time {
-	if t.IsZero() {
-		return time.Time{}
-	}
-	return t.UTC()
 }

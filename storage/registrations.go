@@ -45,7 +45,7 @@ func (d *DB) PutRegistrations(rs []Registration) error {
 			if err := checkIDs(r.CustomerID, r.TrackingID); err != nil {
 				return err
 			}
-			value, err := json.Marshal(storedRegistration{Version: registrationVersion, Registered: utc(r.Registered)})
+			value, err := json.Marshal(storedRegistration{Version: registrationVersion, Registered: r.Registered.UTC()})
 			if err != nil {
 				return err
 			}

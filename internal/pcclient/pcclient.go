@@ -118,7 +118,11 @@ func NewHTTPClient(hc config.HTTPClient) (*http.Client, error) {
 	t.Proxy = proxy.Proxy()
 	t.ProxyConnectHeader = proxy.GetProxyConnectHeader()
 	t.TLSClientConfig = tlsConfig
-	t.MaxIdleConnsPerHost = 16
+	// One idle connection for every request that may run at once, so that
+	// a round of max_concurrent_requests reads reuses its connections
+	// instead of dialling (and handshaking TLS) again; idle ones close
+	// after the transport's IdleConnTimeout.
+	t.MaxIdleConnsPerHost = config.MaxConcurrentRequestsLimit
 	t.ResponseHeaderTimeout = 60 * time.Second
 	return &http.Client{Transport: t}, nil
 }
