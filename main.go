@@ -43,17 +43,17 @@ func main() {
 
 // flags holds the parsed command line.
 type flags struct {
-	configFile    string
-	configCheck   bool
-	demo          bool
-	metricsPath   string
-	noBatchPages  bool
-	storagePath   string
-	scrapeTimeout time.Duration
-	timeoutOffset time.Duration
-	logLevel      string
-	logFormat     string
-	web           *web.FlagConfig
+	configFile          string
+	configCheck         bool
+	demo                bool
+	metricsPath         string
+	disableBatchDetails bool
+	storagePath         string
+	scrapeTimeout       time.Duration
+	timeoutOffset       time.Duration
+	logLevel            string
+	logFormat           string
+	web                 *web.FlagConfig
 	// command is the command selected: "serve" (the default: the
 	// daemon) or waitcmd.Name.
 	command string
@@ -76,7 +76,7 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*flags, error) {
 	app.Flag("demo", "Run against a built-in simulated Partner Center (no credentials, no network).").BoolVar(&f.demo)
 	app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").StringVar(&f.metricsPath)
 	app.Flag("storage.path", "Directory of an embedded store that keeps what is known of each batch across restarts. Empty: memory only.").Default("").StringVar(&f.storagePath)
-	app.Flag("web.disable-batch-details", "Do not serve the /batches pages (they show device serial numbers).").BoolVar(&f.noBatchPages)
+	app.Flag("web.disable-batch-details", "Do not serve the /batches pages (they show device serial numbers).").BoolVar(&f.disableBatchDetails)
 	app.Flag("scrape.timeout", "Time a scrape may take when Prometheus sends no X-Prometheus-Scrape-Timeout-Seconds header.").Default("10s").DurationVar(&f.scrapeTimeout)
 	app.Flag("scrape.timeout-offset", "Subtracted from Prometheus' scrape timeout so the answer arrives in time.").Default("0.5s").DurationVar(&f.timeoutOffset)
 	app.Flag("log.level", "Only log messages with the given severity or above. One of: [debug, info, warn, error]").Default("info").EnumVar(&f.logLevel, logLevels...)
@@ -148,7 +148,7 @@ func serve(f *flags, logger log.Logger, toolkitLogger *slog.Logger, sigs chan os
 	)
 	d, err := daemon.New(daemon.Options{
 		ConfigFile: f.configFile, Demo: f.demo, StoragePath: f.storagePath,
-		MetricsPath: f.metricsPath, DisableBatchDetails: f.noBatchPages,
+		MetricsPath: f.metricsPath, DisableBatchDetails: f.disableBatchDetails,
 		ScrapeTimeout: f.scrapeTimeout, ScrapeTimeoutOffset: f.timeoutOffset,
 		Logger: logger, Registry: selfReg,
 	})

@@ -145,7 +145,7 @@ func BenchmarkBatchPage(b *testing.B) {
 	}
 	cfg := testConfig()
 	h := NewHandler(Options{
-		Snapshot: func() *config.Config { return cfg },
+		Config: func() *config.Config { return cfg },
 		State: func(collector.Target) (collector.BatchState, bool) {
 			return collector.BatchState{Batch: batch, LastSuccess: t0, LastAttempt: t0}, true
 		},

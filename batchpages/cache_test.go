@@ -148,7 +148,7 @@ func (f *liveFixture) lastRequestID(t *testing.T, srv *partnercentertest.Server,
 
 func (f *liveFixture) handler() http.Handler {
 	return NewHandler(Options{
-		Snapshot: func() *config.Config { return f.cfg },
+		Config: func() *config.Config { return f.cfg },
 		State: func(tg collector.Target) (collector.BatchState, bool) {
 			s, ok := f.store.Get(tg)
 			if !s.LastSuccess.IsZero() {

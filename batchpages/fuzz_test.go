@@ -63,7 +63,7 @@ func fuzzHandler() http.Handler {
 		LastSuccess: now.Add(-time.Minute), LastAttempt: now.Add(-time.Minute),
 	}
 	return batchpages.NewHandler(batchpages.Options{
-		Snapshot: func() *config.Config { return cfg },
+		Config: func() *config.Config { return cfg },
 		State: func(t collector.Target) (collector.BatchState, bool) {
 			return state, t.TrackingID == fuzzBatch
 		},

@@ -24,8 +24,8 @@ import (
 
 // Options are what the pages read.
 type Options struct {
-	// Snapshot returns the live configuration, nil before the first load.
-	Snapshot func() *config.Config
+	// Config returns the live configuration, nil before the first load.
+	Config func() *config.Config
 	// Targets returns the batches to show: the configuration's and those
 	// of the batch files. Nil means the configuration's only.
 	Targets func() []collector.Target
@@ -101,7 +101,7 @@ type handler struct {
 func NewHandler(opts Options) http.Handler {
 	if opts.Targets == nil {
 		opts.Targets = func() []collector.Target {
-			if cfg := opts.Snapshot(); cfg != nil {
+			if cfg := opts.Config(); cfg != nil {
 				return collector.Targets(cfg)
 			}
 			return nil
@@ -145,7 +145,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	cfg := h.opts.Snapshot()
+	cfg := h.opts.Config()
 	if cfg == nil {
 		http.Error(w, msgNoConfig, http.StatusServiceUnavailable)
 		return

@@ -139,7 +139,7 @@ func newFixture() *fixture {
 
 func (f *fixture) handler() http.Handler {
 	return NewHandler(Options{
-		Snapshot: func() *config.Config { return f.cfg },
+		Config: func() *config.Config { return f.cfg },
 		State: func(t collector.Target) (collector.BatchState, bool) {
 			s, ok := f.states[t.TrackingID]
 			return s, ok
@@ -562,8 +562,8 @@ func sharedFixture() http.Handler {
 			Devices: partnercenter.DeviceCounts{partnercenter.StatusQueued: 9}}, LastSuccess: at(-1), LastAttempt: at(-1)},
 	}
 	return NewHandler(Options{
-		Snapshot: func() *config.Config { return cfg },
-		Targets:  func() []collector.Target { return targets },
+		Config:  func() *config.Config { return cfg },
+		Targets: func() []collector.Target { return targets },
 		State: func(t collector.Target) (collector.BatchState, bool) {
 			s, ok := states[t.CustomerID+"/"+t.TrackingID]
 			return s, ok

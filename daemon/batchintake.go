@@ -81,11 +81,11 @@ func (in *batchIntake) stop() {
 	in.globs = nil
 }
 
-// count sets partnercenter_batch_file_invalid_lines for a snapshot, in
+// setInvalidLines sets partnercenter_batch_file_invalid_lines for a snapshot, in
 // place: each file's series is set, and only those of files that went away
 // are deleted. A Reset first would let a scrape in between see the metric
 // empty, and every file clean.
-func (in *batchIntake) count(snap batchfiles.Snapshot) {
+func (in *batchIntake) setInvalidLines(snap batchfiles.Snapshot) {
 	in.countMu.Lock()
 	defer in.countMu.Unlock()
 	current := make(map[string]bool, len(snap.Files))

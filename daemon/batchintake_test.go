@@ -278,10 +278,10 @@ func TestInvalidLinesGaugeIsUpdatedInPlace(t *testing.T) {
 		}
 		return f
 	}
-	in.count(batchfiles.Snapshot{Files: []batchfiles.File{file("a.txt", 2), file("b.txt", 1)}})
+	in.setInvalidLines(batchfiles.Snapshot{Files: []batchfiles.File{file("a.txt", 2), file("b.txt", 1)}})
 	seriesA := in.invalid.WithLabelValues("a.txt")
 
-	in.count(batchfiles.Snapshot{Files: []batchfiles.File{file("a.txt", 3), file("c.txt", 0)}})
+	in.setInvalidLines(batchfiles.Snapshot{Files: []batchfiles.File{file("a.txt", 3), file("c.txt", 0)}})
 	// The series of a file still there is the same one, set to its new
 	// value: it was never deleted, so no scrape could find it missing.
 	if in.invalid.WithLabelValues("a.txt") != seriesA {
@@ -295,7 +295,7 @@ partnercenter_batch_file_invalid_lines{file="c.txt"} 0
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want)); err != nil {
 		t.Error(err)
 	}
-	in.count(batchfiles.Snapshot{})
+	in.setInvalidLines(batchfiles.Snapshot{})
 	if n := testutil.CollectAndCount(in.invalid); n != 0 {
 		t.Errorf("%d series left after every file went away", n)
 	}

@@ -246,20 +246,20 @@ func TestHTTPClientReloadRebuildsClient(t *testing.T) {
 	path := writeNetConfig(t, srv, ca.PEM, "", proxyBlock(first))
 	exp := startExporter(t, path)
 	exp.scrape(t, "")
-	before := exp.state.snapshot().client
+	before := exp.state.live().client
 
 	testkit.SetConfig(t, path, "refresh_interval: 0s", "refresh_interval: 0s\n  max_concurrent_requests: 2") // not a client setting
 	if err := exp.state.reload(); err != nil {
 		t.Fatal(err)
 	}
-	if exp.state.snapshot().client != before {
+	if exp.state.live().client != before {
 		t.Error("a reload that changed no client setting rebuilt the client")
 	}
 	testkit.SetConfig(t, path, first.url, second.url)
 	if err := exp.state.reload(); err != nil {
 		t.Fatal(err)
 	}
-	if exp.state.snapshot().client == before {
+	if exp.state.live().client == before {
 		t.Fatal("a reload that changed http_client kept the old client")
 	}
 	firstCount := len(first.requests())

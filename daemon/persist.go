@@ -69,7 +69,7 @@ func (s *exporterState) openStorage(dir string, reg prometheus.Registerer) (*sto
 		level.Error(logger).Log("msg", "storage write failed; serving from memory", "err", err)
 	}
 
-	stamp := s.snapshot().client.ReadStamp()
+	stamp := s.live().client.ReadStamp()
 	var unstamped []storage.Record
 	for i := range records {
 		if records[i].Stamp == "" {

@@ -43,7 +43,7 @@ func badProbe(status int, format string, args ...any) error {
 func probeHandler(state *exporterState, opts serverOptions, logger log.Logger) http.Handler {
 	errLog := promhttpLogger{level.Error(logger)}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		live := state.snapshot()
+		live := state.live()
 		if live == nil {
 			http.Error(w, "no configuration loaded", http.StatusServiceUnavailable)
 			return
@@ -148,7 +148,7 @@ type sdTargetGroup struct {
 // it.
 func sdHandler(state *exporterState) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		live := state.snapshot()
+		live := state.live()
 		if live == nil {
 			http.Error(w, "no configuration loaded", http.StatusServiceUnavailable)
 			return

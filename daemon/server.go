@@ -47,7 +47,7 @@ func newMux(state *exporterState, selfReg *prometheus.Registry, opts serverOptio
 		fmt.Fprintln(w, "Healthy")
 	})
 	mux.HandleFunc("/-/ready", func(w http.ResponseWriter, _ *http.Request) {
-		if state.snapshot() == nil {
+		if state.live() == nil {
 			http.Error(w, "Not ready: no configuration loaded", http.StatusServiceUnavailable)
 			return
 		}
@@ -56,7 +56,7 @@ func newMux(state *exporterState, selfReg *prometheus.Registry, opts serverOptio
 	if !opts.disableBatchDetails {
 		// The failed-device pages read the cache, never the API.
 		batches := batchpages.NewHandler(batchpages.Options{
-			Snapshot: state.currentConfig, Targets: state.currentTargets, State: state.store.Get,
+			Config: state.currentConfig, Targets: state.currentTargets, State: state.store.Get,
 		})
 		mux.Handle("/batches", batches)
 		mux.Handle("/batches/", batches)
@@ -105,7 +105,7 @@ func landingPage(opts serverOptions) (http.Handler, error) {
 func metricsHandler(state *exporterState, selfReg *prometheus.Registry, opts serverOptions, logger log.Logger) http.Handler {
 	errLog := promhttpLogger{level.Error(logger)}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		live := state.snapshot()
+		live := state.live()
 		if live == nil {
 			http.Error(w, "no configuration loaded", http.StatusServiceUnavailable)
 			return
@@ -157,7 +157,7 @@ func scrapeTimeout(r *http.Request, fallback, offset time.Duration) time.Duratio
 
 func configHandler(state *exporterState) http.HandlerFunc {
 	return func(w http.ResponseWriter, _ *http.Request) {
-		live := state.snapshot()
+		live := state.live()
 		if live == nil {
 			http.Error(w, "no configuration loaded", http.StatusServiceUnavailable)
 			return
@@ -169,7 +169,7 @@ func configHandler(state *exporterState) http.HandlerFunc {
 		}
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write(out)
-		describeBatchFiles(w, live.cfg.BatchFiles, state.fileSnapshot())
+		describeBatchFiles(w, live.cfg.BatchFiles, state.batchFiles())
 		describeIntake(w, live.cfg.Intake, state.registeredCount())
 	}
 }

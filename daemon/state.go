@@ -140,7 +140,7 @@ func (s *exporterState) filesChanged(snap batchfiles.Snapshot) {
 	s.publishMu.Lock()
 	defer s.publishMu.Unlock()
 	s.files = snap
-	s.intake.count(snap)
+	s.intake.setInvalidLines(snap)
 	if live := s.current.Load(); live != nil {
 		s.publishLocked(live.cfg, live.client, live.httpc)
 	}
@@ -183,22 +183,22 @@ func (s *exporterState) probesChanged() {
 	}
 }
 
-// fileSnapshot is the latest batch file snapshot, for /config.
-func (s *exporterState) fileSnapshot() batchfiles.Snapshot {
+// batchFiles is the latest batch file snapshot, for /config.
+func (s *exporterState) batchFiles() batchfiles.Snapshot {
 	s.publishMu.Lock()
 	defer s.publishMu.Unlock()
 	return s.files
 }
 
-// snapshot returns the configuration a scrape should use, nil before the
+// live returns the configuration a scrape should use, nil before the
 // first successful load.
-func (s *exporterState) snapshot() *liveConfig {
+func (s *exporterState) live() *liveConfig {
 	return s.current.Load()
 }
 
 // currentConfig returns the live configuration, nil before the first load.
 func (s *exporterState) currentConfig() *config.Config {
-	if live := s.snapshot(); live != nil {
+	if live := s.live(); live != nil {
 		return live.cfg
 	}
 	return nil
@@ -206,7 +206,7 @@ func (s *exporterState) currentConfig() *config.Config {
 
 // currentTargets returns the live batch list, nil before the first load.
 func (s *exporterState) currentTargets() []collector.Target {
-	if live := s.snapshot(); live != nil {
+	if live := s.live(); live != nil {
 		return live.targets
 	}
 	return nil

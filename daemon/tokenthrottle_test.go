@@ -61,12 +61,12 @@ func TestThrottleHoldSurvivesReload(t *testing.T) {
 		{"request_timeout: 1s", "request_timeout: 2s"},
 		{"max_retry_after: 10m", "max_retry_after: 1s"},
 	} {
-		before := exp.state.snapshot().client
+		before := exp.state.live().client
 		testkit.SetConfig(t, path, change.old, change.new)
 		if err := exp.state.reload(); err != nil {
 			t.Fatal(err)
 		}
-		if exp.state.snapshot().client == before {
+		if exp.state.live().client == before {
 			t.Fatalf("%s: the reload kept the client; the test needs a new one", change.new)
 		}
 		_, m := exp.scrape(t, faultScrapeTimeout)
