@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"bytes"
@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"image/png"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -293,11 +292,14 @@ const (
 	hostileFailedBatch = "f0000000-0000-4000-8000-00000000000f"
 )
 
-// TestBrowserEscapesHostileValues runs the exporter in process against a
+// TestBrowserEscapesHostileValues runs the exporter binary against a
 // fake whose devices and errors carry markup, and checks in Chromium that
 // the markup shows as text and nothing ran.
 func TestBrowserEscapesHostileValues(t *testing.T) {
 	chromium := chromiumOrSkip(t)
+	dir := t.TempDir()
+	// A cold build can take most of a minute; the budget starts after it.
+	bin := buildExporterBinary(t, dir)
 	deadline := time.Now().Add(browserTestBudget)
 
 	srv := partnercentertest.NewServer()
@@ -317,7 +319,6 @@ func TestBrowserEscapesHostileValues(t *testing.T) {
 		Status: http.StatusBadRequest, Body: partnercentertest.ErrorBody(400, "BadRequest", hostileScript, false),
 	})
 
-	dir := t.TempDir()
 	cfg := fmt.Sprintf(`partner_center:
   base_url: %s
 auth:
@@ -339,16 +340,12 @@ customers:
 	}
 
 	addr := testkit.FreeLoopbackAddr(t)
-	sigs := make(chan os.Signal, 1)
-	exited := make(chan int, 1)
-	go func() {
-		exited <- run([]string{"--config.file", cfgPath, "--web.listen-address", addr}, io.Discard, io.Discard, sigs)
-	}()
+	exporter := startProcess(t, exec.Command(bin, "--config.file", cfgPath, "--web.listen-address", addr))
+	// Registered after startProcess, so it runs before its stop: the
+	// exporter must end on SIGTERM alone.
 	t.Cleanup(func() {
-		sigs <- syscall.SIGTERM
-		select {
-		case <-exited:
-		case <-time.After(15 * time.Second):
+		_ = exporter.cmd.Process.Signal(syscall.SIGTERM)
+		if !exporter.wait(15 * time.Second) {
 			t.Error("the exporter did not stop after SIGTERM")
 		}
 	})
