@@ -102,13 +102,9 @@ type demo struct {
 	yaml  string
 }
 
-// startDemo starts the simulated Partner Center on a loopback port.
-func startDemo(logger log.Logger) (*demo, error) {
-	return newDemo(logger, time.Now)
-}
-
-// newDemo starts the simulation on the given clock; tests pass a clock
-// they move themselves to play the scenario at chosen instants.
+// newDemo starts the simulated Partner Center on a loopback port, on the
+// given clock; tests pass a clock they move themselves to play the
+// scenario at chosen instants.
 func newDemo(logger log.Logger, clock func() time.Time) (*demo, error) {
 	srv, err := partnercentertest.Start()
 	if err != nil {
