@@ -311,33 +311,47 @@ func TestFaultAPI(t *testing.T) {
 	}
 	ok := []partnercentertest.Response{{}}
 	tests := []apiCase{
-		{name: "connection refused", apiDown: true,
+		{
+			name: "connection refused", apiDown: true,
 			batches:   []apiBatch{{faultA, ok, 0, 0, "connect: connection refused"}},
-			wantCodes: map[string]float64{"code=error": 2}},
-		{name: "reset mid-body",
+			wantCodes: map[string]float64{"code=error": 2},
+		},
+		{
+			name:      "reset mid-body",
 			batches:   []apiBatch{{faultA, broken(partnercentertest.FaultReset), 2, 0, "connection reset by peer"}},
-			wantCodes: map[string]float64{"code=200": 2}},
-		{name: "truncated body",
+			wantCodes: map[string]float64{"code=200": 2},
+		},
+		{
+			name:      "truncated body",
 			batches:   []apiBatch{{faultA, broken(partnercentertest.FaultTruncate), 2, 0, "unexpected EOF"}},
-			wantCodes: map[string]float64{"code=200": 2}},
-		{name: "hanging before the headers",
+			wantCodes: map[string]float64{"code=200": 2},
+		},
+		{
+			name:      "hanging before the headers",
 			batches:   []apiBatch{{faultA, []partnercentertest.Response{{Latency: time.Hour}}, 1, 0, "context deadline exceeded"}},
-			wantCodes: map[string]float64{"code=error": 1}, wantAborted: 1},
-		{name: "stalling mid-body",
+			wantCodes: map[string]float64{"code=error": 1}, wantAborted: 1,
+		},
+		{
+			name:      "stalling mid-body",
 			batches:   []apiBatch{{faultA, broken(partnercentertest.FaultStall), 1, 0, "context deadline exceeded"}},
-			wantCodes: map[string]float64{"code=200": 1}},
-		{name: "5xx on every batch",
+			wantCodes: map[string]float64{"code=200": 1},
+		},
+		{
+			name: "5xx on every batch",
 			batches: []apiBatch{
 				{faultA, status(http.StatusInternalServerError), 2, 0, "HTTP 500"},
 				{faultB, status(http.StatusServiceUnavailable), 2, 0, "HTTP 503"},
 			},
-			wantCodes: map[string]float64{"code=500": 2, "code=503": 2}},
-		{name: "5xx on one batch", wantUp: 1,
+			wantCodes: map[string]float64{"code=500": 2, "code=503": 2},
+		},
+		{
+			name: "5xx on one batch", wantUp: 1,
 			batches: []apiBatch{
 				{faultA, status(http.StatusBadGateway), 2, 0, "HTTP 502"},
 				{faultB, ok, 1, 1, ""},
 			},
-			wantCodes: map[string]float64{"code=502": 2, "code=200": 1}},
+			wantCodes: map[string]float64{"code=502": 2, "code=200": 1},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { runAPICase(t, tt) })

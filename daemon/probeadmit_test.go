@@ -217,8 +217,10 @@ func unlistedTarget(i int) collector.Target {
 }
 
 func TestProbeAdmissionsAreCapped(t *testing.T) {
-	a, _, changes := testAdmissions(t, config.Probe{AllowUnlistedBatches: true, ForgetUnprobedAfter: time.Hour,
-		MaxAdmissionsPerMinute: 2 * maxAdmittedBatches}, nil)
+	a, _, changes := testAdmissions(t, config.Probe{
+		AllowUnlistedBatches: true, ForgetUnprobedAfter: time.Hour,
+		MaxAdmissionsPerMinute: 2 * maxAdmittedBatches,
+	}, nil)
 	for i := 0; i < maxAdmittedBatches; i += maxProbeBatches {
 		var batch []collector.Target
 		for j := range maxProbeBatches {

@@ -119,8 +119,10 @@ func runChromium(t *testing.T, chromium string, args ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), browserRunTimeout)
 	defer cancel()
-	base := []string{"--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-		"--disable-extensions", "--disable-background-networking", "--user-data-dir=" + t.TempDir()}
+	base := []string{
+		"--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+		"--disable-extensions", "--disable-background-networking", "--user-data-dir=" + t.TempDir(),
+	}
 	var stdout, stderr bytes.Buffer
 	cmd := exec.CommandContext(ctx, chromium, append(base, args...)...)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -360,12 +362,18 @@ customers:
 		name, path, title string
 		wants             []string
 	}{
-		{"batch", "/batches/" + hostileBatch, "Batch " + hostileBatch + " — Partner Center Exporter",
-			[]string{`<td>` + scriptAsText + `</td></tr>`, `<td>` + imageAsText + `</td></tr>`}},
-		{"failed batch", "/batches/" + hostileFailedBatch, "Batch " + hostileFailedBatch + " — Partner Center Exporter",
-			[]string{`<dt>Description</dt><dd>` + scriptAsText + `</dd>`}},
-		{"list", "/batches", "Batches — Partner Center Exporter",
-			[]string{"Last read failed: HTTP 400, error code 400: " + scriptAsText}},
+		{
+			"batch", "/batches/" + hostileBatch, "Batch " + hostileBatch + " — Partner Center Exporter",
+			[]string{`<td>` + scriptAsText + `</td></tr>`, `<td>` + imageAsText + `</td></tr>`},
+		},
+		{
+			"failed batch", "/batches/" + hostileFailedBatch, "Batch " + hostileFailedBatch + " — Partner Center Exporter",
+			[]string{`<dt>Description</dt><dd>` + scriptAsText + `</dd>`},
+		},
+		{
+			"list", "/batches", "Batches — Partner Center Exporter",
+			[]string{"Last read failed: HTTP 400, error code 400: " + scriptAsText},
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dom := dumpDOM(t, chromium, base+tc.path)

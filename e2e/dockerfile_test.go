@@ -274,7 +274,7 @@ func parseDockerfile(t *testing.T, path string) []dockerStage {
 func dockerLogicalLines(text string) []string {
 	var lines []string
 	var current strings.Builder
-	for _, raw := range strings.Split(text, "\n") {
+	for raw := range strings.SplitSeq(text, "\n") {
 		trimmed := strings.TrimSpace(raw)
 		if strings.HasPrefix(trimmed, "#") || (trimmed == "" && current.Len() == 0) {
 			continue
@@ -484,7 +484,7 @@ func readDockerignore(t *testing.T, path string) dockerignore {
 		t.Fatal(err)
 	}
 	var rules dockerignore
-	for _, line := range strings.Split(string(data), "\n") {
+	for line := range strings.SplitSeq(string(data), "\n") {
 		line = strings.TrimSpace(line)
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue

@@ -318,8 +318,10 @@ func checkProbeSeries(t *testing.T, api prometheusAPI, batches []hashmodBatch, s
 	byID := map[string]hashmodBatch{}
 	for _, b := range batches {
 		byID[b.id] = b
-		labels := map[string]string{"__name__": "up", "batch_tracking_id": b.id, "customer_id": b.customer,
-			"instance": setup.target(b).instance, "job": setup.job}
+		labels := map[string]string{
+			"__name__": "up", "batch_tracking_id": b.id, "customer_id": b.customer,
+			"instance": setup.target(b).instance, "job": setup.job,
+		}
 		wantUp[renderLabels(labels)+" value=1"] = true
 	}
 	if got := sampleSet(up); len(up) != len(batches) || !maps.Equal(got, wantUp) {
@@ -401,7 +403,7 @@ func checkSeriesAsOnMetrics(t *testing.T, seen map[string]bool, exposition strin
 		}
 		for labels := range *values {
 			m := map[string]string{"__name__": name}
-			for _, pair := range strings.Split(labels, ",") {
+			for pair := range strings.SplitSeq(labels, ",") {
 				if k, v, ok := strings.Cut(pair, "="); ok {
 					m[k] = v
 				}
