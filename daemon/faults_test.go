@@ -8,8 +8,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"runtime"
-	"runtime/metrics"
 	"slices"
 	"strconv"
 	"strings"
@@ -528,43 +526,6 @@ func checkHeld(t *testing.T, exp *testExporter, m map[string]*testkit.FamilyValu
 
 func unixSeconds(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
 
-// heapGrowth runs f while sampling the heap every few milliseconds and
-// returns how far it grew above its size before f. Garbage counts too,
-// which errs on the safe side.
-func heapGrowth(f func()) uint64 {
-	runtime.GC()
-	base := heapBytes()
-	var peak atomic.Uint64
-	stop, done := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(done)
-		tick := time.NewTicker(2 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-				peak.Store(max(peak.Load(), heapBytes()))
-			}
-		}
-	}()
-	f()
-	close(stop)
-	<-done
-	top := max(peak.Load(), heapBytes())
-	if top < base {
-		return 0
-	}
-	return top - base
-}
-
-func heapBytes() uint64 {
-	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-	metrics.Read(s)
-	return s[0].Value.Uint64()
-}
-
 // maxHeapGrowth bounds the heap a hostile body may cost, generously.
 const maxHeapGrowth = 256 << 20
 
@@ -617,7 +578,7 @@ func checkHostileBody(t *testing.T, body *partnercentertest.Stream, setting, wan
 	exp, _ := faultExporter(t, srv, []string{setting}, faultA)
 	var m map[string]*testkit.FamilyValues
 	began := time.Now()
-	grew := heapGrowth(func() { _, m = exp.scrape(t, faultScrapeTimeout) })
+	grew := testkit.HeapGrowth(func() { _, m = exp.scrape(t, faultScrapeTimeout) })
 	if took := time.Since(began); took > 2*time.Second {
 		t.Errorf("the scrape took %s", took)
 	}

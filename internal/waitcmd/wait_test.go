@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/partnercenter-exporter/partnercenter_exporter/internal/testkit"
 	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter/partnercentertest"
 )
 
@@ -293,7 +294,7 @@ func TestSignalDuringARead(t *testing.T) {
 		"status: not read\n"+
 		"elapsed: 0s\n"+
 		"result: interrupted before the batch finished (exit status 130)\n")
-	waitFor(t, func() bool { return srv.AbortedRequests() == 1 })
+	testkit.WaitFor(t, func() bool { return srv.AbortedRequests() == 1 })
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
