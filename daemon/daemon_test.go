@@ -2,9 +2,7 @@ package daemon
 
 import (
 	"bytes"
-	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -79,26 +77,15 @@ func startTestServer(t *testing.T, h http.Handler) string {
 
 func (e *testExporter) scrape(t *testing.T, timeoutHeader string) (string, map[string]*testkit.FamilyValues) {
 	t.Helper()
-	req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, e.url+"/metrics", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	header := http.Header{}
 	if timeoutHeader != "" {
-		req.Header.Set("X-Prometheus-Scrape-Timeout-Seconds", timeoutHeader)
+		header.Set("X-Prometheus-Scrape-Timeout-Seconds", timeoutHeader)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
+	a := testkit.Send(t, http.MethodGet, e.url+"/metrics", nil, header)
+	if a.Status != http.StatusOK {
+		t.Fatalf("GET /metrics: %d %s\n%s", a.Status, http.StatusText(a.Status), a.Body)
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET /metrics: %s\n%s", resp.Status, body)
-	}
-	return string(body), testkit.ParseMetrics(t, string(body))
+	return a.Body, testkit.ParseMetrics(t, a.Body)
 }
 
 // startFixtureExporter serves testkit's fake (one batch of each kind,

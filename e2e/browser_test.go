@@ -60,59 +60,6 @@ func chromiumOrSkip(t *testing.T) string {
 	return path
 }
 
-// managedProcess is a child process in its own process group, so that
-// stopping it also stops the helpers it started (Chromium's zygote and
-// renderers); the group ID is the child's PID.
-type managedProcess struct {
-	cmd    *exec.Cmd
-	waited chan struct{}
-	err    error
-}
-
-func startProcess(t *testing.T, cmd *exec.Cmd) *managedProcess {
-	t.Helper()
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting %s: %v", cmd.Path, err)
-	}
-	p := &managedProcess{cmd: cmd, waited: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		close(p.waited)
-	}()
-	t.Cleanup(p.stop)
-	return p
-}
-
-// wait waits for the process to exit, at most d; it reports whether it did.
-func (p *managedProcess) wait(d time.Duration) bool {
-	select {
-	case <-p.waited:
-		return true
-	case <-time.After(d):
-		return false
-	}
-}
-
-// stop sends SIGTERM to the process group, waits, then SIGKILLs whatever
-// is left. Calling it after the process exited still clears the group.
-func (p *managedProcess) stop() {
-	pgid := p.cmd.Process.Pid
-	_ = syscall.Kill(-pgid, syscall.SIGTERM) // ESRCH: nothing left to stop
-	deadline := time.Now().Add(browserStopGrace)
-	for time.Now().Before(deadline) && groupAlive(pgid) {
-		time.Sleep(50 * time.Millisecond)
-	}
-	if groupAlive(pgid) {
-		_ = syscall.Kill(-pgid, syscall.SIGKILL)
-	}
-	p.wait(browserStopGrace)
-}
-
-func groupAlive(pgid int) bool {
-	return syscall.Kill(-pgid, 0) == nil
-}
-
 // runChromium runs one headless Chromium with its own profile and returns
 // its standard output. On timeout the whole process group is killed.
 func runChromium(t *testing.T, chromium string, args ...string) string {
@@ -128,14 +75,14 @@ func runChromium(t *testing.T, chromium string, args ...string) string {
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = browserStopGrace
-	p := startProcess(t, cmd)
-	<-p.waited // Bounded by ctx and WaitDelay.
-	p.stop()   // Helpers the finished browser may have left behind.
+	p := testkit.StartProcess(t, "chromium", cmd)
+	<-p.Exited() // Bounded by ctx and WaitDelay.
+	p.Stop()     // Helpers the finished browser may have left behind.
 	if ctx.Err() != nil {
 		t.Fatalf("chromium %v did not finish within %s; stderr:\n%s", args, browserRunTimeout, stderr.String())
 	}
-	if p.err != nil {
-		t.Fatalf("chromium %v: %v; stderr:\n%s", args, p.err, stderr.String())
+	if p.Err() != nil {
+		t.Fatalf("chromium %v: %v; stderr:\n%s", args, p.Err(), stderr.String())
 	}
 	return stdout.String()
 }
@@ -212,7 +159,7 @@ func TestBrowserDemoPages(t *testing.T) {
 	t.Cleanup(func() { _ = logs.Close() })
 	exporter := exec.Command(bin, "--demo", "--web.listen-address="+addr)
 	exporter.Stdout, exporter.Stderr = logs, logs
-	startProcess(t, exporter)
+	testkit.StartProcess(t, "exporter", exporter)
 	t.Cleanup(func() {
 		if t.Failed() {
 			out, _ := os.ReadFile(logs.Name())
@@ -342,12 +289,12 @@ customers:
 	}
 
 	addr := testkit.FreeLoopbackAddr(t)
-	exporter := startProcess(t, exec.Command(bin, "--config.file", cfgPath, "--web.listen-address", addr))
-	// Registered after startProcess, so it runs before its stop: the
+	exporter := testkit.StartProcess(t, "exporter", exec.Command(bin, "--config.file", cfgPath, "--web.listen-address", addr))
+	// Registered after StartProcess, so it runs before its Stop: the
 	// exporter must end on SIGTERM alone.
 	t.Cleanup(func() {
-		_ = exporter.cmd.Process.Signal(syscall.SIGTERM)
-		if !exporter.wait(15 * time.Second) {
+		_ = exporter.Cmd.Process.Signal(syscall.SIGTERM)
+		if !exporter.Wait(15 * time.Second) {
 			t.Error("the exporter did not stop after SIGTERM")
 		}
 	})

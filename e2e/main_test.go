@@ -42,11 +42,11 @@ func startDemoProgram(t *testing.T) *demoProgram {
 	dir := t.TempDir()
 	bin := buildExporterBinary(t, dir)
 	addr := testkit.FreeLoopbackAddr(t)
-	proc := startE2EProcess(t, dir, "exporter", bin, "--demo", "--web.listen-address="+addr)
+	proc := testkit.StartLogged(t, dir, "exporter", bin, "--demo", "--web.listen-address="+addr)
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 	p := &demoProgram{base: "http://" + addr}
-	e2eWait(ctx, t, "demo exporter ready", []*e2eProcess{proc}, func() (bool, error) {
+	e2eWait(ctx, t, "demo exporter ready", []*testkit.Process{proc}, func() (bool, error) {
 		_, status, err := testkit.Fetch(p.base + "/-/ready")
 		return err == nil && status == http.StatusOK, nil
 	})
