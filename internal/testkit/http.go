@@ -1,7 +1,8 @@
-// Package testkit holds the helpers that the tests of package main and of
-// package daemon share: a simulated Partner Center with one batch of each
-// kind, the configuration pointing at it, HTTP polling, and exposition
-// parsing. It is imported by tests only.
+// Package testkit holds the helpers the tests share (package main, daemon,
+// batchpages, internal/waitcmd and the e2e module): a simulated Partner
+// Center with one batch of each kind, the configuration pointing at it,
+// HTTP requests and polling, exposition parsing, heap sampling, and the
+// processes a test starts and stops. It is imported by tests only.
 package testkit
 
 import (
