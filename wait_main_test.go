@@ -93,8 +93,10 @@ func TestWaitCommand(t *testing.T) {
 	srv := testkit.FakeWithBatches(t)
 	path := testkit.WriteConfig(t, t.TempDir(), srv, nil)
 	var stdout, stderr testkit.SyncBuffer
-	code := run([]string{"wait", "--config.file=" + path, "--interval=10ms", "--timeout=1m", "--output=json",
-		"--ignore-error-codes=806", "/v1/customers/" + testkit.Customer1 + "/batchJobStatus/" + testkit.FinishedID}, &stdout, &stderr, make(chan os.Signal, 1))
+	code := run([]string{
+		"wait", "--config.file=" + path, "--interval=10ms", "--timeout=1m", "--output=json",
+		"--ignore-error-codes=806", "/v1/customers/" + testkit.Customer1 + "/batchJobStatus/" + testkit.FinishedID,
+	}, &stdout, &stderr, make(chan os.Signal, 1))
 	if code != waitcmd.ExitFinishedWithErrors {
 		t.Errorf("exit status %d, want 1; stderr:\n%s", code, stderr.String())
 	}
@@ -136,9 +138,11 @@ func TestWaitRegistersWithTheDaemonsIntake(t *testing.T) {
 	})
 
 	var stdout, stderr testkit.SyncBuffer
-	code := run([]string{"wait", "--config.file=" + path, "--interval=10ms", "--timeout=1m",
+	code := run([]string{
+		"wait", "--config.file=" + path, "--interval=10ms", "--timeout=1m",
 		"--register=" + web.URL, "--register.token-file=" + tokenFile,
-		testkit.Customer1, testkit.FinishedID}, &stdout, &stderr, make(chan os.Signal, 1))
+		testkit.Customer1, testkit.FinishedID,
+	}, &stdout, &stderr, make(chan os.Signal, 1))
 	if code != waitcmd.ExitFinishedWithErrors {
 		t.Errorf("exit status %d, want %d; stderr:\n%s", code, waitcmd.ExitFinishedWithErrors, stderr.String())
 	}

@@ -151,8 +151,7 @@ func parseFileLine(line []byte, tooLong bool) (Batch, bool, error) {
 // withoutPath drops the path that an error from os repeats, since the
 // message names the file already.
 func withoutPath(err error) error {
-	var pathErr *fs.PathError
-	if errors.As(err, &pathErr) {
+	if pathErr, ok := errors.AsType[*fs.PathError](err); ok {
 		return fmt.Errorf("%s: %w", pathErr.Op, pathErr.Err)
 	}
 	return err

@@ -113,7 +113,7 @@ const pemLike = "-----BEGIN PRIVATE KEY-----\n" +
 // in an output.
 func secretFragments(text string) []string {
 	var frags []string
-	for _, line := range strings.Split(text, "\n") {
+	for line := range strings.SplitSeq(text, "\n") {
 		if strings.HasPrefix(line, "-----") {
 			continue
 		}
@@ -131,7 +131,7 @@ func secretFragments(text string) []string {
 
 func TestParseLineErrorsRepeatNoContent(t *testing.T) {
 	frags := secretFragments(pemLike)
-	for _, line := range strings.Split(strings.TrimSuffix(pemLike, "\n"), "\n") {
+	for line := range strings.SplitSeq(strings.TrimSuffix(pemLike, "\n"), "\n") {
 		_, ok, err := ParseLine(line)
 		if ok || err == nil {
 			t.Fatalf("ParseLine(%q) = %v, %v; want an error", line, ok, err)

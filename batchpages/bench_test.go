@@ -13,6 +13,7 @@ import (
 
 	"github.com/partnercenter-exporter/partnercenter_exporter/collector"
 	"github.com/partnercenter-exporter/partnercenter_exporter/config"
+	"github.com/partnercenter-exporter/partnercenter_exporter/internal/testkit"
 	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter"
 	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter/partnercentertest"
 )
@@ -109,9 +110,9 @@ func retainedPerBatch(b *testing.B, src decodingSource, batches int) uint64 {
 	for i := range targets {
 		targets[i] = collector.Target{CustomerID: custA, TrackingID: fmt.Sprintf("%08d-0000-4000-8000-000000000000", i)}
 	}
-	before := liveHeap()
+	before := testkit.LiveHeap()
 	store := readInto(context.Background(), src, targets...)
-	after := liveHeap()
+	after := testkit.LiveHeap()
 	for _, tg := range targets {
 		if s, _ := store.Get(tg); s.Batch == nil {
 			b.Fatalf("batch %s was not stored: %v", tg.TrackingID, s.LastError)
@@ -125,14 +126,6 @@ func retainedPerBatch(b *testing.B, src decodingSource, batches int) uint64 {
 		return 0
 	}
 	return (after - before) / uint64(batches)
-}
-
-func liveHeap() uint64 {
-	runtime.GC()
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return ms.HeapAlloc
 }
 
 // BenchmarkBatchPage renders the page of a batch with 10000 kept failed

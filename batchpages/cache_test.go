@@ -226,22 +226,22 @@ func TestPagesFromRealCache(t *testing.T) {
 		},
 		{
 			CustomerID: custA, CustomerName: "Contoso Ltd", TrackingID: batchProcessing, Source: "configuration", Attention: attentionUnfinished,
-			Status: ptr("processing"), Devices: &deviceCounts{Processing: 4, Finished: 6, Total: 10},
-			StartedTime: ptr(at(-30)), DurationSeconds: ptr(1800.0), Running: true,
+			Status: new("processing"), Devices: &deviceCounts{Processing: 4, Finished: 6, Total: 10},
+			StartedTime: new(at(-30)), DurationSeconds: new(1800.0), Running: true,
 			Errors: []errorCount{}, LastSuccessTime: &readTime, LastAttemptTime: &readTime,
 		},
 		{
 			CustomerID: custA, CustomerName: "Contoso Ltd", TrackingID: batchErrors, Source: "configuration", Attention: attentionErrored,
-			Status: ptr("finished_with_errors"), Devices: &deviceCounts{Finished: 7, FinishedWithErrors: 5, Total: 12},
-			StartedTime: ptr(at(-90)), CompletedTime: ptr(at(-60)), DurationSeconds: ptr(1800.0),
+			Status: new("finished_with_errors"), Devices: &deviceCounts{Finished: 7, FinishedWithErrors: 5, Total: 12},
+			StartedTime: new(at(-90)), CompletedTime: new(at(-60)), DurationSeconds: new(1800.0),
 			Errors:            expectedErrorCounts(f.devices),
 			FailedDevicesKept: maxKept, FailedDevicesOmitted: 2,
 			LastSuccessTime: &readTime, LastAttemptTime: &readTime,
 		},
 		{
 			CustomerID: custA, CustomerName: "Contoso Ltd", TrackingID: batchOK, Source: "configuration", Attention: attentionOK,
-			Status: ptr("finished"), Devices: &deviceCounts{Finished: 20, Total: 20},
-			StartedTime: ptr(at(-125)), CompletedTime: ptr(at(-100).Add(500 * time.Millisecond)), DurationSeconds: ptr(1500.5),
+			Status: new("finished"), Devices: &deviceCounts{Finished: 20, Total: 20},
+			StartedTime: new(at(-125)), CompletedTime: new(at(-100).Add(500 * time.Millisecond)), DurationSeconds: new(1500.5),
 			Errors: []errorCount{}, LastSuccessTime: &readTime, LastAttemptTime: &readTime,
 		},
 	}

@@ -49,7 +49,7 @@ func chooseFormat(r *http.Request, isBatchPage bool) (format, error) {
 // Wildcards do not count: "*/*" means "anything", and HTML is the default.
 func prefersJSON(accept string) bool {
 	jsonQ, htmlQ := 0.0, 0.0
-	for _, item := range strings.Split(accept, ",") {
+	for item := range strings.SplitSeq(accept, ",") {
 		mediaType, params, err := mime.ParseMediaType(strings.TrimSpace(item))
 		if err != nil {
 			continue

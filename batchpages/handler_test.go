@@ -93,10 +93,14 @@ func fakeStates() map[string]collector.BatchState {
 					{Code: "808", Description: "ZtdDeviceAssignedToOtherTenant", Devices: 3},
 				},
 				FailedDevices: []partnercenter.Device{
-					{SerialNumber: "5CG1234ABC", DeviceID: "d0000000-0000-4000-8000-000000000001", ProductKey: "3312345678901",
-						Status: partnercenter.StatusFinishedWithErrors, ErrorCode: "806", ErrorDescription: hostile},
-					{SerialNumber: "=HYPERLINK(\"x\")", DeviceID: "d0000000-0000-4000-8000-000000000002", ProductKey: "",
-						Status: partnercenter.StatusFinishedWithErrors, ErrorCode: "808", ErrorDescription: "ZtdDeviceAssignedToOtherTenant"},
+					{
+						SerialNumber: "5CG1234ABC", DeviceID: "d0000000-0000-4000-8000-000000000001", ProductKey: "3312345678901",
+						Status: partnercenter.StatusFinishedWithErrors, ErrorCode: "806", ErrorDescription: hostile,
+					},
+					{
+						SerialNumber: "=HYPERLINK(\"x\")", DeviceID: "d0000000-0000-4000-8000-000000000002", ProductKey: "",
+						Status: partnercenter.StatusFinishedWithErrors, ErrorCode: "808", ErrorDescription: "ZtdDeviceAssignedToOtherTenant",
+					},
 				},
 				FailedDevicesOmitted: 3,
 			},
@@ -112,8 +116,10 @@ func fakeStates() map[string]collector.BatchState {
 		},
 		batchFailing: {
 			LastAttempt: at(-1),
-			LastError: &partnercenter.Error{StatusCode: http.StatusNotFound, Code: "600", Description: "The resource was not found.",
-				CorrelationID: correlationID, RequestID: requestID},
+			LastError: &partnercenter.Error{
+				StatusCode: http.StatusNotFound, Code: "600", Description: "The resource was not found.",
+				CorrelationID: correlationID, RequestID: requestID,
+			},
 		},
 		batchStale: {
 			Batch: &partnercenter.Batch{
@@ -121,8 +127,10 @@ func fakeStates() map[string]collector.BatchState {
 				Devices: partnercenter.DeviceCounts{partnercenter.StatusQueued: 10},
 			},
 			LastSuccess: at(-20), LastAttempt: at(-1),
-			LastError: &partnercenter.Error{StatusCode: http.StatusInternalServerError, Code: "500", Description: hostile,
-				CorrelationID: correlationID, RequestID: requestID},
+			LastError: &partnercenter.Error{
+				StatusCode: http.StatusInternalServerError, Code: "500", Description: hostile,
+				CorrelationID: correlationID, RequestID: requestID,
+			},
 		},
 		// batchNeverRead has no entry.
 	}
@@ -181,8 +189,6 @@ func decodeJSON[T any](t *testing.T, body []byte) T {
 	return v
 }
 
-func ptr[T any](v T) *T { return &v }
-
 func expectSame[T any](t *testing.T, got, want T) {
 	t.Helper()
 	if !reflect.DeepEqual(got, want) {
@@ -210,14 +216,14 @@ func expectedSummaries() []batchSummary {
 	return []batchSummary{
 		{
 			CustomerID: custB, CustomerName: fabrikam, TrackingID: batchFailing, Source: "configuration", Attention: attentionFailing,
-			Errors: []errorCount{}, LastAttemptTime: ptr(at(-1)),
+			Errors: []errorCount{}, LastAttemptTime: new(at(-1)),
 			LastError: apiErr(404, "600", "The resource was not found."),
 		},
 		{
 			CustomerID: custB, CustomerName: fabrikam, TrackingID: batchStale, Source: "configuration", Attention: attentionFailing,
-			Status:  ptr("queued"),
+			Status:  new("queued"),
 			Devices: &deviceCounts{Queued: 10, Total: 10},
-			Errors:  []errorCount{}, LastSuccessTime: ptr(at(-20)), LastAttemptTime: ptr(at(-1)),
+			Errors:  []errorCount{}, LastSuccessTime: new(at(-20)), LastAttemptTime: new(at(-1)),
 			LastError: apiErr(500, "500", hostile),
 		},
 		{
@@ -226,29 +232,29 @@ func expectedSummaries() []batchSummary {
 		},
 		{
 			CustomerID: custA, CustomerName: "Contoso Ltd", TrackingID: batchProcessing, Source: "configuration", Attention: attentionUnfinished,
-			Status:      ptr("processing"),
+			Status:      new("processing"),
 			Devices:     &deviceCounts{Processing: 40, Finished: 60, Total: 100},
-			StartedTime: ptr(at(-30)), DurationSeconds: ptr(1800.0), Running: true,
-			Errors: []errorCount{}, LastSuccessTime: ptr(at(-1)), LastAttemptTime: ptr(at(-1)),
+			StartedTime: new(at(-30)), DurationSeconds: new(1800.0), Running: true,
+			Errors: []errorCount{}, LastSuccessTime: new(at(-1)), LastAttemptTime: new(at(-1)),
 		},
 		{
 			CustomerID: custA, CustomerName: "Contoso Ltd", TrackingID: batchErrors, Source: "configuration", Attention: attentionErrored,
-			Status:      ptr("finished_with_errors"),
+			Status:      new("finished_with_errors"),
 			Devices:     &deviceCounts{Finished: 7, FinishedWithErrors: 5, Total: 12},
-			StartedTime: ptr(at(-90)), CompletedTime: ptr(at(-60)), DurationSeconds: ptr(1800.0),
+			StartedTime: new(at(-90)), CompletedTime: new(at(-60)), DurationSeconds: new(1800.0),
 			Errors: []errorCount{
 				{Code: "808", Description: "ZtdDeviceAssignedToOtherTenant", Devices: 3},
 				{Code: "806", Description: hostile, Devices: 2},
 			},
 			FailedDevicesKept: 2, FailedDevicesOmitted: 3,
-			LastSuccessTime: ptr(at(-2)), LastAttemptTime: ptr(at(-2)),
+			LastSuccessTime: new(at(-2)), LastAttemptTime: new(at(-2)),
 		},
 		{
 			CustomerID: custA, CustomerName: "Contoso Ltd", TrackingID: batchOK, Source: "configuration", Attention: attentionOK,
-			Status:      ptr("finished"),
+			Status:      new("finished"),
 			Devices:     &deviceCounts{Finished: 480, Total: 480},
-			StartedTime: ptr(at(-125)), CompletedTime: ptr(at(-100).Add(500 * time.Millisecond)), DurationSeconds: ptr(1500.5),
-			Errors: []errorCount{}, LastSuccessTime: ptr(at(-3)), LastAttemptTime: ptr(at(-3)),
+			StartedTime: new(at(-125)), CompletedTime: new(at(-100).Add(500 * time.Millisecond)), DurationSeconds: new(1500.5),
+			Errors: []errorCount{}, LastSuccessTime: new(at(-3)), LastAttemptTime: new(at(-3)),
 		},
 	}
 }
@@ -282,10 +288,14 @@ func TestBatchJSON(t *testing.T) {
 		MaxFailedDevicesPerBatch: 2,
 		Batch:                    expectedSummaries()[4],
 		FailedDevices: []failedDevice{
-			{SerialNumber: "5CG1234ABC", DeviceID: "d0000000-0000-4000-8000-000000000001", ProductKey: "3312345678901",
-				Status: "finished_with_errors", ErrorCode: "806", ErrorDescription: hostile},
-			{SerialNumber: `=HYPERLINK("x")`, DeviceID: "d0000000-0000-4000-8000-000000000002", ProductKey: "",
-				Status: "finished_with_errors", ErrorCode: "808", ErrorDescription: "ZtdDeviceAssignedToOtherTenant"},
+			{
+				SerialNumber: "5CG1234ABC", DeviceID: "d0000000-0000-4000-8000-000000000001", ProductKey: "3312345678901",
+				Status: "finished_with_errors", ErrorCode: "806", ErrorDescription: hostile,
+			},
+			{
+				SerialNumber: `=HYPERLINK("x")`, DeviceID: "d0000000-0000-4000-8000-000000000002", ProductKey: "",
+				Status: "finished_with_errors", ErrorCode: "808", ErrorDescription: "ZtdDeviceAssignedToOtherTenant",
+			},
 		},
 	}
 	expectSame(t, got, want)
@@ -458,10 +468,14 @@ func TestErrorAnswers(t *testing.T) {
 		wantBody             string
 		wantAllow            string
 	}{
-		{"unconfigured batch", http.MethodGet, "/batches/99999999-0000-4000-8000-000000000009", 404,
-			"no configured batch has tracking ID 99999999-0000-4000-8000-000000000009 (a configuration reload may have removed it)", ""},
-		{"unconfigured batch, upper case", http.MethodGet, "/batches/ABCDEF00-0000-4000-8000-000000000009", 404,
-			"no configured batch has tracking ID abcdef00-0000-4000-8000-000000000009 (a configuration reload may have removed it)", ""},
+		{
+			"unconfigured batch", http.MethodGet, "/batches/99999999-0000-4000-8000-000000000009", 404,
+			"no configured batch has tracking ID 99999999-0000-4000-8000-000000000009 (a configuration reload may have removed it)", "",
+		},
+		{
+			"unconfigured batch, upper case", http.MethodGet, "/batches/ABCDEF00-0000-4000-8000-000000000009", 404,
+			"no configured batch has tracking ID abcdef00-0000-4000-8000-000000000009 (a configuration reload may have removed it)", "",
+		},
 		{"malformed ID", http.MethodGet, "/batches/not-a-guid", 400, msgMalformedID, ""},
 		{"malformed ID with markup", http.MethodGet, "/batches/%3Cscript%3E", 400, msgMalformedID, ""},
 		{"GUID with braces", http.MethodGet, "/batches/{" + batchOK + "}", 400, msgMalformedID, ""},
@@ -469,10 +483,14 @@ func TestErrorAnswers(t *testing.T) {
 		{"no ID after the customer", http.MethodGet, "/batches/" + custA + "/", 404, msgNoTrackingID, ""},
 		{"malformed customer", http.MethodGet, "/batches/contoso/" + batchOK, 400, msgMalformedCustomer, ""},
 		{"malformed ID under a customer", http.MethodGet, "/batches/" + custA + "/not-a-guid", 400, msgMalformedID, ""},
-		{"unconfigured batch under a customer", http.MethodGet, "/batches/" + custA + "/99999999-0000-4000-8000-000000000009", 404,
-			"customer " + custA + " has no configured batch with tracking ID 99999999-0000-4000-8000-000000000009 (a configuration reload may have removed it)", ""},
-		{"batch under another customer", http.MethodGet, "/batches/" + custB + "/" + batchOK, 404,
-			"customer " + custB + " has no configured batch with tracking ID " + batchOK + " (a configuration reload may have removed it); it is listed under customer " + custA + " (Contoso Ltd) at /batches/" + custA + "/" + batchOK, ""},
+		{
+			"unconfigured batch under a customer", http.MethodGet, "/batches/" + custA + "/99999999-0000-4000-8000-000000000009", 404,
+			"customer " + custA + " has no configured batch with tracking ID 99999999-0000-4000-8000-000000000009 (a configuration reload may have removed it)", "",
+		},
+		{
+			"batch under another customer", http.MethodGet, "/batches/" + custB + "/" + batchOK, 404,
+			"customer " + custB + " has no configured batch with tracking ID " + batchOK + " (a configuration reload may have removed it); it is listed under customer " + custA + " (Contoso Ltd) at /batches/" + custA + "/" + batchOK, "",
+		},
 		{"deeper path", http.MethodGet, page(batchOK) + "/devices", 404, "404 page not found", ""},
 		{"other path", http.MethodGet, "/batchesx", 404, "404 page not found", ""},
 		{"POST on the list", http.MethodPost, "/batches", 405, msgMethod, "GET, HEAD"},
@@ -520,14 +538,22 @@ func TestOldAddressRedirects(t *testing.T) {
 		location string
 		resolved string
 	}{
-		{"/batches/" + batchErrors, "/batches/" + batchErrors,
-			custA + "/" + batchErrors, "/batches/" + custA + "/" + batchErrors},
-		{"/batches/" + batchErrors + "?format=csv", "/batches/" + batchErrors + "?format=csv",
-			custA + "/" + batchErrors + "?format=csv", "/batches/" + custA + "/" + batchErrors},
-		{"/batches/" + strings.ToUpper(batchFailing), "/batches/" + strings.ToUpper(batchFailing),
-			custB + "/" + batchFailing, "/batches/" + custB + "/" + batchFailing},
-		{"/batches/" + batchOK + "?format=json&x=1", "/exporter/batches/" + batchOK + "?format=json&x=1",
-			custA + "/" + batchOK + "?format=json&x=1", "/exporter/batches/" + custA + "/" + batchOK},
+		{
+			"/batches/" + batchErrors, "/batches/" + batchErrors,
+			custA + "/" + batchErrors, "/batches/" + custA + "/" + batchErrors,
+		},
+		{
+			"/batches/" + batchErrors + "?format=csv", "/batches/" + batchErrors + "?format=csv",
+			custA + "/" + batchErrors + "?format=csv", "/batches/" + custA + "/" + batchErrors,
+		},
+		{
+			"/batches/" + strings.ToUpper(batchFailing), "/batches/" + strings.ToUpper(batchFailing),
+			custB + "/" + batchFailing, "/batches/" + custB + "/" + batchFailing,
+		},
+		{
+			"/batches/" + batchOK + "?format=json&x=1", "/exporter/batches/" + batchOK + "?format=json&x=1",
+			custA + "/" + batchOK + "?format=json&x=1", "/exporter/batches/" + custA + "/" + batchOK,
+		},
 	} {
 		rec := get(t, h, http.MethodGet, tc.target)
 		if rec.Code != http.StatusFound || rec.Header().Get("Location") != tc.location {
@@ -556,10 +582,14 @@ func sharedFixture() http.Handler {
 		CustomerID: custB, CustomerName: cfg.Customers[1].Name, TrackingID: sharedID, Origin: "uploads.txt:3",
 	})
 	states := map[string]collector.BatchState{
-		custA + "/" + sharedID: {Batch: &partnercenter.Batch{TrackingID: sharedID, Status: partnercenter.StatusFinished,
-			Devices: partnercenter.DeviceCounts{partnercenter.StatusFinished: 5}}, LastSuccess: at(-1), LastAttempt: at(-1)},
-		custB + "/" + sharedID: {Batch: &partnercenter.Batch{TrackingID: sharedID, Status: partnercenter.StatusQueued,
-			Devices: partnercenter.DeviceCounts{partnercenter.StatusQueued: 9}}, LastSuccess: at(-1), LastAttempt: at(-1)},
+		custA + "/" + sharedID: {Batch: &partnercenter.Batch{
+			TrackingID: sharedID, Status: partnercenter.StatusFinished,
+			Devices: partnercenter.DeviceCounts{partnercenter.StatusFinished: 5},
+		}, LastSuccess: at(-1), LastAttempt: at(-1)},
+		custB + "/" + sharedID: {Batch: &partnercenter.Batch{
+			TrackingID: sharedID, Status: partnercenter.StatusQueued,
+			Devices: partnercenter.DeviceCounts{partnercenter.StatusQueued: 9},
+		}, LastSuccess: at(-1), LastAttempt: at(-1)},
 	}
 	return NewHandler(Options{
 		Config:  func() *config.Config { return cfg },

@@ -298,10 +298,14 @@ func TestMisspeltKeyAtEveryLevel(t *testing.T) {
 		{"partner_center", "partner_center:\n  baseurl: https://x.example\n" + validAuth, "t.yml:2: partner_center.baseurl: unknown field (did you mean base_url?)"},
 		{"max_retry_after", "partner_center:\n  max_retry_afer: 1m\n" + validAuth, "t.yml:2: partner_center.max_retry_afer: unknown field (did you mean max_retry_after?)"},
 		{"auth", validAuth + "  tennant_id: x\n", "t.yml:5: auth.tennant_id: unknown field (did you mean tenant_id?)"},
-		{"http_client", "partner_center:\n  http_client:\n    proxy_ulr: http://p.example.com\n" + validAuth,
-			"t.yml:3: partner_center.http_client.proxy_ulr: unknown field (did you mean proxy_url?)"},
-		{"tls_config", "partner_center:\n  http_client:\n    tls_config:\n      ca_fil: ca.pem\n" + validAuth,
-			"t.yml:4: partner_center.http_client.tls_config.ca_fil: unknown field (did you mean ca_file?)"},
+		{
+			"http_client", "partner_center:\n  http_client:\n    proxy_ulr: http://p.example.com\n" + validAuth,
+			"t.yml:3: partner_center.http_client.proxy_ulr: unknown field (did you mean proxy_url?)",
+		},
+		{
+			"tls_config", "partner_center:\n  http_client:\n    tls_config:\n      ca_fil: ca.pem\n" + validAuth,
+			"t.yml:4: partner_center.http_client.tls_config.ca_fil: unknown field (did you mean ca_file?)",
+		},
 		{"customer", validAuth + customers + "    naem: Contoso\n", "t.yml:7: customers[0].naem: unknown field (did you mean name?)"},
 		{"unrelated key gets no suggestion", validAuth + "shoe_size: 9\n", "t.yml:5: shoe_size: unknown field"},
 		{"short key gets no suggestion", validAuth + customers + "    x: 1\n", "t.yml:7: customers[0].x: unknown field"},
@@ -490,8 +494,10 @@ func TestSecretFilePaths(t *testing.T) {
 		wantErr  string
 	}{
 		{name: "relative to baseDir", data: relative, baseDir: "testdata", wantFile: filepath.Join("testdata", "secrets", "client_secret")},
-		{name: "relative, file not in baseDir", data: relative, baseDir: emptyDir,
-			wantErr: fmt.Sprintf("t.yml:4: auth.client_secret_file: cannot read %q: no such file or directory", filepath.Join(emptyDir, "secrets", "client_secret"))},
+		{
+			name: "relative, file not in baseDir", data: relative, baseDir: emptyDir,
+			wantErr: fmt.Sprintf("t.yml:4: auth.client_secret_file: cannot read %q: no such file or directory", filepath.Join(emptyDir, "secrets", "client_secret")),
+		},
 		{name: "absolute path ignores baseDir", data: absolute, baseDir: emptyDir, wantFile: secretFile},
 	}
 	for _, tt := range tests {

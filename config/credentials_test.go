@@ -70,22 +70,46 @@ func TestCredentialErrors(t *testing.T) {
 		auth []string
 		want string
 	}{
-		{"certificate and secret file", []string{"client_secret_file: secret", "client_certificate_file: client.pem"},
-			"creds.yml:5: auth.client_certificate_file: more than one credential source: client_secret_file, client_certificate_file (client_certificate_file must be used alone)"},
-		{"federated token and certificate", []string{"federated_token_file: token", "client_certificate_file: client.pem"},
-			"creds.yml:5: auth.client_certificate_file: more than one credential source: federated_token_file, client_certificate_file (federated_token_file must be used alone)"},
-		{"federated token and refresh token", []string{"refresh_token_file: token", "federated_token_file: token"},
-			"creds.yml:5: auth.federated_token_file: more than one credential source: refresh_token_file, federated_token_file (federated_token_file must be used alone)"},
-		{"chain without certificate", []string{"client_secret_file: secret", "send_certificate_chain: true"},
-			"creds.yml:5: auth.send_certificate_chain: applies only with client_certificate_file"},
-		{"certificate file missing", []string{"client_certificate_file: missing.pem"},
-			`creds.yml:4: auth.client_certificate_file: cannot read "` + filepath.Join(dir, "missing.pem") + `": no such file or directory`},
-		{"certificate without key", []string{"client_certificate_file: cert-only.pem"},
-			"creds.yml:4: auth.client_certificate_file: client certificate " + noKey + ": no PEM block PRIVATE KEY or RSA PRIVATE KEY found"},
-		{"federated token file missing", []string{"federated_token_file: missing"},
-			`creds.yml:4: auth.federated_token_file: cannot read "` + filepath.Join(dir, "missing") + `": no such file or directory`},
-		{"send_certificate_chain not a boolean", []string{"client_certificate_file: client.pem", "send_certificate_chain: maybe"},
-			`creds.yml:5: auth.send_certificate_chain: "maybe" is not true or false`},
+		{
+			"certificate and secret file",
+			[]string{"client_secret_file: secret", "client_certificate_file: client.pem"},
+			"creds.yml:5: auth.client_certificate_file: more than one credential source: client_secret_file, client_certificate_file (client_certificate_file must be used alone)",
+		},
+		{
+			"federated token and certificate",
+			[]string{"federated_token_file: token", "client_certificate_file: client.pem"},
+			"creds.yml:5: auth.client_certificate_file: more than one credential source: federated_token_file, client_certificate_file (federated_token_file must be used alone)",
+		},
+		{
+			"federated token and refresh token",
+			[]string{"refresh_token_file: token", "federated_token_file: token"},
+			"creds.yml:5: auth.federated_token_file: more than one credential source: refresh_token_file, federated_token_file (federated_token_file must be used alone)",
+		},
+		{
+			"chain without certificate",
+			[]string{"client_secret_file: secret", "send_certificate_chain: true"},
+			"creds.yml:5: auth.send_certificate_chain: applies only with client_certificate_file",
+		},
+		{
+			"certificate file missing",
+			[]string{"client_certificate_file: missing.pem"},
+			`creds.yml:4: auth.client_certificate_file: cannot read "` + filepath.Join(dir, "missing.pem") + `": no such file or directory`,
+		},
+		{
+			"certificate without key",
+			[]string{"client_certificate_file: cert-only.pem"},
+			"creds.yml:4: auth.client_certificate_file: client certificate " + noKey + ": no PEM block PRIVATE KEY or RSA PRIVATE KEY found",
+		},
+		{
+			"federated token file missing",
+			[]string{"federated_token_file: missing"},
+			`creds.yml:4: auth.federated_token_file: cannot read "` + filepath.Join(dir, "missing") + `": no such file or directory`,
+		},
+		{
+			"send_certificate_chain not a boolean",
+			[]string{"client_certificate_file: client.pem", "send_certificate_chain: maybe"},
+			`creds.yml:5: auth.send_certificate_chain: "maybe" is not true or false`,
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -163,16 +187,28 @@ func TestCertificatePasswordFile(t *testing.T) {
 		auth []string
 		want string
 	}{
-		{"wrong password", []string{"client_certificate_file: encrypted.pem", "client_certificate_password_file: wrong"},
+		{
+			"wrong password",
+			[]string{"client_certificate_file: encrypted.pem", "client_certificate_password_file: wrong"},
 			"creds.yml:4: auth.client_certificate_file: client certificate " + filepath.Join(dir, "encrypted.pem") +
-				": cannot decrypt the private key: wrong password, or the key is damaged"},
-		{"no password", []string{"client_certificate_file: encrypted.pem"},
+				": cannot decrypt the private key: wrong password, or the key is damaged",
+		},
+		{
+			"no password",
+			[]string{"client_certificate_file: encrypted.pem"},
 			"creds.yml:4: auth.client_certificate_file: client certificate " + filepath.Join(dir, "encrypted.pem") +
-				": the private key is encrypted and no password file is set"},
-		{"password file missing", []string{"client_certificate_file: encrypted.pem", "client_certificate_password_file: gone"},
-			`creds.yml:5: auth.client_certificate_password_file: cannot read "` + filepath.Join(dir, "gone") + `": no such file or directory`},
-		{"password without certificate", []string{"client_secret_file: secret", "client_certificate_password_file: pw"},
-			"creds.yml:5: auth.client_certificate_password_file: applies only with client_certificate_file"},
+				": the private key is encrypted and no password file is set",
+		},
+		{
+			"password file missing",
+			[]string{"client_certificate_file: encrypted.pem", "client_certificate_password_file: gone"},
+			`creds.yml:5: auth.client_certificate_password_file: cannot read "` + filepath.Join(dir, "gone") + `": no such file or directory`,
+		},
+		{
+			"password without certificate",
+			[]string{"client_secret_file: secret", "client_certificate_password_file: pw"},
+			"creds.yml:5: auth.client_certificate_password_file: applies only with client_certificate_file",
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -99,8 +99,7 @@ func checkParseError(t *testing.T, err error) {
 	if !strings.HasPrefix(msg, fuzzFilename+":") {
 		t.Fatalf("error does not start with %q: %q", fuzzFilename, msg)
 	}
-	var first *config.FieldError
-	if !errors.As(err, &first) {
+	if _, ok := errors.AsType[*config.FieldError](err); !ok {
 		t.Fatalf("error %q holds no *config.FieldError", msg)
 	}
 	var walk func(error)

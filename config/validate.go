@@ -69,8 +69,10 @@ func applyEnvDefaults(a *Auth, getenv func(string) string) {
 // configuration file's directory, rather than to the working directory.
 func resolvePaths(c *Config, baseDir string) {
 	a := &c.Auth
-	paths := []*string{&a.ClientSecretFile, &a.RefreshTokenFile, &a.AccessTokenFile, &a.ClientCertificateFile,
-		&a.ClientCertificatePasswordFile, &a.FederatedTokenFile}
+	paths := []*string{
+		&a.ClientSecretFile, &a.RefreshTokenFile, &a.AccessTokenFile, &a.ClientCertificateFile,
+		&a.ClientCertificatePasswordFile, &a.FederatedTokenFile,
+	}
 	for i := range c.BatchFiles {
 		paths = append(paths, &c.BatchFiles[i])
 	}
@@ -275,8 +277,10 @@ func (v validator) credentialSources(a Auth) {
 // credentialKeys are the auth keys that name a credential source;
 // aloneKeys those that allow no other.
 var (
-	credentialKeys = []string{"client_secret", "client_secret_file", "refresh_token_file", "access_token_file",
-		"client_certificate_file", "federated_token_file"}
+	credentialKeys = []string{
+		"client_secret", "client_secret_file", "refresh_token_file", "access_token_file",
+		"client_certificate_file", "federated_token_file",
+	}
 	aloneKeys = []string{"access_token_file", "client_certificate_file", "federated_token_file"}
 )
 
@@ -446,8 +450,7 @@ func openRegularFile(name string) (*os.File, error) {
 // readError says why name could not be read without repeating the path
 // that *fs.PathError would add.
 func readError(name string, err error) error {
-	var pathErr *fs.PathError
-	if errors.As(err, &pathErr) {
+	if pathErr, ok := errors.AsType[*fs.PathError](err); ok {
 		err = pathErr.Err
 	}
 	return fmt.Errorf("cannot read %q: %w", name, err)

@@ -50,6 +50,10 @@ type Options struct {
 	// beside the batches'. The daemon registers its metrics on it; nil
 	// gives a registry of its own.
 	Registry *prometheus.Registry
+
+	// demoClock is the simulated Partner Center's clock; nil: time.Now.
+	// Tests set it to play the demo's scenario at a chosen instant.
+	demoClock func() time.Time
 }
 
 // Daemon is a running exporter, from New until Close.
@@ -90,7 +94,11 @@ func New(opts Options) (*Daemon, error) {
 	load := func() (*config.Config, error) { return config.Load(opts.ConfigFile) }
 	d := &Daemon{}
 	if opts.Demo {
-		demo, err := startDemo(logger)
+		clock := opts.demoClock
+		if clock == nil {
+			clock = time.Now
+		}
+		demo, err := newDemo(logger, clock)
 		if err != nil {
 			return nil, err
 		}

@@ -73,24 +73,38 @@ var demoCustomers = []struct{ id, name string }{
 //
 // Fabrikam 1a2b… does not exist: it always answers 404.
 var demoBatches = []demoBatch{
-	{customer: 0, trackingID: "2f5a9c4e-7b1d-4a3f-8e6c-1d2b3a4c5e6f",
-		submitted: -3*time.Hour - 4*time.Minute, queuedFor: 4 * time.Minute, processingFor: 21 * time.Minute, devices: 480},
-	{customer: 0, trackingID: "8a1e4b7c-2d5f-4e8a-9b3c-6d7e8f9a0b1c",
+	{
+		customer: 0, trackingID: "2f5a9c4e-7b1d-4a3f-8e6c-1d2b3a4c5e6f",
+		submitted: -3*time.Hour - 4*time.Minute, queuedFor: 4 * time.Minute, processingFor: 21 * time.Minute, devices: 480,
+	},
+	{
+		customer: 0, trackingID: "8a1e4b7c-2d5f-4e8a-9b3c-6d7e8f9a0b1c",
 		queuedFor: 30 * time.Second, processingFor: 150 * time.Second, devices: 1200,
-		failures: map[string]int{"806": 12, "808": 37}},
-	{customer: 0, trackingID: "c3d4e5f6-a7b8-4c9d-8e0f-1a2b3c4d5e6f",
-		submitted: -time.Minute, queuedFor: 90 * time.Second, processingFor: 4 * time.Minute, devices: 650},
-	{customer: 1, trackingID: "5e6f7a8b-9c0d-4e1f-a2b3-c4d5e6f7a8b9",
+		failures: map[string]int{"806": 12, "808": 37},
+	},
+	{
+		customer: 0, trackingID: "c3d4e5f6-a7b8-4c9d-8e0f-1a2b3c4d5e6f",
+		submitted: -time.Minute, queuedFor: 90 * time.Second, processingFor: 4 * time.Minute, devices: 650,
+	},
+	{
+		customer: 1, trackingID: "5e6f7a8b-9c0d-4e1f-a2b3-c4d5e6f7a8b9",
 		submitted: -26 * time.Hour, queuedFor: 12 * time.Minute, processingFor: 48 * time.Minute, devices: 250,
-		failures: map[string]int{"807": 3, "808": 41}},
-	{customer: 1, trackingID: "9b8a7c6d-5e4f-4a3b-9c2d-1e0f9a8b7c6d",
+		failures: map[string]int{"807": 3, "808": 41},
+	},
+	{
+		customer: 1, trackingID: "9b8a7c6d-5e4f-4a3b-9c2d-1e0f9a8b7c6d",
 		queuedFor: 20 * time.Second, processingFor: 3 * time.Minute, devices: 300,
-		failures: map[string]int{"806": 5}, throttled: true},
+		failures: map[string]int{"806": 5}, throttled: true,
+	},
 	{customer: 1, trackingID: "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d", missing: true},
-	{customer: 2, trackingID: "7c6b5a4d-3e2f-4b1a-9c8d-7e6f5a4b3c2d",
-		submitted: -3*time.Hour - 10*time.Minute, queuedFor: 10 * time.Minute, stuck: true, devices: 900},
-	{customer: 2, trackingID: "e1f2a3b4-c5d6-4e7f-8a9b-0c1d2e3f4a5b",
-		queuedFor: 5 * time.Minute, processingFor: 3 * time.Minute, devices: 150},
+	{
+		customer: 2, trackingID: "7c6b5a4d-3e2f-4b1a-9c8d-7e6f5a4b3c2d",
+		submitted: -3*time.Hour - 10*time.Minute, queuedFor: 10 * time.Minute, stuck: true, devices: 900,
+	},
+	{
+		customer: 2, trackingID: "e1f2a3b4-c5d6-4e7f-8a9b-0c1d2e3f4a5b",
+		queuedFor: 5 * time.Minute, processingFor: 3 * time.Minute, devices: 150,
+	},
 }
 
 // demo is a running simulation: the fake Partner Center and the
@@ -102,13 +116,9 @@ type demo struct {
 	yaml  string
 }
 
-// startDemo starts the simulated Partner Center on a loopback port.
-func startDemo(logger log.Logger) (*demo, error) {
-	return newDemo(logger, time.Now)
-}
-
-// newDemo starts the simulation on the given clock; tests pass a clock
-// they move themselves to play the scenario at chosen instants.
+// newDemo starts the simulated Partner Center on a loopback port, on the
+// given clock; tests pass a clock they move themselves to play the
+// scenario at chosen instants.
 func newDemo(logger log.Logger, clock func() time.Time) (*demo, error) {
 	srv, err := partnercentertest.Start()
 	if err != nil {

@@ -8,8 +8,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"runtime"
-	"runtime/metrics"
 	"slices"
 	"strconv"
 	"strings"
@@ -311,33 +309,47 @@ func TestFaultAPI(t *testing.T) {
 	}
 	ok := []partnercentertest.Response{{}}
 	tests := []apiCase{
-		{name: "connection refused", apiDown: true,
+		{
+			name: "connection refused", apiDown: true,
 			batches:   []apiBatch{{faultA, ok, 0, 0, "connect: connection refused"}},
-			wantCodes: map[string]float64{"code=error": 2}},
-		{name: "reset mid-body",
+			wantCodes: map[string]float64{"code=error": 2},
+		},
+		{
+			name:      "reset mid-body",
 			batches:   []apiBatch{{faultA, broken(partnercentertest.FaultReset), 2, 0, "connection reset by peer"}},
-			wantCodes: map[string]float64{"code=200": 2}},
-		{name: "truncated body",
+			wantCodes: map[string]float64{"code=200": 2},
+		},
+		{
+			name:      "truncated body",
 			batches:   []apiBatch{{faultA, broken(partnercentertest.FaultTruncate), 2, 0, "unexpected EOF"}},
-			wantCodes: map[string]float64{"code=200": 2}},
-		{name: "hanging before the headers",
+			wantCodes: map[string]float64{"code=200": 2},
+		},
+		{
+			name:      "hanging before the headers",
 			batches:   []apiBatch{{faultA, []partnercentertest.Response{{Latency: time.Hour}}, 1, 0, "context deadline exceeded"}},
-			wantCodes: map[string]float64{"code=error": 1}, wantAborted: 1},
-		{name: "stalling mid-body",
+			wantCodes: map[string]float64{"code=error": 1}, wantAborted: 1,
+		},
+		{
+			name:      "stalling mid-body",
 			batches:   []apiBatch{{faultA, broken(partnercentertest.FaultStall), 1, 0, "context deadline exceeded"}},
-			wantCodes: map[string]float64{"code=200": 1}},
-		{name: "5xx on every batch",
+			wantCodes: map[string]float64{"code=200": 1},
+		},
+		{
+			name: "5xx on every batch",
 			batches: []apiBatch{
 				{faultA, status(http.StatusInternalServerError), 2, 0, "HTTP 500"},
 				{faultB, status(http.StatusServiceUnavailable), 2, 0, "HTTP 503"},
 			},
-			wantCodes: map[string]float64{"code=500": 2, "code=503": 2}},
-		{name: "5xx on one batch", wantUp: 1,
+			wantCodes: map[string]float64{"code=500": 2, "code=503": 2},
+		},
+		{
+			name: "5xx on one batch", wantUp: 1,
 			batches: []apiBatch{
 				{faultA, status(http.StatusBadGateway), 2, 0, "HTTP 502"},
 				{faultB, ok, 1, 1, ""},
 			},
-			wantCodes: map[string]float64{"code=502": 2, "code=200": 1}},
+			wantCodes: map[string]float64{"code=502": 2, "code=200": 1},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { runAPICase(t, tt) })
@@ -514,43 +526,6 @@ func checkHeld(t *testing.T, exp *testExporter, m map[string]*testkit.FamilyValu
 
 func unixSeconds(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
 
-// heapGrowth runs f while sampling the heap every few milliseconds and
-// returns how far it grew above its size before f. Garbage counts too,
-// which errs on the safe side.
-func heapGrowth(f func()) uint64 {
-	runtime.GC()
-	base := heapBytes()
-	var peak atomic.Uint64
-	stop, done := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(done)
-		tick := time.NewTicker(2 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-				peak.Store(max(peak.Load(), heapBytes()))
-			}
-		}
-	}()
-	f()
-	close(stop)
-	<-done
-	top := max(peak.Load(), heapBytes())
-	if top < base {
-		return 0
-	}
-	return top - base
-}
-
-func heapBytes() uint64 {
-	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-	metrics.Read(s)
-	return s[0].Value.Uint64()
-}
-
 // maxHeapGrowth bounds the heap a hostile body may cost, generously.
 const maxHeapGrowth = 256 << 20
 
@@ -603,7 +578,7 @@ func checkHostileBody(t *testing.T, body *partnercentertest.Stream, setting, wan
 	exp, _ := faultExporter(t, srv, []string{setting}, faultA)
 	var m map[string]*testkit.FamilyValues
 	began := time.Now()
-	grew := heapGrowth(func() { _, m = exp.scrape(t, faultScrapeTimeout) })
+	grew := testkit.HeapGrowth(func() { _, m = exp.scrape(t, faultScrapeTimeout) })
 	if took := time.Since(began); took > 2*time.Second {
 		t.Errorf("the scrape took %s", took)
 	}

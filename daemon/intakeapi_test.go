@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"encoding/json"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -47,24 +46,12 @@ func register(t *testing.T, base, contentType, body string) (int, string) {
 
 func intakeRequest(t *testing.T, method, url, contentType, body string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), method, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+intakeToken)
+	header := http.Header{"Authorization": {"Bearer " + intakeToken}}
 	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
+		header.Set("Content-Type", contentType)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, string(data)
+	a := testkit.Send(t, method, url, strings.NewReader(body), header)
+	return a.Status, a.Body
 }
 
 // TestIntakeRegisteredBatchesSurviveARestart registers a finished and a

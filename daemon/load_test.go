@@ -29,8 +29,10 @@ func loadBatches(srv *partnercentertest.Server, n int) []loadBatch {
 		b := loadBatch{customer: [2]string{testkit.Customer1, testkit.Customer2}[i%2], id: fmt.Sprintf("%08x-0000-4000-8000-%012x", i+1, i+1), wantRequests: 1}
 		switch kind := i % 10; {
 		case kind < 4:
-			srv.SetBatch(b.customer, b.id, partnercentertest.Batch{TrackingID: b.id, Status: "finished",
-				Devices: []partnercentertest.Device{{SerialNumber: "PF" + b.id[:6], Status: "finished"}}})
+			srv.SetBatch(b.customer, b.id, partnercentertest.Batch{
+				TrackingID: b.id, Status: "finished",
+				Devices: []partnercentertest.Device{{SerialNumber: "PF" + b.id[:6], Status: "finished"}},
+			})
 		case kind < 8:
 			srv.SetBatch(b.customer, b.id, processing(b.id))
 		case kind == 8:

@@ -51,14 +51,18 @@ func TestBatchFileMissingForAMomentReadsNothingAgain(t *testing.T) {
 		name       string
 		away, back func(t *testing.T, uploads string)
 	}{
-		{"moved away and back",
+		{
+			"moved away and back",
 			func(t *testing.T, uploads string) { mustRename(t, uploads, uploads+".moved") },
-			func(t *testing.T, uploads string) { mustRename(t, uploads+".moved", uploads) }},
-		{"truncated and rewritten",
+			func(t *testing.T, uploads string) { mustRename(t, uploads+".moved", uploads) },
+		},
+		{
+			"truncated and rewritten",
 			func(t *testing.T, uploads string) { mustWrite(t, uploads, "") },
 			func(t *testing.T, uploads string) {
 				mustWrite(t, uploads, uploadsLine(testkit.Customer1, testkit.FinishedID))
-			}},
+			},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -159,7 +163,8 @@ func pageListsBatch(t *testing.T, base, batch string) bool {
 	}
 	return slices.ContainsFunc(list.Batches, func(b struct {
 		ID string `json:"batch_tracking_id"`
-	}) bool {
+	},
+	) bool {
 		return b.ID == batch
 	})
 }

@@ -52,8 +52,7 @@ func probeHandler(state *exporterState, opts serverOptions, logger log.Logger) h
 		if err == nil && len(unlisted) > 0 {
 			err = state.probes.admit(unlisted)
 		}
-		var reqErr *probeRequestError
-		if errors.As(err, &reqErr) {
+		if reqErr, ok := errors.AsType[*probeRequestError](err); ok {
 			if reqErr.retryAfter > 0 {
 				w.Header().Set("Retry-After", strconv.Itoa(int(reqErr.retryAfter/time.Second)))
 			}

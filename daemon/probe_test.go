@@ -43,8 +43,10 @@ func TestProbeServesJustTheNamedBatches(t *testing.T) {
 	}
 	// API health is the exporter's, served on /metrics: one target per
 	// batch must not turn one batch's failure into an API-wide signal.
-	for _, name := range []string{"partnercenter_batches_configured", "partnercenter_customer_info", "go_goroutines",
-		"partnercenter_up", "partnercenter_api_last_success_timestamp_seconds", "partnercenter_api_throttled_until_timestamp_seconds"} {
+	for _, name := range []string{
+		"partnercenter_batches_configured", "partnercenter_customer_info", "go_goroutines",
+		"partnercenter_up", "partnercenter_api_last_success_timestamp_seconds", "partnercenter_api_throttled_until_timestamp_seconds",
+	} {
 		if _, ok := m[name]; ok {
 			t.Errorf("/probe exposes %s; it should hold only the probed batches", name)
 		}
@@ -57,7 +59,6 @@ func TestProbeServesJustTheNamedBatches(t *testing.T) {
 	if got := srv.BatchRequests(testkit.Customer1, testkit.RunningID); got != 1 {
 		t.Errorf("running batch requested %d times across /probe and /metrics, want 1", got)
 	}
-
 }
 
 func TestProbeRefusals(t *testing.T) {
@@ -79,16 +80,22 @@ func TestProbeRefusals(t *testing.T) {
 		{"no batch", probeURL(exp, testkit.Customer1), 400, "at least one batch_tracking_id parameter is required\n"},
 		{"malformed batch", probeURL(exp, testkit.Customer1, testkit.FinishedID, "nope"), 400, "batch_tracking_id \"nope\" is not a GUID\n"},
 		{"too many batches", exp.url + "/probe?" + tooMany.Encode(), 400, "at most 100 batch_tracking_id parameters per probe, got 101\n"},
-		{"unconfigured customer", probeURL(exp, unconfiguredCustomer, testkit.FinishedID), 403,
-			"customer " + unconfiguredCustomer + " is not configured (set probe.allow_unconfigured_customers to probe it)\n"},
+		{
+			"unconfigured customer", probeURL(exp, unconfiguredCustomer, testkit.FinishedID), 403,
+			"customer " + unconfiguredCustomer + " is not configured (set probe.allow_unconfigured_customers to probe it)\n",
+		},
 		// Customer IDs are public on /sd: a tracking ID of one's choosing
 		// under a configured customer must not cost a request.
-		{"unlisted batch", probeURL(exp, testkit.Customer1, testkit.BrokenID), 404,
+		{
+			"unlisted batch", probeURL(exp, testkit.Customer1, testkit.BrokenID), 404,
 			"batch " + testkit.BrokenID + " of customer " + testkit.Customer1 + " is not listed in the configuration or a batch file " +
-				"(set probe.allow_unlisted_batches to probe it)\n"},
-		{"unlisted batch beside a listed one", probeURL(exp, testkit.Customer1, testkit.FinishedID, testkit.MissingID), 404,
+				"(set probe.allow_unlisted_batches to probe it)\n",
+		},
+		{
+			"unlisted batch beside a listed one", probeURL(exp, testkit.Customer1, testkit.FinishedID, testkit.MissingID), 404,
 			"batch " + testkit.MissingID + " of customer " + testkit.Customer1 + " is not listed in the configuration or a batch file " +
-				"(set probe.allow_unlisted_batches to probe it)\n"},
+				"(set probe.allow_unlisted_batches to probe it)\n",
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

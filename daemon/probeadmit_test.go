@@ -1,10 +1,8 @@
 package daemon
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -32,20 +30,8 @@ func allowUnlisted(t *testing.T, path string, extra ...string) {
 // probeAnswer GETs a probe URL and returns its status, Retry-After and body.
 func probeAnswer(t *testing.T, url string) (status int, retryAfter, body string) {
 	t.Helper()
-	req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, resp.Header.Get("Retry-After"), string(data)
+	a := testkit.Send(t, http.MethodGet, url, nil, nil)
+	return a.Status, a.Header.Get("Retry-After"), a.Body
 }
 
 // setAdmissionClock makes the registry's clock now, under its lock.
@@ -217,8 +203,10 @@ func unlistedTarget(i int) collector.Target {
 }
 
 func TestProbeAdmissionsAreCapped(t *testing.T) {
-	a, _, changes := testAdmissions(t, config.Probe{AllowUnlistedBatches: true, ForgetUnprobedAfter: time.Hour,
-		MaxAdmissionsPerMinute: 2 * maxAdmittedBatches}, nil)
+	a, _, changes := testAdmissions(t, config.Probe{
+		AllowUnlistedBatches: true, ForgetUnprobedAfter: time.Hour,
+		MaxAdmissionsPerMinute: 2 * maxAdmittedBatches,
+	}, nil)
 	for i := 0; i < maxAdmittedBatches; i += maxProbeBatches {
 		var batch []collector.Target
 		for j := range maxProbeBatches {

@@ -89,8 +89,10 @@ func issuedTokens(srv *partnercentertest.Server) []string {
 func TestNoSecretAnywhere(t *testing.T) {
 	srv := newFaultFake(t)
 	ids := []string{faultA, faultB, faultC}
-	srv.SetBatch(testkit.Customer1, faultA, partnercentertest.Batch{TrackingID: faultA, Status: "finished_with_errors",
-		Devices: partnercentertest.GenerateDevices(10, 3, map[string]int{"808": 2})})
+	srv.SetBatch(testkit.Customer1, faultA, partnercentertest.Batch{
+		TrackingID: faultA, Status: "finished_with_errors",
+		Devices: partnercentertest.GenerateDevices(10, 3, map[string]int{"808": 2}),
+	})
 	srv.SetBatch(testkit.Customer1, faultB, processing(faultB))
 	srv.SetResponses(testkit.Customer1, faultC, processing(faultC), partnercentertest.Response{Status: http.StatusInternalServerError})
 	exp, path := faultExporter(t, srv, []string{"refresh_interval: 0s"}, ids...)

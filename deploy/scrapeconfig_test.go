@@ -26,7 +26,7 @@ const chartScrapeConfigHeader = `# GENERATED from the chart's probe ScrapeConfig
 # ci/probe-values.yaml, release pcx in namespace monitoring), translated as
 # the Prometheus Operator does. Do not edit: regenerate with
 #   cd deploy && go test -run TestChartProbeScrapeConfigFile -update
-# TestPrometheusChartProbeEndToEnd (root module) runs it in a real Prometheus.
+# TestPrometheusChartProbeEndToEnd (e2e module) runs it in a real Prometheus.
 `
 
 // TestChartProbeScrapeConfigFile fails when the chart's ScrapeConfig and

@@ -126,8 +126,7 @@ func readToken(path string) ([]byte, error) {
 
 // unwrapPathError keeps what went wrong, not the path a second time.
 func unwrapPathError(err error) error {
-	var pathErr *fs.PathError
-	if errors.As(err, &pathErr) {
+	if pathErr, ok := errors.AsType[*fs.PathError](err); ok {
 		return pathErr.Err
 	}
 	return err

@@ -56,10 +56,14 @@ func FakeWithSlowStart(t *testing.T, firstLatency time.Duration) *partnercentert
 	}
 	ok := partnercentertest.Response{}
 	devices := partnercentertest.GenerateDevices(100, 7, map[string]int{"808": 4, "806": 1})
-	script(Customer1, FinishedID, partnercentertest.Batch{TrackingID: FinishedID, Status: "finished_with_errors",
-		StartedTime: "2026-11-25T10:00:00.123", CompletedTime: "2026-11-25T10:30:00.123", Devices: devices}, ok)
-	script(Customer1, RunningID, partnercentertest.Batch{TrackingID: RunningID, Status: "InProgress",
-		StartedTime: "2026-11-25T11:00:00Z", Devices: []partnercentertest.Device{{SerialNumber: "X1", Status: "processing"}}}, ok)
+	script(Customer1, FinishedID, partnercentertest.Batch{
+		TrackingID: FinishedID, Status: "finished_with_errors",
+		StartedTime: "2026-11-25T10:00:00.123", CompletedTime: "2026-11-25T10:30:00.123", Devices: devices,
+	}, ok)
+	script(Customer1, RunningID, partnercentertest.Batch{
+		TrackingID: RunningID, Status: "InProgress",
+		StartedTime: "2026-11-25T11:00:00Z", Devices: []partnercentertest.Device{{SerialNumber: "X1", Status: "processing"}},
+	}, ok)
 	script(Customer1, SlowID, partnercentertest.Batch{TrackingID: SlowID, Status: "queued"},
 		partnercentertest.Response{Latency: time.Minute})
 	// Throttled once, for less than the scrape deadline: the exporter

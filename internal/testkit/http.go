@@ -1,13 +1,15 @@
-// Package testkit holds the helpers that the tests of package main and of
-// package daemon share: a simulated Partner Center with one batch of each
-// kind, the configuration pointing at it, HTTP polling, and exposition
-// parsing. It is imported by tests only.
+// Package testkit holds the helpers the tests share (package main, daemon,
+// batchpages, internal/waitcmd and the e2e module): a simulated Partner
+// Center with one batch of each kind, the configuration pointing at it,
+// HTTP requests and polling, exposition parsing, heap sampling, and the
+// processes a test starts and stops. It is imported by tests only.
 package testkit
 
 import (
 	"bytes"
 	"context"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"sync"
@@ -85,20 +87,41 @@ func Get(t *testing.T, url string, wantStatus int) string {
 // answer has wantStatus.
 func Do(t *testing.T, method, url string, wantStatus int) string {
 	t.Helper()
-	req, err := http.NewRequestWithContext(context.Background(), method, url, nil)
+	a := Send(t, method, url, nil, nil)
+	if a.Status != wantStatus {
+		t.Fatalf("%s %s: %d, want %d\n%s", method, url, a.Status, wantStatus, a.Body)
+	}
+	return a.Body
+}
+
+// Answer is a whole HTTP answer.
+type Answer struct {
+	Status int
+	Header http.Header
+	Body   string
+}
+
+// Send sends a method request to url with body (nil: none) and header,
+// and returns the whole answer. It fails the
+// test when no answer arrives or its body cannot be read.
+func Send(t *testing.T, method, url string, body io.Reader, header http.Header) Answer {
+	t.Helper()
+	// Not t.Context(): cleanups, which run after it ends, send requests too.
+	req, err := http.NewRequestWithContext(context.Background(), method, url, body)
 	if err != nil {
 		t.Fatal(err)
 	}
+	maps.Copy(req.Header, header)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != wantStatus {
-		t.Fatalf("%s %s: %d, want %d\n%s", method, url, resp.StatusCode, wantStatus, body)
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: reading the answer: %v", method, url, err)
 	}
-	return string(body)
+	return Answer{Status: resp.StatusCode, Header: resp.Header, Body: string(data)}
 }
 
 // WaitFor polls cond until it holds, and fails the test after 15s.

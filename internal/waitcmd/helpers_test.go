@@ -112,18 +112,6 @@ func runWaitTo(t *testing.T, opts Options, sigs chan os.Signal, stderr *syncBuff
 	return r
 }
 
-// waitFor polls cond for a bounded time.
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	for range 2000 {
-		if cond() {
-			return
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	t.Fatal("condition not met within 10s")
-}
-
 // script answers the n-th read of the test batch with batches[n], the last
 // one repeating.
 func script(srv *partnercentertest.Server, batches ...partnercentertest.Batch) {

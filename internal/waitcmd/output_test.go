@@ -142,10 +142,14 @@ func TestUsageErrors(t *testing.T) {
 		{"config file", func(o *Options) { o.ConfigFile = cfg + ".missing" }, "partnercenter.yml.missing"},
 		{"register without token", func(o *Options) { o.Register = "https://exporter.example" }, "--register needs --register.token-file"},
 		{"token without register", func(o *Options) { o.RegisterTokenFile = tokenFile }, "--register.token-file needs --register"},
-		{"register in clear", func(o *Options) { o.Register, o.RegisterTokenFile = "http://exporter.example:10046", tokenFile },
-			"--register http://exporter.example:10046: must be https, so that the token is not sent in clear (plain http only on a loopback address)"},
-		{"register not a URL", func(o *Options) { o.Register, o.RegisterTokenFile = "exporter:10046", tokenFile },
-			"--register: not an http or https URL with a host"},
+		{
+			"register in clear", func(o *Options) { o.Register, o.RegisterTokenFile = "http://exporter.example:10046", tokenFile },
+			"--register http://exporter.example:10046: must be https, so that the token is not sent in clear (plain http only on a loopback address)",
+		},
+		{
+			"register not a URL", func(o *Options) { o.Register, o.RegisterTokenFile = "exporter:10046", tokenFile },
+			"--register: not an http or https URL with a host",
+		},
 		{"empty token file", func(o *Options) { o.Register, o.RegisterTokenFile = "https://exporter.example", writeToken(t, "\n") }, "is empty"},
 		{"two tokens", func(o *Options) {
 			o.Register, o.RegisterTokenFile = "https://exporter.example", writeToken(t, "a\nb\n")

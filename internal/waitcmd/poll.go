@@ -125,8 +125,7 @@ func (w *waiter) show(hold *holdEnd) {
 // stopped is the outcome once ctx ended: the timeout or a signal.
 func (w *waiter) stopped(ctx context.Context) *outcome {
 	out := w.outcome(ctx)
-	var sig interrupted
-	if errors.As(context.Cause(ctx), &sig) {
+	if sig, ok := errors.AsType[interrupted](context.Cause(ctx)); ok {
 		out.result, out.exitCode = resultInterrupted, sig.exitCode()
 	} else {
 		out.result, out.exitCode = resultTimeout, ExitIncomplete
@@ -197,16 +196,14 @@ func throttled(err error) bool {
 // file cannot be read. A 404 is not: a batch just uploaded may not be
 // readable at once.
 func permanent(err error) bool {
-	var apiErr *partnercenter.Error
-	if errors.As(err, &apiErr) {
+	if apiErr, ok := errors.AsType[*partnercenter.Error](err); ok {
 		switch apiErr.StatusCode {
 		case http.StatusBadRequest, http.StatusUnauthorized, http.StatusForbidden:
 			return true
 		}
 		return false
 	}
-	var tokenErr *partnercenter.TokenError
-	if errors.As(err, &tokenErr) {
+	if tokenErr, ok := errors.AsType[*partnercenter.TokenError](err); ok {
 		return tokenErr.StatusCode >= 400 && tokenErr.StatusCode < 500 && tokenErr.StatusCode != http.StatusTooManyRequests
 	}
 	var pathErr *fs.PathError

@@ -157,8 +157,7 @@ func (r *registration) post(ctx context.Context, b batchfiles.Batch) (string, er
 	resp, err := r.http.Do(req)
 	if err != nil {
 		// The error names the URL, which is already in the message.
-		var urlErr *url.Error
-		if errors.As(err, &urlErr) {
+		if urlErr, ok := errors.AsType[*url.Error](err); ok {
 			err = urlErr.Err
 		}
 		return "", fmt.Errorf("no answer: %w", err)

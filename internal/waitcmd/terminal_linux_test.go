@@ -86,7 +86,7 @@ func TestOutputOnATerminal(t *testing.T) {
 	// What the line showed, in order, each drawing once (a redraw tick
 	// may draw the same text again).
 	var shown []string
-	for _, drawn := range strings.Split(body, "\r") {
+	for drawn := range strings.SplitSeq(body, "\r") {
 		drawn = strings.TrimRight(drawn, " ")
 		if drawn != "" && (len(shown) == 0 || shown[len(shown)-1] != drawn) {
 			shown = append(shown, drawn)

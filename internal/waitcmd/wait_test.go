@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/partnercenter-exporter/partnercenter_exporter/internal/testkit"
 	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter/partnercentertest"
 )
 
@@ -79,14 +80,29 @@ func TestIgnoreErrorCodes(t *testing.T) {
 		code   int
 		result string
 	}{
-		{"806 ignored", []partnercentertest.Device{failing("A1", "", "806"), failing("A2", "", "806")},
-			[]string{"806"}, ExitFinished, "result: finished; 2 devices with an ignored error code (exit status 0)\n"},
-		{"806 not ignored", []partnercentertest.Device{failing("A1", "", "806")},
-			nil, ExitFinishedWithErrors, "result: finished with errors: 1 device failed (exit status 1)\n"},
-		{"806 ignored, 808 not", []partnercentertest.Device{failing("A1", "", "806"), failing("A2", "", "808")},
-			[]string{"801,806", "812"}, ExitFinishedWithErrors, "result: finished with errors: 1 device failed (exit status 1)\n"},
-		{"no code", []partnercentertest.Device{{SerialNumber: "A1", Status: "finished_with_errors"}},
-			[]string{"806"}, ExitFinishedWithErrors, "result: finished with errors: 1 device failed (exit status 1)\n"},
+		{
+			"806 ignored",
+			[]partnercentertest.Device{failing("A1", "", "806"), failing("A2", "", "806")},
+			[]string{"806"},
+			ExitFinished, "result: finished; 2 devices with an ignored error code (exit status 0)\n",
+		},
+		{
+			"806 not ignored",
+			[]partnercentertest.Device{failing("A1", "", "806")},
+			nil, ExitFinishedWithErrors, "result: finished with errors: 1 device failed (exit status 1)\n",
+		},
+		{
+			"806 ignored, 808 not",
+			[]partnercentertest.Device{failing("A1", "", "806"), failing("A2", "", "808")},
+			[]string{"801,806", "812"},
+			ExitFinishedWithErrors, "result: finished with errors: 1 device failed (exit status 1)\n",
+		},
+		{
+			"no code",
+			[]partnercentertest.Device{{SerialNumber: "A1", Status: "finished_with_errors"}},
+			[]string{"806"},
+			ExitFinishedWithErrors, "result: finished with errors: 1 device failed (exit status 1)\n",
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -278,7 +294,7 @@ func TestSignalDuringARead(t *testing.T) {
 		"status: not read\n"+
 		"elapsed: 0s\n"+
 		"result: interrupted before the batch finished (exit status 130)\n")
-	waitFor(t, func() bool { return srv.AbortedRequests() == 1 })
+	testkit.WaitFor(t, func() bool { return srv.AbortedRequests() == 1 })
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }

@@ -265,7 +265,7 @@ func parseBatchArgs(args []string) (batchfiles.Batch, error) {
 func parseCodes(values []string) (map[string]bool, error) {
 	codes := map[string]bool{}
 	for _, v := range values {
-		for _, code := range strings.Split(v, ",") {
+		for code := range strings.SplitSeq(v, ",") {
 			code = strings.TrimSpace(code)
 			if code == "" {
 				continue

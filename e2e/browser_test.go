@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"bytes"
@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"image/png"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -61,80 +60,29 @@ func chromiumOrSkip(t *testing.T) string {
 	return path
 }
 
-// managedProcess is a child process in its own process group, so that
-// stopping it also stops the helpers it started (Chromium's zygote and
-// renderers); the group ID is the child's PID.
-type managedProcess struct {
-	cmd    *exec.Cmd
-	waited chan struct{}
-	err    error
-}
-
-func startProcess(t *testing.T, cmd *exec.Cmd) *managedProcess {
-	t.Helper()
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting %s: %v", cmd.Path, err)
-	}
-	p := &managedProcess{cmd: cmd, waited: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		close(p.waited)
-	}()
-	t.Cleanup(p.stop)
-	return p
-}
-
-// wait waits for the process to exit, at most d; it reports whether it did.
-func (p *managedProcess) wait(d time.Duration) bool {
-	select {
-	case <-p.waited:
-		return true
-	case <-time.After(d):
-		return false
-	}
-}
-
-// stop sends SIGTERM to the process group, waits, then SIGKILLs whatever
-// is left. Calling it after the process exited still clears the group.
-func (p *managedProcess) stop() {
-	pgid := p.cmd.Process.Pid
-	_ = syscall.Kill(-pgid, syscall.SIGTERM) // ESRCH: nothing left to stop
-	deadline := time.Now().Add(browserStopGrace)
-	for time.Now().Before(deadline) && groupAlive(pgid) {
-		time.Sleep(50 * time.Millisecond)
-	}
-	if groupAlive(pgid) {
-		_ = syscall.Kill(-pgid, syscall.SIGKILL)
-	}
-	p.wait(browserStopGrace)
-}
-
-func groupAlive(pgid int) bool {
-	return syscall.Kill(-pgid, 0) == nil
-}
-
 // runChromium runs one headless Chromium with its own profile and returns
 // its standard output. On timeout the whole process group is killed.
 func runChromium(t *testing.T, chromium string, args ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), browserRunTimeout)
 	defer cancel()
-	base := []string{"--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-		"--disable-extensions", "--disable-background-networking", "--user-data-dir=" + t.TempDir()}
+	base := []string{
+		"--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+		"--disable-extensions", "--disable-background-networking", "--user-data-dir=" + t.TempDir(),
+	}
 	var stdout, stderr bytes.Buffer
 	cmd := exec.CommandContext(ctx, chromium, append(base, args...)...)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = browserStopGrace
-	p := startProcess(t, cmd)
-	<-p.waited // Bounded by ctx and WaitDelay.
-	p.stop()   // Helpers the finished browser may have left behind.
+	p := testkit.StartProcess(t, "chromium", cmd)
+	<-p.Exited() // Bounded by ctx and WaitDelay.
+	p.Stop()     // Helpers the finished browser may have left behind.
 	if ctx.Err() != nil {
 		t.Fatalf("chromium %v did not finish within %s; stderr:\n%s", args, browserRunTimeout, stderr.String())
 	}
-	if p.err != nil {
-		t.Fatalf("chromium %v: %v; stderr:\n%s", args, p.err, stderr.String())
+	if p.Err() != nil {
+		t.Fatalf("chromium %v: %v; stderr:\n%s", args, p.Err(), stderr.String())
 	}
 	return stdout.String()
 }
@@ -211,7 +159,7 @@ func TestBrowserDemoPages(t *testing.T) {
 	t.Cleanup(func() { _ = logs.Close() })
 	exporter := exec.Command(bin, "--demo", "--web.listen-address="+addr)
 	exporter.Stdout, exporter.Stderr = logs, logs
-	startProcess(t, exporter)
+	testkit.StartProcess(t, "exporter", exporter)
 	t.Cleanup(func() {
 		if t.Failed() {
 			out, _ := os.ReadFile(logs.Name())
@@ -293,11 +241,14 @@ const (
 	hostileFailedBatch = "f0000000-0000-4000-8000-00000000000f"
 )
 
-// TestBrowserEscapesHostileValues runs the exporter in process against a
+// TestBrowserEscapesHostileValues runs the exporter binary against a
 // fake whose devices and errors carry markup, and checks in Chromium that
 // the markup shows as text and nothing ran.
 func TestBrowserEscapesHostileValues(t *testing.T) {
 	chromium := chromiumOrSkip(t)
+	dir := t.TempDir()
+	// A cold build can take most of a minute; the budget starts after it.
+	bin := buildExporterBinary(t, dir)
 	deadline := time.Now().Add(browserTestBudget)
 
 	srv := partnercentertest.NewServer()
@@ -317,7 +268,6 @@ func TestBrowserEscapesHostileValues(t *testing.T) {
 		Status: http.StatusBadRequest, Body: partnercentertest.ErrorBody(400, "BadRequest", hostileScript, false),
 	})
 
-	dir := t.TempDir()
 	cfg := fmt.Sprintf(`partner_center:
   base_url: %s
 auth:
@@ -339,16 +289,12 @@ customers:
 	}
 
 	addr := testkit.FreeLoopbackAddr(t)
-	sigs := make(chan os.Signal, 1)
-	exited := make(chan int, 1)
-	go func() {
-		exited <- run([]string{"--config.file", cfgPath, "--web.listen-address", addr}, io.Discard, io.Discard, sigs)
-	}()
+	exporter := testkit.StartProcess(t, "exporter", exec.Command(bin, "--config.file", cfgPath, "--web.listen-address", addr))
+	// Registered after StartProcess, so it runs before its Stop: the
+	// exporter must end on SIGTERM alone.
 	t.Cleanup(func() {
-		sigs <- syscall.SIGTERM
-		select {
-		case <-exited:
-		case <-time.After(15 * time.Second):
+		_ = exporter.Cmd.Process.Signal(syscall.SIGTERM)
+		if !exporter.Wait(15 * time.Second) {
 			t.Error("the exporter did not stop after SIGTERM")
 		}
 	})
@@ -363,12 +309,18 @@ customers:
 		name, path, title string
 		wants             []string
 	}{
-		{"batch", "/batches/" + hostileBatch, "Batch " + hostileBatch + " — Partner Center Exporter",
-			[]string{`<td>` + scriptAsText + `</td></tr>`, `<td>` + imageAsText + `</td></tr>`}},
-		{"failed batch", "/batches/" + hostileFailedBatch, "Batch " + hostileFailedBatch + " — Partner Center Exporter",
-			[]string{`<dt>Description</dt><dd>` + scriptAsText + `</dd>`}},
-		{"list", "/batches", "Batches — Partner Center Exporter",
-			[]string{"Last read failed: HTTP 400, error code 400: " + scriptAsText}},
+		{
+			"batch", "/batches/" + hostileBatch, "Batch " + hostileBatch + " — Partner Center Exporter",
+			[]string{`<td>` + scriptAsText + `</td></tr>`, `<td>` + imageAsText + `</td></tr>`},
+		},
+		{
+			"failed batch", "/batches/" + hostileFailedBatch, "Batch " + hostileFailedBatch + " — Partner Center Exporter",
+			[]string{`<dt>Description</dt><dd>` + scriptAsText + `</dd>`},
+		},
+		{
+			"list", "/batches", "Batches — Partner Center Exporter",
+			[]string{"Last read failed: HTTP 400, error code 400: " + scriptAsText},
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dom := dumpDOM(t, chromium, base+tc.path)

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"context"
@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -48,21 +47,21 @@ func TestPrometheusEndToEnd(t *testing.T) {
 	defer cancel()
 
 	exporterAddr := testkit.FreeLoopbackAddr(t)
-	exporter := startE2EProcess(t, dir, "exporter", exporterBin, "--demo", "--web.listen-address="+exporterAddr)
-	e2eWait(ctx, t, "exporter ready", []*e2eProcess{exporter}, func() (bool, error) {
+	exporter := testkit.StartLogged(t, dir, "exporter", exporterBin, "--demo", "--web.listen-address="+exporterAddr)
+	e2eWait(ctx, t, "exporter ready", []*testkit.Process{exporter}, func() (bool, error) {
 		_, status, err := testkit.Fetch("http://" + exporterAddr + "/-/ready")
 		return err == nil && status == http.StatusOK, nil
 	})
 
 	promAddr := testkit.FreeLoopbackAddr(t)
 	configFile := writePrometheusConfig(t, dir, exporterAddr, testkit.FreeLoopbackAddr(t))
-	prom := startE2EProcess(t, dir, "prometheus", prometheusBin,
+	prom := testkit.StartLogged(t, dir, "prometheus", prometheusBin,
 		"--config.file="+configFile,
 		"--storage.tsdb.path="+filepath.Join(dir, "data"),
 		"--web.listen-address="+promAddr,
 		"--log.level=warn")
 	api := prometheusAPI{base: "http://" + promAddr}
-	both := []*e2eProcess{exporter, prom}
+	both := []*testkit.Process{exporter, prom}
 
 	e2eWait(ctx, t, "the exporter target up", both, func() (bool, error) {
 		return api.targetUp("partnercenter")
@@ -93,10 +92,10 @@ func TestPrometheusEndToEnd(t *testing.T) {
 		return slices.Equal(batches, []string{demoErrorsBatch}), err
 	})
 
-	if code := exporter.terminate(ctx, t); code != 0 {
-		t.Errorf("exporter exited with %d after SIGTERM, want 0\n%s", code, exporter.output())
+	if code := exporter.Terminate(ctx, t); code != 0 {
+		t.Errorf("exporter exited with %d after SIGTERM, want 0\n%s", code, exporter.Output())
 	}
-	prom.terminate(ctx, t)
+	prom.Terminate(ctx, t)
 }
 
 // buildExporterBinary builds the exporter as the Dockerfile does (static,
@@ -197,81 +196,9 @@ func redirectAlerts(cfg map[string]any, alertmanagerAddr string) error {
 	return nil
 }
 
-// e2eProcess is a program the test started and must stop.
-type e2eProcess struct {
-	name   string
-	cmd    *exec.Cmd
-	log    string
-	exited chan struct{}
-	// state is set when exited is closed.
-	state *os.ProcessState
-}
-
-// startE2EProcess starts a program with its output in dir/<name>.log; the
-// test's cleanup kills it by PID if it is still running.
-func startE2EProcess(t *testing.T, dir, name, bin string, args ...string) *e2eProcess {
-	t.Helper()
-	logPath := filepath.Join(dir, name+".log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		_ = logFile.Close()
-		t.Fatalf("start %s: %v", name, err)
-	}
-	p := &e2eProcess{name: name, cmd: cmd, log: logPath, exited: make(chan struct{})}
-	go func() {
-		// The exit status is read from state; Wait's error repeats it.
-		_ = cmd.Wait()
-		p.state = cmd.ProcessState
-		_ = logFile.Close()
-		close(p.exited)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-p.exited:
-		default:
-			// Kill fails only when the process is already gone.
-			_ = cmd.Process.Kill()
-			<-p.exited
-		}
-	})
-	return p
-}
-
-// terminate sends SIGTERM and waits, within ctx, for the exit code.
-func (p *e2eProcess) terminate(ctx context.Context, t *testing.T) int {
-	t.Helper()
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatalf("SIGTERM to %s (pid %d): %v", p.name, p.cmd.Process.Pid, err)
-	}
-	select {
-	case <-p.exited:
-		return p.state.ExitCode()
-	case <-ctx.Done():
-		t.Fatalf("%s (pid %d) did not stop after SIGTERM\n%s", p.name, p.cmd.Process.Pid, p.output())
-		return -1
-	}
-}
-
-func (p *e2eProcess) output() string {
-	data, err := os.ReadFile(p.log)
-	if err != nil {
-		return err.Error()
-	}
-	const tail = 4000
-	if len(data) > tail {
-		data = data[len(data)-tail:]
-	}
-	return string(data)
-}
-
 // e2eWait polls cond every 200ms until it holds; it fails the test when
 // ctx ends or one of the processes exits first.
-func e2eWait(ctx context.Context, t *testing.T, what string, procs []*e2eProcess, cond func() (bool, error)) {
+func e2eWait(ctx context.Context, t *testing.T, what string, procs []*testkit.Process, cond func() (bool, error)) {
 	t.Helper()
 	for {
 		ok, err := cond()
@@ -280,8 +207,8 @@ func e2eWait(ctx context.Context, t *testing.T, what string, procs []*e2eProcess
 		}
 		for _, p := range procs {
 			select {
-			case <-p.exited:
-				t.Fatalf("%s exited while waiting for %s\n%s", p.name, what, p.output())
+			case <-p.Exited():
+				t.Fatalf("%s exited while waiting for %s\n%s", p.Name, what, p.Output())
 			default:
 			}
 		}
@@ -289,7 +216,7 @@ func e2eWait(ctx context.Context, t *testing.T, what string, procs []*e2eProcess
 		case <-ctx.Done():
 			var logs strings.Builder
 			for _, p := range procs {
-				fmt.Fprintf(&logs, "--- %s log:\n%s\n", p.name, p.output())
+				fmt.Fprintf(&logs, "--- %s log:\n%s\n", p.Name, p.Output())
 			}
 			t.Fatalf("no %s within %s (last error: %v)\n%s", what, e2eLiveTimeout, err, logs.String())
 		case <-time.After(200 * time.Millisecond):

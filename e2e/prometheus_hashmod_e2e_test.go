@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"context"
@@ -70,7 +70,7 @@ func TestPrometheusHashmodEndToEnd(t *testing.T) {
 	replicas, addrs := startReplicas(ctx, t, dir, exporterBin, configPath)
 
 	promAddr := testkit.FreeLoopbackAddr(t)
-	prom := startE2EProcess(t, dir, "prometheus", prometheusBin,
+	prom := testkit.StartLogged(t, dir, "prometheus", prometheusBin,
 		"--config.file="+writeHashmodPrometheusConfig(t, dir, addrs, testkit.FreeLoopbackAddr(t)),
 		"--storage.tsdb.path="+filepath.Join(dir, "data"),
 		"--web.listen-address="+promAddr,
@@ -90,15 +90,15 @@ func TestPrometheusHashmodEndToEnd(t *testing.T) {
 
 	// Prometheus goes first: no probe may read while the replicas' own
 	// /metrics are compared below.
-	prom.terminate(ctx, t)
+	prom.Terminate(ctx, t)
 	var exposition string
 	for n := range replicas {
 		exposition = checkReplicaReadItsShard(t, srv, batches, addrs[n], shards[n])
 	}
 	checkSeriesAsOnMetrics(t, seen, exposition)
 	for _, r := range replicas {
-		if code := r.terminate(ctx, t); code != 0 {
-			t.Errorf("%s exited with %d after SIGTERM, want 0\n%s", r.name, code, r.output())
+		if code := r.Terminate(ctx, t); code != 0 {
+			t.Errorf("%s exited with %d after SIGTERM, want 0\n%s", r.Name, code, r.Output())
 		}
 	}
 }
@@ -108,7 +108,7 @@ func exampleShardKey(b hashmodBatch) string { return b.id }
 
 // waitForProbes waits until Prometheus has scraped every batch's target
 // successfully and has every batch's status.
-func waitForProbes(ctx context.Context, t *testing.T, api prometheusAPI, procs []*e2eProcess, batches []hashmodBatch) {
+func waitForProbes(ctx context.Context, t *testing.T, api prometheusAPI, procs []*testkit.Process, batches []hashmodBatch) {
 	t.Helper()
 	e2eWait(ctx, t, fmt.Sprintf("%d probe targets up", len(batches)), procs, func() (bool, error) {
 		return allTargetsUp(api, len(batches))
@@ -168,13 +168,13 @@ func hashmodExporterConfig(t *testing.T, dir string, srv *partnercentertest.Serv
 
 // startReplicas starts the exporter replicas, each on a loopback port of
 // its own, and waits until all are ready.
-func startReplicas(ctx context.Context, t *testing.T, dir, bin, configPath string) ([]*e2eProcess, [hashmodReplicas]string) {
+func startReplicas(ctx context.Context, t *testing.T, dir, bin, configPath string) ([]*testkit.Process, [hashmodReplicas]string) {
 	t.Helper()
-	var procs []*e2eProcess
+	var procs []*testkit.Process
 	var addrs [hashmodReplicas]string
 	for n := range addrs {
 		addrs[n] = testkit.FreeLoopbackAddr(t)
-		procs = append(procs, startE2EProcess(t, dir, fmt.Sprintf("exporter-%d", n), bin,
+		procs = append(procs, testkit.StartLogged(t, dir, fmt.Sprintf("exporter-%d", n), bin,
 			"--config.file="+configPath, "--web.listen-address="+addrs[n]))
 	}
 	for n, addr := range addrs {
@@ -318,8 +318,10 @@ func checkProbeSeries(t *testing.T, api prometheusAPI, batches []hashmodBatch, s
 	byID := map[string]hashmodBatch{}
 	for _, b := range batches {
 		byID[b.id] = b
-		labels := map[string]string{"__name__": "up", "batch_tracking_id": b.id, "customer_id": b.customer,
-			"instance": setup.target(b).instance, "job": setup.job}
+		labels := map[string]string{
+			"__name__": "up", "batch_tracking_id": b.id, "customer_id": b.customer,
+			"instance": setup.target(b).instance, "job": setup.job,
+		}
 		wantUp[renderLabels(labels)+" value=1"] = true
 	}
 	if got := sampleSet(up); len(up) != len(batches) || !maps.Equal(got, wantUp) {
@@ -362,7 +364,7 @@ func isProbe(target promTarget) bool { return strings.Contains(target.ScrapeURL,
 // of its probes, so that the health alerts and their inhibitions work:
 // one partnercenter_up and one partnercenter_api_last_success series per
 // replica, and none from a probe.
-func checkExporterHealth(ctx context.Context, t *testing.T, api prometheusAPI, procs []*e2eProcess, addrs []string) {
+func checkExporterHealth(ctx context.Context, t *testing.T, api prometheusAPI, procs []*testkit.Process, addrs []string) {
 	t.Helper()
 	want := map[string]bool{}
 	for _, addr := range addrs {
@@ -401,7 +403,7 @@ func checkSeriesAsOnMetrics(t *testing.T, seen map[string]bool, exposition strin
 		}
 		for labels := range *values {
 			m := map[string]string{"__name__": name}
-			for _, pair := range strings.Split(labels, ",") {
+			for pair := range strings.SplitSeq(labels, ",") {
 				if k, v, ok := strings.Cut(pair, "="); ok {
 					m[k] = v
 				}

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"context"
@@ -63,7 +63,7 @@ func TestPrometheusChartProbeEndToEnd(t *testing.T) {
 	proxy := startClusterProxy(t, routes)
 
 	promAddr := testkit.FreeLoopbackAddr(t)
-	prom := startE2EProcess(t, dir, "prometheus", prometheusBin,
+	prom := testkit.StartLogged(t, dir, "prometheus", prometheusBin,
 		"--config.file="+writeChartPrometheusConfig(t, dir, proxy.url),
 		"--storage.tsdb.path="+filepath.Join(dir, "data"),
 		"--web.listen-address="+promAddr,
@@ -80,7 +80,7 @@ func TestPrometheusChartProbeEndToEnd(t *testing.T) {
 	seen := checkProbeSeries(t, api, batches, setup)
 	checkReadOnce(t, srv, batches)
 
-	prom.terminate(ctx, t)
+	prom.Terminate(ctx, t)
 	if got := proxy.unrouted(); len(got) != 0 {
 		t.Errorf("requests for hosts the chart does not name: %v", got)
 	}
@@ -90,8 +90,8 @@ func TestPrometheusChartProbeEndToEnd(t *testing.T) {
 	}
 	checkSeriesAsOnMetrics(t, seen, exposition)
 	for _, r := range replicas {
-		if code := r.terminate(ctx, t); code != 0 {
-			t.Errorf("%s exited with %d after SIGTERM, want 0\n%s", r.name, code, r.output())
+		if code := r.Terminate(ctx, t); code != 0 {
+			t.Errorf("%s exited with %d after SIGTERM, want 0\n%s", r.Name, code, r.Output())
 		}
 	}
 }
