@@ -359,8 +359,10 @@ func TestFailureKeepsLastValues(t *testing.T) {
 	h.read(context.Background())
 	readAt := h.clock.now()
 
-	h.src.setErr(custA, batch2, &partnercenter.Error{StatusCode: 500, Code: "500", Description: "boom",
-		RequestID: "req-1", CorrelationID: "corr-1"})
+	h.src.setErr(custA, batch2, &partnercenter.Error{
+		StatusCode: 500, Code: "500", Description: "boom",
+		RequestID: "req-1", CorrelationID: "corr-1",
+	})
 	// Failing for longer than the health window, with no finished batch
 	// to read as a canary, the API counts as down.
 	for range 3 {

@@ -405,8 +405,10 @@ func TestFailureIsLoggedOnceAndRecoveryToo(t *testing.T) {
 	h := newHarness(testConfig(0, config.Customer{ID: custA, Batches: []string{batch2}}))
 	h.src.setBatch(custA, batch2, processing())
 	h.read(context.Background())
-	h.src.setErr(custA, batch2, &partnercenter.Error{StatusCode: 500, Code: "500", Description: "boom",
-		RequestID: "req-1", CorrelationID: "corr-1"})
+	h.src.setErr(custA, batch2, &partnercenter.Error{
+		StatusCode: 500, Code: "500", Description: "boom",
+		RequestID: "req-1", CorrelationID: "corr-1",
+	})
 	for range 3 {
 		h.read(context.Background())
 	}

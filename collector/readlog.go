@@ -36,13 +36,11 @@ func logOutcome(logger log.Logger, prev BatchState, batch *partnercenter.Batch, 
 }
 
 func failureKeyvals(err error) []any {
-	var hold *partnercenter.HoldError
-	if errors.As(err, &hold) {
+	if _, ok := errors.AsType[*partnercenter.HoldError](err); ok {
 		return []any{"msg", "batch not read", "err", err}
 	}
 	kv := []any{"msg", "reading batch failed", "err", err}
-	var apiErr *partnercenter.Error
-	if errors.As(err, &apiErr) {
+	if apiErr, ok := errors.AsType[*partnercenter.Error](err); ok {
 		kv = append(kv, "http_status", apiErr.StatusCode, "error_code", apiErr.Code,
 			"request_id", apiErr.RequestID, "correlation_id", apiErr.CorrelationID)
 	}

@@ -442,8 +442,7 @@ func jitter(d time.Duration) time.Duration {
 // redactURLError drops the URL from a *url.Error: it is long, and the
 // caller already knows which batch failed.
 func redactURLError(err error) error {
-	var uerr *url.Error
-	if errors.As(err, &uerr) {
+	if uerr, ok := errors.AsType[*url.Error](err); ok {
 		return fmt.Errorf("%s: %w", strings.ToLower(uerr.Op), uerr.Err)
 	}
 	return err

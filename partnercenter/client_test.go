@@ -93,8 +93,10 @@ var smallBatch = partnercentertest.Batch{
 	TrackingID: trackingID, Status: "FinishedWithErrors", StartedTime: "2026-11-25T10:00:00.1234567", CompletedTime: "2026-11-25T10:05:00Z",
 	Devices: []partnercentertest.Device{
 		{DeviceID: "d1", SerialNumber: "PF3XK2Q7", ProductKey: "1234567890123", Status: "Finished"},
-		{DeviceID: "d2", SerialNumber: "5CG1234ABC", ProductKey: "1234567890124", Status: "finished_with_errors",
-			ErrorCode: "808", ErrorDescription: "ZtdDeviceAssignedToOtherTenant"},
+		{
+			DeviceID: "d2", SerialNumber: "5CG1234ABC", ProductKey: "1234567890124", Status: "finished_with_errors",
+			ErrorCode: "808", ErrorDescription: "ZtdDeviceAssignedToOtherTenant",
+		},
 	},
 }
 
@@ -173,18 +175,30 @@ func TestBatchStatusRetries(t *testing.T) {
 		wantTokens  int
 		expireFirst bool
 	}{
-		{name: "500 then success", responses: []partnercentertest.Response{status(500), ok},
-			wantReqs: 2, wantCodes: map[int]int{500: 1, 200: 1}, wantTokens: 1},
-		{name: "503 twice gives up", responses: []partnercentertest.Response{status(503)},
-			wantErr: "HTTP 503", wantStatus: 503, wantReqs: 2, wantCodes: map[int]int{503: 2}, wantTokens: 1},
-		{name: "404 is not retried", responses: []partnercentertest.Response{status(404)},
-			wantErr: "HTTP 404", wantStatus: 404, wantReqs: 1, wantCodes: map[int]int{404: 1}, wantTokens: 1},
-		{name: "400 is not retried", responses: []partnercentertest.Response{status(400)},
-			wantErr: "HTTP 400", wantStatus: 400, wantReqs: 1, wantCodes: map[int]int{400: 1}, wantTokens: 1},
-		{name: "expired token is renewed once", responses: []partnercentertest.Response{ok}, expireFirst: true,
-			wantReqs: 2, wantCodes: map[int]int{401: 1, 200: 1}, wantTokens: 2},
-		{name: "403 is not retried", responses: []partnercentertest.Response{status(403)},
-			wantErr: "HTTP 403", wantStatus: 403, wantReqs: 1, wantCodes: map[int]int{403: 1}, wantTokens: 1},
+		{
+			name: "500 then success", responses: []partnercentertest.Response{status(500), ok},
+			wantReqs: 2, wantCodes: map[int]int{500: 1, 200: 1}, wantTokens: 1,
+		},
+		{
+			name: "503 twice gives up", responses: []partnercentertest.Response{status(503)},
+			wantErr: "HTTP 503", wantStatus: 503, wantReqs: 2, wantCodes: map[int]int{503: 2}, wantTokens: 1,
+		},
+		{
+			name: "404 is not retried", responses: []partnercentertest.Response{status(404)},
+			wantErr: "HTTP 404", wantStatus: 404, wantReqs: 1, wantCodes: map[int]int{404: 1}, wantTokens: 1,
+		},
+		{
+			name: "400 is not retried", responses: []partnercentertest.Response{status(400)},
+			wantErr: "HTTP 400", wantStatus: 400, wantReqs: 1, wantCodes: map[int]int{400: 1}, wantTokens: 1,
+		},
+		{
+			name: "expired token is renewed once", responses: []partnercentertest.Response{ok}, expireFirst: true,
+			wantReqs: 2, wantCodes: map[int]int{401: 1, 200: 1}, wantTokens: 2,
+		},
+		{
+			name: "403 is not retried", responses: []partnercentertest.Response{status(403)},
+			wantErr: "HTTP 403", wantStatus: 403, wantReqs: 1, wantCodes: map[int]int{403: 1}, wantTokens: 1,
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -397,8 +411,10 @@ func TestResponseSizeCap(t *testing.T) {
 // TestResponseSizeCapWhileStreaming covers a body sent without
 // Content-Length, which is only found too large while it is decoded.
 func TestResponseSizeCapWhileStreaming(t *testing.T) {
-	body := partnercentertest.RenderJSON(partnercentertest.Batch{TrackingID: trackingID, Status: "finished",
-		Devices: partnercentertest.GenerateDevices(2000, 1, nil)})
+	body := partnercentertest.RenderJSON(partnercentertest.Batch{
+		TrackingID: trackingID, Status: "finished",
+		Devices: partnercentertest.GenerateDevices(2000, 1, nil),
+	})
 	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		for chunk := range slices.Chunk(body, 4096) {
@@ -411,8 +427,10 @@ func TestResponseSizeCapWhileStreaming(t *testing.T) {
 	if err := os.WriteFile(tokenFile, []byte("opaque-token"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c, err := partnercenter.NewClient(partnercenter.ClientConfig{BaseURL: api.URL, MaxResponseSize: 64 << 10,
-		Tokens: auth.NewAccessTokenFileSource(tokenFile, nil)})
+	c, err := partnercenter.NewClient(partnercenter.ClientConfig{
+		BaseURL: api.URL, MaxResponseSize: 64 << 10,
+		Tokens: auth.NewAccessTokenFileSource(tokenFile, nil),
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -643,8 +661,10 @@ func TestResetMidBodyIsNoResponse(t *testing.T) {
 	if err := os.WriteFile(tokenFile, []byte("opaque-token"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c, err := partnercenter.NewClient(partnercenter.ClientConfig{BaseURL: api.URL,
-		Tokens: auth.NewAccessTokenFileSource(tokenFile, nil)})
+	c, err := partnercenter.NewClient(partnercenter.ClientConfig{
+		BaseURL: api.URL,
+		Tokens:  auth.NewAccessTokenFileSource(tokenFile, nil),
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -711,8 +731,10 @@ func TestAPIRedirectIsNotFollowed(t *testing.T) {
 				t.Fatal(err)
 			}
 			hc := &http.Client{Timeout: 10 * time.Second}
-			c, err := partnercenter.NewClient(partnercenter.ClientConfig{BaseURL: origin.URL, HTTPClient: hc,
-				Tokens: auth.NewAccessTokenFileSource(tokenFile, nil)})
+			c, err := partnercenter.NewClient(partnercenter.ClientConfig{
+				BaseURL: origin.URL, HTTPClient: hc,
+				Tokens: auth.NewAccessTokenFileSource(tokenFile, nil),
+			})
 			if err != nil {
 				t.Fatal(err)
 			}

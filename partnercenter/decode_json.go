@@ -154,7 +154,11 @@ func listError(err error) error {
 func moreDevices(s *jsonScanner, first bool) (bool, error) {
 	c, err := s.peek()
 	switch {
-	case err != nil, c == ']', c == '}':
+	case err != nil:
+		// The end of the input (or a read error) is endDevices' to word,
+		// as json.Decoder would: no device follows.
+		return false, nil //nolint:nilerr // reported by endDevices
+	case c == ']', c == '}':
 		return false, nil
 	case first:
 		return true, nil

@@ -79,14 +79,18 @@ func TestDecodeNestingLimit(t *testing.T) {
 		{"json at the limit", `{"links":` + nested("[", "]", 63) + `}`, ""},
 		{"json past the limit", `{"links":` + nested("[", "]", 64) + `}`, tooDeep},
 		{"json objects past the limit", `{"links":` + nested(`{"a":`, "}", 64) + `}`, tooDeep},
-		{"json in a device", `{"devicesStatus":[{"attributes":` + nested("[", "]", 70) + `}]}`,
-			"decode batch: devicesStatus[0]: nesting deeper than 64 levels"},
+		{
+			"json in a device", `{"devicesStatus":[{"attributes":` + nested("[", "]", 70) + `}]}`,
+			"decode batch: devicesStatus[0]: nesting deeper than 64 levels",
+		},
 		{"json brackets in strings do not count", `{"links":"` + strings.Repeat(`[{\"`, 100) + `"}`, ""},
 		{"xml at the limit", `<BatchUploadDetails>` + nested("<a>", "</a>", 63) + `</BatchUploadDetails>`, ""},
 		{"xml past the limit", `<BatchUploadDetails>` + nested("<a>", "</a>", 64) + `</BatchUploadDetails>`, tooDeep},
-		{"xml in a device field", `<BatchUploadDetails><DevicesStatus><DeviceUploadDetails><Status>` +
-			nested("<a>", "</a>", 70) + `</Status></DeviceUploadDetails></DevicesStatus></BatchUploadDetails>`,
-			"decode batch: devicesStatus[0]: status: nesting deeper than 64 levels"},
+		{
+			"xml in a device field", `<BatchUploadDetails><DevicesStatus><DeviceUploadDetails><Status>` +
+				nested("<a>", "</a>", 70) + `</Status></DeviceUploadDetails></DevicesStatus></BatchUploadDetails>`,
+			"decode batch: devicesStatus[0]: status: nesting deeper than 64 levels",
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -136,12 +136,10 @@ func Unavailable(err error) bool {
 	if err == nil {
 		return false
 	}
-	var holdErr *HoldError
-	if errors.As(err, &holdErr) {
+	if _, ok := errors.AsType[*HoldError](err); ok {
 		return false
 	}
-	var tokenErr *TokenError
-	if errors.As(err, &tokenErr) {
+	if _, ok := errors.AsType[*TokenError](err); ok {
 		return true
 	}
 	var apiErr *Error

@@ -51,8 +51,7 @@ func open(dir string, opts Options, tune func(*bolt.Options)) (*DB, error) {
 	}
 	d := &DB{dir: dir, path: filepath.Join(dir, FileName), opts: opts.withDefaults(), tune: tune}
 	db, err := d.openBolt()
-	var bad unusableError
-	if errors.As(err, &bad) {
+	if bad, ok := errors.AsType[unusableError](err); ok {
 		db, err = d.replaceUnusable(bad)
 	}
 	if err != nil {

@@ -31,8 +31,10 @@ func TestVersion1RecordReadsWithoutStamp(t *testing.T) {
 	got := mustLoad(t, mustOpen(t, dir, logs))
 	want := []storage.Record{{
 		CustomerID: "c", TrackingID: "t", LastSuccess: time.Date(2026, 12, 1, 0, 0, 1, 0, time.UTC), Retired: true,
-		Batch: &partnercenter.Batch{TrackingID: "t", Status: partnercenter.StatusFinished, RawStatus: "Finished",
-			CompletedTime: time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC)},
+		Batch: &partnercenter.Batch{
+			TrackingID: "t", Status: partnercenter.StatusFinished, RawStatus: "Finished",
+			CompletedTime: time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC),
+		},
 	}}
 	if !reflect.DeepEqual(got, want) || logs.String() != "" {
 		t.Errorf("Load = %+v (logs %q), want %+v and no log", got, logs, want)
@@ -111,8 +113,10 @@ func TestVersion2RecordIsReadAndMigratedOnce(t *testing.T) {
 		UnknownDeviceStatuses: []string{"weird"},
 		Errors:                []partnercenter.ErrorCount{{Code: "806", Description: "Already assigned", Devices: 2}},
 		OtherErrorDevices:     1,
-		FailedDevices: []partnercenter.Device{{SerialNumber: "SN1", DeviceID: "d1", ProductKey: "PK",
-			Status: partnercenter.StatusFinishedWithErrors, ErrorCode: "806", ErrorDescription: "Already assigned"}},
+		FailedDevices: []partnercenter.Device{{
+			SerialNumber: "SN1", DeviceID: "d1", ProductKey: "PK",
+			Status: partnercenter.StatusFinishedWithErrors, ErrorCode: "806", ErrorDescription: "Already assigned",
+		}},
 		FailedDevicesOmitted: 1,
 	}
 	b.Devices[partnercenter.StatusFinished] = 7

@@ -56,9 +56,13 @@ func TestRoundTripFullRecord(t *testing.T) {
 	db := mustOpen(t, dir, &logBuffer{})
 	want := fullRecord()
 	zeroTimes := storage.Record{CustomerID: "c", TrackingID: "t", Batch: &partnercenter.Batch{TrackingID: "t", Status: partnercenter.StatusQueued}}
-	retired := storage.Record{CustomerID: "d", TrackingID: "t", Retired: true, LastSuccess: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),
-		Batch: &partnercenter.Batch{TrackingID: "t", Status: partnercenter.StatusFinished, RawStatus: "finished",
-			CompletedTime: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}}
+	retired := storage.Record{
+		CustomerID: "d", TrackingID: "t", Retired: true, LastSuccess: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),
+		Batch: &partnercenter.Batch{
+			TrackingID: "t", Status: partnercenter.StatusFinished, RawStatus: "finished",
+			CompletedTime: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
+		},
+	}
 	mustPut(t, db, want, zeroTimes, retired)
 
 	got := mustLoad(t, db)

@@ -205,8 +205,10 @@ func TestCredCertificateAssertion(t *testing.T) {
 	var header assertionHeader
 	credDecodeSegment(t, parts[0], &header)
 	sum := sha256.Sum256(leaf.Raw)
-	wantHeader := assertionHeader{Alg: "PS256", Typ: "JWT", X5tS256: base64.RawURLEncoding.EncodeToString(sum[:]),
-		X5c: []string{base64.StdEncoding.EncodeToString(leaf.Raw)}}
+	wantHeader := assertionHeader{
+		Alg: "PS256", Typ: "JWT", X5tS256: base64.RawURLEncoding.EncodeToString(sum[:]),
+		X5c: []string{base64.StdEncoding.EncodeToString(leaf.Raw)},
+	}
 	if !reflect.DeepEqual(header, wantHeader) {
 		t.Errorf("header %+v, want %+v", header, wantHeader)
 	}
@@ -216,8 +218,10 @@ func TestCredCertificateAssertion(t *testing.T) {
 		t.Error("no jti")
 	}
 	claims.ID = ""
-	wantClaims := assertionClaims{Audience: aud, Issuer: credClientID, Subject: credClientID,
-		NotBefore: now.Unix(), IssuedAt: now.Unix(), Expiry: now.Add(10 * time.Minute).Unix()}
+	wantClaims := assertionClaims{
+		Audience: aud, Issuer: credClientID, Subject: credClientID,
+		NotBefore: now.Unix(), IssuedAt: now.Unix(), Expiry: now.Add(10 * time.Minute).Unix(),
+	}
 	if claims != wantClaims {
 		t.Errorf("claims %+v, want %+v", claims, wantClaims)
 	}

@@ -177,8 +177,10 @@ func TestTokenSourceRefusesPlainHTTPOffLoopback(t *testing.T) {
 		hc := &http.Client{Transport: transport}
 		sources := map[string]partnercenter.TokenSource{
 			"client credentials": NewClientCredentialsSource(tokenTestCredentials(tokenURL), hc, nil),
-			"refresh token": NewRefreshTokenSource(RefreshTokenConfig{TokenURL: tokenURL, ClientID: tokenTestClientID,
-				Resource: tokenTestResource, RefreshTokenFile: refreshFile}, hc, nil),
+			"refresh token": NewRefreshTokenSource(RefreshTokenConfig{
+				TokenURL: tokenURL, ClientID: tokenTestClientID,
+				Resource: tokenTestResource, RefreshTokenFile: refreshFile,
+			}, hc, nil),
 		}
 		for name, src := range sources {
 			_, err := src.Token(context.Background())
@@ -202,8 +204,10 @@ func TestTokenRedirectIsNotFollowed(t *testing.T) {
 		hc := &http.Client{Timeout: 10 * time.Second}
 		sources := map[string]partnercenter.TokenSource{
 			"client credentials": NewClientCredentialsSource(tokenTestCredentials(origin.URL+tokenTestPath), hc, nil),
-			"refresh token": NewRefreshTokenSource(RefreshTokenConfig{TokenURL: origin.URL + tokenTestPath, ClientID: tokenTestClientID,
-				Resource: tokenTestResource, ClientSecret: func() string { return tokenTestSecret }, RefreshTokenFile: refreshFile}, hc, nil),
+			"refresh token": NewRefreshTokenSource(RefreshTokenConfig{
+				TokenURL: origin.URL + tokenTestPath, ClientID: tokenTestClientID,
+				Resource: tokenTestResource, ClientSecret: func() string { return tokenTestSecret }, RefreshTokenFile: refreshFile,
+			}, hc, nil),
 		}
 		for name, src := range sources {
 			_, err := src.Token(context.Background())

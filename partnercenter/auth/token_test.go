@@ -339,12 +339,10 @@ func TestTokenSourceConcurrentCallersShareOneRequest(t *testing.T) {
 	errs := make([]error, callers)
 	for i := range callers {
 		started.Add(1)
-		finished.Add(1)
-		go func() {
-			defer finished.Done()
+		finished.Go(func() {
 			started.Done()
 			tokens[i], errs[i] = src.Token(context.Background())
-		}()
+		})
 	}
 	<-arrived
 	started.Wait()

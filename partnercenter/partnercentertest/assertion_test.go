@@ -90,17 +90,21 @@ func TestClientAssertion(t *testing.T) {
 	}
 	v2 := s.TokenURLV2()
 	claims := func(change func(map[string]any)) map[string]any {
-		c := map[string]any{"aud": v2, "iss": assertionClient, "sub": assertionClient, "jti": "j1",
-			"nbf": start.Unix(), "iat": start.Unix(), "exp": start.Unix() + 600}
+		c := map[string]any{
+			"aud": v2, "iss": assertionClient, "sub": assertionClient, "jti": "j1",
+			"nbf": start.Unix(), "iat": start.Unix(), "exp": start.Unix() + 600,
+		}
 		if change != nil {
 			change(c)
 		}
 		return c
 	}
 	form := func(assertion string) url.Values {
-		return url.Values{"grant_type": {"client_credentials"}, "client_id": {assertionClient},
+		return url.Values{
+			"grant_type": {"client_credentials"}, "client_id": {assertionClient},
 			"scope": {resource + "/.default"}, "client_assertion_type": {partnercentertest.ClientAssertionType},
-			"client_assertion": {assertion}}
+			"client_assertion": {assertion},
+		}
 	}
 	valid := signAssertion(t, cert, pemData, claims(nil))
 	tests := []struct {
@@ -168,8 +172,10 @@ func TestCertificateClientHasNoSecret(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.SetClientCertificate(assertionClient, cert)
-	r := postToken(t, s.TokenURL(), url.Values{"grant_type": {"client_credentials"}, "client_id": {assertionClient},
-		"client_secret": {partnercentertest.DefaultClientSecret}, "resource": {resource}})
+	r := postToken(t, s.TokenURL(), url.Values{
+		"grant_type": {"client_credentials"}, "client_id": {assertionClient},
+		"client_secret": {partnercentertest.DefaultClientSecret}, "resource": {resource},
+	})
 	if r.status != http.StatusUnauthorized || !strings.Contains(r.body, `"error":"invalid_client"`) {
 		t.Errorf("status %d body %s, want 401 invalid_client", r.status, r.body)
 	}

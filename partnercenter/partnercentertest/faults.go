@@ -3,6 +3,7 @@ package partnercentertest
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"strconv"
@@ -97,9 +98,7 @@ func (s *Server) write(w http.ResponseWriter, r *http.Request, a answer) bool {
 		return true
 	}
 	h := w.Header()
-	for name, values := range a.header {
-		h[name] = values
-	}
+	maps.Copy(h, a.header)
 	if a.stream != nil {
 		return s.writeStream(r.Context(), w, a)
 	}

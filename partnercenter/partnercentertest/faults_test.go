@@ -146,14 +146,22 @@ func TestMisconfiguredFaults(t *testing.T) {
 		response partnercentertest.Response
 		wantDesc string
 	}{
-		{name: "unknown fault", response: partnercentertest.Response{Fault: "explode"},
-			wantDesc: `partnercentertest: unknown Response.Fault \"explode\" (want reset, truncate or stall)`},
-		{name: "fault on a stream", response: partnercentertest.Response{Fault: partnercentertest.FaultReset, Stream: &partnercentertest.Stream{}},
-			wantDesc: `partnercentertest: Response.Fault \"reset\" cannot break a Stream`},
-		{name: "stream shorter than its head", response: partnercentertest.Response{Stream: &partnercentertest.Stream{Head: []byte("abc"), Size: 1}},
-			wantDesc: `partnercentertest: Stream.Size 1 is smaller than its Head (3 bytes)`},
-		{name: "stream without repeat", response: partnercentertest.Response{Stream: &partnercentertest.Stream{Size: 1}},
-			wantDesc: `partnercentertest: Stream.Size 1 needs a Repeat after its Head`},
+		{
+			name: "unknown fault", response: partnercentertest.Response{Fault: "explode"},
+			wantDesc: `partnercentertest: unknown Response.Fault \"explode\" (want reset, truncate or stall)`,
+		},
+		{
+			name: "fault on a stream", response: partnercentertest.Response{Fault: partnercentertest.FaultReset, Stream: &partnercentertest.Stream{}},
+			wantDesc: `partnercentertest: Response.Fault \"reset\" cannot break a Stream`,
+		},
+		{
+			name: "stream shorter than its head", response: partnercentertest.Response{Stream: &partnercentertest.Stream{Head: []byte("abc"), Size: 1}},
+			wantDesc: `partnercentertest: Stream.Size 1 is smaller than its Head (3 bytes)`,
+		},
+		{
+			name: "stream without repeat", response: partnercentertest.Response{Stream: &partnercentertest.Stream{Size: 1}},
+			wantDesc: `partnercentertest: Stream.Size 1 needs a Repeat after its Head`,
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -181,11 +181,15 @@ func TestRender(t *testing.T) {
 	}{
 		{"json", partnercentertest.RenderJSON, smallBatch, smallBatchJSON},
 		{"xml", partnercentertest.RenderXML, smallBatch, smallBatchXML},
-		{"json without devices", partnercentertest.RenderJSON, empty,
-			`{"batchTrackingId":null,"status":"queued","startedTime":null,"completedTime":null,"devicesStatus":[],"attributes":{"objectType":"BatchUploadDetails"}}`},
-		{"xml without devices", partnercentertest.RenderXML, empty,
+		{
+			"json without devices", partnercentertest.RenderJSON, empty,
+			`{"batchTrackingId":null,"status":"queued","startedTime":null,"completedTime":null,"devicesStatus":[],"attributes":{"objectType":"BatchUploadDetails"}}`,
+		},
+		{
+			"xml without devices", partnercentertest.RenderXML, empty,
 			`<BatchUploadDetails xmlns="http://schemas.datacontract.org/2004/07/Microsoft.Partner.Providers.Contracts.V1" xmlns:i="http://www.w3.org/2001/XMLSchema-instance">` +
-				`<BatchTrackingId i:nil="true"/><CompletedTime i:nil="true"/><DevicesStatus/><StartedTime i:nil="true"/><Status>queued</Status></BatchUploadDetails>`},
+				`<BatchTrackingId i:nil="true"/><CompletedTime i:nil="true"/><DevicesStatus/><StartedTime i:nil="true"/><Status>queued</Status></BatchUploadDetails>`,
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -372,12 +376,21 @@ func TestMisconfiguredResponses(t *testing.T) {
 		response partnercentertest.Response
 		wantBody string
 	}{
-		{"unknown format", partnercentertest.Response{Format: "yaml"},
-			`{"code":500,"description":"partnercentertest: unknown Response.Format \"yaml\" (want json, xml or json-bom)","errorName":"PartnerCenterTestMisconfigured","isRetryable":false,"data":[],"source":"PartnerFD"}`},
-		{"status out of range", partnercentertest.Response{Status: 1000},
-			`{"code":500,"description":"partnercentertest: Response.Status 1000 is not a final HTTP status","errorName":"PartnerCenterTestMisconfigured","isRetryable":false,"data":[],"source":"PartnerFD"}`},
-		{"informational status", partnercentertest.Response{Status: 103},
-			`{"code":500,"description":"partnercentertest: Response.Status 103 is not a final HTTP status","errorName":"PartnerCenterTestMisconfigured","isRetryable":false,"data":[],"source":"PartnerFD"}`},
+		{
+			"unknown format",
+			partnercentertest.Response{Format: "yaml"},
+			`{"code":500,"description":"partnercentertest: unknown Response.Format \"yaml\" (want json, xml or json-bom)","errorName":"PartnerCenterTestMisconfigured","isRetryable":false,"data":[],"source":"PartnerFD"}`,
+		},
+		{
+			"status out of range",
+			partnercentertest.Response{Status: 1000},
+			`{"code":500,"description":"partnercentertest: Response.Status 1000 is not a final HTTP status","errorName":"PartnerCenterTestMisconfigured","isRetryable":false,"data":[],"source":"PartnerFD"}`,
+		},
+		{
+			"informational status",
+			partnercentertest.Response{Status: 103},
+			`{"code":500,"description":"partnercentertest: Response.Status 103 is not a final HTTP status","errorName":"PartnerCenterTestMisconfigured","isRetryable":false,"data":[],"source":"PartnerFD"}`,
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

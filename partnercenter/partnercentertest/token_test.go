@@ -90,22 +90,38 @@ func TestTokenErrors(t *testing.T) {
 		wantCode   float64
 		wantPrefix string
 	}{
-		{"wrong secret", "", with("client_secret", "wrong-secret"), 401, "invalid_client", 7000215,
-			"AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '00000000-0000-0000-0000-0000000000c1'.\r\n"},
-		{"missing secret", "", with("client_secret", ""), 401, "invalid_client", 7000218,
-			"AADSTS7000218: The request body must contain the following parameter: 'client_assertion' or 'client_secret'.\r\n"},
-		{"unknown client", "", with("client_id", "11111111-1111-1111-1111-111111111111"), 400, "unauthorized_client", 700016,
-			"AADSTS700016: Application with identifier '11111111-1111-1111-1111-111111111111' was not found in the directory 'contoso.onmicrosoft.com'.\r\n"},
-		{"missing client id", "", with("client_id", ""), 400, "invalid_request", 900144,
-			"AADSTS900144: The request body must contain the following parameter: 'client_id'.\r\n"},
-		{"missing resource", "", with("resource", ""), 400, "invalid_request", 50001,
-			"AADSTS50001: Resource identifier is not provided.\r\n"},
-		{"missing grant type", "", with("grant_type", ""), 400, "invalid_request", 900144,
-			"AADSTS900144: The request body must contain the following parameter: 'grant_type'.\r\n"},
-		{"unsupported grant type", "", with("grant_type", "password"), 400, "unsupported_grant_type", 70003,
-			"AADSTS70003: The app requested an unsupported grant type 'password'.\r\n"},
-		{"unknown tenant", "fabrikam.onmicrosoft.com", clientCredentials(), 400, "invalid_request", 90002,
-			"AADSTS90002: Tenant 'fabrikam.onmicrosoft.com' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.\r\n"},
+		{
+			"wrong secret", "", with("client_secret", "wrong-secret"), 401, "invalid_client", 7000215,
+			"AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '00000000-0000-0000-0000-0000000000c1'.\r\n",
+		},
+		{
+			"missing secret", "", with("client_secret", ""), 401, "invalid_client", 7000218,
+			"AADSTS7000218: The request body must contain the following parameter: 'client_assertion' or 'client_secret'.\r\n",
+		},
+		{
+			"unknown client", "", with("client_id", "11111111-1111-1111-1111-111111111111"), 400, "unauthorized_client", 700016,
+			"AADSTS700016: Application with identifier '11111111-1111-1111-1111-111111111111' was not found in the directory 'contoso.onmicrosoft.com'.\r\n",
+		},
+		{
+			"missing client id", "", with("client_id", ""), 400, "invalid_request", 900144,
+			"AADSTS900144: The request body must contain the following parameter: 'client_id'.\r\n",
+		},
+		{
+			"missing resource", "", with("resource", ""), 400, "invalid_request", 50001,
+			"AADSTS50001: Resource identifier is not provided.\r\n",
+		},
+		{
+			"missing grant type", "", with("grant_type", ""), 400, "invalid_request", 900144,
+			"AADSTS900144: The request body must contain the following parameter: 'grant_type'.\r\n",
+		},
+		{
+			"unsupported grant type", "", with("grant_type", "password"), 400, "unsupported_grant_type", 70003,
+			"AADSTS70003: The app requested an unsupported grant type 'password'.\r\n",
+		},
+		{
+			"unknown tenant", "fabrikam.onmicrosoft.com", clientCredentials(), 400, "invalid_request", 90002,
+			"AADSTS90002: Tenant 'fabrikam.onmicrosoft.com' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.\r\n",
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
