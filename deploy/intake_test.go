@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"maps"
 	"reflect"
 	"strings"
 	"testing"
@@ -17,9 +18,7 @@ const intakeDir = "/run/secrets/partnercenter_exporter-intake"
 // default-values.yaml.
 func intakeOn(intake map[string]any) map[string]any {
 	in := map[string]any{"enabled": true}
-	for k, v := range intake {
-		in[k] = v
-	}
+	maps.Copy(in, intake)
 	return map[string]any{"storage": map[string]any{"enabled": true}, "intake": in}
 }
 
