@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"testing"
 
+	"github.com/partnercenter-exporter/partnercenter_exporter/internal/testkit"
 	"github.com/partnercenter-exporter/partnercenter_exporter/storage"
 )
 
@@ -23,7 +24,7 @@ func benchmarkOpenLoad(b *testing.B, n int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	before := liveHeap()
+	before := testkit.LiveHeap()
 	var records []storage.Record
 	b.ReportAllocs()
 	cpuStart, cpuOK := processCPUTime()
@@ -37,7 +38,7 @@ func benchmarkOpenLoad(b *testing.B, n int) {
 	if len(records) != n {
 		b.Fatalf("loaded %d records, want %d", len(records), n)
 	}
-	retained := int64(liveHeap()) - int64(before)
+	retained := int64(testkit.LiveHeap()) - int64(before)
 	runtime.KeepAlive(records)
 	b.ReportMetric(float64(retained)/float64(n), "retained-B/batch")
 	b.ReportMetric(float64(info.Size())/float64(n), "file-B/batch")
@@ -94,14 +95,6 @@ func BenchmarkPut(b *testing.B) {
 		}
 		i++
 	}
-}
-
-func liveHeap() uint64 {
-	runtime.GC()
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return ms.HeapAlloc
 }
 
 // BenchmarkDeleteAll50k forgets 50,000 stored batches in one DeleteAll, as

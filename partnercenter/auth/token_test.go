@@ -17,6 +17,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/partnercenter-exporter/partnercenter_exporter/internal/testkit"
 	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter"
 )
 
@@ -30,26 +31,9 @@ const (
 	tokenTestPath     = "/tenant.example/oauth2/token"
 )
 
-// tokenTestClock is a clock that moves only when told to.
-type tokenTestClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newTokenTestClock() *tokenTestClock {
-	return &tokenTestClock{t: time.Date(2025, 3, 4, 5, 6, 7, 0, time.UTC)}
-}
-
-func (c *tokenTestClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *tokenTestClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
+// newTokenTestClock is a clock that moves only when told to.
+func newTokenTestClock() *testkit.Clock {
+	return testkit.NewClock(time.Date(2025, 3, 4, 5, 6, 7, 0, time.UTC))
 }
 
 // tokenTestObserver counts TokenRequest results and keeps the

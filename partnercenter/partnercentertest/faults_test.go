@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/partnercenter-exporter/partnercenter_exporter/internal/testkit"
 	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter/partnercentertest"
 )
 
@@ -133,7 +134,7 @@ func TestHugeStreamStopsWhenClientLeaves(t *testing.T) {
 			t.Fatalf("chunked=%v: read %d bytes, %v", chunked, n, err)
 		}
 		resp.Body.Close()
-		waitFor(t, "the stream to stop", func() bool { return s.AbortedRequests() == 1 })
+		testkit.WaitUntil(t, "the stream to stop", func() bool { return s.AbortedRequests() == 1 })
 		if took := time.Since(began); took > 5*time.Second {
 			t.Errorf("chunked=%v: stopping took %s", chunked, took)
 		}
@@ -233,7 +234,7 @@ func TestSlowTokenEndpoint(t *testing.T) {
 		resp.Body.Close()
 		t.Fatal("a token request with an hour of latency beat a 100ms client timeout")
 	}
-	waitFor(t, "the token handler to give up", func() bool { return s.AbortedRequests() == 1 })
+	testkit.WaitUntil(t, "the token handler to give up", func() bool { return s.AbortedRequests() == 1 })
 	if got := s.LastAccessToken(); got != "" {
 		t.Errorf("an abandoned token request issued %q", got)
 	}

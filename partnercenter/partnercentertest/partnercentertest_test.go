@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/partnercenter-exporter/partnercenter_exporter/internal/testkit"
 	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter/partnercentertest"
 )
 
@@ -26,29 +27,11 @@ const (
 // start is the fake clock's initial time: Unix 1714564800.
 var start = time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
 
-// fakeClock is a clock that moves only when told to.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
-func newServer(t *testing.T) (*partnercentertest.Server, *fakeClock) {
+func newServer(t *testing.T) (*partnercentertest.Server, *testkit.Clock) {
 	t.Helper()
 	s := partnercentertest.NewServer()
 	t.Cleanup(s.Close)
-	clock := &fakeClock{now: start}
+	clock := testkit.NewClock(start)
 	s.SetClock(clock.Now)
 	return s, clock
 }
@@ -132,19 +115,6 @@ func decodeObject(t *testing.T, body string) map[string]any {
 		t.Fatalf("decode %q: %v", body, err)
 	}
 	return m
-}
-
-// waitFor polls cond for up to ten seconds; it bounds tests that wait for
-// the server to notice a client going away.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 var smallBatch = partnercentertest.Batch{
@@ -592,12 +562,12 @@ func TestLatencyEndsWhenClientGivesUp(t *testing.T) {
 		}
 		errs <- err
 	}()
-	waitFor(t, "the request to reach the server", func() bool { return s.TotalBatchRequests() == 1 })
+	testkit.WaitUntil(t, "the request to reach the server", func() bool { return s.TotalBatchRequests() == 1 })
 	cancel()
 	if err := <-errs; err == nil {
 		t.Error("the canceled request succeeded")
 	}
-	waitFor(t, "the handler to give up", func() bool { return s.AbortedRequests() == 1 })
+	testkit.WaitUntil(t, "the handler to give up", func() bool { return s.AbortedRequests() == 1 })
 
 	log := s.Requests()
 	if last := log[len(log)-1]; last.Status != 0 {
@@ -619,7 +589,7 @@ func TestLatencyWithClientTimeout(t *testing.T) {
 		resp.Body.Close()
 		t.Fatal("a request with an hour of latency beat a 50ms client timeout")
 	}
-	waitFor(t, "the handler to give up", func() bool { return s.AbortedRequests() == 1 })
+	testkit.WaitUntil(t, "the handler to give up", func() bool { return s.AbortedRequests() == 1 })
 }
 
 func TestCloseEndsLatency(t *testing.T) {
@@ -641,7 +611,7 @@ func TestCloseEndsLatency(t *testing.T) {
 		}
 		errs <- err
 	}()
-	waitFor(t, "the request to reach the server", func() bool { return s.TotalBatchRequests() == 1 })
+	testkit.WaitUntil(t, "the request to reach the server", func() bool { return s.TotalBatchRequests() == 1 })
 	s.Close() // returns only once the handler has returned
 	if got := s.AbortedRequests(); got != 1 {
 		t.Errorf("AbortedRequests = %d after Close, want 1", got)
