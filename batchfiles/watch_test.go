@@ -1,7 +1,6 @@
 package batchfiles
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -13,6 +12,8 @@ import (
 	"time"
 
 	"github.com/go-kit/log"
+
+	"github.com/partnercenter-exporter/partnercenter_exporter/internal/testkit"
 )
 
 // waitLimit bounds every wait for the watcher: far more than a scan takes,
@@ -66,27 +67,10 @@ func (r *recorder) waitFor(t *testing.T, what string, cond func(Snapshot) bool) 
 }
 
 // logBuffer is a log destination safe for the watcher's goroutine.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
+type logBuffer struct{ testkit.SyncBuffer }
 
 func (b *logBuffer) count(substr string) int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return strings.Count(b.buf.String(), substr)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+	return strings.Count(b.String(), substr)
 }
 
 func startWatcher(t *testing.T, opts Options, dir string, globs ...string) (*Watcher, *recorder, *logBuffer) {
