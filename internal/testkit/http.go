@@ -118,14 +118,23 @@ func Send(t *testing.T, method, url string, body io.Reader, header http.Header) 
 		t.Fatal(err)
 	}
 	maps.Copy(req.Header, header)
-	resp, err := http.DefaultClient.Do(req)
+	return SendRequest(t, http.DefaultClient, req)
+}
+
+// SendRequest sends req with client and returns the whole answer, for a
+// request Send cannot make (Basic authentication, a client of its own,
+// the test's context). It fails the test when no answer arrives or its
+// body cannot be read.
+func SendRequest(t *testing.T, client *http.Client, req *http.Request) Answer {
+	t.Helper()
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatalf("%s %s: reading the answer: %v", method, url, err)
+		t.Fatalf("%s %s: reading the answer: %v", req.Method, req.URL, err)
 	}
 	return Answer{Status: resp.StatusCode, Header: resp.Header, Body: string(data)}
 }
