@@ -16,8 +16,8 @@ import (
 	"github.com/partnercenter-exporter/partnercenter_exporter/internal/testkit"
 )
 
-// waitLimit bounds every wait for the watcher: far more than a scan takes,
-// far less than the test timeout.
+// waitLimit bounds the wait for the watcher to stop: far more than a scan
+// takes, far less than the test timeout.
 const waitLimit = 10 * time.Second
 
 // eventsOnly has no useful re-scan, so a change seen proves an event.
@@ -49,21 +49,15 @@ func (r *recorder) last() Snapshot {
 	return r.snaps[len(r.snaps)-1]
 }
 
-// waitFor polls the latest snapshot until cond holds, failing the test
-// after waitLimit.
+// waitFor polls the latest snapshot until cond holds and returns it,
+// failing the test, with the last snapshot seen, when it never does.
 func (r *recorder) waitFor(t *testing.T, what string, cond func(Snapshot) bool) Snapshot {
 	t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	for {
-		s := r.last()
-		if cond(s) {
-			return s
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s; last snapshot: %+v", what, s)
-		}
-		time.Sleep(5 * time.Millisecond)
+	var s Snapshot
+	if !testkit.Poll(func() bool { s = r.last(); return cond(s) }) {
+		t.Fatalf("timed out waiting for %s; last snapshot: %+v", what, s)
 	}
+	return s
 }
 
 // logBuffer is a log destination safe for the watcher's goroutine.

@@ -142,7 +142,7 @@ func SendRequest(t *testing.T, client *http.Client, req *http.Request) Answer {
 // WaitFor polls cond until it holds, and fails the test after 15s.
 func WaitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	if !poll(cond) {
+	if !Poll(cond) {
 		t.Fatal("condition not met within 15s")
 	}
 }
@@ -150,15 +150,17 @@ func WaitFor(t *testing.T, cond func() bool) {
 // WaitUntil is WaitFor naming what it waits for when it fails.
 func WaitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	if !poll(cond) {
+	if !Poll(cond) {
 		t.Fatalf("timed out after 15s waiting for %s", what)
 	}
 }
 
-// poll calls cond every 20ms until it holds (true) or 15s have passed
+// Poll calls cond every 20ms until it holds (true) or 15s have passed
 // (false): long enough for a loaded 2-core machine, short enough to bound
-// a test that waits for something that never happens.
-func poll(cond func() bool) bool {
+// a test that waits for something that never happens. It is for a wait
+// whose failure says more than WaitUntil can, such as the last value
+// seen.
+func Poll(cond func() bool) bool {
 	deadline := time.Now().Add(15 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
