@@ -112,6 +112,17 @@ type tokenTestRequest struct {
 
 // tokenTestServer is a fake token endpoint on loopback. answer gets the
 // 1-based number of the request.
+//
+// It is not partnercentertest's token endpoint, which the cred tests use,
+// because it checks the other side: the exact form the source sends,
+// client secret and refresh token included, which partnercentertest must
+// never record (its request log is part of demo mode, and its tests
+// assert that no secret reaches it); any bytes as the answer, however
+// malformed, numbered per request at a fixed clock; and a handler that
+// acts while a request is in flight (holding it for the single-flight
+// test, breaking the refresh token file). partnercentertest's endpoint
+// plays Azure AD's rules instead, for the certificate and federated
+// flows.
 type tokenTestServer struct {
 	*httptest.Server
 	answer func(r *http.Request, n int) (status int, body string)
