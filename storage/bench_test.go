@@ -27,12 +27,12 @@ func benchmarkOpenLoad(b *testing.B, n int) {
 	before := testkit.LiveHeap()
 	var records []storage.Record
 	b.ReportAllocs()
-	cpuStart, cpuOK := processCPUTime()
+	cpuStart, cpuOK := testkit.ProcessCPUTime()
 	for b.Loop() {
 		records = openLoadClose(b, dir)
 	}
 	b.StopTimer()
-	if cpuEnd, ok := processCPUTime(); ok && cpuOK {
+	if cpuEnd, ok := testkit.ProcessCPUTime(); ok && cpuOK {
 		b.ReportMetric(float64(cpuEnd-cpuStart)/float64(b.N)/1e6, "cpu-ms/op")
 	}
 	if len(records) != n {

@@ -58,3 +58,21 @@ func TestSendRequestReadsTheWholeAnswer(t *testing.T) {
 		t.Errorf("answer = %+v, want 418, X-Method PUT, body %q", a, "short and stout")
 	}
 }
+
+func TestProcessCPUTimeGrowsWithWork(t *testing.T) {
+	before, ok := ProcessCPUTime()
+	if !ok {
+		t.Skip("no process CPU time on this system")
+	}
+	// Spin until the kernel has accounted some CPU time: its tick is
+	// coarse, so a fixed amount of work could show as none.
+	if !Poll(func() bool {
+		for i := range 1_000_000 {
+			_ = i * i
+		}
+		after, _ := ProcessCPUTime()
+		return after > before
+	}) {
+		t.Error("ProcessCPUTime did not grow while the test worked")
+	}
+}
