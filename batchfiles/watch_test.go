@@ -1,7 +1,6 @@
 package batchfiles
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -13,10 +12,12 @@ import (
 	"time"
 
 	"github.com/go-kit/log"
+
+	"github.com/partnercenter-exporter/partnercenter_exporter/internal/testkit"
 )
 
-// waitLimit bounds every wait for the watcher: far more than a scan takes,
-// far less than the test timeout.
+// waitLimit bounds the wait for the watcher to stop: far more than a scan
+// takes, far less than the test timeout.
 const waitLimit = 10 * time.Second
 
 // eventsOnly has no useful re-scan, so a change seen proves an event.
@@ -48,45 +49,22 @@ func (r *recorder) last() Snapshot {
 	return r.snaps[len(r.snaps)-1]
 }
 
-// waitFor polls the latest snapshot until cond holds, failing the test
-// after waitLimit.
+// waitFor polls the latest snapshot until cond holds and returns it,
+// failing the test, with the last snapshot seen, when it never does.
 func (r *recorder) waitFor(t *testing.T, what string, cond func(Snapshot) bool) Snapshot {
 	t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	for {
-		s := r.last()
-		if cond(s) {
-			return s
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s; last snapshot: %+v", what, s)
-		}
-		time.Sleep(5 * time.Millisecond)
+	var s Snapshot
+	if !testkit.Poll(func() bool { s = r.last(); return cond(s) }) {
+		t.Fatalf("timed out waiting for %s; last snapshot: %+v", what, s)
 	}
+	return s
 }
 
 // logBuffer is a log destination safe for the watcher's goroutine.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
+type logBuffer struct{ testkit.SyncBuffer }
 
 func (b *logBuffer) count(substr string) int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return strings.Count(b.buf.String(), substr)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+	return strings.Count(b.String(), substr)
 }
 
 func startWatcher(t *testing.T, opts Options, dir string, globs ...string) (*Watcher, *recorder, *logBuffer) {

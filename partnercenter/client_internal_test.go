@@ -4,9 +4,10 @@ import (
 	"context"
 	"errors"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/partnercenter-exporter/partnercenter_exporter/internal/testkit"
 )
 
 // noTokens is a TokenSource for tests that send nothing; the real ones
@@ -17,24 +18,6 @@ func (noTokens) Token(context.Context) (string, error) {
 	return "", errors.New("no token in this test")
 }
 func (noTokens) Invalidate(string) {}
-
-// testClock moves only when told to.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 func TestHoldErrorText(t *testing.T) {
 	until := time.Date(2026, 11, 25, 10, 5, 0, 750_000_000, time.FixedZone("CET", 3600))
@@ -48,7 +31,7 @@ func TestHoldErrorText(t *testing.T) {
 // TestThrottledUntil drives the hold with a clock that moves only when
 // told to.
 func TestThrottledUntil(t *testing.T) {
-	clock := &testClock{t: time.Date(2025, 3, 4, 5, 6, 7, 0, time.UTC)}
+	clock := testkit.NewClock(time.Date(2025, 3, 4, 5, 6, 7, 0, time.UTC))
 	hold := &Hold{now: clock.Now}
 	c, err := NewClient(ClientConfig{BaseURL: "https://api.example", Tokens: noTokens{}, Hold: hold})
 	if err != nil {

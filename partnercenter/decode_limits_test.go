@@ -3,10 +3,11 @@ package partnercenter
 import (
 	"bytes"
 	"io"
-	"runtime"
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/partnercenter-exporter/partnercenter_exporter/internal/testkit"
 )
 
 // repeatReader yields its pattern n times without holding it n times, so
@@ -49,18 +50,15 @@ func TestDecodeRefusesDeepNestingEarly(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			body := io.MultiReader(strings.NewReader(tt.head), &repeatReader{pattern: tt.open, n: bodySize / len(tt.open)})
-			var before, after runtime.MemStats
-			runtime.GC()
-			runtime.ReadMemStats(&before)
-			_, err := Decode(body, tt.contentType, DecodeOptions{})
-			runtime.ReadMemStats(&after)
+			var err error
+			alloc := testkit.AllocatedBy(func() { _, err = Decode(body, tt.contentType, DecodeOptions{}) })
 			if want := "decode batch: nesting deeper than 64 levels"; err == nil || err.Error() != want {
 				t.Fatalf("Decode error = %v, want %q", err, want)
 			}
-			if grown := after.TotalAlloc - before.TotalAlloc; grown >= allocLimit {
+			if grown := alloc.Total; grown >= allocLimit {
 				t.Errorf("decoding allocated %d bytes, want less than %d", grown, allocLimit)
 			}
-			if grown := int64(after.HeapAlloc) - int64(before.HeapAlloc); grown >= allocLimit {
+			if grown := alloc.HeapGrowth; grown >= allocLimit {
 				t.Errorf("live heap grew by %d bytes, want less than %d", grown, allocLimit)
 			}
 		})

@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"testing"
 
+	"github.com/partnercenter-exporter/partnercenter_exporter/internal/testkit"
 	"github.com/partnercenter-exporter/partnercenter_exporter/storage"
 )
 
@@ -23,21 +24,21 @@ func benchmarkOpenLoad(b *testing.B, n int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	before := liveHeap()
+	before := testkit.LiveHeap()
 	var records []storage.Record
 	b.ReportAllocs()
-	cpuStart, cpuOK := processCPUTime()
+	cpuStart, cpuOK := testkit.ProcessCPUTime()
 	for b.Loop() {
 		records = openLoadClose(b, dir)
 	}
 	b.StopTimer()
-	if cpuEnd, ok := processCPUTime(); ok && cpuOK {
+	if cpuEnd, ok := testkit.ProcessCPUTime(); ok && cpuOK {
 		b.ReportMetric(float64(cpuEnd-cpuStart)/float64(b.N)/1e6, "cpu-ms/op")
 	}
 	if len(records) != n {
 		b.Fatalf("loaded %d records, want %d", len(records), n)
 	}
-	retained := int64(liveHeap()) - int64(before)
+	retained := int64(testkit.LiveHeap()) - int64(before)
 	runtime.KeepAlive(records)
 	b.ReportMetric(float64(retained)/float64(n), "retained-B/batch")
 	b.ReportMetric(float64(info.Size())/float64(n), "file-B/batch")
@@ -94,14 +95,6 @@ func BenchmarkPut(b *testing.B) {
 		}
 		i++
 	}
-}
-
-func liveHeap() uint64 {
-	runtime.GC()
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return ms.HeapAlloc
 }
 
 // BenchmarkDeleteAll50k forgets 50,000 stored batches in one DeleteAll, as

@@ -1,14 +1,13 @@
 package storage_test
 
 import (
-	"bytes"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/go-kit/log"
 
+	"github.com/partnercenter-exporter/partnercenter_exporter/internal/testkit"
 	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter"
 	"github.com/partnercenter-exporter/partnercenter_exporter/storage"
 )
@@ -19,22 +18,7 @@ var fixedNow = time.Date(2026, 12, 1, 20, 45, 0, 0, time.UTC)
 const fixedNowName = "20261201T204500Z"
 
 // logBuffer collects logfmt lines from the store.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
+type logBuffer = testkit.SyncBuffer
 
 func testOptions(logs *logBuffer) storage.Options {
 	return storage.Options{

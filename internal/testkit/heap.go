@@ -56,3 +56,28 @@ func HeapBytes() uint64 {
 	metrics.Read(s)
 	return s[0].Value.Uint64()
 }
+
+// Allocation is what one call cost the heap, as AllocatedBy measures it.
+type Allocation struct {
+	// Total is every byte allocated during the call, freed or not.
+	Total uint64
+	// HeapGrowth is how far the heap's allocated bytes (live and not yet
+	// collected) grew across the call; negative when a collection ran.
+	HeapGrowth int64
+}
+
+// AllocatedBy collects garbage, then runs f and returns what it
+// allocated. Unlike HeapGrowth it reads the runtime's exact counters
+// before and after rather than sampling, so it suits a call whose cost
+// shows in its total allocation rather than its peak.
+func AllocatedBy(f func()) Allocation {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	f()
+	runtime.ReadMemStats(&after)
+	return Allocation{
+		Total:      after.TotalAlloc - before.TotalAlloc,
+		HeapGrowth: int64(after.HeapAlloc) - int64(before.HeapAlloc),
+	}
+}

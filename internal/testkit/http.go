@@ -1,8 +1,14 @@
 // Package testkit holds the helpers the tests share (package main, daemon,
-// batchpages, internal/waitcmd and the e2e module): a simulated Partner
+// batchpages, partnercenter and its auth and partnercentertest, storage,
+// batchfiles, internal/waitcmd and the e2e module): a simulated Partner
 // Center with one batch of each kind, the configuration pointing at it,
-// HTTP requests and polling, exposition parsing, heap sampling, and the
+// HTTP requests and polling, a clock that moves when told to, a
+// goroutine-safe buffer, exposition parsing, heap sampling, and the
 // processes a test starts and stops. It is imported by tests only.
+//
+// It imports partnercentertest, so partnercentertest's own in-package
+// tests cannot use it; its external tests (package partnercentertest_test)
+// can.
 package testkit
 
 import (
@@ -112,14 +118,23 @@ func Send(t *testing.T, method, url string, body io.Reader, header http.Header) 
 		t.Fatal(err)
 	}
 	maps.Copy(req.Header, header)
-	resp, err := http.DefaultClient.Do(req)
+	return SendRequest(t, http.DefaultClient, req)
+}
+
+// SendRequest sends req with client and returns the whole answer, for a
+// request Send cannot make (Basic authentication, a client of its own,
+// the test's context). It fails the test when no answer arrives or its
+// body cannot be read.
+func SendRequest(t *testing.T, client *http.Client, req *http.Request) Answer {
+	t.Helper()
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatalf("%s %s: reading the answer: %v", method, url, err)
+		t.Fatalf("%s %s: reading the answer: %v", req.Method, req.URL, err)
 	}
 	return Answer{Status: resp.StatusCode, Header: resp.Header, Body: string(data)}
 }
@@ -127,11 +142,31 @@ func Send(t *testing.T, method, url string, body io.Reader, header http.Header) 
 // WaitFor polls cond until it holds, and fails the test after 15s.
 func WaitFor(t *testing.T, cond func() bool) {
 	t.Helper()
+	if !Poll(cond) {
+		t.Fatal("condition not met within 15s")
+	}
+}
+
+// WaitUntil is WaitFor naming what it waits for when it fails.
+func WaitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	if !Poll(cond) {
+		t.Fatalf("timed out after 15s waiting for %s", what)
+	}
+}
+
+// Poll calls cond every 20ms until it holds (true) or 15s have passed
+// (false): long enough for a loaded 2-core machine, short enough to bound
+// a test that waits for something that never happens. It is for a wait
+// whose failure says more than WaitUntil can, such as the last value
+// seen.
+func Poll(cond func() bool) bool {
 	deadline := time.Now().Add(15 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 15s")
+			return false
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	return true
 }

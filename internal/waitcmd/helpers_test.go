@@ -1,24 +1,24 @@
 package waitcmd
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/partnercenter-exporter/partnercenter_exporter/internal/testkit"
 	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter/partnercentertest"
 )
 
+// The shared fixture's credentials and a batch of it, under short names.
 const (
-	testSecret   = "s3cr3t-client-value-that-must-not-leak"
-	testClientID = "0a1b2c3d-0000-4000-8000-00000000c11e"
-	customer     = "6f1c2a8e-3b4d-4e5f-9a01-23456789abcd"
-	batchID      = "20000000-0000-4000-8000-000000000002"
+	testSecret   = testkit.ClientSecret
+	testClientID = testkit.ClientID
+	customer     = testkit.Customer1
+	batchID      = testkit.RunningID
 )
 
 // fake is a fake Partner Center with the test's credentials.
@@ -63,22 +63,7 @@ func testOptions(configFile string, args ...string) Options {
 func fixedNow() time.Time { return time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC) }
 
 // syncBuffer collects output written from another goroutine.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+type syncBuffer = testkit.SyncBuffer
 
 type result struct {
 	code           int

@@ -17,6 +17,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/partnercenter-exporter/partnercenter_exporter/internal/testkit"
 	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter"
 )
 
@@ -30,26 +31,9 @@ const (
 	tokenTestPath     = "/tenant.example/oauth2/token"
 )
 
-// tokenTestClock is a clock that moves only when told to.
-type tokenTestClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newTokenTestClock() *tokenTestClock {
-	return &tokenTestClock{t: time.Date(2025, 3, 4, 5, 6, 7, 0, time.UTC)}
-}
-
-func (c *tokenTestClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *tokenTestClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
+// newTokenTestClock is a clock that moves only when told to.
+func newTokenTestClock() *testkit.Clock {
+	return testkit.NewClock(time.Date(2025, 3, 4, 5, 6, 7, 0, time.UTC))
 }
 
 // tokenTestObserver counts TokenRequest results and keeps the
@@ -128,6 +112,17 @@ type tokenTestRequest struct {
 
 // tokenTestServer is a fake token endpoint on loopback. answer gets the
 // 1-based number of the request.
+//
+// It is not partnercentertest's token endpoint, which the cred tests use,
+// because it checks the other side: the exact form the source sends,
+// client secret and refresh token included, which partnercentertest must
+// never record (its request log is part of demo mode, and its tests
+// assert that no secret reaches it); any bytes as the answer, however
+// malformed, numbered per request at a fixed clock; and a handler that
+// acts while a request is in flight (holding it for the single-flight
+// test, breaking the refresh token file). partnercentertest's endpoint
+// plays Azure AD's rules instead, for the certificate and federated
+// flows.
 type tokenTestServer struct {
 	*httptest.Server
 	answer func(r *http.Request, n int) (status int, body string)

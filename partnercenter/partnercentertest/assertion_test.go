@@ -140,20 +140,20 @@ func TestClientAssertion(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := postToken(t, v2, tt.form)
-			if r.status != tt.status {
-				t.Fatalf("status %d, want %d: %s", r.status, tt.status, r.body)
+			if r.Status != tt.status {
+				t.Fatalf("status %d, want %d: %s", r.Status, tt.status, r.Body)
 			}
 			var doc struct {
 				Error       string `json:"error"`
 				Description string `json:"error_description"`
 				AccessToken string `json:"access_token"`
 			}
-			if err := json.Unmarshal([]byte(r.body), &doc); err != nil {
+			if err := json.Unmarshal([]byte(r.Body), &doc); err != nil {
 				t.Fatal(err)
 			}
 			switch {
 			case tt.want == "" && doc.AccessToken == "":
-				t.Errorf("no access token: %s", r.body)
+				t.Errorf("no access token: %s", r.Body)
 			case tt.want != "" && !strings.HasPrefix(doc.Description, tt.want):
 				t.Errorf("error_description %q, want it to start with %q", doc.Description, tt.want)
 			case tt.status == http.StatusUnauthorized && doc.Error != "invalid_client":
@@ -176,7 +176,7 @@ func TestCertificateClientHasNoSecret(t *testing.T) {
 		"grant_type": {"client_credentials"}, "client_id": {assertionClient},
 		"client_secret": {partnercentertest.DefaultClientSecret}, "resource": {resource},
 	})
-	if r.status != http.StatusUnauthorized || !strings.Contains(r.body, `"error":"invalid_client"`) {
-		t.Errorf("status %d body %s, want 401 invalid_client", r.status, r.body)
+	if r.Status != http.StatusUnauthorized || !strings.Contains(r.Body, `"error":"invalid_client"`) {
+		t.Errorf("status %d body %s, want 401 invalid_client", r.Status, r.Body)
 	}
 }

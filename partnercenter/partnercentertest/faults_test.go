@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/partnercenter-exporter/partnercenter_exporter/internal/testkit"
 	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter/partnercentertest"
 )
 
@@ -133,7 +134,7 @@ func TestHugeStreamStopsWhenClientLeaves(t *testing.T) {
 			t.Fatalf("chunked=%v: read %d bytes, %v", chunked, n, err)
 		}
 		resp.Body.Close()
-		waitFor(t, "the stream to stop", func() bool { return s.AbortedRequests() == 1 })
+		testkit.WaitUntil(t, "the stream to stop", func() bool { return s.AbortedRequests() == 1 })
 		if took := time.Since(began); took > 5*time.Second {
 			t.Errorf("chunked=%v: stopping took %s", chunked, took)
 		}
@@ -168,8 +169,8 @@ func TestMisconfiguredFaults(t *testing.T) {
 			s, _ := newServer(t)
 			s.SetResponses(customerID, trackingID, smallBatch, tt.response)
 			r := getBatch(t, s, trackingID, accessToken(t, s))
-			if r.status != http.StatusInternalServerError || !strings.Contains(r.body, `"description":"`+tt.wantDesc+`"`) {
-				t.Errorf("status %d body %s; want 500 with %s", r.status, r.body, tt.wantDesc)
+			if r.Status != http.StatusInternalServerError || !strings.Contains(r.Body, `"description":"`+tt.wantDesc+`"`) {
+				t.Errorf("status %d body %s; want 500 with %s", r.Status, r.Body, tt.wantDesc)
 			}
 		})
 	}
@@ -201,15 +202,15 @@ func TestSetTokenResponses(t *testing.T) {
 			t.Fatal(err)
 		}
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		r := do(t, client, req)
-		if r.status != tt.wantStatus || r.header.Get("X-Scripted") != tt.wantHeader {
-			t.Errorf("request %d: status %d X-Scripted %q, want %d %q", i, r.status, r.header.Get("X-Scripted"), tt.wantStatus, tt.wantHeader)
+		r := testkit.SendRequest(t, client, req)
+		if r.Status != tt.wantStatus || r.Header.Get("X-Scripted") != tt.wantHeader {
+			t.Errorf("request %d: status %d X-Scripted %q, want %d %q", i, r.Status, r.Header.Get("X-Scripted"), tt.wantStatus, tt.wantHeader)
 		}
-		if tt.wantBody != "" && r.body != tt.wantBody {
-			t.Errorf("request %d: body %s, want %s", i, r.body, tt.wantBody)
+		if tt.wantBody != "" && r.Body != tt.wantBody {
+			t.Errorf("request %d: body %s, want %s", i, r.Body, tt.wantBody)
 		}
-		if tt.wantBody == "" && !strings.Contains(r.body, `"access_token":"`+partnercentertest.AccessTokenPrefix) {
-			t.Errorf("request %d: body %s, want an issued token", i, r.body)
+		if tt.wantBody == "" && !strings.Contains(r.Body, `"access_token":"`+partnercentertest.AccessTokenPrefix) {
+			t.Errorf("request %d: body %s, want an issued token", i, r.Body)
 		}
 	}
 	if got := s.TokenRequests(); got != len(tests) {
@@ -233,7 +234,7 @@ func TestSlowTokenEndpoint(t *testing.T) {
 		resp.Body.Close()
 		t.Fatal("a token request with an hour of latency beat a 100ms client timeout")
 	}
-	waitFor(t, "the token handler to give up", func() bool { return s.AbortedRequests() == 1 })
+	testkit.WaitUntil(t, "the token handler to give up", func() bool { return s.AbortedRequests() == 1 })
 	if got := s.LastAccessToken(); got != "" {
 		t.Errorf("an abandoned token request issued %q", got)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -14,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/partnercenter-exporter/partnercenter_exporter/internal/testkit"
 	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter/partnercentertest"
 )
 
@@ -26,62 +26,23 @@ const (
 // start is the fake clock's initial time: Unix 1714564800.
 var start = time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
 
-// fakeClock is a clock that moves only when told to.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
-func newServer(t *testing.T) (*partnercentertest.Server, *fakeClock) {
+func newServer(t *testing.T) (*partnercentertest.Server, *testkit.Clock) {
 	t.Helper()
 	s := partnercentertest.NewServer()
 	t.Cleanup(s.Close)
-	clock := &fakeClock{now: start}
+	clock := testkit.NewClock(start)
 	s.SetClock(clock.Now)
 	return s, clock
 }
 
-// reply is a response read in full.
-type reply struct {
-	status int
-	header http.Header
-	body   string
-}
-
-func do(t *testing.T, client *http.Client, req *http.Request) reply {
-	t.Helper()
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("read body of %s %s: %v", req.Method, req.URL, err)
-	}
-	return reply{status: resp.StatusCode, header: resp.Header, body: string(body)}
-}
-
-func postToken(t *testing.T, tokenURL string, form url.Values) reply {
+func postToken(t *testing.T, tokenURL string, form url.Values) testkit.Answer {
 	t.Helper()
 	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, tokenURL, strings.NewReader(form.Encode()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	return do(t, http.DefaultClient, req)
+	return testkit.SendRequest(t, http.DefaultClient, req)
 }
 
 func clientCredentials() url.Values {
@@ -97,7 +58,7 @@ func batchURL(s *partnercentertest.Server, tracking string) string {
 	return s.URL + "/v1/customers/" + customerID + "/batchJobStatus/" + tracking
 }
 
-func getBatch(t *testing.T, s *partnercentertest.Server, tracking, token string) reply {
+func getBatch(t *testing.T, s *partnercentertest.Server, tracking, token string) testkit.Answer {
 	t.Helper()
 	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, batchURL(s, tracking), nil)
 	if err != nil {
@@ -106,21 +67,21 @@ func getBatch(t *testing.T, s *partnercentertest.Server, tracking, token string)
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	return do(t, http.DefaultClient, req)
+	return testkit.SendRequest(t, http.DefaultClient, req)
 }
 
 // accessToken gets a token through the client_credentials grant.
 func accessToken(t *testing.T, s *partnercentertest.Server) string {
 	t.Helper()
 	r := postToken(t, s.TokenURL(), clientCredentials())
-	if r.status != http.StatusOK {
-		t.Fatalf("token request: status %d, body %s", r.status, r.body)
+	if r.Status != http.StatusOK {
+		t.Fatalf("token request: status %d, body %s", r.Status, r.Body)
 	}
 	var body struct {
 		AccessToken string `json:"access_token"`
 	}
-	if err := json.Unmarshal([]byte(r.body), &body); err != nil {
-		t.Fatalf("decode token answer %s: %v", r.body, err)
+	if err := json.Unmarshal([]byte(r.Body), &body); err != nil {
+		t.Fatalf("decode token answer %s: %v", r.Body, err)
 	}
 	return body.AccessToken
 }
@@ -132,19 +93,6 @@ func decodeObject(t *testing.T, body string) map[string]any {
 		t.Fatalf("decode %q: %v", body, err)
 	}
 	return m
-}
-
-// waitFor polls cond for up to ten seconds; it bounds tests that wait for
-// the server to notice a client going away.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 var smallBatch = partnercentertest.Batch{
@@ -216,14 +164,14 @@ func TestBatchFormats(t *testing.T) {
 			s, _ := newServer(t)
 			s.SetResponses(customerID, trackingID, smallBatch, partnercentertest.Response{Format: tt.format})
 			r := getBatch(t, s, trackingID, accessToken(t, s))
-			if r.status != http.StatusOK {
-				t.Fatalf("status %d, want 200", r.status)
+			if r.Status != http.StatusOK {
+				t.Fatalf("status %d, want 200", r.Status)
 			}
-			if got := r.header.Get("Content-Type"); got != tt.wantContentType {
+			if got := r.Header.Get("Content-Type"); got != tt.wantContentType {
 				t.Errorf("Content-Type %q, want %q", got, tt.wantContentType)
 			}
-			if r.body != tt.wantBody {
-				t.Errorf("body\n%q\nwant\n%q", r.body, tt.wantBody)
+			if r.Body != tt.wantBody {
+				t.Errorf("body\n%q\nwant\n%q", r.Body, tt.wantBody)
 			}
 		})
 	}
@@ -242,11 +190,11 @@ func TestBatchAuthorization(t *testing.T) {
 	expect := func(step, token string, wantStatus int, wantBody string) {
 		t.Helper()
 		r := getBatch(t, s, trackingID, token)
-		if r.status != wantStatus || r.body != wantBody {
-			t.Errorf("%s: status %d body %s; want %d %s", step, r.status, r.body, wantStatus, wantBody)
+		if r.Status != wantStatus || r.Body != wantBody {
+			t.Errorf("%s: status %d body %s; want %d %s", step, r.Status, r.Body, wantStatus, wantBody)
 		}
-		if wantStatus == http.StatusUnauthorized && r.header.Get("WWW-Authenticate") != "Bearer" {
-			t.Errorf("%s: WWW-Authenticate %q, want Bearer", step, r.header.Get("WWW-Authenticate"))
+		if wantStatus == http.StatusUnauthorized && r.Header.Get("WWW-Authenticate") != "Bearer" {
+			t.Errorf("%s: WWW-Authenticate %q, want Bearer", step, r.Header.Get("WWW-Authenticate"))
 		}
 	}
 	expect("no token", "", 401, unauthorizedBody)
@@ -276,15 +224,15 @@ func TestBatchNotFoundAndCaseInsensitiveIDs(t *testing.T) {
 	token := accessToken(t, s)
 	s.SetBatch(strings.ToUpper(customerID), trackingID, smallBatch)
 
-	if r := getBatch(t, s, strings.ToUpper(trackingID), token); r.status != http.StatusOK {
-		t.Errorf("IDs in other case: status %d, want 200", r.status)
+	if r := getBatch(t, s, strings.ToUpper(trackingID), token); r.Status != http.StatusOK {
+		t.Errorf("IDs in other case: status %d, want 200", r.Status)
 	}
-	if r := getBatch(t, s, "11111111-1111-1111-1111-111111111111", token); r.status != http.StatusNotFound || r.body != notFoundBody {
-		t.Errorf("unknown batch: status %d body %s", r.status, r.body)
+	if r := getBatch(t, s, "11111111-1111-1111-1111-111111111111", token); r.Status != http.StatusNotFound || r.Body != notFoundBody {
+		t.Errorf("unknown batch: status %d body %s", r.Status, r.Body)
 	}
 	s.RemoveBatch(customerID, trackingID)
-	if r := getBatch(t, s, trackingID, token); r.status != http.StatusNotFound || r.body != notFoundBody {
-		t.Errorf("removed batch: status %d body %s", r.status, r.body)
+	if r := getBatch(t, s, trackingID, token); r.Status != http.StatusNotFound || r.Body != notFoundBody {
+		t.Errorf("removed batch: status %d body %s", r.Status, r.Body)
 	}
 	if got := s.BatchRequests(strings.ToUpper(customerID), trackingID); got != 2 {
 		t.Errorf("BatchRequests = %d, want 2 (kept after RemoveBatch)", got)
@@ -307,9 +255,9 @@ func TestUnknownPaths(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			r := do(t, http.DefaultClient, req)
-			if r.status != http.StatusNotFound || r.body != "404 page not found\n" {
-				t.Errorf("status %d body %q, want 404 page not found", r.status, r.body)
+			r := testkit.SendRequest(t, http.DefaultClient, req)
+			if r.Status != http.StatusNotFound || r.Body != "404 page not found\n" {
+				t.Errorf("status %d body %q, want 404 page not found", r.Status, r.Body)
 			}
 		})
 	}
@@ -321,8 +269,8 @@ func TestUnknownPaths(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r := do(t, http.DefaultClient, req); r.status != http.StatusMethodNotAllowed || r.header.Get("Allow") != "GET" {
-		t.Errorf("DELETE: status %d Allow %q, want 405 GET", r.status, r.header.Get("Allow"))
+	if r := testkit.SendRequest(t, http.DefaultClient, req); r.Status != http.StatusMethodNotAllowed || r.Header.Get("Allow") != "GET" {
+		t.Errorf("DELETE: status %d Allow %q, want 405 GET", r.Status, r.Header.Get("Allow"))
 	}
 }
 
@@ -338,8 +286,8 @@ func TestScriptedResponses(t *testing.T) {
 		partnercentertest.Response{},
 	)
 	// A refused request does not use up the script.
-	if r := getBatch(t, s, trackingID, "wrong"); r.status != http.StatusUnauthorized {
-		t.Fatalf("status %d, want 401", r.status)
+	if r := getBatch(t, s, trackingID, "wrong"); r.Status != http.StatusUnauthorized {
+		t.Fatalf("status %d, want 401", r.Status)
 	}
 
 	tests := []struct {
@@ -358,10 +306,10 @@ func TestScriptedResponses(t *testing.T) {
 	}
 	for i, tt := range tests {
 		r := getBatch(t, s, trackingID, token)
-		if r.status != tt.wantStatus || r.header.Get("Retry-After") != tt.wantRetryAfter ||
-			r.header.Get("Content-Type") != tt.wantContentType || r.body != tt.wantBody {
+		if r.Status != tt.wantStatus || r.Header.Get("Retry-After") != tt.wantRetryAfter ||
+			r.Header.Get("Content-Type") != tt.wantContentType || r.Body != tt.wantBody {
 			t.Errorf("request %d: got %d Retry-After %q Content-Type %q body %q; want %d %q %q %q",
-				i, r.status, r.header.Get("Retry-After"), r.header.Get("Content-Type"), r.body,
+				i, r.Status, r.Header.Get("Retry-After"), r.Header.Get("Content-Type"), r.Body,
 				tt.wantStatus, tt.wantRetryAfter, tt.wantContentType, tt.wantBody)
 		}
 	}
@@ -397,8 +345,8 @@ func TestMisconfiguredResponses(t *testing.T) {
 			s, _ := newServer(t)
 			s.SetResponses(customerID, trackingID, smallBatch, tt.response)
 			r := getBatch(t, s, trackingID, accessToken(t, s))
-			if r.status != http.StatusInternalServerError || r.body != tt.wantBody {
-				t.Errorf("status %d body %s; want 500 %s", r.status, r.body, tt.wantBody)
+			if r.Status != http.StatusInternalServerError || r.Body != tt.wantBody {
+				t.Errorf("status %d body %s; want 500 %s", r.Status, r.Body, tt.wantBody)
 			}
 		})
 	}
@@ -427,7 +375,7 @@ func TestSetHandler(t *testing.T) {
 		var body struct {
 			Status string `json:"status"`
 		}
-		if err := json.Unmarshal([]byte(getBatch(t, s, trackingID, token).body), &body); err != nil {
+		if err := json.Unmarshal([]byte(getBatch(t, s, trackingID, token).Body), &body); err != nil {
 			t.Fatal(err)
 		}
 		got = append(got, body.Status)
@@ -442,8 +390,8 @@ func TestSetHandler(t *testing.T) {
 	}
 
 	s.SetHandler(customerID, trackingID, nil)
-	if r := getBatch(t, s, trackingID, token); r.status != http.StatusNotFound {
-		t.Errorf("status %d after SetHandler(nil), want 404", r.status)
+	if r := getBatch(t, s, trackingID, token); r.Status != http.StatusNotFound {
+		t.Errorf("status %d after SetHandler(nil), want 404", r.Status)
 	}
 }
 
@@ -462,10 +410,10 @@ func TestRequestLogAndCounters(t *testing.T) {
 	req.Header.Set("MS-CorrelationId", "66666666-7777-8888-9999-000000000000")
 	req.Header.Set("User-Agent", "partnercenter_exporter/test")
 	req.Header.Set("Accept", "application/json")
-	r := do(t, http.DefaultClient, req)
-	if r.header.Get("MS-RequestId") != "11111111-2222-3333-4444-555555555555" ||
-		r.header.Get("MS-CorrelationId") != "66666666-7777-8888-9999-000000000000" {
-		t.Errorf("tracing headers not echoed: %v", r.header)
+	r := testkit.SendRequest(t, http.DefaultClient, req)
+	if r.Header.Get("MS-RequestId") != "11111111-2222-3333-4444-555555555555" ||
+		r.Header.Get("MS-CorrelationId") != "66666666-7777-8888-9999-000000000000" {
+		t.Errorf("tracing headers not echoed: %v", r.Header)
 	}
 	getBatch(t, s, trackingID, "")
 	getBatch(t, s, "22222222-2222-2222-2222-222222222222", token)
@@ -556,7 +504,7 @@ func TestMaxConcurrentBatchRequests(t *testing.T) {
 	statuses := make([]int, parallel)
 	for i := range parallel {
 		wg.Go(func() {
-			statuses[i] = getBatch(t, s, trackingID, token).status
+			statuses[i] = getBatch(t, s, trackingID, token).Status
 		})
 	}
 	wg.Wait()
@@ -592,12 +540,12 @@ func TestLatencyEndsWhenClientGivesUp(t *testing.T) {
 		}
 		errs <- err
 	}()
-	waitFor(t, "the request to reach the server", func() bool { return s.TotalBatchRequests() == 1 })
+	testkit.WaitUntil(t, "the request to reach the server", func() bool { return s.TotalBatchRequests() == 1 })
 	cancel()
 	if err := <-errs; err == nil {
 		t.Error("the canceled request succeeded")
 	}
-	waitFor(t, "the handler to give up", func() bool { return s.AbortedRequests() == 1 })
+	testkit.WaitUntil(t, "the handler to give up", func() bool { return s.AbortedRequests() == 1 })
 
 	log := s.Requests()
 	if last := log[len(log)-1]; last.Status != 0 {
@@ -619,7 +567,7 @@ func TestLatencyWithClientTimeout(t *testing.T) {
 		resp.Body.Close()
 		t.Fatal("a request with an hour of latency beat a 50ms client timeout")
 	}
-	waitFor(t, "the handler to give up", func() bool { return s.AbortedRequests() == 1 })
+	testkit.WaitUntil(t, "the handler to give up", func() bool { return s.AbortedRequests() == 1 })
 }
 
 func TestCloseEndsLatency(t *testing.T) {
@@ -641,7 +589,7 @@ func TestCloseEndsLatency(t *testing.T) {
 		}
 		errs <- err
 	}()
-	waitFor(t, "the request to reach the server", func() bool { return s.TotalBatchRequests() == 1 })
+	testkit.WaitUntil(t, "the request to reach the server", func() bool { return s.TotalBatchRequests() == 1 })
 	s.Close() // returns only once the handler has returned
 	if got := s.AbortedRequests(); got != 1 {
 		t.Errorf("AbortedRequests = %d after Close, want 1", got)

@@ -8,16 +8,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/partnercenter-exporter/partnercenter_exporter/internal/testkit"
 	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter/partnercentertest"
 )
 
 func TestClientCredentialsGrant(t *testing.T) {
 	s, _ := newServer(t)
 	r := postToken(t, s.TokenURL(), clientCredentials())
-	if r.status != http.StatusOK {
-		t.Fatalf("status %d, body %s", r.status, r.body)
+	if r.Status != http.StatusOK {
+		t.Fatalf("status %d, body %s", r.Status, r.Body)
 	}
-	got := decodeObject(t, r.body)
+	got := decodeObject(t, r.Body)
 	token, _ := got["access_token"].(string)
 	if !strings.HasPrefix(token, "fake-at-") || token != s.LastAccessToken() {
 		t.Errorf("access_token %q, want a fake-at- token equal to LastAccessToken %q", token, s.LastAccessToken())
@@ -34,7 +35,7 @@ func TestClientCredentialsGrant(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("answer %v, want %v", got, want)
 	}
-	if got := r.header.Get("Cache-Control"); got != "no-store, no-cache" {
+	if got := r.Header.Get("Cache-Control"); got != "no-store, no-cache" {
 		t.Errorf("Cache-Control %q, want no-store, no-cache", got)
 	}
 	if got := s.TokenURL(); got != s.URL+"/contoso.onmicrosoft.com/oauth2/token" {
@@ -47,7 +48,7 @@ func TestExpiresInAsNumber(t *testing.T) {
 	s.SetExpiresInAsString(false)
 	s.SetTokenLifetime(10 * time.Minute)
 	r := postToken(t, s.TokenURL(), clientCredentials())
-	got := decodeObject(t, r.body)
+	got := decodeObject(t, r.Body)
 	for name, want := range map[string]float64{"expires_in": 599, "ext_expires_in": 599, "expires_on": 1714565399, "not_before": 1714564800} {
 		if got[name] != want {
 			t.Errorf("%s = %#v, want number %v", name, got[name], want)
@@ -66,8 +67,8 @@ func TestClientCredentialsBasicAuth(t *testing.T) {
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	// RFC 6749 2.3.1: both are form-encoded before Basic authentication.
 	req.SetBasicAuth(url.QueryEscape("app id"), url.QueryEscape("s&cret"))
-	if r := do(t, http.DefaultClient, req); r.status != http.StatusOK {
-		t.Fatalf("status %d, body %s", r.status, r.body)
+	if r := testkit.SendRequest(t, http.DefaultClient, req); r.Status != http.StatusOK {
+		t.Fatalf("status %d, body %s", r.Status, r.Body)
 	}
 }
 
@@ -131,10 +132,10 @@ func TestTokenErrors(t *testing.T) {
 				tokenURL = s.URL + "/" + tt.tenant + "/oauth2/token"
 			}
 			r := postToken(t, tokenURL, tt.form)
-			if r.status != tt.wantStatus {
-				t.Errorf("status %d, want %d", r.status, tt.wantStatus)
+			if r.Status != tt.wantStatus {
+				t.Errorf("status %d, want %d", r.Status, tt.wantStatus)
 			}
-			got := decodeObject(t, r.body)
+			got := decodeObject(t, r.Body)
 			if got["error"] != tt.wantError {
 				t.Errorf("error %v, want %s", got["error"], tt.wantError)
 			}
@@ -145,8 +146,8 @@ func TestTokenErrors(t *testing.T) {
 			if !strings.HasPrefix(description, tt.wantPrefix) {
 				t.Errorf("error_description %q, want prefix %q", description, tt.wantPrefix)
 			}
-			if secret := tt.form.Get("client_secret"); secret != "" && strings.Contains(r.body, secret) {
-				t.Errorf("answer echoes the client secret: %s", r.body)
+			if secret := tt.form.Get("client_secret"); secret != "" && strings.Contains(r.Body, secret) {
+				t.Errorf("answer echoes the client secret: %s", r.Body)
 			}
 			if n := s.TokenRequests(); n != 1 {
 				t.Errorf("TokenRequests = %d, want 1", n)
@@ -161,8 +162,8 @@ func TestTokenErrorBodyIsDeterministic(t *testing.T) {
 	want := `{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '00000000-0000-0000-0000-0000000000c1'.\r\n` +
 		`Trace ID: 00000000-0000-0000-0000-000000000001\r\nCorrelation ID: 00000000-0000-0000-0001-000000000001\r\nTimestamp: 2024-05-01 12:00:00Z",` +
 		`"error_codes":[7000215],"timestamp":"2024-05-01 12:00:00Z","trace_id":"00000000-0000-0000-0000-000000000001","correlation_id":"00000000-0000-0000-0001-000000000001"}`
-	if r.body != want {
-		t.Errorf("body\n%s\nwant\n%s", r.body, want)
+	if r.Body != want {
+		t.Errorf("body\n%s\nwant\n%s", r.Body, want)
 	}
 }
 
@@ -212,10 +213,10 @@ func TestRefreshTokenGrant(t *testing.T) {
 			s.SetRefreshToken(tt.refreshToken, tt.rotate)
 			for i, st := range tt.steps {
 				r := postToken(t, s.TokenURL(), st.form)
-				if r.status != st.wantStatus {
-					t.Fatalf("step %d: status %d, want %d; body %s", i, r.status, st.wantStatus, r.body)
+				if r.Status != st.wantStatus {
+					t.Fatalf("step %d: status %d, want %d; body %s", i, r.Status, st.wantStatus, r.Body)
 				}
-				got := decodeObject(t, r.body)
+				got := decodeObject(t, r.Body)
 				if st.wantError != "" && got["error"] != st.wantError {
 					t.Errorf("step %d: error %v, want %s", i, got["error"], st.wantError)
 				}
@@ -235,21 +236,21 @@ func TestFailTokenRequests(t *testing.T) {
 	s, _ := newServer(t)
 	s.FailTokenRequests(http.StatusServiceUnavailable, "temporarily_unavailable", "AADSTS50196: The server terminated an operation.")
 	r := postToken(t, s.TokenURL(), clientCredentials())
-	if r.status != http.StatusServiceUnavailable {
-		t.Errorf("status %d, want 503", r.status)
+	if r.Status != http.StatusServiceUnavailable {
+		t.Errorf("status %d, want 503", r.Status)
 	}
-	if want := `{"error":"temporarily_unavailable","error_description":"AADSTS50196: The server terminated an operation."}`; r.body != want {
-		t.Errorf("body %s, want %s", r.body, want)
+	if want := `{"error":"temporarily_unavailable","error_description":"AADSTS50196: The server terminated an operation."}`; r.Body != want {
+		t.Errorf("body %s, want %s", r.Body, want)
 	}
 
 	s.FailTokenRequests(42, "bad", "not a status")
-	if r := postToken(t, s.TokenURL(), clientCredentials()); r.status != http.StatusInternalServerError {
-		t.Errorf("status %d for an invalid scripted status, want 500", r.status)
+	if r := postToken(t, s.TokenURL(), clientCredentials()); r.Status != http.StatusInternalServerError {
+		t.Errorf("status %d for an invalid scripted status, want 500", r.Status)
 	}
 
 	s.FailTokenRequests(0, "", "")
-	if r := postToken(t, s.TokenURL(), clientCredentials()); r.status != http.StatusOK {
-		t.Errorf("status %d after clearing the failure, want 200", r.status)
+	if r := postToken(t, s.TokenURL(), clientCredentials()); r.Status != http.StatusOK {
+		t.Errorf("status %d after clearing the failure, want 200", r.Status)
 	}
 	if n := s.TokenRequests(); n != 3 {
 		t.Errorf("TokenRequests = %d, want 3", n)
@@ -262,8 +263,8 @@ func TestTokenEndpointOddRequests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r := do(t, http.DefaultClient, req); r.status != http.StatusMethodNotAllowed || r.header.Get("Allow") != "POST" {
-		t.Errorf("GET: status %d, Allow %q; want 405, POST", r.status, r.header.Get("Allow"))
+	if r := testkit.SendRequest(t, http.DefaultClient, req); r.Status != http.StatusMethodNotAllowed || r.Header.Get("Allow") != "POST" {
+		t.Errorf("GET: status %d, Allow %q; want 405, POST", r.Status, r.Header.Get("Allow"))
 	}
 
 	// Over the 64 KiB the endpoint reads, under the 256 KiB net/http
@@ -271,10 +272,10 @@ func TestTokenEndpointOddRequests(t *testing.T) {
 	huge := clientCredentials()
 	huge.Set("padding", strings.Repeat("x", 128<<10))
 	r := postToken(t, s.TokenURL(), huge)
-	if got := decodeObject(t, r.body); r.status != http.StatusBadRequest || got["error"] != "invalid_request" {
-		t.Errorf("128 KiB body: status %d, body %.200s; want 400 invalid_request", r.status, r.body)
+	if got := decodeObject(t, r.Body); r.Status != http.StatusBadRequest || got["error"] != "invalid_request" {
+		t.Errorf("128 KiB body: status %d, body %.200s; want 400 invalid_request", r.Status, r.Body)
 	}
-	if r := postToken(t, s.TokenURL(), clientCredentials()); r.status != http.StatusOK {
-		t.Errorf("status %d after an oversized request, want 200", r.status)
+	if r := postToken(t, s.TokenURL(), clientCredentials()); r.Status != http.StatusOK {
+		t.Errorf("status %d after an oversized request, want 200", r.Status)
 	}
 }
