@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/partnercenter-exporter/partnercenter_exporter/batchstate"
 	"github.com/partnercenter-exporter/partnercenter_exporter/collector"
 	"github.com/partnercenter-exporter/partnercenter_exporter/config"
 	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter"
@@ -28,9 +29,9 @@ type Options struct {
 	Config func() *config.Config
 	// Targets returns the batches to show: the configuration's and those
 	// of the batch files. Nil means the configuration's only.
-	Targets func() []collector.Target
+	Targets func() []batchstate.Target
 	// State reads the collector's cache; it must not call the API.
-	State func(collector.Target) (collector.BatchState, bool)
+	State func(batchstate.Target) (batchstate.BatchState, bool)
 	// Now is the clock for running durations and "ago"; nil means time.Now.
 	Now func() time.Time
 }
@@ -59,7 +60,7 @@ func notConfigured(trackingID string) string {
 
 // notUnderCustomer answers a tracking ID that the customer in the path
 // does not list; others lists the customers that do, if any.
-func notUnderCustomer(customerID, trackingID string, others []collector.Target) string {
+func notUnderCustomer(customerID, trackingID string, others []batchstate.Target) string {
 	msg := fmt.Sprintf("customer %s has no configured batch with tracking ID %s (a configuration reload may have removed it)", customerID, trackingID)
 	if len(others) > 0 {
 		msg += "; it is listed under " + describeTargets(others)
@@ -69,12 +70,12 @@ func notUnderCustomer(customerID, trackingID string, others []collector.Target) 
 
 // ambiguous answers an old-style address whose tracking ID several
 // customers list.
-func ambiguous(trackingID string, targets []collector.Target) string {
+func ambiguous(trackingID string, targets []batchstate.Target) string {
 	return fmt.Sprintf("batch tracking ID %s is listed under %d customers: %s", trackingID, len(targets), describeTargets(targets))
 }
 
 // describeTargets names each batch's customer and page.
-func describeTargets(targets []collector.Target) string {
+func describeTargets(targets []batchstate.Target) string {
 	parts := make([]string, len(targets))
 	for i, t := range targets {
 		name := ""
@@ -100,7 +101,7 @@ type handler struct {
 // path under /batches/ answers 404.
 func NewHandler(opts Options) http.Handler {
 	if opts.Targets == nil {
-		opts.Targets = func() []collector.Target {
+		opts.Targets = func() []batchstate.Target {
 			if cfg := opts.Config(); cfg != nil {
 				return collector.Targets(cfg)
 			}
@@ -176,7 +177,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // listed returns the batches with the (lower-case) tracking ID that the
 // pages show, and those that retired.
-func (h *handler) listed(trackingID string) (listed, retired []collector.Target) {
+func (h *handler) listed(trackingID string) (listed, retired []batchstate.Target) {
 	for _, t := range h.opts.Targets() {
 		if t.TrackingID != trackingID {
 			continue
@@ -196,7 +197,7 @@ func (h *handler) listed(trackingID string) (listed, retired []collector.Target)
 // is relative, so that it holds behind a proxy that serves the exporter
 // under a path prefix, and temporary, since a batch file may later list
 // the ID under a second customer.
-func serveOldAddress(w http.ResponseWriter, r *http.Request, trackingID string, listed, retiredToo []collector.Target) {
+func serveOldAddress(w http.ResponseWriter, r *http.Request, trackingID string, listed, retiredToo []batchstate.Target) {
 	switch {
 	case len(listed) == 1:
 		loc := listed[0].CustomerID + "/" + listed[0].TrackingID

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/partnercenter-exporter/partnercenter_exporter/batchstate"
 	"github.com/partnercenter-exporter/partnercenter_exporter/collector"
 	"github.com/partnercenter-exporter/partnercenter_exporter/config"
 	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter"
@@ -73,8 +74,8 @@ func page(trackingID string) string {
 func at(minutes int) time.Time { return t0.Add(time.Duration(minutes) * time.Minute) }
 
 // fakeStates is what the collector's store would hold for testConfig.
-func fakeStates() map[string]collector.BatchState {
-	return map[string]collector.BatchState{
+func fakeStates() map[string]batchstate.BatchState {
+	return map[string]batchstate.BatchState{
 		batchOK: {
 			Batch: &partnercenter.Batch{
 				TrackingID: batchOK, Status: partnercenter.StatusFinished, RawStatus: "finished",
@@ -138,7 +139,7 @@ func fakeStates() map[string]collector.BatchState {
 
 type fixture struct {
 	cfg    *config.Config
-	states map[string]collector.BatchState
+	states map[string]batchstate.BatchState
 }
 
 func newFixture() *fixture {
@@ -148,7 +149,7 @@ func newFixture() *fixture {
 func (f *fixture) handler() http.Handler {
 	return NewHandler(Options{
 		Config: func() *config.Config { return f.cfg },
-		State: func(t collector.Target) (collector.BatchState, bool) {
+		State: func(t batchstate.Target) (batchstate.BatchState, bool) {
 			s, ok := f.states[t.TrackingID]
 			return s, ok
 		},
@@ -578,10 +579,10 @@ const sharedID = "77777777-0000-4000-8000-000000000007"
 func sharedFixture() http.Handler {
 	cfg := testConfig()
 	cfg.Customers[0].Batches = append(cfg.Customers[0].Batches, sharedID)
-	targets := append(collector.Targets(cfg), collector.Target{
+	targets := append(collector.Targets(cfg), batchstate.Target{
 		CustomerID: custB, CustomerName: cfg.Customers[1].Name, TrackingID: sharedID, Origin: "uploads.txt:3",
 	})
-	states := map[string]collector.BatchState{
+	states := map[string]batchstate.BatchState{
 		custA + "/" + sharedID: {Batch: &partnercenter.Batch{
 			TrackingID: sharedID, Status: partnercenter.StatusFinished,
 			Devices: partnercenter.DeviceCounts{partnercenter.StatusFinished: 5},
@@ -593,8 +594,8 @@ func sharedFixture() http.Handler {
 	}
 	return NewHandler(Options{
 		Config:  func() *config.Config { return cfg },
-		Targets: func() []collector.Target { return targets },
-		State: func(t collector.Target) (collector.BatchState, bool) {
+		Targets: func() []batchstate.Target { return targets },
+		State: func(t batchstate.Target) (batchstate.BatchState, bool) {
 			s, ok := states[t.CustomerID+"/"+t.TrackingID]
 			return s, ok
 		},

@@ -13,6 +13,7 @@ import (
 	"github.com/go-kit/log/level"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/partnercenter-exporter/partnercenter_exporter/batchstate"
 	"github.com/partnercenter-exporter/partnercenter_exporter/config"
 	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter"
 )
@@ -134,7 +135,7 @@ func testConfig(refresh time.Duration, customers ...config.Customer) *config.Con
 type harness struct {
 	cfg    *config.Config
 	src    *fakeSource
-	store  *Store
+	store  *batchstate.Store
 	reader *Reader
 	clock  *clock
 	logs   *bytes.Buffer
@@ -143,22 +144,22 @@ type harness struct {
 
 func newHarness(cfg *config.Config) *harness {
 	h := &harness{cfg: cfg, src: newFakeSource(), clock: &clock{t: t0}, logs: &bytes.Buffer{}, logsMu: &sync.Mutex{}}
-	h.store = NewStore()
+	h.store = batchstate.NewStore()
 	h.store.SetMembers(Targets(cfg), t0)
 	logger := level.NewFilter(log.NewLogfmtLogger(log.NewSyncWriter(lockedWriter{h.logs, h.logsMu})), level.AllowInfo())
 	h.reader = NewReader(h.store, logger, 4)
-	h.reader.now = h.clock.now
+	h.reader.SetClock(h.clock.now)
 	return h
 }
 
 // read runs one round of reads as a scrape would, with the configured
 // refresh interval.
-func (h *harness) read(ctx context.Context) []Result {
+func (h *harness) read(ctx context.Context) []batchstate.Result {
 	return h.reader.Read(ctx, h.src, Targets(h.cfg), h.policy())
 }
 
-func (h *harness) policy() ReadPolicy {
-	return ReadPolicy{Refresh: h.cfg.PartnerCenter.RefreshInterval, Timeout: 5 * time.Second}
+func (h *harness) policy() batchstate.ReadPolicy {
+	return batchstate.ReadPolicy{Refresh: h.cfg.PartnerCenter.RefreshInterval, Timeout: 5 * time.Second}
 }
 
 type lockedWriter struct {

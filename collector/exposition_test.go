@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	"github.com/prometheus/common/expfmt"
 
+	"github.com/partnercenter-exporter/partnercenter_exporter/batchstate"
 	"github.com/partnercenter-exporter/partnercenter_exporter/config"
 	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter"
 )
@@ -283,7 +284,7 @@ func TestServeFollowsChangesOfSettledBatches(t *testing.T) {
 		}
 		assertSameExposition(t, h, self, ViewAll)
 		// A probe naming it is not served it either: it is no member.
-		probe := NewProbe(context.Background(), h.cfg, []Target{{CustomerID: custA, TrackingID: ids[1]}}, h.src, h.reader)
+		probe := NewProbe(context.Background(), h.cfg, []batchstate.Target{{CustomerID: custA, TrackingID: ids[1]}}, h.src, h.reader)
 		rec := httptest.NewRecorder()
 		Serve(rec, httptest.NewRequest(http.MethodGet, "/probe", nil), probe, nil, nil)
 		if strings.Contains(rec.Body.String(), "partnercenter_batch_devices") {
@@ -294,7 +295,7 @@ func TestServeFollowsChangesOfSettledBatches(t *testing.T) {
 		h := mixedHarness(t, 20)
 		assertSameExposition(t, h, self, ViewAll)
 		id := h.cfg.Customers[0].Batches[5]
-		target := Target{CustomerID: custA, TrackingID: id}
+		target := batchstate.Target{CustomerID: custA, TrackingID: id}
 		s, _ := h.store.Get(target)
 		changed := *s.Batch
 		changed.Devices[partnercenter.StatusFinished] = 777

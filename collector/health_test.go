@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/partnercenter-exporter/partnercenter_exporter/batchstate"
 	"github.com/partnercenter-exporter/partnercenter_exporter/config"
 	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter"
 )
@@ -108,7 +109,7 @@ func TestCanaryTellsABatchFaultFromAnOutage(t *testing.T) {
 		t.Fatalf("batch1 read %d times, want 3", got)
 	}
 	// The canary changes nothing the finished batch shows.
-	if s, _ := h.store.Get(Target{CustomerID: custA, TrackingID: batch1}); !s.Settled() {
+	if s, _ := h.store.Get(batchstate.Target{CustomerID: custA, TrackingID: batch1}); !s.Settled() {
 		t.Errorf("a failed canary unsettled its batch: %+v", s)
 	}
 	// Still no answer: down, with no canary until a refresh interval passed.

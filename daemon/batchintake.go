@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/partnercenter-exporter/partnercenter_exporter/batchfiles"
+	"github.com/partnercenter-exporter/partnercenter_exporter/batchstate"
 	"github.com/partnercenter-exporter/partnercenter_exporter/collector"
 	"github.com/partnercenter-exporter/partnercenter_exporter/config"
 	"github.com/partnercenter-exporter/partnercenter_exporter/internal/plural"
@@ -105,7 +106,7 @@ func (in *batchIntake) setInvalidLines(snap batchfiles.Snapshot) {
 // files that the configuration does not list already, then those of the
 // intake API that neither lists. A file batch takes
 // its customer's name from the configuration, when it has one.
-func mergeTargets(cfg *config.Config, snap batchfiles.Snapshot, registered []storage.Registration) []collector.Target {
+func mergeTargets(cfg *config.Config, snap batchfiles.Snapshot, registered []storage.Registration) []batchstate.Target {
 	targets := collector.Targets(cfg)
 	seen := make(map[string]bool, len(targets)+len(snap.Batches))
 	for _, t := range targets {
@@ -116,7 +117,7 @@ func mergeTargets(cfg *config.Config, snap batchfiles.Snapshot, registered []sto
 		names[c.ID] = c.Name
 	}
 	for _, e := range snap.Batches {
-		t := collector.Target{
+		t := batchstate.Target{
 			CustomerID: e.CustomerID, CustomerName: names[e.CustomerID], TrackingID: e.TrackingID,
 			Origin: fmt.Sprintf("%s:%d", e.File, e.Line),
 		}
@@ -126,9 +127,9 @@ func mergeTargets(cfg *config.Config, snap batchfiles.Snapshot, registered []sto
 		}
 	}
 	for _, r := range registered {
-		t := collector.Target{
+		t := batchstate.Target{
 			CustomerID: r.CustomerID, CustomerName: names[r.CustomerID], TrackingID: r.TrackingID,
-			Origin: collector.OriginAPI, Registered: r.Registered,
+			Origin: batchstate.OriginAPI, Registered: r.Registered,
 		}
 		if !seen[t.Key()] {
 			seen[t.Key()] = true

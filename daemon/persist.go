@@ -9,7 +9,7 @@ import (
 	"github.com/go-kit/log/level"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/partnercenter-exporter/partnercenter_exporter/collector"
+	"github.com/partnercenter-exporter/partnercenter_exporter/batchstate"
 	"github.com/partnercenter-exporter/partnercenter_exporter/storage"
 )
 
@@ -17,7 +17,7 @@ import (
 // store on disk.
 type storePersister struct{ db *storage.DB }
 
-func (p storePersister) Save(t collector.Target, s collector.BatchState) error {
+func (p storePersister) Save(t batchstate.Target, s batchstate.BatchState) error {
 	return p.db.Put(storage.Record{
 		CustomerID: t.CustomerID, TrackingID: t.TrackingID, Stamp: s.Stamp,
 		Batch: s.Batch, LastSuccess: s.LastSuccess, Retired: s.Retired,
@@ -25,7 +25,7 @@ func (p storePersister) Save(t collector.Target, s collector.BatchState) error {
 }
 
 // Delete forgets all of ts in one transaction.
-func (p storePersister) Delete(ts []collector.Target) error {
+func (p storePersister) Delete(ts []batchstate.Target) error {
 	ids := make([]storage.ID, len(ts))
 	for i, t := range ts {
 		ids[i] = storage.ID{CustomerID: t.CustomerID, TrackingID: t.TrackingID}
@@ -88,8 +88,8 @@ func (s *exporterState) openStorage(dir string, reg prometheus.Registerer) (*sto
 	now := time.Now()
 	listed, settled := 0, 0
 	for _, r := range records {
-		t := collector.Target{CustomerID: strings.ToLower(r.CustomerID), TrackingID: strings.ToLower(r.TrackingID)}
-		state := collector.BatchState{Batch: r.Batch, LastSuccess: r.LastSuccess, Stamp: r.Stamp, Retired: r.Retired}
+		t := batchstate.Target{CustomerID: strings.ToLower(r.CustomerID), TrackingID: strings.ToLower(r.TrackingID)}
+		state := batchstate.BatchState{Batch: r.Batch, LastSuccess: r.LastSuccess, Stamp: r.Stamp, Retired: r.Retired}
 		if !s.store.Restore(t, state, now) {
 			continue
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/partnercenter-exporter/partnercenter_exporter/batchfiles"
+	"github.com/partnercenter-exporter/partnercenter_exporter/batchstate"
 	"github.com/partnercenter-exporter/partnercenter_exporter/collector"
 	"github.com/partnercenter-exporter/partnercenter_exporter/config"
 	"github.com/partnercenter-exporter/partnercenter_exporter/intake"
@@ -32,9 +33,9 @@ type liveConfig struct {
 	httpc *http.Client
 	// targets are the batches to read: the configuration's, then those of
 	// the batch files.
-	targets []collector.Target
+	targets []batchstate.Target
 	// listed indexes targets by store key, for /probe.
-	listed map[string]collector.Target
+	listed map[string]batchstate.Target
 }
 
 // customerName returns the name the configuration gives a customer, and
@@ -61,7 +62,7 @@ type exporterState struct {
 	load    func() (*config.Config, error)
 	httpc   *http.Client
 	obs     partnercenter.Observer
-	store   *collector.Store
+	store   *batchstate.Store
 	reader  *collector.Reader
 	current atomic.Pointer[liveConfig]
 	// probes holds the unlisted batches /probe admitted.
@@ -99,7 +100,7 @@ type exporterState struct {
 func newExporterState(logger log.Logger, load func() (*config.Config, error), httpc *http.Client,
 	obs partnercenter.Observer, reg prometheus.Registerer,
 ) *exporterState {
-	store := collector.NewStore()
+	store := batchstate.NewStore()
 	s := &exporterState{
 		logger: logger,
 		load:   load,
@@ -163,7 +164,7 @@ func (s *exporterState) publish(cfg *config.Config, client *partnercenter.Client
 // forget_removed_batches_after.
 func (s *exporterState) publishLocked(cfg *config.Config, client *partnercenter.Client, httpc *http.Client) {
 	targets := mergeTargets(cfg, s.files, s.registered)
-	var old []collector.Target
+	var old []batchstate.Target
 	if live := s.current.Load(); live != nil {
 		old = live.targets
 	}
@@ -205,7 +206,7 @@ func (s *exporterState) currentConfig() *config.Config {
 }
 
 // currentTargets returns the live batch list, nil before the first load.
-func (s *exporterState) currentTargets() []collector.Target {
+func (s *exporterState) currentTargets() []batchstate.Target {
 	if live := s.live(); live != nil {
 		return live.targets
 	}
