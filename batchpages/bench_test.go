@@ -139,7 +139,7 @@ func BenchmarkBatchPage(b *testing.B) {
 	}
 	cfg := testConfig()
 	h := NewHandler(Options{
-		Config: func() *config.Config { return cfg },
+		Listing: listingOf(func() *config.Config { return cfg }, nil),
 		State: func(batchstate.Target) (batchstate.BatchState, bool) {
 			return batchstate.BatchState{Batch: batch, LastSuccess: t0, LastAttempt: t0}, true
 		},

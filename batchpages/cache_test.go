@@ -119,7 +119,7 @@ func (f *liveFixture) refresh(t *testing.T, c *partnercenter.Client, ids ...stri
 	t.Helper()
 	var targets []batchstate.Target
 	for _, id := range ids {
-		tg, ok := targetByID(collector.Targets(f.cfg), id)
+		tg, ok := targetByID(targetsOf(f.cfg), id)
 		if !ok {
 			t.Fatalf("batch %s is not in the test configuration", id)
 		}
@@ -128,7 +128,7 @@ func (f *liveFixture) refresh(t *testing.T, c *partnercenter.Client, ids ...stri
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	ctx = partnercenter.WithCorrelationID(ctx, correlationID)
-	f.store.SetMembers(collector.Targets(f.cfg), time.Now())
+	f.store.SetMembers(targetsOf(f.cfg), time.Now())
 	collector.NewReader(f.store, log.NewNopLogger(), 4).Read(ctx, c, targets, batchstate.ReadPolicy{})
 }
 
@@ -149,7 +149,7 @@ func (f *liveFixture) lastRequestID(t *testing.T, srv *partnercentertest.Server,
 
 func (f *liveFixture) handler() http.Handler {
 	return NewHandler(Options{
-		Config: func() *config.Config { return f.cfg },
+		Listing: listingOf(func() *config.Config { return f.cfg }, nil),
 		State: func(tg batchstate.Target) (batchstate.BatchState, bool) {
 			s, ok := f.store.Get(tg)
 			if !s.LastSuccess.IsZero() {
@@ -335,7 +335,7 @@ func TestPagesMakeNoUpstreamRequest(t *testing.T) {
 
 	h := f.handler()
 	targets := []string{"/batches", "/batches?format=json"}
-	for _, tg := range collector.Targets(f.cfg) {
+	for _, tg := range targetsOf(f.cfg) {
 		for _, suffix := range []string{"", "?format=json", "?format=csv"} {
 			targets = append(targets, "/batches/"+tg.CustomerID+"/"+tg.TrackingID+suffix)
 		}
@@ -366,7 +366,7 @@ func TestReloadKeepsDataOfConfiguredBatches(t *testing.T) {
 	reloaded.Customers = reloaded.Customers[:1]
 	reloaded.Customers[0].Batches = []string{batchErrors}
 	f.cfg = reloaded
-	f.store.SetMembers(collector.Targets(reloaded), time.Now())
+	f.store.SetMembers(targetsOf(reloaded), time.Now())
 
 	list := decodeJSON[listPage](t, get(t, h, http.MethodGet, "/batches?format=json").Body.Bytes())
 	if len(list.Batches) != 1 || list.Batches[0].TrackingID != batchErrors || list.Batches[0].FailedDevicesKept != maxKept {

@@ -63,7 +63,15 @@ func fuzzHandler() http.Handler {
 		LastSuccess: now.Add(-time.Minute), LastAttempt: now.Add(-time.Minute),
 	}
 	return batchpages.NewHandler(batchpages.Options{
-		Config: func() *config.Config { return cfg },
+		Listing: func() (batchpages.Listing, bool) {
+			var targets []batchstate.Target
+			for _, c := range cfg.Customers {
+				for _, b := range c.Batches {
+					targets = append(targets, batchstate.Target{CustomerID: c.ID, CustomerName: c.Name, TrackingID: b})
+				}
+			}
+			return batchpages.Listing{Targets: targets, MaxFailedDevicesPerBatch: cfg.MaxFailedDevicesPerBatch}, true
+		},
 		State: func(t batchstate.Target) (batchstate.BatchState, bool) {
 			return state, t.TrackingID == fuzzBatch
 		},

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/partnercenter-exporter/partnercenter_exporter/batchstate"
-	"github.com/partnercenter-exporter/partnercenter_exporter/config"
 	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter"
 )
 
@@ -131,14 +130,14 @@ type readError struct {
 	RequestID     string `json:"request_id"`
 }
 
-// stateFunc reads the collector's cache without calling the API.
+// stateFunc reads the batch store (batchstate.Store) without calling the API.
 type stateFunc func(batchstate.Target) (batchstate.BatchState, bool)
 
 // buildList summarises every configured batch, the ones needing attention
 // first and otherwise in configuration order.
-func buildList(cfg *config.Config, targets []batchstate.Target, state stateFunc, now time.Time) listPage {
-	summaries := make([]batchSummary, 0, len(targets))
-	for _, t := range targets {
+func buildList(listing Listing, state stateFunc, now time.Time) listPage {
+	summaries := make([]batchSummary, 0, len(listing.Targets))
+	for _, t := range listing.Targets {
 		s, _ := state(t)
 		if s.Retired {
 			continue
@@ -150,17 +149,17 @@ func buildList(cfg *config.Config, targets []batchstate.Target, state stateFunc,
 	})
 	return listPage{
 		GeneratedTime:            now,
-		MaxFailedDevicesPerBatch: cfg.MaxFailedDevicesPerBatch,
+		MaxFailedDevicesPerBatch: listing.MaxFailedDevicesPerBatch,
 		Batches:                  summaries,
 	}
 }
 
 // buildBatch describes one batch with its failed devices.
-func buildBatch(cfg *config.Config, t batchstate.Target, state stateFunc, now time.Time) batchPage {
+func buildBatch(maxFailedDevices int, t batchstate.Target, state stateFunc, now time.Time) batchPage {
 	s, _ := state(t)
 	page := batchPage{
 		GeneratedTime:            now,
-		MaxFailedDevicesPerBatch: cfg.MaxFailedDevicesPerBatch,
+		MaxFailedDevicesPerBatch: maxFailedDevices,
 		Batch:                    summarize(t, s, now),
 		FailedDevices:            []failedDevice{},
 	}

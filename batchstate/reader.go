@@ -51,7 +51,7 @@ type Reader struct {
 	// max_concurrent_requests at once, the rest waiting in its FIFO.
 	reads *queue
 	// onRetire, when set, is told of each batch the reader retires, so
-	// that what it exported can be freed at once (the collector's cache).
+	// that what it exported can be freed at once (the collector's export cache).
 	onRetire func(Target)
 
 	health health

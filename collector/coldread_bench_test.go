@@ -62,7 +62,7 @@ func BenchmarkColdReads(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			targets := Targets(cfg)
+			targets := targetsOf(cfg)
 			var total time.Duration
 			for b.Loop() {
 				store := batchstate.NewStore()

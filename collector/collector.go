@@ -12,7 +12,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/partnercenter-exporter/partnercenter_exporter/batchstate"
-	"github.com/partnercenter-exporter/partnercenter_exporter/config"
 	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter"
 )
 
@@ -134,14 +133,20 @@ const (
 	ViewExporter
 )
 
-// Scrape is one scrape's view of the exporter: the configuration and
-// batches as they were when the scrape began, bound to the scrape's context
-// (and so to its deadline). The Reader it reads through, and its Store,
-// outlive it.
+// Customer is a configured customer as customer_info shows it.
+type Customer struct {
+	ID, Name string
+}
+
+// Scrape is one scrape's view of the exporter: the read policy, customers
+// and batches as they were when the scrape began, bound to the scrape's
+// context (and so to its deadline). The Reader it reads through, and its
+// Store, outlive it.
 type Scrape struct {
-	ctx     context.Context
-	cfg     *config.Config
-	targets []batchstate.Target
+	ctx       context.Context
+	policy    batchstate.ReadPolicy
+	customers []Customer
+	targets   []batchstate.Target
 	// listed are the batches API health is judged on: every listed batch,
 	// whatever the view reads.
 	listed []batchstate.Target
@@ -151,15 +156,16 @@ type Scrape struct {
 	now    func() time.Time
 }
 
-// NewScrape returns the collector for one scrape of every configured batch.
-func NewScrape(ctx context.Context, cfg *config.Config, targets []batchstate.Target, src batchstate.Source, reader *Reader) *Scrape {
-	return &Scrape{ctx: ctx, cfg: cfg, targets: targets, listed: targets, src: src, reader: reader, now: time.Now}
+// NewScrape returns the collector for one scrape of every listed batch,
+// read under policy, with customer_info for each of customers.
+func NewScrape(ctx context.Context, policy batchstate.ReadPolicy, customers []Customer, targets []batchstate.Target, src batchstate.Source, reader *Reader) *Scrape {
+	return &Scrape{ctx: ctx, policy: policy, customers: customers, targets: targets, listed: targets, src: src, reader: reader, now: time.Now}
 }
 
 // NewProbe returns the collector for one probe of some batches: their
 // series, nothing about the exporter as a whole.
-func NewProbe(ctx context.Context, cfg *config.Config, targets []batchstate.Target, src batchstate.Source, reader *Reader) *Scrape {
-	s := NewScrape(ctx, cfg, targets, src, reader)
+func NewProbe(ctx context.Context, policy batchstate.ReadPolicy, targets []batchstate.Target, src batchstate.Source, reader *Reader) *Scrape {
+	s := NewScrape(ctx, policy, nil, targets, src, reader)
 	s.view = ViewBatches
 	return s
 }
@@ -167,21 +173,10 @@ func NewProbe(ctx context.Context, cfg *config.Config, targets []batchstate.Targ
 // NewExporterHealth returns the collector of the exporter's API-wide
 // health, judged on the listed batches; it reads none of them, but may
 // read one finished batch as the canary (see Reader.Up).
-func NewExporterHealth(ctx context.Context, cfg *config.Config, listed []batchstate.Target, src batchstate.Source, reader *Reader) *Scrape {
-	s := NewScrape(ctx, cfg, nil, src, reader)
+func NewExporterHealth(ctx context.Context, policy batchstate.ReadPolicy, listed []batchstate.Target, src batchstate.Source, reader *Reader) *Scrape {
+	s := NewScrape(ctx, policy, nil, nil, src, reader)
 	s.listed, s.view = listed, ViewExporter
 	return s
-}
-
-// Targets lists the batches of the configuration file in file order.
-func Targets(cfg *config.Config) []batchstate.Target {
-	var targets []batchstate.Target
-	for _, c := range cfg.Customers {
-		for _, b := range c.Batches {
-			targets = append(targets, batchstate.Target{CustomerID: c.ID, CustomerName: c.Name, TrackingID: b})
-		}
-	}
-	return targets
 }
 
 // Describe sends the fixed set of descriptors; it does no I/O.
@@ -204,22 +199,13 @@ func (s *Scrape) Collect(ch chan<- prometheus.Metric) {
 	s.collectRest(ch, start, retired)
 }
 
-// policy is how the scrape's configuration wants batches read.
-func (s *Scrape) policy() batchstate.ReadPolicy {
-	return batchstate.ReadPolicy{
-		Refresh:   s.cfg.PartnerCenter.RefreshInterval,
-		Timeout:   s.cfg.PartnerCenter.RequestTimeout,
-		Retention: s.cfg.Retention,
-	}
-}
-
 // readBatches reads the batches of the view that are due and returns those
 // that are exported, in target order, and how many are retired.
 func (s *Scrape) readBatches() (exported []batchstate.Result, retired int) {
 	if s.view == ViewExporter {
 		return nil, 0
 	}
-	results := s.reader.Read(s.ctx, s.src, s.targets, s.policy())
+	results := s.reader.Read(s.ctx, s.src, s.targets, s.policy)
 	exported = results[:0]
 	for _, r := range results {
 		if r.Retired {
@@ -238,11 +224,11 @@ func (s *Scrape) collectRest(ch chan<- prometheus.Metric, start time.Time, retir
 	if s.view == ViewBatches {
 		return
 	}
-	s.collectHealth(ch, s.policy())
+	s.collectHealth(ch, s.policy)
 	if s.view == ViewExporter {
 		return
 	}
-	for _, c := range s.cfg.Customers {
+	for _, c := range s.customers {
 		ch <- prometheus.MustNewConstMetric(customerInfoDesc, prometheus.GaugeValue, 1, c.ID, c.Name)
 	}
 	ch <- prometheus.MustNewConstMetric(batchesConfiguredDesc, prometheus.GaugeValue, float64(len(s.targets)))

@@ -144,7 +144,7 @@ func TestTokenFailureCountsOnlyWhileAReadNeedsAToken(t *testing.T) {
 	// The batch that needed a token is removed: everything left is served
 	// from memory, and nothing says the API is down.
 	h.cfg = testConfig(time.Minute, config.Customer{ID: custA, Batches: []string{batch1}})
-	h.store.SetMembers(Targets(h.cfg), h.clock.now())
+	h.store.SetMembers(targetsOf(h.cfg), h.clock.now())
 	h.clock.advance(10 * time.Minute)
 	h.expectUp(t, 1)
 	if got := h.src.totalCalls(); got != 2 {
@@ -155,7 +155,7 @@ func TestTokenFailureCountsOnlyWhileAReadNeedsAToken(t *testing.T) {
 func TestProbeShowsNoAPIHealth(t *testing.T) {
 	h := newHarness(testConfig(0, config.Customer{ID: custA, Batches: []string{batch2}}))
 	h.src.setErr(custA, batch2, &partnercenter.Error{StatusCode: 500})
-	probe := NewProbe(context.Background(), h.cfg, Targets(h.cfg), h.src, h.reader)
+	probe := NewProbe(context.Background(), policyOf(h.cfg), targetsOf(h.cfg), h.src, h.reader)
 	for _, name := range []string{"partnercenter_up", "partnercenter_api_last_success_timestamp_seconds", "partnercenter_api_throttled_until_timestamp_seconds"} {
 		if got := testutil.CollectAndCount(probe, name); got != 0 {
 			t.Errorf("/probe emits %s (%d series): one batch's failure would speak for the exporter", name, got)
@@ -171,7 +171,7 @@ func TestExporterHealthReadsNoBatch(t *testing.T) {
 	h.src.setBatch(custA, batch2, processing())
 	h.read(context.Background())
 	h.src.hold(t0.Add(time.Minute))
-	view := NewExporterHealth(context.Background(), h.cfg, Targets(h.cfg), h.src, h.reader)
+	view := NewExporterHealth(context.Background(), policyOf(h.cfg), targetsOf(h.cfg), h.src, h.reader)
 	expected := `# HELP partnercenter_api_last_success_timestamp_seconds When a batch was last read successfully from Partner Center (answered and decoded), as a Unix timestamp; 0 before the first.
 # TYPE partnercenter_api_last_success_timestamp_seconds gauge
 partnercenter_api_last_success_timestamp_seconds ` + fmt.Sprint(float64(t0.Unix())) + `

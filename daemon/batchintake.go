@@ -13,7 +13,6 @@ import (
 
 	"github.com/partnercenter-exporter/partnercenter_exporter/batchfiles"
 	"github.com/partnercenter-exporter/partnercenter_exporter/batchstate"
-	"github.com/partnercenter-exporter/partnercenter_exporter/collector"
 	"github.com/partnercenter-exporter/partnercenter_exporter/config"
 	"github.com/partnercenter-exporter/partnercenter_exporter/internal/plural"
 	"github.com/partnercenter-exporter/partnercenter_exporter/storage"
@@ -102,12 +101,23 @@ func (in *batchIntake) setInvalidLines(snap batchfiles.Snapshot) {
 	in.counted = current
 }
 
+// configTargets lists the batches of the configuration file in file order.
+func configTargets(cfg *config.Config) []batchstate.Target {
+	var targets []batchstate.Target
+	for _, c := range cfg.Customers {
+		for _, b := range c.Batches {
+			targets = append(targets, batchstate.Target{CustomerID: c.ID, CustomerName: c.Name, TrackingID: b})
+		}
+	}
+	return targets
+}
+
 // mergeTargets lists the configuration's batches, then those of the batch
 // files that the configuration does not list already, then those of the
 // intake API that neither lists. A file batch takes
 // its customer's name from the configuration, when it has one.
 func mergeTargets(cfg *config.Config, snap batchfiles.Snapshot, registered []storage.Registration) []batchstate.Target {
-	targets := collector.Targets(cfg)
+	targets := configTargets(cfg)
 	seen := make(map[string]bool, len(targets)+len(snap.Batches))
 	for _, t := range targets {
 		seen[t.Key()] = true

@@ -62,7 +62,7 @@ func probeHandler(state *exporterState, opts serverOptions, logger log.Logger) h
 		}
 		ctx, cancel := scrapeContext(r, opts)
 		defer cancel()
-		collector.Serve(w, r, collector.NewProbe(ctx, live.cfg, targets, live.client, state.reader), nil, errLog)
+		collector.Serve(w, r, collector.NewProbe(ctx, live.policy, targets, live.client, state.reader), nil, errLog)
 	})
 }
 
