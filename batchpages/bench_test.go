@@ -11,6 +11,7 @@ import (
 
 	"github.com/go-kit/log"
 
+	"github.com/partnercenter-exporter/partnercenter_exporter/batchstate"
 	"github.com/partnercenter-exporter/partnercenter_exporter/collector"
 	"github.com/partnercenter-exporter/partnercenter_exporter/config"
 	"github.com/partnercenter-exporter/partnercenter_exporter/internal/testkit"
@@ -54,7 +55,7 @@ func bigBatchBody() []byte {
 // garbage collection, which is what the pages cost per configured batch.
 func BenchmarkFailedDevicesMemory(b *testing.B) {
 	src := decodingSource{body: bigBatchBody(), opts: partnercenter.DecodeOptions{MaxFailedDevices: config.DefaultMaxFailedDevicesPerBatch}}
-	target := collector.Target{CustomerID: custA, TrackingID: batchErrors}
+	target := batchstate.Target{CustomerID: custA, TrackingID: batchErrors}
 	ctx := context.Background()
 	b.SetBytes(int64(len(src.body)))
 	for b.Loop() {
@@ -87,7 +88,7 @@ func BenchmarkStoredBatchMemory(b *testing.B) {
 			src := decodingSource{body: body, opts: opts}
 			b.ReportAllocs()
 			for b.Loop() {
-				readInto(context.Background(), src, collector.Target{CustomerID: custA, TrackingID: batchErrors})
+				readInto(context.Background(), src, batchstate.Target{CustomerID: custA, TrackingID: batchErrors})
 			}
 			b.ReportMetric(float64(retainedPerBatch(b, src, 1000)), "retained-B/batch")
 		})
@@ -95,10 +96,10 @@ func BenchmarkStoredBatchMemory(b *testing.B) {
 }
 
 // readInto reads targets from src into a new store, as a scrape does.
-func readInto(ctx context.Context, src collector.Source, targets ...collector.Target) *collector.Store {
-	store := collector.NewStore()
+func readInto(ctx context.Context, src batchstate.Source, targets ...batchstate.Target) *batchstate.Store {
+	store := batchstate.NewStore()
 	store.SetMembers(targets, time.Now())
-	collector.NewReader(store, log.NewNopLogger(), 1).Read(ctx, src, targets, collector.ReadPolicy{})
+	collector.NewReader(store, log.NewNopLogger(), 1).Read(ctx, src, targets, batchstate.ReadPolicy{})
 	return store
 }
 
@@ -106,9 +107,9 @@ func readInto(ctx context.Context, src collector.Source, targets ...collector.Ta
 // for a small batch, so that the measurement rises above the noise) and
 // measures the live heap they add.
 func retainedPerBatch(b *testing.B, src decodingSource, batches int) uint64 {
-	targets := make([]collector.Target, batches)
+	targets := make([]batchstate.Target, batches)
 	for i := range targets {
-		targets[i] = collector.Target{CustomerID: custA, TrackingID: fmt.Sprintf("%08d-0000-4000-8000-000000000000", i)}
+		targets[i] = batchstate.Target{CustomerID: custA, TrackingID: fmt.Sprintf("%08d-0000-4000-8000-000000000000", i)}
 	}
 	before := testkit.LiveHeap()
 	store := readInto(context.Background(), src, targets...)
@@ -138,9 +139,9 @@ func BenchmarkBatchPage(b *testing.B) {
 	}
 	cfg := testConfig()
 	h := NewHandler(Options{
-		Config: func() *config.Config { return cfg },
-		State: func(collector.Target) (collector.BatchState, bool) {
-			return collector.BatchState{Batch: batch, LastSuccess: t0, LastAttempt: t0}, true
+		Listing: listingOf(func() *config.Config { return cfg }, nil),
+		State: func(batchstate.Target) (batchstate.BatchState, bool) {
+			return batchstate.BatchState{Batch: batch, LastSuccess: t0, LastAttempt: t0}, true
 		},
 	})
 	for _, format := range []string{"html", "json", "csv"} {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/go-kit/log"
 
+	"github.com/partnercenter-exporter/partnercenter_exporter/batchstate"
 	"github.com/partnercenter-exporter/partnercenter_exporter/collector"
 	"github.com/partnercenter-exporter/partnercenter_exporter/config"
 	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter"
@@ -19,7 +20,7 @@ import (
 	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter/partnercentertest"
 )
 
-// These tests fill the real collector.Store through the real client from
+// These tests fill the real batchstate.Store through the real client from
 // a partnercentertest server, as the exporter does on a scrape, and then
 // open the pages.
 
@@ -30,7 +31,7 @@ var readTime = at(-5)
 type liveFixture struct {
 	srv   *partnercentertest.Server
 	cfg   *config.Config
-	store *collector.Store
+	store *batchstate.Store
 	// devices are what the fake sends for batchErrors.
 	devices []partnercentertest.Device
 }
@@ -41,7 +42,7 @@ func newLiveFixture(t *testing.T) *liveFixture {
 	t.Helper()
 	srv := partnercentertest.NewServer()
 	t.Cleanup(srv.Close)
-	f := &liveFixture{srv: srv, cfg: testConfig(), store: collector.NewStore()}
+	f := &liveFixture{srv: srv, cfg: testConfig(), store: batchstate.NewStore()}
 	f.cfg.MaxFailedDevicesPerBatch = maxKept
 
 	srv.SetBatch(custA, batchOK, partnercentertest.Batch{
@@ -103,22 +104,22 @@ func (f *liveFixture) client(t *testing.T, srv *partnercentertest.Server) *partn
 
 // targetByID finds a batch of the test configuration, where tracking IDs
 // are unique.
-func targetByID(targets []collector.Target, trackingID string) (collector.Target, bool) {
+func targetByID(targets []batchstate.Target, trackingID string) (batchstate.Target, bool) {
 	for _, t := range targets {
 		if t.TrackingID == trackingID {
 			return t, true
 		}
 	}
-	return collector.Target{}, false
+	return batchstate.Target{}, false
 }
 
 // refresh reads the batches as one scrape would, with a fixed
 // MS-CorrelationId.
 func (f *liveFixture) refresh(t *testing.T, c *partnercenter.Client, ids ...string) {
 	t.Helper()
-	var targets []collector.Target
+	var targets []batchstate.Target
 	for _, id := range ids {
-		tg, ok := targetByID(collector.Targets(f.cfg), id)
+		tg, ok := targetByID(targetsOf(f.cfg), id)
 		if !ok {
 			t.Fatalf("batch %s is not in the test configuration", id)
 		}
@@ -127,8 +128,8 @@ func (f *liveFixture) refresh(t *testing.T, c *partnercenter.Client, ids ...stri
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	ctx = partnercenter.WithCorrelationID(ctx, correlationID)
-	f.store.SetMembers(collector.Targets(f.cfg), time.Now())
-	collector.NewReader(f.store, log.NewNopLogger(), 4).Read(ctx, c, targets, collector.ReadPolicy{})
+	f.store.SetMembers(targetsOf(f.cfg), time.Now())
+	collector.NewReader(f.store, log.NewNopLogger(), 4).Read(ctx, c, targets, batchstate.ReadPolicy{})
 }
 
 // lastRequestID is the MS-RequestId of the last request for a batch.
@@ -148,8 +149,8 @@ func (f *liveFixture) lastRequestID(t *testing.T, srv *partnercentertest.Server,
 
 func (f *liveFixture) handler() http.Handler {
 	return NewHandler(Options{
-		Config: func() *config.Config { return f.cfg },
-		State: func(tg collector.Target) (collector.BatchState, bool) {
+		Listing: listingOf(func() *config.Config { return f.cfg }, nil),
+		State: func(tg batchstate.Target) (batchstate.BatchState, bool) {
 			s, ok := f.store.Get(tg)
 			if !s.LastSuccess.IsZero() {
 				s.LastSuccess = readTime
@@ -334,7 +335,7 @@ func TestPagesMakeNoUpstreamRequest(t *testing.T) {
 
 	h := f.handler()
 	targets := []string{"/batches", "/batches?format=json"}
-	for _, tg := range collector.Targets(f.cfg) {
+	for _, tg := range targetsOf(f.cfg) {
 		for _, suffix := range []string{"", "?format=json", "?format=csv"} {
 			targets = append(targets, "/batches/"+tg.CustomerID+"/"+tg.TrackingID+suffix)
 		}
@@ -365,7 +366,7 @@ func TestReloadKeepsDataOfConfiguredBatches(t *testing.T) {
 	reloaded.Customers = reloaded.Customers[:1]
 	reloaded.Customers[0].Batches = []string{batchErrors}
 	f.cfg = reloaded
-	f.store.SetMembers(collector.Targets(reloaded), time.Now())
+	f.store.SetMembers(targetsOf(reloaded), time.Now())
 
 	list := decodeJSON[listPage](t, get(t, h, http.MethodGet, "/batches?format=json").Body.Bytes())
 	if len(list.Batches) != 1 || list.Batches[0].TrackingID != batchErrors || list.Batches[0].FailedDevicesKept != maxKept {

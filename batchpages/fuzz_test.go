@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/partnercenter-exporter/partnercenter_exporter/batchpages"
-	"github.com/partnercenter-exporter/partnercenter_exporter/collector"
+	"github.com/partnercenter-exporter/partnercenter_exporter/batchstate"
 	"github.com/partnercenter-exporter/partnercenter_exporter/config"
 	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter"
 )
@@ -48,7 +48,7 @@ func fuzzHandler() http.Handler {
 		Customers:                []config.Customer{{ID: fuzzCustomer, Name: fuzzHostile, Batches: []string{fuzzBatch}}},
 	}
 	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
-	state := collector.BatchState{
+	state := batchstate.BatchState{
 		Batch: &partnercenter.Batch{
 			TrackingID: fuzzBatch, Status: partnercenter.StatusFinishedWithErrors, RawStatus: fuzzHostile,
 			StartedTime: now.Add(-time.Hour), CompletedTime: now.Add(-time.Minute),
@@ -63,8 +63,16 @@ func fuzzHandler() http.Handler {
 		LastSuccess: now.Add(-time.Minute), LastAttempt: now.Add(-time.Minute),
 	}
 	return batchpages.NewHandler(batchpages.Options{
-		Config: func() *config.Config { return cfg },
-		State: func(t collector.Target) (collector.BatchState, bool) {
+		Listing: func() (batchpages.Listing, bool) {
+			var targets []batchstate.Target
+			for _, c := range cfg.Customers {
+				for _, b := range c.Batches {
+					targets = append(targets, batchstate.Target{CustomerID: c.ID, CustomerName: c.Name, TrackingID: b})
+				}
+			}
+			return batchpages.Listing{Targets: targets, MaxFailedDevicesPerBatch: cfg.MaxFailedDevicesPerBatch}, true
+		},
+		State: func(t batchstate.Target) (batchstate.BatchState, bool) {
 			return state, t.TrackingID == fuzzBatch
 		},
 		Now: func() time.Time { return now },

@@ -17,22 +17,30 @@ import (
 	"strings"
 	"time"
 
-	"github.com/partnercenter-exporter/partnercenter_exporter/collector"
-	"github.com/partnercenter-exporter/partnercenter_exporter/config"
+	"github.com/partnercenter-exporter/partnercenter_exporter/batchstate"
 	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter"
 )
 
 // Options are what the pages read.
 type Options struct {
-	// Config returns the live configuration, nil before the first load.
-	Config func() *config.Config
-	// Targets returns the batches to show: the configuration's and those
-	// of the batch files. Nil means the configuration's only.
-	Targets func() []collector.Target
-	// State reads the collector's cache; it must not call the API.
-	State func(collector.Target) (collector.BatchState, bool)
+	// Listing returns what the pages show of the live configuration; ok
+	// is false before the first load.
+	Listing func() (l Listing, ok bool)
+	// State reads the batch store (batchstate.Store); it must not call the API.
+	State func(batchstate.Target) (batchstate.BatchState, bool)
 	// Now is the clock for running durations and "ago"; nil means time.Now.
 	Now func() time.Time
+}
+
+// Listing is what the pages take of one live configuration, read
+// together so that a page never mixes two.
+type Listing struct {
+	// Targets are the batches to show, with their customers' names: the
+	// configuration's and those of the batch files and the intake API.
+	Targets []batchstate.Target
+	// MaxFailedDevicesPerBatch is max_failed_devices_per_batch, which the
+	// pages name where a batch's failed devices were cut short.
+	MaxFailedDevicesPerBatch int
 }
 
 // The paths the handler answers. It must be mounted on both, unstripped.
@@ -59,7 +67,7 @@ func notConfigured(trackingID string) string {
 
 // notUnderCustomer answers a tracking ID that the customer in the path
 // does not list; others lists the customers that do, if any.
-func notUnderCustomer(customerID, trackingID string, others []collector.Target) string {
+func notUnderCustomer(customerID, trackingID string, others []batchstate.Target) string {
 	msg := fmt.Sprintf("customer %s has no configured batch with tracking ID %s (a configuration reload may have removed it)", customerID, trackingID)
 	if len(others) > 0 {
 		msg += "; it is listed under " + describeTargets(others)
@@ -69,12 +77,12 @@ func notUnderCustomer(customerID, trackingID string, others []collector.Target) 
 
 // ambiguous answers an old-style address whose tracking ID several
 // customers list.
-func ambiguous(trackingID string, targets []collector.Target) string {
+func ambiguous(trackingID string, targets []batchstate.Target) string {
 	return fmt.Sprintf("batch tracking ID %s is listed under %d customers: %s", trackingID, len(targets), describeTargets(targets))
 }
 
 // describeTargets names each batch's customer and page.
-func describeTargets(targets []collector.Target) string {
+func describeTargets(targets []batchstate.Target) string {
 	parts := make([]string, len(targets))
 	for i, t := range targets {
 		name := ""
@@ -99,14 +107,6 @@ type handler struct {
 // and the older GET /batches/{batch_tracking_id} (also HEAD); any other
 // path under /batches/ answers 404.
 func NewHandler(opts Options) http.Handler {
-	if opts.Targets == nil {
-		opts.Targets = func() []collector.Target {
-			if cfg := opts.Config(); cfg != nil {
-				return collector.Targets(cfg)
-			}
-			return nil
-		}
-	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -145,19 +145,19 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	cfg := h.opts.Config()
-	if cfg == nil {
+	listing, ok := h.opts.Listing()
+	if !ok {
 		http.Error(w, msgNoConfig, http.StatusServiceUnavailable)
 		return
 	}
 	now := h.opts.Now().UTC()
 	if p.isList {
-		writeList(w, f, buildList(cfg, h.opts.Targets(), h.opts.State, now))
+		writeList(w, f, buildList(listing, h.opts.State, now))
 		return
 	}
 	// Configured IDs are stored in lower case; the API ignores case.
 	customerID, trackingID := strings.ToLower(p.customerID), strings.ToLower(p.trackingID)
-	listed, retiredToo := h.listed(trackingID)
+	listed, retiredToo := h.listed(listing.Targets, trackingID)
 	if !p.hasCustomer {
 		serveOldAddress(w, r, trackingID, listed, retiredToo)
 		return
@@ -171,13 +171,13 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, notUnderCustomer(customerID, trackingID, listed), http.StatusNotFound)
 		return
 	}
-	writeBatch(w, f, buildBatch(cfg, t, h.opts.State, now))
+	writeBatch(w, f, buildBatch(listing.MaxFailedDevicesPerBatch, t, h.opts.State, now))
 }
 
-// listed returns the batches with the (lower-case) tracking ID that the
-// pages show, and those that retired.
-func (h *handler) listed(trackingID string) (listed, retired []collector.Target) {
-	for _, t := range h.opts.Targets() {
+// listed returns the batches of targets with the (lower-case) tracking ID
+// that the pages show, and those that retired.
+func (h *handler) listed(targets []batchstate.Target, trackingID string) (listed, retired []batchstate.Target) {
+	for _, t := range targets {
 		if t.TrackingID != trackingID {
 			continue
 		}
@@ -196,7 +196,7 @@ func (h *handler) listed(trackingID string) (listed, retired []collector.Target)
 // is relative, so that it holds behind a proxy that serves the exporter
 // under a path prefix, and temporary, since a batch file may later list
 // the ID under a second customer.
-func serveOldAddress(w http.ResponseWriter, r *http.Request, trackingID string, listed, retiredToo []collector.Target) {
+func serveOldAddress(w http.ResponseWriter, r *http.Request, trackingID string, listed, retiredToo []batchstate.Target) {
 	switch {
 	case len(listed) == 1:
 		loc := listed[0].CustomerID + "/" + listed[0].TrackingID

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/partnercenter-exporter/partnercenter_exporter/collector"
+	"github.com/partnercenter-exporter/partnercenter_exporter/batchstate"
 	"github.com/partnercenter-exporter/partnercenter_exporter/config"
 	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter"
 )
@@ -73,8 +73,8 @@ func page(trackingID string) string {
 func at(minutes int) time.Time { return t0.Add(time.Duration(minutes) * time.Minute) }
 
 // fakeStates is what the collector's store would hold for testConfig.
-func fakeStates() map[string]collector.BatchState {
-	return map[string]collector.BatchState{
+func fakeStates() map[string]batchstate.BatchState {
+	return map[string]batchstate.BatchState{
 		batchOK: {
 			Batch: &partnercenter.Batch{
 				TrackingID: batchOK, Status: partnercenter.StatusFinished, RawStatus: "finished",
@@ -138,7 +138,7 @@ func fakeStates() map[string]collector.BatchState {
 
 type fixture struct {
 	cfg    *config.Config
-	states map[string]collector.BatchState
+	states map[string]batchstate.BatchState
 }
 
 func newFixture() *fixture {
@@ -147,8 +147,8 @@ func newFixture() *fixture {
 
 func (f *fixture) handler() http.Handler {
 	return NewHandler(Options{
-		Config: func() *config.Config { return f.cfg },
-		State: func(t collector.Target) (collector.BatchState, bool) {
+		Listing: listingOf(func() *config.Config { return f.cfg }, nil),
+		State: func(t batchstate.Target) (batchstate.BatchState, bool) {
 			s, ok := f.states[t.TrackingID]
 			return s, ok
 		},
@@ -578,10 +578,10 @@ const sharedID = "77777777-0000-4000-8000-000000000007"
 func sharedFixture() http.Handler {
 	cfg := testConfig()
 	cfg.Customers[0].Batches = append(cfg.Customers[0].Batches, sharedID)
-	targets := append(collector.Targets(cfg), collector.Target{
+	targets := append(targetsOf(cfg), batchstate.Target{
 		CustomerID: custB, CustomerName: cfg.Customers[1].Name, TrackingID: sharedID, Origin: "uploads.txt:3",
 	})
-	states := map[string]collector.BatchState{
+	states := map[string]batchstate.BatchState{
 		custA + "/" + sharedID: {Batch: &partnercenter.Batch{
 			TrackingID: sharedID, Status: partnercenter.StatusFinished,
 			Devices: partnercenter.DeviceCounts{partnercenter.StatusFinished: 5},
@@ -592,9 +592,8 @@ func sharedFixture() http.Handler {
 		}, LastSuccess: at(-1), LastAttempt: at(-1)},
 	}
 	return NewHandler(Options{
-		Config:  func() *config.Config { return cfg },
-		Targets: func() []collector.Target { return targets },
-		State: func(t collector.Target) (collector.BatchState, bool) {
+		Listing: listingOf(func() *config.Config { return cfg }, func() []batchstate.Target { return targets }),
+		State: func(t batchstate.Target) (batchstate.BatchState, bool) {
 			s, ok := states[t.CustomerID+"/"+t.TrackingID]
 			return s, ok
 		},
@@ -791,7 +790,7 @@ func TestRetiredBatchIsNotShown(t *testing.T) {
 			t.Errorf("retired batch listed: %+v", b)
 		}
 	}
-	if len(list.Batches) != len(collector.Targets(f.cfg))-1 {
+	if len(list.Batches) != len(targetsOf(f.cfg))-1 {
 		t.Errorf("%d batches listed, want every configured one but the retired", len(list.Batches))
 	}
 	for _, target := range []string{page(batchOK), "/batches/" + batchOK} {
@@ -799,5 +798,35 @@ func TestRetiredBatchIsNotShown(t *testing.T) {
 		if want := retired(batchOK) + "\n"; rec.Code != http.StatusNotFound || rec.Body.String() != want {
 			t.Errorf("retired batch page %s: %d %q, want 404 %q", target, rec.Code, rec.Body.String(), want)
 		}
+	}
+}
+
+// targetsOf lists the batches of cfg in file order, as the daemon does.
+func targetsOf(cfg *config.Config) []batchstate.Target {
+	var targets []batchstate.Target
+	for _, c := range cfg.Customers {
+		for _, b := range c.Batches {
+			targets = append(targets, batchstate.Target{CustomerID: c.ID, CustomerName: c.Name, TrackingID: b})
+		}
+	}
+	return targets
+}
+
+// listingOf is the Listing of the configuration cfg returns when it is
+// called, as the daemon builds it: not ok while cfg returns nil, the
+// batches of targets or, when targets is nil, those of the configuration.
+func listingOf(cfg func() *config.Config, targets func() []batchstate.Target) func() (Listing, bool) {
+	return func() (Listing, bool) {
+		c := cfg()
+		if c == nil {
+			return Listing{}, false
+		}
+		l := Listing{MaxFailedDevicesPerBatch: c.MaxFailedDevicesPerBatch}
+		if targets != nil {
+			l.Targets = targets()
+		} else {
+			l.Targets = targetsOf(c)
+		}
+		return l, true
 	}
 }

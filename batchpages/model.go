@@ -6,8 +6,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/partnercenter-exporter/partnercenter_exporter/collector"
-	"github.com/partnercenter-exporter/partnercenter_exporter/config"
+	"github.com/partnercenter-exporter/partnercenter_exporter/batchstate"
 	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter"
 )
 
@@ -131,14 +130,14 @@ type readError struct {
 	RequestID     string `json:"request_id"`
 }
 
-// stateFunc reads the collector's cache without calling the API.
-type stateFunc func(collector.Target) (collector.BatchState, bool)
+// stateFunc reads the batch store (batchstate.Store) without calling the API.
+type stateFunc func(batchstate.Target) (batchstate.BatchState, bool)
 
 // buildList summarises every configured batch, the ones needing attention
 // first and otherwise in configuration order.
-func buildList(cfg *config.Config, targets []collector.Target, state stateFunc, now time.Time) listPage {
-	summaries := make([]batchSummary, 0, len(targets))
-	for _, t := range targets {
+func buildList(listing Listing, state stateFunc, now time.Time) listPage {
+	summaries := make([]batchSummary, 0, len(listing.Targets))
+	for _, t := range listing.Targets {
 		s, _ := state(t)
 		if s.Retired {
 			continue
@@ -150,17 +149,17 @@ func buildList(cfg *config.Config, targets []collector.Target, state stateFunc, 
 	})
 	return listPage{
 		GeneratedTime:            now,
-		MaxFailedDevicesPerBatch: cfg.MaxFailedDevicesPerBatch,
+		MaxFailedDevicesPerBatch: listing.MaxFailedDevicesPerBatch,
 		Batches:                  summaries,
 	}
 }
 
 // buildBatch describes one batch with its failed devices.
-func buildBatch(cfg *config.Config, t collector.Target, state stateFunc, now time.Time) batchPage {
+func buildBatch(maxFailedDevices int, t batchstate.Target, state stateFunc, now time.Time) batchPage {
 	s, _ := state(t)
 	page := batchPage{
 		GeneratedTime:            now,
-		MaxFailedDevicesPerBatch: cfg.MaxFailedDevicesPerBatch,
+		MaxFailedDevicesPerBatch: maxFailedDevices,
 		Batch:                    summarize(t, s, now),
 		FailedDevices:            []failedDevice{},
 	}
@@ -181,16 +180,16 @@ func buildBatch(cfg *config.Config, t collector.Target, state stateFunc, now tim
 
 // findTarget returns the batch of the given (lower-case) customer among
 // targets.
-func findTarget(targets []collector.Target, customerID string) (collector.Target, bool) {
+func findTarget(targets []batchstate.Target, customerID string) (batchstate.Target, bool) {
 	for _, t := range targets {
 		if t.CustomerID == customerID {
 			return t, true
 		}
 	}
-	return collector.Target{}, false
+	return batchstate.Target{}, false
 }
 
-func summarize(t collector.Target, s collector.BatchState, now time.Time) batchSummary {
+func summarize(t batchstate.Target, s batchstate.BatchState, now time.Time) batchSummary {
 	sum := batchSummary{
 		CustomerID:      t.CustomerID,
 		CustomerName:    t.CustomerName,
@@ -226,14 +225,14 @@ func summarize(t collector.Target, s collector.BatchState, now time.Time) batchS
 }
 
 // sourceOf names where a batch is listed.
-func sourceOf(t collector.Target) string {
+func sourceOf(t batchstate.Target) string {
 	if t.Origin == "" {
 		return "configuration"
 	}
 	return t.Origin
 }
 
-func classify(s collector.BatchState) attention {
+func classify(s batchstate.BatchState) attention {
 	b := s.Batch
 	switch {
 	case s.LastError != nil:

@@ -18,6 +18,7 @@ import (
 
 	"github.com/go-kit/log"
 
+	"github.com/partnercenter-exporter/partnercenter_exporter/batchstate"
 	"github.com/partnercenter-exporter/partnercenter_exporter/config"
 	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter"
 	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter/auth"
@@ -61,14 +62,14 @@ func BenchmarkColdReads(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			targets := Targets(cfg)
+			targets := targetsOf(cfg)
 			var total time.Duration
 			for b.Loop() {
-				store := NewStore()
+				store := batchstate.NewStore()
 				store.SetMembers(targets, time.Now())
 				reader := NewReader(store, log.NewNopLogger(), limit)
 				start := time.Now()
-				results := reader.Read(context.Background(), client, targets, ReadPolicy{Refresh: time.Hour, Timeout: 10 * time.Second})
+				results := reader.Read(context.Background(), client, targets, batchstate.ReadPolicy{Refresh: time.Hour, Timeout: 10 * time.Second})
 				total += time.Since(start)
 				for _, r := range results {
 					if r.LastError != nil {

@@ -11,7 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/partnercenter-exporter/partnercenter_exporter/config"
+	"github.com/partnercenter-exporter/partnercenter_exporter/batchstate"
 	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter"
 )
 
@@ -133,32 +133,39 @@ const (
 	ViewExporter
 )
 
-// Scrape is one scrape's view of the exporter: the configuration and
-// batches as they were when the scrape began, bound to the scrape's context
-// (and so to its deadline). The Reader it reads through, and its Store,
-// outlive it.
+// Customer is a configured customer as customer_info shows it.
+type Customer struct {
+	ID, Name string
+}
+
+// Scrape is one scrape's view of the exporter: the read policy, customers
+// and batches as they were when the scrape began, bound to the scrape's
+// context (and so to its deadline). The Reader it reads through, and its
+// Store, outlive it.
 type Scrape struct {
-	ctx     context.Context
-	cfg     *config.Config
-	targets []Target
+	ctx       context.Context
+	policy    batchstate.ReadPolicy
+	customers []Customer
+	targets   []batchstate.Target
 	// listed are the batches API health is judged on: every listed batch,
 	// whatever the view reads.
-	listed []Target
+	listed []batchstate.Target
 	view   View
-	src    Source
+	src    batchstate.Source
 	reader *Reader
 	now    func() time.Time
 }
 
-// NewScrape returns the collector for one scrape of every configured batch.
-func NewScrape(ctx context.Context, cfg *config.Config, targets []Target, src Source, reader *Reader) *Scrape {
-	return &Scrape{ctx: ctx, cfg: cfg, targets: targets, listed: targets, src: src, reader: reader, now: time.Now}
+// NewScrape returns the collector for one scrape of every listed batch,
+// read under policy, with customer_info for each of customers.
+func NewScrape(ctx context.Context, policy batchstate.ReadPolicy, customers []Customer, targets []batchstate.Target, src batchstate.Source, reader *Reader) *Scrape {
+	return &Scrape{ctx: ctx, policy: policy, customers: customers, targets: targets, listed: targets, src: src, reader: reader, now: time.Now}
 }
 
 // NewProbe returns the collector for one probe of some batches: their
 // series, nothing about the exporter as a whole.
-func NewProbe(ctx context.Context, cfg *config.Config, targets []Target, src Source, reader *Reader) *Scrape {
-	s := NewScrape(ctx, cfg, targets, src, reader)
+func NewProbe(ctx context.Context, policy batchstate.ReadPolicy, targets []batchstate.Target, src batchstate.Source, reader *Reader) *Scrape {
+	s := NewScrape(ctx, policy, nil, targets, src, reader)
 	s.view = ViewBatches
 	return s
 }
@@ -166,21 +173,10 @@ func NewProbe(ctx context.Context, cfg *config.Config, targets []Target, src Sou
 // NewExporterHealth returns the collector of the exporter's API-wide
 // health, judged on the listed batches; it reads none of them, but may
 // read one finished batch as the canary (see Reader.Up).
-func NewExporterHealth(ctx context.Context, cfg *config.Config, listed []Target, src Source, reader *Reader) *Scrape {
-	s := NewScrape(ctx, cfg, nil, src, reader)
+func NewExporterHealth(ctx context.Context, policy batchstate.ReadPolicy, listed []batchstate.Target, src batchstate.Source, reader *Reader) *Scrape {
+	s := NewScrape(ctx, policy, nil, nil, src, reader)
 	s.listed, s.view = listed, ViewExporter
 	return s
-}
-
-// Targets lists the batches of the configuration file in file order.
-func Targets(cfg *config.Config) []Target {
-	var targets []Target
-	for _, c := range cfg.Customers {
-		for _, b := range c.Batches {
-			targets = append(targets, Target{CustomerID: c.ID, CustomerName: c.Name, TrackingID: b})
-		}
-	}
-	return targets
 }
 
 // Describe sends the fixed set of descriptors; it does no I/O.
@@ -203,22 +199,13 @@ func (s *Scrape) Collect(ch chan<- prometheus.Metric) {
 	s.collectRest(ch, start, retired)
 }
 
-// policy is how the scrape's configuration wants batches read.
-func (s *Scrape) policy() ReadPolicy {
-	return ReadPolicy{
-		Refresh:   s.cfg.PartnerCenter.RefreshInterval,
-		Timeout:   s.cfg.PartnerCenter.RequestTimeout,
-		Retention: s.cfg.Retention,
-	}
-}
-
 // readBatches reads the batches of the view that are due and returns those
 // that are exported, in target order, and how many are retired.
-func (s *Scrape) readBatches() (exported []Result, retired int) {
+func (s *Scrape) readBatches() (exported []batchstate.Result, retired int) {
 	if s.view == ViewExporter {
 		return nil, 0
 	}
-	results := s.reader.Read(s.ctx, s.src, s.targets, s.policy())
+	results := s.reader.Read(s.ctx, s.src, s.targets, s.policy)
 	exported = results[:0]
 	for _, r := range results {
 		if r.Retired {
@@ -237,11 +224,11 @@ func (s *Scrape) collectRest(ch chan<- prometheus.Metric, start time.Time, retir
 	if s.view == ViewBatches {
 		return
 	}
-	s.collectHealth(ch, s.policy())
+	s.collectHealth(ch, s.policy)
 	if s.view == ViewExporter {
 		return
 	}
-	for _, c := range s.cfg.Customers {
+	for _, c := range s.customers {
 		ch <- prometheus.MustNewConstMetric(customerInfoDesc, prometheus.GaugeValue, 1, c.ID, c.Name)
 	}
 	ch <- prometheus.MustNewConstMetric(batchesConfiguredDesc, prometheus.GaugeValue, float64(len(s.targets)))
@@ -254,7 +241,7 @@ func (s *Scrape) collectRest(ch chan<- prometheus.Metric, start time.Time, retir
 
 // collectHealth emits the API-wide health: facts about the exporter, the
 // same whichever view asks.
-func (s *Scrape) collectHealth(ch chan<- prometheus.Metric, policy ReadPolicy) {
+func (s *Scrape) collectHealth(ch chan<- prometheus.Metric, policy batchstate.ReadPolicy) {
 	up := s.reader.Up(s.ctx, s.src, s.listed, policy)
 	ch <- prometheus.MustNewConstMetric(upDesc, prometheus.GaugeValue, boolToFloat(up))
 	ch <- prometheus.MustNewConstMetric(throttledUntilDesc, prometheus.GaugeValue, unixSeconds(s.src.ThrottledUntil()))
@@ -264,7 +251,7 @@ func (s *Scrape) collectHealth(ch chan<- prometheus.Metric, policy ReadPolicy) {
 // emitBatch emits the series of one exported batch. For a settled batch
 // they depend on the target, the Batch and LastSuccess only (not on now),
 // which is what lets Serve reuse them.
-func emitBatch(emit func(prometheus.Metric), r Result, now time.Time) {
+func emitBatch(emit func(prometheus.Metric), r batchstate.Result, now time.Time) {
 	labels := []string{r.CustomerID, r.TrackingID}
 	gauge := func(desc *prometheus.Desc, v float64, extra ...string) {
 		emit(prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, v, append(labels[:2:2], extra...)...))
@@ -348,13 +335,13 @@ type sourceCount struct {
 // listedSources counts the batches by where they are listed. Every
 // source is reported, 0 included, so that a source emptied shows as 0
 // rather than as a series that vanished.
-func listedSources(targets []Target) []sourceCount {
+func listedSources(targets []batchstate.Target) []sourceCount {
 	counts := []sourceCount{{name: "config"}, {name: "batch_file"}, {name: "api"}}
 	for _, t := range targets {
 		switch t.Origin {
 		case "":
 			counts[0].count++
-		case OriginAPI:
+		case batchstate.OriginAPI:
 			counts[2].count++
 		default:
 			counts[1].count++

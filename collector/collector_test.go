@@ -13,6 +13,7 @@ import (
 	"github.com/go-kit/log/level"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/partnercenter-exporter/partnercenter_exporter/batchstate"
 	"github.com/partnercenter-exporter/partnercenter_exporter/config"
 	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter"
 )
@@ -134,7 +135,7 @@ func testConfig(refresh time.Duration, customers ...config.Customer) *config.Con
 type harness struct {
 	cfg    *config.Config
 	src    *fakeSource
-	store  *Store
+	store  *batchstate.Store
 	reader *Reader
 	clock  *clock
 	logs   *bytes.Buffer
@@ -143,22 +144,22 @@ type harness struct {
 
 func newHarness(cfg *config.Config) *harness {
 	h := &harness{cfg: cfg, src: newFakeSource(), clock: &clock{t: t0}, logs: &bytes.Buffer{}, logsMu: &sync.Mutex{}}
-	h.store = NewStore()
-	h.store.SetMembers(Targets(cfg), t0)
+	h.store = batchstate.NewStore()
+	h.store.SetMembers(targetsOf(cfg), t0)
 	logger := level.NewFilter(log.NewLogfmtLogger(log.NewSyncWriter(lockedWriter{h.logs, h.logsMu})), level.AllowInfo())
 	h.reader = NewReader(h.store, logger, 4)
-	h.reader.now = h.clock.now
+	h.reader.SetClock(h.clock.now)
 	return h
 }
 
 // read runs one round of reads as a scrape would, with the configured
 // refresh interval.
-func (h *harness) read(ctx context.Context) []Result {
-	return h.reader.Read(ctx, h.src, Targets(h.cfg), h.policy())
+func (h *harness) read(ctx context.Context) []batchstate.Result {
+	return h.reader.Read(ctx, h.src, targetsOf(h.cfg), h.policy())
 }
 
-func (h *harness) policy() ReadPolicy {
-	return ReadPolicy{Refresh: h.cfg.PartnerCenter.RefreshInterval, Timeout: 5 * time.Second}
+func (h *harness) policy() batchstate.ReadPolicy {
+	return batchstate.ReadPolicy{Refresh: h.cfg.PartnerCenter.RefreshInterval, Timeout: 5 * time.Second}
 }
 
 type lockedWriter struct {
@@ -179,7 +180,7 @@ func (h *harness) logText() string {
 }
 
 func (h *harness) scrape(ctx context.Context) *Scrape {
-	s := NewScrape(ctx, h.cfg, Targets(h.cfg), h.src, h.reader)
+	s := NewScrape(ctx, policyOf(h.cfg), customersOf(h.cfg), targetsOf(h.cfg), h.src, h.reader)
 	s.now = h.clock.now
 	return s
 }
@@ -398,4 +399,33 @@ partnercenter_api_throttled_until_timestamp_seconds ` + fmt.Sprint(float64(t0.Un
 	if err := testutil.CollectAndCompare(h.scrape(context.Background()), strings.NewReader(expected), "partnercenter_api_throttled_until_timestamp_seconds"); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// targetsOf lists the batches of cfg in file order, as the daemon does.
+func targetsOf(cfg *config.Config) []batchstate.Target {
+	var targets []batchstate.Target
+	for _, c := range cfg.Customers {
+		for _, b := range c.Batches {
+			targets = append(targets, batchstate.Target{CustomerID: c.ID, CustomerName: c.Name, TrackingID: b})
+		}
+	}
+	return targets
+}
+
+// policyOf is how cfg wants batches read, as the daemon builds it.
+func policyOf(cfg *config.Config) batchstate.ReadPolicy {
+	return batchstate.ReadPolicy{
+		Refresh:   cfg.PartnerCenter.RefreshInterval,
+		Timeout:   cfg.PartnerCenter.RequestTimeout,
+		Retention: cfg.Retention,
+	}
+}
+
+// customersOf lists cfg's customers for customer_info.
+func customersOf(cfg *config.Config) []Customer {
+	out := make([]Customer, len(cfg.Customers))
+	for i, c := range cfg.Customers {
+		out[i] = Customer{ID: c.ID, Name: c.Name}
+	}
+	return out
 }

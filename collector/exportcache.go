@@ -9,6 +9,8 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
+
+	"github.com/partnercenter-exporter/partnercenter_exporter/batchstate"
 )
 
 // maxFormatSlots bounds the formats whose encoded series are kept: a
@@ -51,7 +53,7 @@ const sweepMargin = 1024
 // (tracking ID, customer ID), the order of their labels in an exposition,
 // without repeating a batch. Settled batches come from the cache (entries
 // are made for those not yet in it); the others are built for this scrape.
-func (c *exportCache) series(results []Result, store *Store) []*batchSeries {
+func (c *exportCache) series(results []batchstate.Result, store *batchstate.Store) []*batchSeries {
 	out := make([]*batchSeries, 0, len(results))
 	c.mu.Lock()
 	for _, r := range results {
@@ -78,10 +80,10 @@ func (c *exportCache) series(results []Result, store *Store) []*batchSeries {
 }
 
 // sweepLocked drops the entries that no longer match what the store holds.
-func (c *exportCache) sweepLocked(store *Store) {
+func (c *exportCache) sweepLocked(store *batchstate.Store) {
 	for k, b := range c.batches {
 		s, ok := store.Get(b.result.Target)
-		if !ok || !b.current(Result{Target: b.result.Target, BatchState: s}) {
+		if !ok || !b.current(batchstate.Result{Target: b.result.Target, BatchState: s}) {
 			delete(c.batches, k)
 		}
 	}
@@ -89,7 +91,7 @@ func (c *exportCache) sweepLocked(store *Store) {
 }
 
 // forget drops the entry of t, whose exported state just changed.
-func (c *exportCache) forget(t Target) {
+func (c *exportCache) forget(t batchstate.Target) {
 	c.mu.Lock()
 	delete(c.batches, batchKey{t.CustomerID, t.TrackingID})
 	c.mu.Unlock()
@@ -130,7 +132,7 @@ func (c *exportCache) slot(format expfmt.Format) *formatSlot {
 // batchSeries is one exported batch's series for a scrape: kept across
 // scrapes (cached) for a settled batch, built for one scrape otherwise.
 type batchSeries struct {
-	result Result
+	result batchstate.Result
 	cached bool
 	// built holds the metrics of a batch not cached, built once per
 	// scrape.
@@ -141,7 +143,7 @@ type batchSeries struct {
 }
 
 // current reports whether b was built from the state r shows.
-func (b *batchSeries) current(r Result) bool {
+func (b *batchSeries) current(r batchstate.Result) bool {
 	return r.Settled() && !r.Retired && r.Batch == b.result.Batch && r.LastSuccess.Equal(b.result.LastSuccess) &&
 		r.CustomerID == b.result.CustomerID && r.TrackingID == b.result.TrackingID
 }

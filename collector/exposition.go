@@ -20,6 +20,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/partnercenter-exporter/partnercenter_exporter/batchstate"
 )
 
 // Serve answers one scrape with the metrics of s followed by those of self
@@ -470,7 +472,7 @@ func (e *encodedBatch) family(i int) []byte {
 // registry, by family, each family sorted by its labels as a registry sorts
 // them. A series whose labels repeat one already built (two error codes
 // that differ only in invalid UTF-8) is dropped, as a registry drops it.
-func batchMetrics(r Result, now time.Time) [][]*dto.Metric {
+func batchMetrics(r batchstate.Result, now time.Time) [][]*dto.Metric {
 	out := make([][]*dto.Metric, len(batchFamilies))
 	var err error
 	emitBatch(func(m prometheus.Metric) {

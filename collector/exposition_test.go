@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	"github.com/prometheus/common/expfmt"
 
+	"github.com/partnercenter-exporter/partnercenter_exporter/batchstate"
 	"github.com/partnercenter-exporter/partnercenter_exporter/config"
 	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter"
 )
@@ -172,9 +173,9 @@ func (h *harness) viewScrape(view View) *Scrape {
 	s := h.scrape(context.Background())
 	switch view {
 	case ViewBatches:
-		s = NewProbe(context.Background(), h.cfg, Targets(h.cfg), h.src, h.reader)
+		s = NewProbe(context.Background(), policyOf(h.cfg), targetsOf(h.cfg), h.src, h.reader)
 	case ViewExporter:
-		s = NewExporterHealth(context.Background(), h.cfg, Targets(h.cfg), h.src, h.reader)
+		s = NewExporterHealth(context.Background(), policyOf(h.cfg), targetsOf(h.cfg), h.src, h.reader)
 	}
 	s.now = h.clock.now
 	return s
@@ -276,14 +277,14 @@ func TestServeFollowsChangesOfSettledBatches(t *testing.T) {
 		ids := h.cfg.Customers[0].Batches
 		// ids[1] is custA's alone (custB lists every third).
 		h.cfg.Customers[0].Batches = append(ids[:1:1], ids[2:]...)
-		h.store.SetMembers(Targets(h.cfg), t0)
+		h.store.SetMembers(targetsOf(h.cfg), t0)
 		got := get(t, serveHandler(h, self, ViewAll, false), "", "", "")
 		if strings.Contains(got.body, ids[1]) {
 			t.Fatal("a removed batch is served")
 		}
 		assertSameExposition(t, h, self, ViewAll)
 		// A probe naming it is not served it either: it is no member.
-		probe := NewProbe(context.Background(), h.cfg, []Target{{CustomerID: custA, TrackingID: ids[1]}}, h.src, h.reader)
+		probe := NewProbe(context.Background(), policyOf(h.cfg), []batchstate.Target{{CustomerID: custA, TrackingID: ids[1]}}, h.src, h.reader)
 		rec := httptest.NewRecorder()
 		Serve(rec, httptest.NewRequest(http.MethodGet, "/probe", nil), probe, nil, nil)
 		if strings.Contains(rec.Body.String(), "partnercenter_batch_devices") {
@@ -294,7 +295,7 @@ func TestServeFollowsChangesOfSettledBatches(t *testing.T) {
 		h := mixedHarness(t, 20)
 		assertSameExposition(t, h, self, ViewAll)
 		id := h.cfg.Customers[0].Batches[5]
-		target := Target{CustomerID: custA, TrackingID: id}
+		target := batchstate.Target{CustomerID: custA, TrackingID: id}
 		s, _ := h.store.Get(target)
 		changed := *s.Batch
 		changed.Devices[partnercenter.StatusFinished] = 777
@@ -335,7 +336,7 @@ func TestExportCacheIsSwept(t *testing.T) {
 			h.src.setBatch(custA, ids[i], fb)
 		}
 		h.cfg.Customers = []config.Customer{{ID: custA, Name: "Contoso", Batches: ids}}
-		h.store.SetMembers(Targets(h.cfg), t0)
+		h.store.SetMembers(targetsOf(h.cfg), t0)
 		get(t, serve, "", "", "")
 	}
 	h.reader.exports.mu.Lock()

@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/partnercenter-exporter/partnercenter_exporter/batchstate"
 	"github.com/partnercenter-exporter/partnercenter_exporter/config"
 	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter"
 )
@@ -108,7 +109,7 @@ func TestCanaryTellsABatchFaultFromAnOutage(t *testing.T) {
 		t.Fatalf("batch1 read %d times, want 3", got)
 	}
 	// The canary changes nothing the finished batch shows.
-	if s, _ := h.store.Get(Target{CustomerID: custA, TrackingID: batch1}); !s.Settled() {
+	if s, _ := h.store.Get(batchstate.Target{CustomerID: custA, TrackingID: batch1}); !s.Settled() {
 		t.Errorf("a failed canary unsettled its batch: %+v", s)
 	}
 	// Still no answer: down, with no canary until a refresh interval passed.
@@ -143,7 +144,7 @@ func TestTokenFailureCountsOnlyWhileAReadNeedsAToken(t *testing.T) {
 	// The batch that needed a token is removed: everything left is served
 	// from memory, and nothing says the API is down.
 	h.cfg = testConfig(time.Minute, config.Customer{ID: custA, Batches: []string{batch1}})
-	h.store.SetMembers(Targets(h.cfg), h.clock.now())
+	h.store.SetMembers(targetsOf(h.cfg), h.clock.now())
 	h.clock.advance(10 * time.Minute)
 	h.expectUp(t, 1)
 	if got := h.src.totalCalls(); got != 2 {
@@ -154,7 +155,7 @@ func TestTokenFailureCountsOnlyWhileAReadNeedsAToken(t *testing.T) {
 func TestProbeShowsNoAPIHealth(t *testing.T) {
 	h := newHarness(testConfig(0, config.Customer{ID: custA, Batches: []string{batch2}}))
 	h.src.setErr(custA, batch2, &partnercenter.Error{StatusCode: 500})
-	probe := NewProbe(context.Background(), h.cfg, Targets(h.cfg), h.src, h.reader)
+	probe := NewProbe(context.Background(), policyOf(h.cfg), targetsOf(h.cfg), h.src, h.reader)
 	for _, name := range []string{"partnercenter_up", "partnercenter_api_last_success_timestamp_seconds", "partnercenter_api_throttled_until_timestamp_seconds"} {
 		if got := testutil.CollectAndCount(probe, name); got != 0 {
 			t.Errorf("/probe emits %s (%d series): one batch's failure would speak for the exporter", name, got)
@@ -170,7 +171,7 @@ func TestExporterHealthReadsNoBatch(t *testing.T) {
 	h.src.setBatch(custA, batch2, processing())
 	h.read(context.Background())
 	h.src.hold(t0.Add(time.Minute))
-	view := NewExporterHealth(context.Background(), h.cfg, Targets(h.cfg), h.src, h.reader)
+	view := NewExporterHealth(context.Background(), policyOf(h.cfg), targetsOf(h.cfg), h.src, h.reader)
 	expected := `# HELP partnercenter_api_last_success_timestamp_seconds When a batch was last read successfully from Partner Center (answered and decoded), as a Unix timestamp; 0 before the first.
 # TYPE partnercenter_api_last_success_timestamp_seconds gauge
 partnercenter_api_last_success_timestamp_seconds ` + fmt.Sprint(float64(t0.Unix())) + `

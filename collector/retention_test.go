@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/common/expfmt"
 
+	"github.com/partnercenter-exporter/partnercenter_exporter/batchstate"
 	"github.com/partnercenter-exporter/partnercenter_exporter/config"
 )
 
@@ -57,7 +58,7 @@ partnercenter_batches_retired 1
 	if got := h.src.count(custA, batch1); got != 1 {
 		t.Errorf("retired batch requested %d times, want 1", got)
 	}
-	if s, _ := h.store.Get(Target{CustomerID: custA, TrackingID: batch1}); !s.Retired || len(s.Batch.Errors) != 0 || s.Batch.Devices.Total() != 0 {
+	if s, _ := h.store.Get(batchstate.Target{CustomerID: custA, TrackingID: batch1}); !s.Retired || len(s.Batch.Errors) != 0 || s.Batch.Devices.Total() != 0 {
 		t.Errorf("retired batch keeps %+v, want only its status and times", s.Batch)
 	}
 }

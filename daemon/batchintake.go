@@ -12,7 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/partnercenter-exporter/partnercenter_exporter/batchfiles"
-	"github.com/partnercenter-exporter/partnercenter_exporter/collector"
+	"github.com/partnercenter-exporter/partnercenter_exporter/batchstate"
 	"github.com/partnercenter-exporter/partnercenter_exporter/config"
 	"github.com/partnercenter-exporter/partnercenter_exporter/internal/plural"
 	"github.com/partnercenter-exporter/partnercenter_exporter/storage"
@@ -101,12 +101,23 @@ func (in *batchIntake) setInvalidLines(snap batchfiles.Snapshot) {
 	in.counted = current
 }
 
+// configTargets lists the batches of the configuration file in file order.
+func configTargets(cfg *config.Config) []batchstate.Target {
+	var targets []batchstate.Target
+	for _, c := range cfg.Customers {
+		for _, b := range c.Batches {
+			targets = append(targets, batchstate.Target{CustomerID: c.ID, CustomerName: c.Name, TrackingID: b})
+		}
+	}
+	return targets
+}
+
 // mergeTargets lists the configuration's batches, then those of the batch
 // files that the configuration does not list already, then those of the
 // intake API that neither lists. A file batch takes
 // its customer's name from the configuration, when it has one.
-func mergeTargets(cfg *config.Config, snap batchfiles.Snapshot, registered []storage.Registration) []collector.Target {
-	targets := collector.Targets(cfg)
+func mergeTargets(cfg *config.Config, snap batchfiles.Snapshot, registered []storage.Registration) []batchstate.Target {
+	targets := configTargets(cfg)
 	seen := make(map[string]bool, len(targets)+len(snap.Batches))
 	for _, t := range targets {
 		seen[t.Key()] = true
@@ -116,7 +127,7 @@ func mergeTargets(cfg *config.Config, snap batchfiles.Snapshot, registered []sto
 		names[c.ID] = c.Name
 	}
 	for _, e := range snap.Batches {
-		t := collector.Target{
+		t := batchstate.Target{
 			CustomerID: e.CustomerID, CustomerName: names[e.CustomerID], TrackingID: e.TrackingID,
 			Origin: fmt.Sprintf("%s:%d", e.File, e.Line),
 		}
@@ -126,9 +137,9 @@ func mergeTargets(cfg *config.Config, snap batchfiles.Snapshot, registered []sto
 		}
 	}
 	for _, r := range registered {
-		t := collector.Target{
+		t := batchstate.Target{
 			CustomerID: r.CustomerID, CustomerName: names[r.CustomerID], TrackingID: r.TrackingID,
-			Origin: collector.OriginAPI, Registered: r.Registered,
+			Origin: batchstate.OriginAPI, Registered: r.Registered,
 		}
 		if !seen[t.Key()] {
 			seen[t.Key()] = true

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/partnercenter-exporter/partnercenter_exporter/collector"
+	"github.com/partnercenter-exporter/partnercenter_exporter/batchstate"
 	"github.com/partnercenter-exporter/partnercenter_exporter/internal/testkit"
 	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter/partnercentertest"
 )
@@ -665,7 +665,7 @@ func TestFaultReloadRacingScrapes(t *testing.T) {
 		}
 	}
 	testkit.Get(t, exp.url+"/batches/"+faultC, http.StatusNotFound)
-	if _, ok := exp.state.store.Get(collector.Target{CustomerID: testkit.Customer1, TrackingID: faultC}); ok {
+	if _, ok := exp.state.store.Get(batchstate.Target{CustomerID: testkit.Customer1, TrackingID: faultC}); ok {
 		t.Error("the store still holds the removed batch")
 	}
 }

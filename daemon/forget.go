@@ -7,14 +7,14 @@ import (
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
 
-	"github.com/partnercenter-exporter/partnercenter_exporter/collector"
+	"github.com/partnercenter-exporter/partnercenter_exporter/batchstate"
 )
 
 // forgetTimer sweeps the store when the next batch that left the
 // membership has outlived forget_removed_batches_after. Between those
 // times it holds a timer, not a goroutine.
 type forgetTimer struct {
-	store  *collector.Store
+	store  *batchstate.Store
 	logger log.Logger
 
 	mu      sync.Mutex

@@ -10,7 +10,7 @@ import (
 	"github.com/go-kit/log"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/partnercenter-exporter/partnercenter_exporter/collector"
+	"github.com/partnercenter-exporter/partnercenter_exporter/batchstate"
 	"github.com/partnercenter-exporter/partnercenter_exporter/config"
 	"github.com/partnercenter-exporter/partnercenter_exporter/intake"
 	"github.com/partnercenter-exporter/partnercenter_exporter/internal/plural"
@@ -71,9 +71,9 @@ func (s *exporterState) listedElsewhere(customerID, trackingID string) (string, 
 	if live == nil {
 		return "", false
 	}
-	t, ok := live.listed[collector.Target{CustomerID: customerID, TrackingID: trackingID}.Key()]
+	t, ok := live.listed[batchstate.Target{CustomerID: customerID, TrackingID: trackingID}.Key()]
 	switch {
-	case !ok || t.Origin == collector.OriginAPI:
+	case !ok || t.Origin == batchstate.OriginAPI:
 		return "", false
 	case t.Origin == "":
 		return "the configuration file", true

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/partnercenter-exporter/partnercenter_exporter/batchfiles"
+	"github.com/partnercenter-exporter/partnercenter_exporter/batchstate"
 	"github.com/partnercenter-exporter/partnercenter_exporter/collector"
 	"github.com/partnercenter-exporter/partnercenter_exporter/config"
 	"github.com/partnercenter-exporter/partnercenter_exporter/internal/pcclient"
@@ -23,7 +24,7 @@ import (
 // listed reports whether the live batch list names batch, without
 // reading anything.
 func listed(exp *testExporter, batch string) bool {
-	return slices.ContainsFunc(exp.state.currentTargets(), func(t collector.Target) bool { return t.TrackingID == batch })
+	return slices.ContainsFunc(exp.state.currentTargets(), func(t batchstate.Target) bool { return t.TrackingID == batch })
 }
 
 // fileBatchExporter runs an exporter whose configuration lists runningID

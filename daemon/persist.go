@@ -9,32 +9,12 @@ import (
 	"github.com/go-kit/log/level"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/partnercenter-exporter/partnercenter_exporter/collector"
+	"github.com/partnercenter-exporter/partnercenter_exporter/batchstate"
 	"github.com/partnercenter-exporter/partnercenter_exporter/storage"
 )
 
-// storePersister writes the collector's store through to the embedded
-// store on disk.
-type storePersister struct{ db *storage.DB }
-
-func (p storePersister) Save(t collector.Target, s collector.BatchState) error {
-	return p.db.Put(storage.Record{
-		CustomerID: t.CustomerID, TrackingID: t.TrackingID, Stamp: s.Stamp,
-		Batch: s.Batch, LastSuccess: s.LastSuccess, Retired: s.Retired,
-	})
-}
-
-// Delete forgets all of ts in one transaction.
-func (p storePersister) Delete(ts []collector.Target) error {
-	ids := make([]storage.ID, len(ts))
-	for i, t := range ts {
-		ids[i] = storage.ID{CustomerID: t.CustomerID, TrackingID: t.TrackingID}
-	}
-	return p.db.DeleteAll(ids)
-}
-
 // openStorage opens the store in dir, puts back every batch it kept, and
-// makes every later change of the collector's store write through to it.
+// makes every later change of the batch store write through to it.
 // A kept batch that is not listed now is known for
 // forget_removed_batches_after from now on, so that a batch file that
 // appears after the start finds its batches read already. A failed write
@@ -84,12 +64,12 @@ func (s *exporterState) openStorage(dir string, reg prometheus.Registerer) (*sto
 	}
 	// From here on every change is written through, the forgetting of a
 	// restored batch included.
-	s.store.Persist(storePersister{db}, onError)
+	s.store.Persist(db, onError)
 	now := time.Now()
 	listed, settled := 0, 0
 	for _, r := range records {
-		t := collector.Target{CustomerID: strings.ToLower(r.CustomerID), TrackingID: strings.ToLower(r.TrackingID)}
-		state := collector.BatchState{Batch: r.Batch, LastSuccess: r.LastSuccess, Stamp: r.Stamp, Retired: r.Retired}
+		t := batchstate.Target{CustomerID: strings.ToLower(r.CustomerID), TrackingID: strings.ToLower(r.TrackingID)}
+		state := batchstate.BatchState{Batch: r.Batch, LastSuccess: r.LastSuccess, Stamp: r.Stamp, Retired: r.Retired}
 		if !s.store.Restore(t, state, now) {
 			continue
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
 
+	"github.com/partnercenter-exporter/partnercenter_exporter/batchstate"
 	"github.com/partnercenter-exporter/partnercenter_exporter/collector"
 	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter"
 )
@@ -61,7 +62,7 @@ func probeHandler(state *exporterState, opts serverOptions, logger log.Logger) h
 		}
 		ctx, cancel := scrapeContext(r, opts)
 		defer cancel()
-		collector.Serve(w, r, collector.NewProbe(ctx, live.cfg, targets, live.client, state.reader), nil, errLog)
+		collector.Serve(w, r, collector.NewProbe(ctx, live.policy, targets, live.client, state.reader), nil, errLog)
 	})
 }
 
@@ -70,7 +71,7 @@ func probeHandler(state *exporterState, opts serverOptions, logger log.Logger) h
 // lists them). A customer the configuration does not know is refused
 // unless probe.allow_unconfigured_customers; an unlisted batch unless
 // probe.allow_unlisted_batches (or allow_unconfigured_customers).
-func probeTargets(live *liveConfig, q url.Values) (targets, unlisted []collector.Target, err error) {
+func probeTargets(live *liveConfig, q url.Values) (targets, unlisted []batchstate.Target, err error) {
 	customers, batches := q["customer_id"], q["batch_tracking_id"]
 	switch {
 	case len(customers) != 1:
@@ -87,7 +88,7 @@ func probeTargets(live *liveConfig, q url.Values) (targets, unlisted []collector
 	if !known && !live.cfg.Probe.AllowUnconfiguredCustomers {
 		return nil, nil, badProbe(http.StatusForbidden, "customer %s is not configured (set probe.allow_unconfigured_customers to probe it)", customer)
 	}
-	targets = make([]collector.Target, 0, len(batches))
+	targets = make([]batchstate.Target, 0, len(batches))
 	seen := map[string]bool{}
 	for _, b := range batches {
 		if !partnercenter.ValidGUID(b) {
@@ -96,7 +97,7 @@ func probeTargets(live *liveConfig, q url.Values) (targets, unlisted []collector
 		id := strings.ToLower(b)
 		if !seen[id] {
 			seen[id] = true
-			targets = append(targets, collector.Target{CustomerID: customer, CustomerName: name, TrackingID: id})
+			targets = append(targets, batchstate.Target{CustomerID: customer, CustomerName: name, TrackingID: id})
 		}
 	}
 	for i, t := range targets {
@@ -114,8 +115,8 @@ func probeTargets(live *liveConfig, q url.Values) (targets, unlisted []collector
 }
 
 // keyed indexes the listed batches by their store key.
-func keyed(targets []collector.Target) map[string]collector.Target {
-	out := make(map[string]collector.Target, len(targets))
+func keyed(targets []batchstate.Target) map[string]batchstate.Target {
+	out := make(map[string]batchstate.Target, len(targets))
 	for _, t := range targets {
 		out[t.Key()] = t
 	}

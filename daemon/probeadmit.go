@@ -11,7 +11,7 @@ import (
 
 	"golang.org/x/time/rate"
 
-	"github.com/partnercenter-exporter/partnercenter_exporter/collector"
+	"github.com/partnercenter-exporter/partnercenter_exporter/batchstate"
 	"github.com/partnercenter-exporter/partnercenter_exporter/config"
 )
 
@@ -22,7 +22,7 @@ const maxAdmittedBatches = 10000
 
 // admission is one unlisted batch /probe admitted.
 type admission struct {
-	target     collector.Target
+	target     batchstate.Target
 	lastProbed time.Time
 }
 
@@ -76,7 +76,7 @@ func admissionError(status int, retryAfter time.Duration, format string, args ..
 // admission takes one token of the rate limiter; when the tokens run out
 // the batches admitted so far stay admitted (so that a retry makes
 // progress) and the probe is refused with 429 and a Retry-After.
-func (a *probeAdmissions) admit(targets []collector.Target) error {
+func (a *probeAdmissions) admit(targets []batchstate.Target) error {
 	changed, err := a.admitLocked(targets)
 	if changed {
 		a.onChange()
@@ -84,7 +84,7 @@ func (a *probeAdmissions) admit(targets []collector.Target) error {
 	return err
 }
 
-func (a *probeAdmissions) admitLocked(targets []collector.Target) (changed bool, err error) {
+func (a *probeAdmissions) admitLocked(targets []batchstate.Target) (changed bool, err error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	now := a.now()
@@ -109,7 +109,7 @@ func (a *probeAdmissions) admitLocked(targets []collector.Target) (changed bool,
 
 // refusal says why a batch that is not admitted cannot be now, or takes
 // one admission token for it.
-func (a *probeAdmissions) refusal(t collector.Target, k string, now time.Time) error {
+func (a *probeAdmissions) refusal(t batchstate.Target, k string, now time.Time) error {
 	switch {
 	case a.stillRemoved(k, now):
 		return admissionError(http.StatusNotFound, 0,
@@ -149,15 +149,15 @@ func (a *probeAdmissions) retryAfter(now time.Time) time.Duration {
 }
 
 // targets lists the admitted batches, for the store's membership.
-func (a *probeAdmissions) targets() []collector.Target {
+func (a *probeAdmissions) targets() []batchstate.Target {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	out := make([]collector.Target, 0, len(a.admitted))
+	out := make([]batchstate.Target, 0, len(a.admitted))
 	for _, ad := range a.admitted {
 		out = append(out, ad.target)
 	}
 	// A stable order keeps the store's membership calls reproducible.
-	slices.SortFunc(out, func(x, y collector.Target) int { return cmp.Compare(x.Key(), y.Key()) })
+	slices.SortFunc(out, func(x, y batchstate.Target) int { return cmp.Compare(x.Key(), y.Key()) })
 	return out
 }
 
@@ -167,7 +167,7 @@ func (a *probeAdmissions) targets() []collector.Target {
 // listed need no admission. With the opt-in off the registry empties.
 // It is called under the publisher's lock and does not call onChange: the
 // publish under way already hands the store the admitted batches.
-func (a *probeAdmissions) published(p config.Probe, old, listed []collector.Target) {
+func (a *probeAdmissions) published(p config.Probe, old, listed []batchstate.Target) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	now := a.now()
@@ -208,7 +208,7 @@ func (a *probeAdmissions) configure(p config.Probe, now time.Time) {
 // sdServed notes that an /sd answer listing served went out: the removed
 // batches it does not list are no longer in Prometheus' discovery, so
 // probes of them come from elsewhere and may be admitted again.
-func (a *probeAdmissions) sdServed(served []collector.Target) {
+func (a *probeAdmissions) sdServed(served []batchstate.Target) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if len(a.removed) == 0 {

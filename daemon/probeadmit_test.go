@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/partnercenter-exporter/partnercenter_exporter/collector"
+	"github.com/partnercenter-exporter/partnercenter_exporter/batchstate"
 	"github.com/partnercenter-exporter/partnercenter_exporter/config"
 	"github.com/partnercenter-exporter/partnercenter_exporter/internal/testkit"
 	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter/partnercentertest"
@@ -107,8 +107,8 @@ func TestProbeForgetsUnprobedBatches(t *testing.T) {
 	allowUnlisted(t, path, "forget_unprobed_after: 10m")
 	exp := startExporter(t, path)
 	probes := exp.state.probes
-	running := collector.Target{CustomerID: testkit.Customer1, TrackingID: testkit.RunningID}
-	finished := collector.Target{CustomerID: testkit.Customer1, TrackingID: testkit.FinishedID}
+	running := batchstate.Target{CustomerID: testkit.Customer1, TrackingID: testkit.RunningID}
+	finished := batchstate.Target{CustomerID: testkit.Customer1, TrackingID: testkit.FinishedID}
 
 	t0 := time.Now()
 	setAdmissionClock(probes, t0)
@@ -172,7 +172,7 @@ func TestProbeRemovedBatchWaitsForServiceDiscovery(t *testing.T) {
 	if got := srv.BatchRequests(testkit.Customer1, testkit.RunningID); got != 1 {
 		t.Errorf("removed batch requested %d times, want 1 (before its removal)", got)
 	}
-	if _, ok := exp.state.store.Get(collector.Target{CustomerID: testkit.Customer1, TrackingID: testkit.RunningID}); ok {
+	if _, ok := exp.state.store.Get(batchstate.Target{CustomerID: testkit.Customer1, TrackingID: testkit.RunningID}); ok {
 		t.Error("a refused probe brought the removed batch back into the store")
 	}
 	// Once /sd has answered without it, a probe of it comes from
@@ -188,7 +188,7 @@ func TestProbeRemovedBatchWaitsForServiceDiscovery(t *testing.T) {
 
 // testAdmissions is a registry on a fake clock with the given settings, as
 // a publish of listed would leave it.
-func testAdmissions(t *testing.T, p config.Probe, listed []collector.Target) (*probeAdmissions, *time.Time, *int) {
+func testAdmissions(t *testing.T, p config.Probe, listed []batchstate.Target) (*probeAdmissions, *time.Time, *int) {
 	t.Helper()
 	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
 	changes := 0
@@ -198,8 +198,8 @@ func testAdmissions(t *testing.T, p config.Probe, listed []collector.Target) (*p
 	return a, &now, &changes
 }
 
-func unlistedTarget(i int) collector.Target {
-	return collector.Target{CustomerID: testkit.Customer2, TrackingID: fmt.Sprintf("%08d-0000-4000-8000-000000000000", i)}
+func unlistedTarget(i int) batchstate.Target {
+	return batchstate.Target{CustomerID: testkit.Customer2, TrackingID: fmt.Sprintf("%08d-0000-4000-8000-000000000000", i)}
 }
 
 func TestProbeAdmissionsAreCapped(t *testing.T) {
@@ -208,7 +208,7 @@ func TestProbeAdmissionsAreCapped(t *testing.T) {
 		MaxAdmissionsPerMinute: 2 * maxAdmittedBatches,
 	}, nil)
 	for i := 0; i < maxAdmittedBatches; i += maxProbeBatches {
-		var batch []collector.Target
+		var batch []batchstate.Target
 		for j := range maxProbeBatches {
 			batch = append(batch, unlistedTarget(i+j))
 		}
@@ -216,7 +216,7 @@ func TestProbeAdmissionsAreCapped(t *testing.T) {
 			t.Fatalf("admission %d: %v", i, err)
 		}
 	}
-	err := a.admit([]collector.Target{unlistedTarget(maxAdmittedBatches)})
+	err := a.admit([]batchstate.Target{unlistedTarget(maxAdmittedBatches)})
 	var reqErr *probeRequestError
 	want := "10000 unlisted batches are admitted already, the most there may be; list the batches instead " +
 		"(unprobed ones are forgotten after probe.forget_unprobed_after)"
@@ -224,7 +224,7 @@ func TestProbeAdmissionsAreCapped(t *testing.T) {
 		t.Errorf("admission beyond the cap: %v, want 503 %q", err, want)
 	}
 	// Probing an admitted batch again needs no room.
-	if err := a.admit([]collector.Target{unlistedTarget(0)}); err != nil {
+	if err := a.admit([]batchstate.Target{unlistedTarget(0)}); err != nil {
 		t.Errorf("probing an admitted batch at the cap: %v", err)
 	}
 	if want := maxAdmittedBatches / maxProbeBatches; *changes != want {
@@ -235,34 +235,34 @@ func TestProbeAdmissionsAreCapped(t *testing.T) {
 func TestProbeAdmissionsFollowPublishes(t *testing.T) {
 	x, y := unlistedTarget(1), unlistedTarget(2)
 	p := config.Probe{AllowUnlistedBatches: true, ForgetUnprobedAfter: time.Hour, MaxAdmissionsPerMinute: 60}
-	a, now, _ := testAdmissions(t, p, []collector.Target{x})
-	if err := a.admit([]collector.Target{y}); err != nil {
+	a, now, _ := testAdmissions(t, p, []batchstate.Target{x})
+	if err := a.admit([]batchstate.Target{y}); err != nil {
 		t.Fatal(err)
 	}
 	// y becomes listed: no longer an admission. x is removed.
-	a.published(p, []collector.Target{x}, []collector.Target{y})
+	a.published(p, []batchstate.Target{x}, []batchstate.Target{y})
 	if got := a.targets(); len(got) != 0 {
 		t.Errorf("admitted %v after y was listed, want none", got)
 	}
 	// An /sd answer that still lists x (taken before the removal) keeps
 	// x refused; one without it lets x in.
-	a.sdServed([]collector.Target{x, y})
-	if err := a.admit([]collector.Target{x}); err == nil {
+	a.sdServed([]batchstate.Target{x, y})
+	if err := a.admit([]batchstate.Target{x}); err == nil {
 		t.Error("x admitted after an /sd answer that still listed it")
 	}
-	a.sdServed([]collector.Target{y})
-	if err := a.admit([]collector.Target{x}); err != nil {
+	a.sdServed([]batchstate.Target{y})
+	if err := a.admit([]batchstate.Target{x}); err != nil {
 		t.Errorf("x refused after /sd was served without it: %v", err)
 	}
 
 	// Without /sd, a removal is honoured for forget_unprobed_after.
-	a.published(p, []collector.Target{y}, nil)
+	a.published(p, []batchstate.Target{y}, nil)
 	*now = now.Add(59 * time.Minute)
-	if err := a.admit([]collector.Target{y}); err == nil {
+	if err := a.admit([]batchstate.Target{y}); err == nil {
 		t.Error("y admitted 59 minutes after its removal, with no /sd served")
 	}
 	*now = now.Add(time.Minute)
-	if err := a.admit([]collector.Target{y}); err != nil {
+	if err := a.admit([]batchstate.Target{y}); err != nil {
 		t.Errorf("y refused an hour after its removal: %v", err)
 	}
 
@@ -298,9 +298,9 @@ func TestProbeAdmissionForUnconfiguredCustomers(t *testing.T) {
 func TestProbeAdmissionArmsTheSweepWhenRefused(t *testing.T) {
 	removed, fresh := unlistedTarget(1), unlistedTarget(2)
 	p := config.Probe{AllowUnlistedBatches: true, ForgetUnprobedAfter: time.Hour, MaxAdmissionsPerMinute: 60}
-	a, now, _ := testAdmissions(t, p, []collector.Target{removed})
-	a.published(p, []collector.Target{removed}, nil)
-	if err := a.admit([]collector.Target{fresh, removed}); err == nil {
+	a, now, _ := testAdmissions(t, p, []batchstate.Target{removed})
+	a.published(p, []batchstate.Target{removed}, nil)
+	if err := a.admit([]batchstate.Target{fresh, removed}); err == nil {
 		t.Fatal("a probe naming a removed batch was not refused")
 	}
 	a.mu.Lock()

@@ -56,7 +56,7 @@ func newMux(state *exporterState, selfReg *prometheus.Registry, opts serverOptio
 	if !opts.disableBatchDetails {
 		// The failed-device pages read the cache, never the API.
 		batches := batchpages.NewHandler(batchpages.Options{
-			Config: state.currentConfig, Targets: state.currentTargets, State: state.store.Get,
+			Listing: state.batchListing, State: state.store.Get,
 		})
 		mux.Handle("/batches", batches)
 		mux.Handle("/batches/", batches)
@@ -113,9 +113,9 @@ func metricsHandler(state *exporterState, selfReg *prometheus.Registry, opts ser
 		ctx, cancel := scrapeContext(r, opts)
 		defer cancel()
 
-		scrape := collector.NewScrape(ctx, live.cfg, live.targets, live.client, state.reader)
+		scrape := collector.NewScrape(ctx, live.policy, live.customers, live.targets, live.client, state.reader)
 		if exporterOnly(r) {
-			scrape = collector.NewExporterHealth(ctx, live.cfg, live.targets, live.client, state.reader)
+			scrape = collector.NewExporterHealth(ctx, live.policy, live.targets, live.client, state.reader)
 		}
 		// The scrape goes first so the traffic counters include its requests.
 		collector.Serve(w, r, scrape, selfReg, errLog)

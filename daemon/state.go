@@ -14,6 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/partnercenter-exporter/partnercenter_exporter/batchfiles"
+	"github.com/partnercenter-exporter/partnercenter_exporter/batchpages"
+	"github.com/partnercenter-exporter/partnercenter_exporter/batchstate"
 	"github.com/partnercenter-exporter/partnercenter_exporter/collector"
 	"github.com/partnercenter-exporter/partnercenter_exporter/config"
 	"github.com/partnercenter-exporter/partnercenter_exporter/intake"
@@ -32,9 +34,32 @@ type liveConfig struct {
 	httpc *http.Client
 	// targets are the batches to read: the configuration's, then those of
 	// the batch files.
-	targets []collector.Target
+	targets []batchstate.Target
 	// listed indexes targets by store key, for /probe.
-	listed map[string]collector.Target
+	listed map[string]batchstate.Target
+	// policy is how the configuration wants batches read, and customers
+	// the configured customers for customer_info: what the collector
+	// takes of the configuration.
+	policy    batchstate.ReadPolicy
+	customers []collector.Customer
+}
+
+// readPolicy is how cfg wants batches read.
+func readPolicy(cfg *config.Config) batchstate.ReadPolicy {
+	return batchstate.ReadPolicy{
+		Refresh:   cfg.PartnerCenter.RefreshInterval,
+		Timeout:   cfg.PartnerCenter.RequestTimeout,
+		Retention: cfg.Retention,
+	}
+}
+
+// customers lists cfg's customers, in file order, for customer_info.
+func customers(cfg *config.Config) []collector.Customer {
+	out := make([]collector.Customer, len(cfg.Customers))
+	for i, c := range cfg.Customers {
+		out[i] = collector.Customer{ID: c.ID, Name: c.Name}
+	}
+	return out
 }
 
 // customerName returns the name the configuration gives a customer, and
@@ -61,7 +86,7 @@ type exporterState struct {
 	load    func() (*config.Config, error)
 	httpc   *http.Client
 	obs     partnercenter.Observer
-	store   *collector.Store
+	store   *batchstate.Store
 	reader  *collector.Reader
 	current atomic.Pointer[liveConfig]
 	// probes holds the unlisted batches /probe admitted.
@@ -99,7 +124,7 @@ type exporterState struct {
 func newExporterState(logger log.Logger, load func() (*config.Config, error), httpc *http.Client,
 	obs partnercenter.Observer, reg prometheus.Registerer,
 ) *exporterState {
-	store := collector.NewStore()
+	store := batchstate.NewStore()
 	s := &exporterState{
 		logger: logger,
 		load:   load,
@@ -163,13 +188,16 @@ func (s *exporterState) publish(cfg *config.Config, client *partnercenter.Client
 // forget_removed_batches_after.
 func (s *exporterState) publishLocked(cfg *config.Config, client *partnercenter.Client, httpc *http.Client) {
 	targets := mergeTargets(cfg, s.files, s.registered)
-	var old []collector.Target
+	var old []batchstate.Target
 	if live := s.current.Load(); live != nil {
 		old = live.targets
 	}
 	s.probes.published(cfg.Probe, old, targets)
 	s.store.SetMembers(slices.Concat(targets, s.probes.targets()), time.Now())
-	s.current.Store(&liveConfig{cfg: cfg, client: client, httpc: httpc, targets: targets, listed: keyed(targets)})
+	s.current.Store(&liveConfig{
+		cfg: cfg, client: client, httpc: httpc, targets: targets, listed: keyed(targets),
+		policy: readPolicy(cfg), customers: customers(cfg),
+	})
 	s.forget.schedule()
 }
 
@@ -196,16 +224,18 @@ func (s *exporterState) live() *liveConfig {
 	return s.current.Load()
 }
 
-// currentConfig returns the live configuration, nil before the first load.
-func (s *exporterState) currentConfig() *config.Config {
-	if live := s.live(); live != nil {
-		return live.cfg
+// batchListing is what the failed-device pages take of the live
+// configuration; ok is false before the first load.
+func (s *exporterState) batchListing() (batchpages.Listing, bool) {
+	live := s.live()
+	if live == nil {
+		return batchpages.Listing{}, false
 	}
-	return nil
+	return batchpages.Listing{Targets: live.targets, MaxFailedDevicesPerBatch: live.cfg.MaxFailedDevicesPerBatch}, true
 }
 
 // currentTargets returns the live batch list, nil before the first load.
-func (s *exporterState) currentTargets() []collector.Target {
+func (s *exporterState) currentTargets() []batchstate.Target {
 	if live := s.live(); live != nil {
 		return live.targets
 	}

@@ -1,4 +1,4 @@
-package collector
+package batchstate
 
 import (
 	"context"
@@ -177,7 +177,7 @@ func TestReadIsBoundedByTheReadTimeout(t *testing.T) {
 		<-ctx.Done()
 		return nil, &partnercenter.Error{Err: ctx.Err()}
 	})
-	r := h.reader.Read(context.Background(), h.src, Targets(h.cfg), ReadPolicy{Refresh: time.Minute, Timeout: 30 * time.Millisecond})
+	r := h.reader.Read(context.Background(), h.src, targetsOf(h.cfg), ReadPolicy{Refresh: time.Minute, Timeout: 30 * time.Millisecond})
 	if r[0].LastError == nil || !strings.Contains(r[0].LastError.Error(), "context deadline exceeded") {
 		t.Errorf("error = %v, want the read timeout", r[0].LastError)
 	}
@@ -253,7 +253,7 @@ func TestWaitingForARequestSlotIsNotAnError(t *testing.T) {
 	// batch1's read takes the only slot ...
 	first, cancelFirst := context.WithCancel(context.Background())
 	go cancelWhenStarted(&started, cancelFirst)
-	h.reader.Read(first, h.src, Targets(h.cfg)[:1], h.policy())
+	h.reader.Read(first, h.src, targetsOf(h.cfg)[:1], h.policy())
 	// ... so batch2 waits for it until this scrape's deadline.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
 	defer cancel()
@@ -377,7 +377,7 @@ func TestReadQueuedThroughAChangeOfSettingsIsReadAgain(t *testing.T) {
 	if s, _ := h.store.Get(Target{CustomerID: custA, TrackingID: batch2}); s.Stamp != "old" {
 		t.Errorf("queued read stored with stamp %q, want %q", s.Stamp, "old")
 	}
-	h.reader.Read(context.Background(), newSrc, Targets(h.cfg), h.policy())
+	h.reader.Read(context.Background(), newSrc, targetsOf(h.cfg), h.policy())
 	if got := newSrc.count(custA, batch2); got != 1 {
 		t.Errorf("finished batch read %d times under the new settings, want 1", got)
 	}
@@ -393,7 +393,7 @@ func TestConcurrentScrapesRetireOnce(t *testing.T) {
 	p.Retention = time.Hour // batch1 completed 90 minutes ago
 	var wg sync.WaitGroup
 	for range 8 {
-		wg.Go(func() { h.reader.Read(context.Background(), h.src, Targets(cfg), p) })
+		wg.Go(func() { h.reader.Read(context.Background(), h.src, targetsOf(cfg), p) })
 	}
 	wg.Wait()
 	if got := strings.Count(h.logText(), "batch retired"); got != 1 {

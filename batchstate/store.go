@@ -1,4 +1,4 @@
-package collector
+package batchstate
 
 import (
 	"errors"
@@ -90,11 +90,11 @@ func due(s BatchState, now time.Time, refresh time.Duration, stamp string) bool 
 // serving from memory. Calls come one at a time, in the order of the
 // changes they record.
 type Persister interface {
-	// Save stores the state of one batch: its last successful read, or the
-	// marker of a retired batch.
-	Save(t Target, s BatchState) error
-	// Delete forgets the batches ts names, all in one write.
-	Delete(ts []Target) error
+	// SaveBatch stores the state of one batch: its last successful read,
+	// or the marker of a retired batch.
+	SaveBatch(t Target, s BatchState) error
+	// ForgetBatches forgets the batches ts names, all in one write.
+	ForgetBatches(ts []Target) error
 }
 
 // Store holds what is known of batches. The members (see SetMembers) are
@@ -184,9 +184,9 @@ func (s *Store) flush() {
 	for _, w := range writes {
 		var err error
 		if w.del != nil {
-			err = s.persist.Delete(w.del)
+			err = s.persist.ForgetBatches(w.del)
 		} else {
-			err = s.persist.Save(w.target, w.state)
+			err = s.persist.SaveBatch(w.target, w.state)
 		}
 		if err != nil && s.onError != nil {
 			s.onError(err)

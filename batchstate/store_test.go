@@ -1,4 +1,4 @@
-package collector
+package batchstate
 
 import (
 	"errors"
@@ -99,7 +99,7 @@ type recordingPersister struct {
 	entered chan struct{}
 }
 
-func (p *recordingPersister) Save(t Target, s BatchState) error {
+func (p *recordingPersister) SaveBatch(t Target, s BatchState) error {
 	kind := "read"
 	if s.Retired {
 		kind = "retired"
@@ -118,7 +118,7 @@ func (p *recordingPersister) Save(t Target, s BatchState) error {
 	return p.err
 }
 
-func (p *recordingPersister) Delete(ts []Target) error {
+func (p *recordingPersister) ForgetBatches(ts []Target) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var ids []string

@@ -1,0 +1,209 @@
+package batchstate
+
+import (
+	"bytes"
+	"context"
+	"sync"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+
+	"github.com/partnercenter-exporter/partnercenter_exporter/config"
+	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter"
+)
+
+const (
+	custA  = "aaaaaaaa-0000-4000-8000-000000000001"
+	custB  = "bbbbbbbb-0000-4000-8000-000000000002"
+	batch1 = "11111111-1111-4111-8111-111111111111"
+	batch2 = "22222222-2222-4222-8222-222222222222"
+	batch3 = "33333333-3333-4333-8333-333333333333"
+)
+
+// fakeSource answers from a map and counts calls per batch.
+type fakeSource struct {
+	mu        sync.Mutex
+	answers   map[string]func(ctx context.Context) (*partnercenter.Batch, error)
+	calls     map[string]int
+	heldUntil time.Time
+	stamp     string
+}
+
+func newFakeSource() *fakeSource {
+	return &fakeSource{answers: map[string]func(context.Context) (*partnercenter.Batch, error){}, calls: map[string]int{}}
+}
+
+func (f *fakeSource) set(customer, batch string, fn func(ctx context.Context) (*partnercenter.Batch, error)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.answers[customer+"/"+batch] = fn
+}
+
+func (f *fakeSource) setBatch(customer, batch string, b *partnercenter.Batch) {
+	f.set(customer, batch, func(context.Context) (*partnercenter.Batch, error) { return b, nil })
+}
+
+func (f *fakeSource) setErr(customer, batch string, err error) {
+	f.set(customer, batch, func(context.Context) (*partnercenter.Batch, error) { return nil, err })
+}
+
+func (f *fakeSource) count(customer, batch string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.calls[customer+"/"+batch]
+}
+
+func (f *fakeSource) totalCalls() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, c := range f.calls {
+		n += c
+	}
+	return n
+}
+
+func (f *fakeSource) BatchStatus(ctx context.Context, customer, batch string) (*partnercenter.Batch, error) {
+	f.mu.Lock()
+	f.calls[customer+"/"+batch]++
+	fn, ok := f.answers[customer+"/"+batch]
+	f.mu.Unlock()
+	if !ok {
+		return nil, &partnercenter.Error{StatusCode: 404, Code: "600", Description: "not found"}
+	}
+	return fn(ctx)
+}
+
+// ThrottledUntil reports the hold set with hold.
+func (f *fakeSource) ThrottledUntil() time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.heldUntil
+}
+
+// ReadStamp reports the stamp set with setStamp.
+func (f *fakeSource) ReadStamp() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.stamp
+}
+
+func (f *fakeSource) setStamp(stamp string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.stamp = stamp
+}
+
+// clock is a settable time source.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+var t0 = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+
+func testConfig(refresh time.Duration, customers ...config.Customer) *config.Config {
+	cfg := &config.Config{Customers: customers}
+	cfg.PartnerCenter.RefreshInterval = refresh
+	return cfg
+}
+
+type harness struct {
+	cfg    *config.Config
+	src    *fakeSource
+	store  *Store
+	reader *Reader
+	clock  *clock
+	logs   *bytes.Buffer
+	logsMu *sync.Mutex
+}
+
+func newHarness(cfg *config.Config) *harness {
+	h := &harness{cfg: cfg, src: newFakeSource(), clock: &clock{t: t0}, logs: &bytes.Buffer{}, logsMu: &sync.Mutex{}}
+	h.store = NewStore()
+	h.store.SetMembers(targetsOf(cfg), t0)
+	logger := level.NewFilter(log.NewLogfmtLogger(log.NewSyncWriter(lockedWriter{h.logs, h.logsMu})), level.AllowInfo())
+	h.reader = NewReader(h.store, logger, 4)
+	h.reader.now = h.clock.now
+	return h
+}
+
+// read runs one round of reads as a scrape would, with the configured
+// refresh interval.
+func (h *harness) read(ctx context.Context) []Result {
+	return h.reader.Read(ctx, h.src, targetsOf(h.cfg), h.policy())
+}
+
+func (h *harness) policy() ReadPolicy {
+	return ReadPolicy{Refresh: h.cfg.PartnerCenter.RefreshInterval, Timeout: 5 * time.Second}
+}
+
+type lockedWriter struct {
+	w  *bytes.Buffer
+	mu *sync.Mutex
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+func (h *harness) logText() string {
+	h.logsMu.Lock()
+	defer h.logsMu.Unlock()
+	return h.logs.String()
+}
+
+func finishedWithErrors() *partnercenter.Batch {
+	b := &partnercenter.Batch{
+		TrackingID:    batch1,
+		Status:        partnercenter.StatusFinishedWithErrors,
+		RawStatus:     "finished_with_errors",
+		StartedTime:   t0.Add(-2 * time.Hour),
+		CompletedTime: t0.Add(-90 * time.Minute),
+		Errors: []partnercenter.ErrorCount{
+			{Code: "806", Description: "ZtdDeviceAlreadyAssigned", Devices: 2},
+			{Code: "808", Description: "ZtdDeviceAssignedToOtherTenant", Devices: 5},
+		},
+	}
+	b.Devices[partnercenter.StatusFinished] = 93
+	b.Devices[partnercenter.StatusFinishedWithErrors] = 7
+	return b
+}
+
+func processing() *partnercenter.Batch {
+	b := &partnercenter.Batch{
+		TrackingID:  batch2,
+		Status:      partnercenter.StatusProcessing,
+		RawStatus:   "processing",
+		StartedTime: t0.Add(-10 * time.Minute),
+	}
+	b.Devices[partnercenter.StatusProcessing] = 40
+	b.Devices[partnercenter.StatusQueued] = 10
+	return b
+}
+
+// targetsOf lists the batches of cfg in file order, as the daemon does.
+func targetsOf(cfg *config.Config) []Target {
+	var targets []Target
+	for _, c := range cfg.Customers {
+		for _, b := range c.Batches {
+			targets = append(targets, Target{CustomerID: c.ID, CustomerName: c.Name, TrackingID: b})
+		}
+	}
+	return targets
+}
