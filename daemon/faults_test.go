@@ -192,25 +192,25 @@ func TestFaultTokenEndpoint(t *testing.T) {
 		// wantErr is in last_error.message on the batch page.
 		wantErr string
 	}{
-		{"down", func(t *testing.T, _ *partnercentertest.Server) string {
+		{name: "down", setup: func(t *testing.T, _ *partnercentertest.Server) string {
 			return "http://" + testkit.FreeLoopbackAddr(t) + "/contoso.onmicrosoft.com/oauth2/token"
-		}, 0, "connect: connection refused"},
-		{"slow", func(_ *testing.T, srv *partnercentertest.Server) string {
+		}, wantTokenRequests: 0, wantErr: "connect: connection refused"},
+		{name: "slow", setup: func(_ *testing.T, srv *partnercentertest.Server) string {
 			srv.SetTokenResponses(partnercentertest.Response{Latency: time.Hour})
 			return ""
-		}, 1, "context deadline exceeded"}, // the request's or the read's, whichever ends first
-		{"400", func(_ *testing.T, srv *partnercentertest.Server) string {
+		}, wantTokenRequests: 1, wantErr: "context deadline exceeded"}, // the request's or the read's, whichever ends first
+		{name: "400", setup: func(_ *testing.T, srv *partnercentertest.Server) string {
 			srv.FailTokenRequests(http.StatusBadRequest, "invalid_request", "AADSTS900144: The request body must contain the following parameter: 'grant_type'.")
 			return ""
-		}, 1, "token endpoint answered 400 invalid_request: AADSTS900144"},
-		{"401 invalid_client", func(_ *testing.T, srv *partnercentertest.Server) string {
+		}, wantTokenRequests: 1, wantErr: "token endpoint answered 400 invalid_request: AADSTS900144"},
+		{name: "401 invalid_client", setup: func(_ *testing.T, srv *partnercentertest.Server) string {
 			srv.FailTokenRequests(http.StatusUnauthorized, "invalid_client", "AADSTS7000215: Invalid client secret provided.")
 			return ""
-		}, 1, "token endpoint answered 401 invalid_client: AADSTS7000215: Invalid client secret provided."},
-		{"malformed JSON", func(_ *testing.T, srv *partnercentertest.Server) string {
+		}, wantTokenRequests: 1, wantErr: "token endpoint answered 401 invalid_client: AADSTS7000215: Invalid client secret provided."},
+		{name: "malformed JSON", setup: func(_ *testing.T, srv *partnercentertest.Server) string {
 			srv.SetTokenResponses(partnercentertest.Response{Body: []byte(`{"access_token":"x`)})
 			return ""
-		}, 1, "decoding token response: unexpected end of JSON input"},
+		}, wantTokenRequests: 1, wantErr: "decoding token response: unexpected end of JSON input"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -435,10 +435,10 @@ func TestFaultThrottleStorm(t *testing.T) {
 		name       string
 		retryAfter string
 	}{
-		{"no Retry-After", ""}, // 5s by default, capped to 2s
-		{"Retry-After past the cap", "3"},
-		{"Retry-After 86400", "86400"},
-		{"Retry-After far-future date", "Fri, 31 Dec 9999 23:59:59 GMT"},
+		{name: "no Retry-After", retryAfter: ""}, // 5s by default, capped to 2s
+		{name: "Retry-After past the cap", retryAfter: "3"},
+		{name: "Retry-After 86400", retryAfter: "86400"},
+		{name: "Retry-After far-future date", retryAfter: "Fri, 31 Dec 9999 23:59:59 GMT"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -553,9 +553,9 @@ func TestFaultDeepNesting(t *testing.T) {
 		name         string
 		head, repeat string
 	}{
-		{"json", `{"links":`, "["},
-		{"json objects", `{"links":`, `{"a":`},
-		{"xml", "<BatchUploadDetails>", "<a>"},
+		{name: "json", head: `{"links":`, repeat: "["},
+		{name: "json objects", head: `{"links":`, repeat: `{"a":`},
+		{name: "xml", head: "<BatchUploadDetails>", repeat: "<a>"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
