@@ -10,6 +10,7 @@ import (
 	"github.com/go-kit/log/level"
 
 	"github.com/partnercenter-exporter/partnercenter_exporter/config"
+	"github.com/partnercenter-exporter/partnercenter_exporter/internal/testkit"
 	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter"
 )
 
@@ -95,24 +96,6 @@ func (f *fakeSource) setStamp(stamp string) {
 	f.stamp = stamp
 }
 
-// clock is a settable time source.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 var t0 = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 
 func testConfig(refresh time.Duration, customers ...config.Customer) *config.Config {
@@ -126,18 +109,18 @@ type harness struct {
 	src    *fakeSource
 	store  *Store
 	reader *Reader
-	clock  *clock
+	clock  *testkit.Clock
 	logs   *bytes.Buffer
 	logsMu *sync.Mutex
 }
 
 func newHarness(cfg *config.Config) *harness {
-	h := &harness{cfg: cfg, src: newFakeSource(), clock: &clock{t: t0}, logs: &bytes.Buffer{}, logsMu: &sync.Mutex{}}
+	h := &harness{cfg: cfg, src: newFakeSource(), clock: testkit.NewClock(t0), logs: &bytes.Buffer{}, logsMu: &sync.Mutex{}}
 	h.store = NewStore()
 	h.store.SetMembers(targetsOf(cfg), t0)
 	logger := level.NewFilter(log.NewLogfmtLogger(log.NewSyncWriter(lockedWriter{h.logs, h.logsMu})), level.AllowInfo())
 	h.reader = NewReader(h.store, logger, 4)
-	h.reader.now = h.clock.now
+	h.reader.now = h.clock.Now
 	return h
 }
 

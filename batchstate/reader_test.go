@@ -64,7 +64,7 @@ func TestFinishedBatchIsReadOnce(t *testing.T) {
 	h.src.setBatch(custA, batch2, processing())
 	for range 5 {
 		h.read(context.Background())
-		h.clock.advance(time.Hour)
+		h.clock.Advance(time.Hour)
 	}
 	if got := h.src.count(custA, batch1); got != 1 {
 		t.Errorf("finished batch read %d times, want 1", got)
@@ -92,7 +92,7 @@ func TestRefreshIntervalHoldsEveryBatch(t *testing.T) {
 		{time.Second, 3},
 	}
 	for i, step := range steps {
-		h.clock.advance(step.advance)
+		h.clock.Advance(step.advance)
 		r := h.read(context.Background())
 		for _, b := range []string{batch2, batch3} {
 			if got := h.src.count(custA, b); got != step.wantReads {
@@ -317,7 +317,7 @@ func TestReadFinishingAfterARemovalDoesNotBringTheBatchBack(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	go cancelWhenStarted(&started, cancel)
 	h.read(ctx) // the old configuration's scrape
-	h.store.SetMembers([]Target{{CustomerID: custA, TrackingID: batch1}}, h.clock.now())
+	h.store.SetMembers([]Target{{CustomerID: custA, TrackingID: batch1}}, h.clock.Now())
 	close(release)
 	// The removed batch's read ends; nothing may store it.
 	waitForFlight(h.reader, Target{CustomerID: custA, TrackingID: batch2})
@@ -469,7 +469,7 @@ func TestLastSuccessFollowsSuccessfulReadsOnly(t *testing.T) {
 		t.Errorf("LastSuccess after an undecodable 200 = %v, want zero", got)
 	}
 	h.src.setBatch(custA, batch2, processing())
-	h.clock.advance(time.Minute)
+	h.clock.Advance(time.Minute)
 	h.read(context.Background())
 	if got := h.reader.LastSuccess(); !got.Equal(t0.Add(time.Minute)) {
 		t.Errorf("LastSuccess = %v, want %v", got, t0.Add(time.Minute))

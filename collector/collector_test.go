@@ -15,6 +15,7 @@ import (
 
 	"github.com/partnercenter-exporter/partnercenter_exporter/batchstate"
 	"github.com/partnercenter-exporter/partnercenter_exporter/config"
+	"github.com/partnercenter-exporter/partnercenter_exporter/internal/testkit"
 	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter"
 )
 
@@ -106,24 +107,6 @@ func (f *fakeSource) hold(until time.Time) {
 	f.heldUntil = until
 }
 
-// clock is a settable time source.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 var t0 = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 
 func testConfig(refresh time.Duration, customers ...config.Customer) *config.Config {
@@ -137,18 +120,18 @@ type harness struct {
 	src    *fakeSource
 	store  *batchstate.Store
 	reader *Reader
-	clock  *clock
+	clock  *testkit.Clock
 	logs   *bytes.Buffer
 	logsMu *sync.Mutex
 }
 
 func newHarness(cfg *config.Config) *harness {
-	h := &harness{cfg: cfg, src: newFakeSource(), clock: &clock{t: t0}, logs: &bytes.Buffer{}, logsMu: &sync.Mutex{}}
+	h := &harness{cfg: cfg, src: newFakeSource(), clock: testkit.NewClock(t0), logs: &bytes.Buffer{}, logsMu: &sync.Mutex{}}
 	h.store = batchstate.NewStore()
 	h.store.SetMembers(targetsOf(cfg), t0)
 	logger := level.NewFilter(log.NewLogfmtLogger(log.NewSyncWriter(lockedWriter{h.logs, h.logsMu})), level.AllowInfo())
 	h.reader = NewReader(h.store, logger, 4)
-	h.reader.SetClock(h.clock.now)
+	h.reader.SetClock(h.clock.Now)
 	return h
 }
 
@@ -181,7 +164,7 @@ func (h *harness) logText() string {
 
 func (h *harness) scrape(ctx context.Context) *Scrape {
 	s := NewScrape(ctx, policyOf(h.cfg), customersOf(h.cfg), targetsOf(h.cfg), h.src, h.reader)
-	s.now = h.clock.now
+	s.now = h.clock.Now
 	return s
 }
 
@@ -358,7 +341,7 @@ func TestFailureKeepsLastValues(t *testing.T) {
 	h := newHarness(testConfig(0, config.Customer{ID: custA, Batches: []string{batch2}}))
 	h.src.setBatch(custA, batch2, processing())
 	h.read(context.Background())
-	readAt := h.clock.now()
+	readAt := h.clock.Now()
 
 	h.src.setErr(custA, batch2, &partnercenter.Error{
 		StatusCode: 500, Code: "500", Description: "boom",
@@ -367,7 +350,7 @@ func TestFailureKeepsLastValues(t *testing.T) {
 	// Failing for longer than the health window, with no finished batch
 	// to read as a canary, the API counts as down.
 	for range 3 {
-		h.clock.advance(2 * time.Minute)
+		h.clock.Advance(2 * time.Minute)
 		h.read(context.Background())
 	}
 	expected := `# HELP partnercenter_batch_last_success_timestamp_seconds When the values shown for the batch were read from Partner Center, as a Unix timestamp.

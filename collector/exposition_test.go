@@ -177,7 +177,7 @@ func (h *harness) viewScrape(view View) *Scrape {
 	case ViewExporter:
 		s = NewExporterHealth(context.Background(), policyOf(h.cfg), targetsOf(h.cfg), h.src, h.reader)
 	}
-	s.now = h.clock.now
+	s.now = h.clock.Now
 	return s
 }
 
@@ -263,13 +263,13 @@ func TestServeFollowsChangesOfSettledBatches(t *testing.T) {
 		assertSameExposition(t, h, self, ViewAll)
 	})
 	t.Run("retired", func(t *testing.T) {
-		h.clock.advance(8 * 24 * time.Hour)
+		h.clock.Advance(8 * 24 * time.Hour)
 		got := get(t, serveHandler(h, self, ViewAll, false), "", "", "")
 		if strings.Contains(got.body, ids[1]) {
 			t.Fatal("a retired batch is served")
 		}
 		assertSameExposition(t, h, self, ViewAll)
-		h.clock.advance(-8 * 24 * time.Hour)
+		h.clock.Advance(-8 * 24 * time.Hour)
 	})
 	t.Run("removed", func(t *testing.T) {
 		h := mixedHarness(t, 20)

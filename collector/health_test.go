@@ -58,7 +58,7 @@ func TestUpJudgesWhatReadsSaid(t *testing.T) {
 				h.src.setBatch(custA, batch2, processing())
 				h.src.setBatch(custA, batch3, processing())
 				h.read(context.Background())
-				h.clock.advance(tt.sinceAnswer)
+				h.clock.Advance(tt.sinceAnswer)
 			}
 			for i, b := range []string{batch2, batch3} {
 				if err := tt.answers[i]; err != nil {
@@ -89,13 +89,13 @@ func TestCanaryTellsABatchFaultFromAnOutage(t *testing.T) {
 
 	// A refresh interval later the answer is getting old and batch2 still
 	// fails: one canary read of the finished batch1 answers, so up stays.
-	h.clock.advance(time.Minute)
+	h.clock.Advance(time.Minute)
 	h.expectUp(t, 1)
 	if got := h.src.count(custA, batch1); got != 2 {
 		t.Fatalf("batch1 read %d times, want 2 (the first read and one canary)", got)
 	}
 	// Within the refresh interval no second canary is read.
-	h.clock.advance(30 * time.Second)
+	h.clock.Advance(30 * time.Second)
 	h.expectUp(t, 1)
 	if got := h.src.count(custA, batch1); got != 2 {
 		t.Fatalf("batch1 read %d times within one refresh interval, want 2", got)
@@ -103,7 +103,7 @@ func TestCanaryTellsABatchFaultFromAnOutage(t *testing.T) {
 
 	// An outage: the canary fails too, and up drops at once.
 	h.src.setErr(custA, batch1, &partnercenter.Error{StatusCode: 503})
-	h.clock.advance(30 * time.Second)
+	h.clock.Advance(30 * time.Second)
 	h.expectUp(t, 0)
 	if got := h.src.count(custA, batch1); got != 3 {
 		t.Fatalf("batch1 read %d times, want 3", got)
@@ -113,23 +113,23 @@ func TestCanaryTellsABatchFaultFromAnOutage(t *testing.T) {
 		t.Errorf("a failed canary unsettled its batch: %+v", s)
 	}
 	// Still no answer: down, with no canary until a refresh interval passed.
-	h.clock.advance(30 * time.Second)
+	h.clock.Advance(30 * time.Second)
 	h.expectUp(t, 0)
 	if got := h.src.count(custA, batch1); got != 3 {
 		t.Fatalf("batch1 read %d times, want 3", got)
 	}
 	// The outage ends: the next canary answers and up comes back.
 	h.src.setBatch(custA, batch1, finishedWithErrors())
-	h.clock.advance(30 * time.Second)
+	h.clock.Advance(30 * time.Second)
 	h.expectUp(t, 1)
 	if got := h.src.count(custA, batch1); got != 4 {
 		t.Fatalf("batch1 read %d times, want 4", got)
 	}
 	// No canary is read while nothing fails.
 	h.src.setBatch(custA, batch2, processing())
-	h.clock.advance(time.Minute)
+	h.clock.Advance(time.Minute)
 	h.expectUp(t, 1)
-	h.clock.advance(5 * time.Minute)
+	h.clock.Advance(5 * time.Minute)
 	h.expectUp(t, 1)
 	if got := h.src.count(custA, batch1); got != 4 {
 		t.Errorf("batch1 read %d times with nothing failing, want 4", got)
@@ -144,8 +144,8 @@ func TestTokenFailureCountsOnlyWhileAReadNeedsAToken(t *testing.T) {
 	// The batch that needed a token is removed: everything left is served
 	// from memory, and nothing says the API is down.
 	h.cfg = testConfig(time.Minute, config.Customer{ID: custA, Batches: []string{batch1}})
-	h.store.SetMembers(targetsOf(h.cfg), h.clock.now())
-	h.clock.advance(10 * time.Minute)
+	h.store.SetMembers(targetsOf(h.cfg), h.clock.Now())
+	h.clock.Advance(10 * time.Minute)
 	h.expectUp(t, 1)
 	if got := h.src.totalCalls(); got != 2 {
 		t.Errorf("%d reads, want 2", got)

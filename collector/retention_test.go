@@ -29,11 +29,11 @@ func TestRetentionAtItsBoundary(t *testing.T) {
 	// kept until exactly 2h after completion and retired just after.
 	h := retentionHarness(2 * time.Hour)
 	h.scrapeAll(t) // reads both
-	h.clock.advance(30 * time.Minute)
+	h.clock.Advance(30 * time.Minute)
 	if got := h.series(t, "partnercenter_batch_status"); got != 10 {
 		t.Fatalf("at exactly the retention: %d status series, want 10 (both batches)", got)
 	}
-	h.clock.advance(time.Nanosecond)
+	h.clock.Advance(time.Nanosecond)
 	if got := h.series(t, "partnercenter_batch_status"); got != 5 {
 		t.Errorf("just past the retention: %d status series, want 5 (only the unfinished batch)", got)
 	}
@@ -66,7 +66,7 @@ partnercenter_batches_retired 1
 func TestUnfinishedBatchesAreNeverRetired(t *testing.T) {
 	h := retentionHarness(time.Minute)
 	h.scrapeAll(t)
-	h.clock.advance(1000 * time.Hour)
+	h.clock.Advance(1000 * time.Hour)
 	if out := h.exposition(t, "partnercenter_batch_status"); !strings.Contains(out, batch2) {
 		t.Errorf("an unfinished batch disappeared after 1000h:\n%s", out)
 	}

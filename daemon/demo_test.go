@@ -22,6 +22,7 @@ import (
 
 	"github.com/partnercenter-exporter/partnercenter_exporter/collector"
 	"github.com/partnercenter-exporter/partnercenter_exporter/config"
+	"github.com/partnercenter-exporter/partnercenter_exporter/internal/testkit"
 	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter/partnercentertest"
 )
 
@@ -89,27 +90,9 @@ var demoTimeline = []struct {
 // demoEpoch is where the tests' clock starts.
 var demoEpoch = time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
 
-// demoClock is a clock that moves only when told to.
-type demoClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *demoClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *demoClock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = t
-}
-
-func startTestDemo(t *testing.T) (*demo, *demoClock) {
+func startTestDemo(t *testing.T) (*demo, *testkit.Clock) {
 	t.Helper()
-	clock := &demoClock{now: demoEpoch}
+	clock := testkit.NewClock(demoEpoch)
 	d, err := newDemo(log.NewNopLogger(), clock.Now)
 	if err != nil {
 		t.Fatal(err)

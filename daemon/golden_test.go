@@ -32,7 +32,7 @@ func TestGoldenScrape(t *testing.T) {
 		t.Run(at.String(), func(t *testing.T) {
 			// The scenario starts at demoEpoch, when New starts the demo;
 			// the scrape comes at demoEpoch+at.
-			clock := &demoClock{now: demoEpoch}
+			clock := testkit.NewClock(demoEpoch)
 			opts := testOptions()
 			opts.Demo, opts.demoClock = true, clock.Now
 			d, err := New(opts)

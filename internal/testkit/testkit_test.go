@@ -18,6 +18,10 @@ func TestClockMovesOnlyWhenTold(t *testing.T) {
 	if got, want := c.Now(), start.Add(90*time.Second); !got.Equal(want) {
 		t.Errorf("Now after Advance = %v, want %v", got, want)
 	}
+	c.Set(start.Add(-time.Hour))
+	if got, want := c.Now(), start.Add(-time.Hour); !got.Equal(want) {
+		t.Errorf("Now after Set = %v, want %v", got, want)
+	}
 }
 
 func TestPollReturnsOnceTheConditionHolds(t *testing.T) {
