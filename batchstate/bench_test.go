@@ -74,7 +74,7 @@ func newQueuedReads(tb testing.TB, batchCount, limit int) *queuedReads {
 	q.h.reader.SetMaxConcurrent(limit)
 	answer := blockingBatch(&q.started, q.release, processing())
 	for _, id := range ids {
-		q.h.src.set(custA, id, answer)
+		q.h.src.Set(custA, id, answer)
 	}
 	q.before = readRuntimeCost()
 	return q
@@ -108,7 +108,7 @@ func (q *queuedReads) drain(tb testing.TB) {
 	n := len(q.h.cfg.Customers[0].Batches)
 	boundedWait(tb, "every read to finish", func() bool {
 		s, _ := q.h.store.Get(Target{CustomerID: custA, TrackingID: q.h.cfg.Customers[0].Batches[n-1]})
-		return q.h.src.totalCalls() == n && !s.LastAttempt.IsZero()
+		return q.h.src.TotalCalls() == n && !s.LastAttempt.IsZero()
 	})
 }
 

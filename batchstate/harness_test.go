@@ -22,80 +22,6 @@ const (
 	batch3 = "33333333-3333-4333-8333-333333333333"
 )
 
-// fakeSource answers from a map and counts calls per batch.
-type fakeSource struct {
-	mu        sync.Mutex
-	answers   map[string]func(ctx context.Context) (*partnercenter.Batch, error)
-	calls     map[string]int
-	heldUntil time.Time
-	stamp     string
-}
-
-func newFakeSource() *fakeSource {
-	return &fakeSource{answers: map[string]func(context.Context) (*partnercenter.Batch, error){}, calls: map[string]int{}}
-}
-
-func (f *fakeSource) set(customer, batch string, fn func(ctx context.Context) (*partnercenter.Batch, error)) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.answers[customer+"/"+batch] = fn
-}
-
-func (f *fakeSource) setBatch(customer, batch string, b *partnercenter.Batch) {
-	f.set(customer, batch, func(context.Context) (*partnercenter.Batch, error) { return b, nil })
-}
-
-func (f *fakeSource) setErr(customer, batch string, err error) {
-	f.set(customer, batch, func(context.Context) (*partnercenter.Batch, error) { return nil, err })
-}
-
-func (f *fakeSource) count(customer, batch string) int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.calls[customer+"/"+batch]
-}
-
-func (f *fakeSource) totalCalls() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	n := 0
-	for _, c := range f.calls {
-		n += c
-	}
-	return n
-}
-
-func (f *fakeSource) BatchStatus(ctx context.Context, customer, batch string) (*partnercenter.Batch, error) {
-	f.mu.Lock()
-	f.calls[customer+"/"+batch]++
-	fn, ok := f.answers[customer+"/"+batch]
-	f.mu.Unlock()
-	if !ok {
-		return nil, &partnercenter.Error{StatusCode: 404, Code: "600", Description: "not found"}
-	}
-	return fn(ctx)
-}
-
-// ThrottledUntil reports the hold set with hold.
-func (f *fakeSource) ThrottledUntil() time.Time {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.heldUntil
-}
-
-// ReadStamp reports the stamp set with setStamp.
-func (f *fakeSource) ReadStamp() string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.stamp
-}
-
-func (f *fakeSource) setStamp(stamp string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.stamp = stamp
-}
-
 var t0 = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 
 func testConfig(refresh time.Duration, customers ...config.Customer) *config.Config {
@@ -106,7 +32,7 @@ func testConfig(refresh time.Duration, customers ...config.Customer) *config.Con
 
 type harness struct {
 	cfg    *config.Config
-	src    *fakeSource
+	src    *testkit.FakeSource
 	store  *Store
 	reader *Reader
 	clock  *testkit.Clock
@@ -115,7 +41,7 @@ type harness struct {
 }
 
 func newHarness(cfg *config.Config) *harness {
-	h := &harness{cfg: cfg, src: newFakeSource(), clock: testkit.NewClock(t0), logs: &bytes.Buffer{}, logsMu: &sync.Mutex{}}
+	h := &harness{cfg: cfg, src: testkit.NewFakeSource(), clock: testkit.NewClock(t0), logs: &bytes.Buffer{}, logsMu: &sync.Mutex{}}
 	h.store = NewStore()
 	h.store.SetMembers(targetsOf(cfg), t0)
 	logger := level.NewFilter(log.NewLogfmtLogger(log.NewSyncWriter(lockedWriter{h.logs, h.logsMu})), level.AllowInfo())

@@ -270,7 +270,7 @@ func TestQueuedReadsCostAQueueEntryNotAGoroutine(t *testing.T) {
 	}
 	q.drain(t)
 	for _, id := range q.h.cfg.Customers[0].Batches {
-		if got := q.h.src.count(custA, id); got != 1 {
+		if got := q.h.src.Count(custA, id); got != 1 {
 			t.Fatalf("batch %s read %d times, want 1", id, got)
 		}
 		if s, _ := q.h.store.Get(Target{CustomerID: custA, TrackingID: id}); s.Batch == nil {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/partnercenter-exporter/partnercenter_exporter/config"
+	"github.com/partnercenter-exporter/partnercenter_exporter/internal/testkit"
 	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter"
 )
 
@@ -60,16 +61,16 @@ func blockingBatch(started *atomic.Int32, release <-chan struct{}, b *partnercen
 
 func TestFinishedBatchIsReadOnce(t *testing.T) {
 	h := newHarness(testConfig(0, config.Customer{ID: custA, Batches: []string{batch1, batch2}}))
-	h.src.setBatch(custA, batch1, finishedWithErrors())
-	h.src.setBatch(custA, batch2, processing())
+	h.src.SetBatch(custA, batch1, finishedWithErrors())
+	h.src.SetBatch(custA, batch2, processing())
 	for range 5 {
 		h.read(context.Background())
 		h.clock.Advance(time.Hour)
 	}
-	if got := h.src.count(custA, batch1); got != 1 {
+	if got := h.src.Count(custA, batch1); got != 1 {
 		t.Errorf("finished batch read %d times, want 1", got)
 	}
-	if got := h.src.count(custA, batch2); got != 5 {
+	if got := h.src.Count(custA, batch2); got != 5 {
 		t.Errorf("processing batch read %d times with refresh_interval 0, want 5", got)
 	}
 }
@@ -78,8 +79,8 @@ func TestRefreshIntervalHoldsEveryBatch(t *testing.T) {
 	// Unfinished and failing batches alike are read again only once their
 	// last attempt is refresh_interval old.
 	h := newHarness(testConfig(time.Minute, config.Customer{ID: custA, Batches: []string{batch2, batch3}}))
-	h.src.setBatch(custA, batch2, processing())
-	h.src.setErr(custA, batch3, &partnercenter.Error{StatusCode: 404, Code: "600"})
+	h.src.SetBatch(custA, batch2, processing())
+	h.src.SetErr(custA, batch3, &partnercenter.Error{StatusCode: 404, Code: "600"})
 	steps := []struct {
 		advance   time.Duration
 		wantReads int
@@ -95,7 +96,7 @@ func TestRefreshIntervalHoldsEveryBatch(t *testing.T) {
 		h.clock.Advance(step.advance)
 		r := h.read(context.Background())
 		for _, b := range []string{batch2, batch3} {
-			if got := h.src.count(custA, b); got != step.wantReads {
+			if got := h.src.Count(custA, b); got != step.wantReads {
 				t.Errorf("step %d: batch %s read %d times, want %d", i, b[:8], got, step.wantReads)
 			}
 		}
@@ -107,10 +108,10 @@ func TestRefreshIntervalHoldsEveryBatch(t *testing.T) {
 
 func TestReadOutlivesTheScrapeThatStartedIt(t *testing.T) {
 	h := newHarness(testConfig(time.Minute, config.Customer{ID: custA, Batches: []string{batch1, batch2}}))
-	h.src.setBatch(custA, batch1, finishedWithErrors())
+	h.src.SetBatch(custA, batch1, finishedWithErrors())
 	var started atomic.Int32
 	release := make(chan struct{})
-	h.src.set(custA, batch2, blockingBatch(&started, release, processing()))
+	h.src.Set(custA, batch2, blockingBatch(&started, release, processing()))
 
 	// Scrape A gives up while the slow read runs; scrape B joins the same
 	// read with a longer deadline.
@@ -137,7 +138,7 @@ func TestReadOutlivesTheScrapeThatStartedIt(t *testing.T) {
 	}
 	// The next scrape is served by that read.
 	resC := h.read(context.Background())
-	if got := h.src.count(custA, batch2); got != 1 || resC[1].Batch == nil {
+	if got := h.src.Count(custA, batch2); got != 1 || resC[1].Batch == nil {
 		t.Errorf("slow batch requested %d times (want 1), third scrape sees %+v", got, resC[1].BatchState)
 	}
 	if logs := h.logText(); strings.Contains(logs, "failed") || strings.Contains(logs, "deadline") {
@@ -151,7 +152,7 @@ func TestReadStillRunningServesTheNextScrape(t *testing.T) {
 	h := newHarness(testConfig(time.Minute, config.Customer{ID: custA, Batches: []string{batch2}}))
 	var started atomic.Int32
 	release := make(chan struct{})
-	h.src.set(custA, batch2, blockingBatch(&started, release, processing()))
+	h.src.Set(custA, batch2, blockingBatch(&started, release, processing()))
 	for range 3 {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 		r := h.read(ctx)
@@ -173,7 +174,7 @@ func TestReadStillRunningServesTheNextScrape(t *testing.T) {
 
 func TestReadIsBoundedByTheReadTimeout(t *testing.T) {
 	h := newHarness(testConfig(time.Minute, config.Customer{ID: custA, Batches: []string{batch2}}))
-	h.src.set(custA, batch2, func(ctx context.Context) (*partnercenter.Batch, error) {
+	h.src.Set(custA, batch2, func(ctx context.Context) (*partnercenter.Batch, error) {
 		<-ctx.Done()
 		return nil, &partnercenter.Error{Err: ctx.Err()}
 	})
@@ -187,7 +188,7 @@ func TestConcurrentScrapesShareReads(t *testing.T) {
 	h := newHarness(testConfig(time.Minute, config.Customer{ID: custA, Batches: []string{batch2}}))
 	var started atomic.Int32
 	release := make(chan struct{})
-	h.src.set(custA, batch2, blockingBatch(&started, release, processing()))
+	h.src.Set(custA, batch2, blockingBatch(&started, release, processing()))
 	var wg sync.WaitGroup
 	results := make([][]Result, 3)
 	for i := range results {
@@ -196,7 +197,7 @@ func TestConcurrentScrapesShareReads(t *testing.T) {
 	waitFor(t, "the read to start", func() bool { return started.Load() == 1 })
 	close(release)
 	wg.Wait()
-	if got := h.src.count(custA, batch2); got != 1 {
+	if got := h.src.Count(custA, batch2); got != 1 {
 		t.Errorf("three concurrent scrapes made %d reads, want 1", got)
 	}
 	for i, r := range results {
@@ -219,11 +220,11 @@ func TestNoBatchIsReadTwicePerRefreshInterval(t *testing.T) {
 	for i, id := range ids {
 		switch i % 3 {
 		case 0:
-			h.src.setBatch(custA, id, finishedWithErrors())
+			h.src.SetBatch(custA, id, finishedWithErrors())
 		case 1:
-			h.src.setBatch(custA, id, processing())
+			h.src.SetBatch(custA, id, processing())
 		default:
-			h.src.setErr(custA, id, &partnercenter.Error{StatusCode: 404, Code: "600"})
+			h.src.SetErr(custA, id, &partnercenter.Error{StatusCode: 404, Code: "600"})
 		}
 	}
 	var wg sync.WaitGroup
@@ -237,7 +238,7 @@ func TestNoBatchIsReadTwicePerRefreshInterval(t *testing.T) {
 	}
 	wg.Wait()
 	for _, id := range ids {
-		if got := h.src.count(custA, id); got != 1 {
+		if got := h.src.Count(custA, id); got != 1 {
 			t.Errorf("batch %s requested %d times, want 1", id, got)
 		}
 	}
@@ -248,8 +249,8 @@ func TestWaitingForARequestSlotIsNotAnError(t *testing.T) {
 	h.reader.SetMaxConcurrent(1)
 	var started atomic.Int32
 	release := make(chan struct{})
-	h.src.set(custA, batch1, blockingBatch(&started, release, finishedWithErrors()))
-	h.src.setBatch(custA, batch2, processing())
+	h.src.Set(custA, batch1, blockingBatch(&started, release, finishedWithErrors()))
+	h.src.SetBatch(custA, batch2, processing())
 	// batch1's read takes the only slot ...
 	first, cancelFirst := context.WithCancel(context.Background())
 	go cancelWhenStarted(&started, cancelFirst)
@@ -258,11 +259,11 @@ func TestWaitingForARequestSlotIsNotAnError(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
 	defer cancel()
 	r := h.read(ctx)
-	if r[1].LastError != nil || !r[1].LastAttempt.IsZero() || h.src.count(custA, batch2) != 0 {
-		t.Errorf("batch queued behind the slot: %+v, %d requests; want nothing sent or recorded", r[1].BatchState, h.src.count(custA, batch2))
+	if r[1].LastError != nil || !r[1].LastAttempt.IsZero() || h.src.Count(custA, batch2) != 0 {
+		t.Errorf("batch queued behind the slot: %+v, %d requests; want nothing sent or recorded", r[1].BatchState, h.src.Count(custA, batch2))
 	}
 	close(release)
-	waitFor(t, "the queued read", func() bool { return h.src.count(custA, batch2) == 1 })
+	waitFor(t, "the queued read", func() bool { return h.src.Count(custA, batch2) == 1 })
 }
 
 func TestConcurrencyIsBounded(t *testing.T) {
@@ -277,7 +278,7 @@ func TestConcurrencyIsBounded(t *testing.T) {
 	full := make(chan struct{})
 	var fullOnce sync.Once
 	for _, b := range batches {
-		h.src.set(custA, b, func(context.Context) (*partnercenter.Batch, error) {
+		h.src.Set(custA, b, func(context.Context) (*partnercenter.Batch, error) {
 			n := running.Add(1)
 			for {
 				p := peak.Load()
@@ -303,17 +304,17 @@ func TestConcurrencyIsBounded(t *testing.T) {
 	if got := peak.Load(); got != limit {
 		t.Errorf("peak concurrent reads = %d, want %d", got, limit)
 	}
-	if got := h.src.totalCalls(); got != len(batches) {
+	if got := h.src.TotalCalls(); got != len(batches) {
 		t.Errorf("reads = %d, want %d", got, len(batches))
 	}
 }
 
 func TestReadFinishingAfterARemovalDoesNotBringTheBatchBack(t *testing.T) {
 	h := newHarness(testConfig(time.Minute, config.Customer{ID: custA, Batches: []string{batch1, batch2}}))
-	h.src.setBatch(custA, batch1, finishedWithErrors())
+	h.src.SetBatch(custA, batch1, finishedWithErrors())
 	var started atomic.Int32
 	release := make(chan struct{})
-	h.src.set(custA, batch2, blockingBatch(&started, release, processing()))
+	h.src.Set(custA, batch2, blockingBatch(&started, release, processing()))
 	ctx, cancel := context.WithCancel(context.Background())
 	go cancelWhenStarted(&started, cancel)
 	h.read(ctx) // the old configuration's scrape
@@ -333,17 +334,17 @@ func TestReadFinishingAfterARemovalDoesNotBringTheBatchBack(t *testing.T) {
 // read with another stamp than the current source's is read again.
 func TestReadUnderOtherSettingsIsReadAgain(t *testing.T) {
 	h := newHarness(testConfig(time.Minute, config.Customer{ID: custA, Batches: []string{batch1}}))
-	h.src.setBatch(custA, batch1, finishedWithErrors())
-	h.src.setStamp("before")
+	h.src.SetBatch(custA, batch1, finishedWithErrors())
+	h.src.SetStamp("before")
 	h.read(context.Background())
 	h.read(context.Background())
-	if got := h.src.count(custA, batch1); got != 1 {
+	if got := h.src.Count(custA, batch1); got != 1 {
 		t.Fatalf("finished batch requested %d times, want 1", got)
 	}
-	h.src.setStamp("after")
+	h.src.SetStamp("after")
 	h.read(context.Background())
 	h.read(context.Background())
-	if got := h.src.count(custA, batch1); got != 2 {
+	if got := h.src.Count(custA, batch1); got != 2 {
 		t.Errorf("finished batch requested %d times across a change of settings, want 2", got)
 	}
 	if s, _ := h.store.Get(Target{CustomerID: custA, TrackingID: batch1}); s.Stamp != "after" {
@@ -358,27 +359,27 @@ func TestReadQueuedThroughAChangeOfSettingsIsReadAgain(t *testing.T) {
 	h.reader.SetMaxConcurrent(1)
 	var started atomic.Int32
 	release := make(chan struct{})
-	h.src.set(custA, batch1, blockingBatch(&started, release, processing()))
-	h.src.setBatch(custA, batch2, finishedWithErrors())
-	h.src.setStamp("old")
+	h.src.Set(custA, batch1, blockingBatch(&started, release, processing()))
+	h.src.SetBatch(custA, batch2, finishedWithErrors())
+	h.src.SetStamp("old")
 	ctx, cancel := context.WithCancel(context.Background())
 	go cancelWhenStarted(&started, cancel)
 	h.read(ctx) // batch1 holds the one slot, batch2 waits for it
 
-	newSrc := newFakeSource()
-	newSrc.setStamp("new")
-	newSrc.setBatch(custA, batch1, processing())
-	newSrc.setBatch(custA, batch2, finishedWithErrors())
+	newSrc := testkit.NewFakeSource()
+	newSrc.SetStamp("new")
+	newSrc.SetBatch(custA, batch1, processing())
+	newSrc.SetBatch(custA, batch2, finishedWithErrors())
 	close(release)
 	waitForFlight(h.reader, Target{CustomerID: custA, TrackingID: batch2})
-	if got := h.src.count(custA, batch2); got != 1 {
+	if got := h.src.Count(custA, batch2); got != 1 {
 		t.Fatalf("queued read: %d requests through the old source, want 1", got)
 	}
 	if s, _ := h.store.Get(Target{CustomerID: custA, TrackingID: batch2}); s.Stamp != "old" {
 		t.Errorf("queued read stored with stamp %q, want %q", s.Stamp, "old")
 	}
 	h.reader.Read(context.Background(), newSrc, targetsOf(h.cfg), h.policy())
-	if got := newSrc.count(custA, batch2); got != 1 {
+	if got := newSrc.Count(custA, batch2); got != 1 {
 		t.Errorf("finished batch read %d times under the new settings, want 1", got)
 	}
 }
@@ -387,7 +388,7 @@ func TestReadQueuedThroughAChangeOfSettingsIsReadAgain(t *testing.T) {
 func TestConcurrentScrapesRetireOnce(t *testing.T) {
 	cfg := testConfig(time.Minute, config.Customer{ID: custA, Batches: []string{batch1}})
 	h := newHarness(cfg)
-	h.src.setBatch(custA, batch1, finishedWithErrors())
+	h.src.SetBatch(custA, batch1, finishedWithErrors())
 	h.read(context.Background())
 	p := h.policy()
 	p.Retention = time.Hour // batch1 completed 90 minutes ago
@@ -403,18 +404,18 @@ func TestConcurrentScrapesRetireOnce(t *testing.T) {
 
 func TestFailureIsLoggedOnceAndRecoveryToo(t *testing.T) {
 	h := newHarness(testConfig(0, config.Customer{ID: custA, Batches: []string{batch2}}))
-	h.src.setBatch(custA, batch2, processing())
+	h.src.SetBatch(custA, batch2, processing())
 	h.read(context.Background())
-	h.src.setErr(custA, batch2, &partnercenter.Error{
+	h.src.SetErr(custA, batch2, &partnercenter.Error{
 		StatusCode: 500, Code: "500", Description: "boom",
 		RequestID: "req-1", CorrelationID: "corr-1",
 	})
 	for range 3 {
 		h.read(context.Background())
 	}
-	h.src.setErr(custA, batch2, &partnercenter.Error{StatusCode: 404, Code: "600", Description: "gone"})
+	h.src.SetErr(custA, batch2, &partnercenter.Error{StatusCode: 404, Code: "600", Description: "gone"})
 	h.read(context.Background())
-	h.src.setBatch(custA, batch2, processing())
+	h.src.SetBatch(custA, batch2, processing())
 	h.read(context.Background())
 	h.read(context.Background())
 	want := strings.Join([]string{
@@ -431,7 +432,7 @@ func TestFailureIsLoggedOnceAndRecoveryToo(t *testing.T) {
 func TestHoldIsLoggedAsTheExportersOwn(t *testing.T) {
 	h := newHarness(testConfig(0, config.Customer{ID: custA, Batches: []string{batch2}}))
 	hold := &partnercenter.HoldError{Until: t0.Add(5 * time.Minute)}
-	h.src.setErr(custA, batch2, hold)
+	h.src.SetErr(custA, batch2, hold)
 	h.read(context.Background())
 	h.read(context.Background())
 	want := `level=warn customer_id=aaaaaaaa-0000-4000-8000-000000000001 batch_tracking_id=22222222-2222-4222-8222-222222222222 msg="batch not read" err="` + hold.Error() + "\"\n"
@@ -445,13 +446,13 @@ func TestUnknownStatusLoggedOncePerValue(t *testing.T) {
 	b := processing()
 	b.Status, b.RawStatus = partnercenter.StatusUnknown, "Paused"
 	b.UnknownDeviceStatuses = []string{"Held"}
-	h.src.setBatch(custA, batch2, b)
+	h.src.SetBatch(custA, batch2, b)
 	for range 3 {
 		h.read(context.Background())
 	}
 	b2 := *b
 	b2.UnknownDeviceStatuses = []string{"Held", "Parked"}
-	h.src.setBatch(custA, batch2, &b2)
+	h.src.SetBatch(custA, batch2, &b2)
 	h.read(context.Background())
 	logs := h.logText()
 	for _, v := range []string{"value=Paused", "value=Held", "value=Parked"} {
@@ -463,12 +464,12 @@ func TestUnknownStatusLoggedOncePerValue(t *testing.T) {
 
 func TestLastSuccessFollowsSuccessfulReadsOnly(t *testing.T) {
 	h := newHarness(testConfig(0, config.Customer{ID: custA, Batches: []string{batch2}}))
-	h.src.setErr(custA, batch2, &partnercenter.Error{StatusCode: 200, Err: fmt.Errorf("decode batch: unexpected EOF")})
+	h.src.SetErr(custA, batch2, &partnercenter.Error{StatusCode: 200, Err: fmt.Errorf("decode batch: unexpected EOF")})
 	h.read(context.Background())
 	if got := h.reader.LastSuccess(); !got.IsZero() {
 		t.Errorf("LastSuccess after an undecodable 200 = %v, want zero", got)
 	}
-	h.src.setBatch(custA, batch2, processing())
+	h.src.SetBatch(custA, batch2, processing())
 	h.clock.Advance(time.Minute)
 	h.read(context.Background())
 	if got := h.reader.LastSuccess(); !got.Equal(t0.Add(time.Minute)) {
@@ -484,7 +485,7 @@ func TestRaisingMaxConcurrentStartsWaitingReads(t *testing.T) {
 	var started atomic.Int32
 	release := make(chan struct{})
 	for _, b := range []string{batch1, batch2, batch3} {
-		h.src.set(custA, b, blockingBatch(&started, release, processing()))
+		h.src.Set(custA, b, blockingBatch(&started, release, processing()))
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -495,7 +496,7 @@ func TestRaisingMaxConcurrentStartsWaitingReads(t *testing.T) {
 	close(release)
 	for _, b := range []string{batch1, batch2, batch3} {
 		waitForFlight(h.reader, Target{CustomerID: custA, TrackingID: b})
-		if got := h.src.count(custA, b); got != 1 {
+		if got := h.src.Count(custA, b); got != 1 {
 			t.Errorf("batch %s read %d times, want 1", b[:8], got)
 		}
 	}

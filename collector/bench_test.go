@@ -111,9 +111,9 @@ func steadyHarness(tb testing.TB) *harness {
 		}
 		fb.Devices[partnercenter.StatusFinished] = 900
 		fb.Devices[partnercenter.StatusFinishedWithErrors] = 100
-		h.src.setBatch(custA, id, fb)
+		h.src.SetBatch(custA, id, fb)
 	}
-	h.src.setStamp("steady")
+	h.src.SetStamp("steady")
 	h.read(context.Background())
 	return h
 }
@@ -128,7 +128,7 @@ func cachedHarness(b testing.TB, batchCount int) *harness {
 	}
 	h := newHarness(testConfig(0, config.Customer{ID: custA, Name: "Contoso", Batches: batches}))
 	for _, id := range batches {
-		h.src.setBatch(custA, id, finishedWithErrors())
+		h.src.SetBatch(custA, id, finishedWithErrors())
 	}
 	h.read(context.Background())
 	return h

@@ -27,86 +27,6 @@ const (
 	batch3 = "33333333-3333-4333-8333-333333333333"
 )
 
-// fakeSource answers from a map and counts calls per batch.
-type fakeSource struct {
-	mu        sync.Mutex
-	answers   map[string]func(ctx context.Context) (*partnercenter.Batch, error)
-	calls     map[string]int
-	heldUntil time.Time
-	stamp     string
-}
-
-func newFakeSource() *fakeSource {
-	return &fakeSource{answers: map[string]func(context.Context) (*partnercenter.Batch, error){}, calls: map[string]int{}}
-}
-
-func (f *fakeSource) set(customer, batch string, fn func(ctx context.Context) (*partnercenter.Batch, error)) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.answers[customer+"/"+batch] = fn
-}
-
-func (f *fakeSource) setBatch(customer, batch string, b *partnercenter.Batch) {
-	f.set(customer, batch, func(context.Context) (*partnercenter.Batch, error) { return b, nil })
-}
-
-func (f *fakeSource) setErr(customer, batch string, err error) {
-	f.set(customer, batch, func(context.Context) (*partnercenter.Batch, error) { return nil, err })
-}
-
-func (f *fakeSource) count(customer, batch string) int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.calls[customer+"/"+batch]
-}
-
-func (f *fakeSource) totalCalls() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	n := 0
-	for _, c := range f.calls {
-		n += c
-	}
-	return n
-}
-
-func (f *fakeSource) BatchStatus(ctx context.Context, customer, batch string) (*partnercenter.Batch, error) {
-	f.mu.Lock()
-	f.calls[customer+"/"+batch]++
-	fn, ok := f.answers[customer+"/"+batch]
-	f.mu.Unlock()
-	if !ok {
-		return nil, &partnercenter.Error{StatusCode: 404, Code: "600", Description: "not found"}
-	}
-	return fn(ctx)
-}
-
-// ThrottledUntil reports the hold set with hold.
-func (f *fakeSource) ThrottledUntil() time.Time {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.heldUntil
-}
-
-// ReadStamp reports the stamp set with setStamp.
-func (f *fakeSource) ReadStamp() string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.stamp
-}
-
-func (f *fakeSource) setStamp(stamp string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.stamp = stamp
-}
-
-func (f *fakeSource) hold(until time.Time) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.heldUntil = until
-}
-
 var t0 = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 
 func testConfig(refresh time.Duration, customers ...config.Customer) *config.Config {
@@ -117,7 +37,7 @@ func testConfig(refresh time.Duration, customers ...config.Customer) *config.Con
 
 type harness struct {
 	cfg    *config.Config
-	src    *fakeSource
+	src    *testkit.FakeSource
 	store  *batchstate.Store
 	reader *Reader
 	clock  *testkit.Clock
@@ -126,7 +46,7 @@ type harness struct {
 }
 
 func newHarness(cfg *config.Config) *harness {
-	h := &harness{cfg: cfg, src: newFakeSource(), clock: testkit.NewClock(t0), logs: &bytes.Buffer{}, logsMu: &sync.Mutex{}}
+	h := &harness{cfg: cfg, src: testkit.NewFakeSource(), clock: testkit.NewClock(t0), logs: &bytes.Buffer{}, logsMu: &sync.Mutex{}}
 	h.store = batchstate.NewStore()
 	h.store.SetMembers(targetsOf(cfg), t0)
 	logger := level.NewFilter(log.NewLogfmtLogger(log.NewSyncWriter(lockedWriter{h.logs, h.logsMu})), level.AllowInfo())
@@ -212,9 +132,9 @@ func TestCollectExposition(t *testing.T) {
 		config.Customer{ID: custA, Name: "Contoso", Batches: []string{batch1, batch2}},
 		config.Customer{ID: custB, Name: "Fabrikam", Batches: []string{batch3}},
 	))
-	h.src.setBatch(custA, batch1, finishedWithErrors())
-	h.src.setBatch(custA, batch2, processing())
-	h.src.setErr(custB, batch3, &partnercenter.Error{StatusCode: 404, Code: "600", Description: "The batch was not found."})
+	h.src.SetBatch(custA, batch1, finishedWithErrors())
+	h.src.SetBatch(custA, batch2, processing())
+	h.src.SetErr(custB, batch3, &partnercenter.Error{StatusCode: 404, Code: "600", Description: "The batch was not found."})
 
 	expected := expectedHeader + `partnercenter_batch_completed_timestamp_seconds{batch_tracking_id="11111111-1111-4111-8111-111111111111",customer_id="aaaaaaaa-0000-4000-8000-000000000001"} 1.7956026e+09
 # HELP partnercenter_batch_device_errors Number of devices in the batch that reported an error code (at most 20 codes per batch, the rest under error_code="other").
@@ -327,7 +247,7 @@ func TestInvalidUTF8FromTheServiceDoesNotBreakTheScrape(t *testing.T) {
 	h := newHarness(testConfig(0, config.Customer{ID: custA, Batches: []string{batch1}}))
 	b := finishedWithErrors()
 	b.Errors = []partnercenter.ErrorCount{{Code: "8\xff8", Description: "bad \xfe text", Devices: 7}}
-	h.src.setBatch(custA, batch1, b)
+	h.src.SetBatch(custA, batch1, b)
 	expected := `# HELP partnercenter_batch_device_errors Number of devices in the batch that reported an error code (at most 20 codes per batch, the rest under error_code="other").
 # TYPE partnercenter_batch_device_errors gauge
 partnercenter_batch_device_errors{batch_tracking_id="11111111-1111-4111-8111-111111111111",customer_id="aaaaaaaa-0000-4000-8000-000000000001",error_code="8` + "\uFFFD" + `8",error_description="bad ` + "\uFFFD" + ` text"} 7
@@ -339,11 +259,11 @@ partnercenter_batch_device_errors{batch_tracking_id="11111111-1111-4111-8111-111
 
 func TestFailureKeepsLastValues(t *testing.T) {
 	h := newHarness(testConfig(0, config.Customer{ID: custA, Batches: []string{batch2}}))
-	h.src.setBatch(custA, batch2, processing())
+	h.src.SetBatch(custA, batch2, processing())
 	h.read(context.Background())
 	readAt := h.clock.Now()
 
-	h.src.setErr(custA, batch2, &partnercenter.Error{
+	h.src.SetErr(custA, batch2, &partnercenter.Error{
 		StatusCode: 500, Code: "500", Description: "boom",
 		RequestID: "req-1", CorrelationID: "corr-1",
 	})
@@ -375,7 +295,7 @@ partnercenter_up 0
 
 func TestThrottledUntil(t *testing.T) {
 	h := newHarness(testConfig(0))
-	h.src.hold(t0.Add(90 * time.Second))
+	h.src.Hold(t0.Add(90 * time.Second))
 	expected := `# HELP partnercenter_api_throttled_until_timestamp_seconds When the exporter's hold on API requests after an HTTP 429 ends, as a Unix timestamp; 0 when none is in force.
 # TYPE partnercenter_api_throttled_until_timestamp_seconds gauge
 partnercenter_api_throttled_until_timestamp_seconds ` + fmt.Sprint(float64(t0.Unix()+90)) + "\n"

@@ -77,24 +77,24 @@ func mixedHarness(t testing.TB, settled int) *harness {
 		case 3:
 			fb.StartedTime, fb.CompletedTime = time.Time{}, time.Time{}
 		}
-		h.src.setBatch(custA, id, fb)
+		h.src.SetBatch(custA, id, fb)
 	}
 	for _, id := range b {
 		fb := finishedWithErrors()
 		fb.TrackingID = id
 		fb.Status, fb.RawStatus = partnercenter.StatusFinished, "finished"
-		h.src.setBatch(custB, id, fb)
+		h.src.SetBatch(custB, id, fb)
 	}
 	for _, id := range running {
-		h.src.setBatch(custA, id, processing())
+		h.src.SetBatch(custA, id, processing())
 	}
 	for _, id := range failing {
-		h.src.setErr(custA, id, &partnercenter.Error{StatusCode: 404, Code: "600", Description: "The batch was not found."})
+		h.src.SetErr(custA, id, &partnercenter.Error{StatusCode: 404, Code: "600", Description: "The batch was not found."})
 	}
 	for _, id := range retired {
 		fb := finishedWithErrors()
 		fb.CompletedTime = t0.Add(-30 * 24 * time.Hour)
-		h.src.setBatch(custA, id, fb)
+		h.src.SetBatch(custA, id, fb)
 	}
 	h.read(context.Background())
 	return h
@@ -250,11 +250,11 @@ func TestServeFollowsChangesOfSettledBatches(t *testing.T) {
 		changed := finishedWithErrors()
 		changed.TrackingID = ids[0]
 		changed.Devices[partnercenter.StatusFinished] = 4242
-		h.src.setBatch(custA, ids[0], changed)
-		h.src.setStamp("cap=5")
-		before := h.src.count(custA, ids[0])
+		h.src.SetBatch(custA, ids[0], changed)
+		h.src.SetStamp("cap=5")
+		before := h.src.Count(custA, ids[0])
 		got := get(t, serveHandler(h, self, ViewAll, false), "", "", "")
-		if h.src.count(custA, ids[0]) != before+1 {
+		if h.src.Count(custA, ids[0]) != before+1 {
 			t.Fatal("the batch was not read again under the new settings")
 		}
 		if !strings.Contains(got.body, `partnercenter_batch_devices{batch_tracking_id="`+ids[0]+`",customer_id="`+custA+`",status="finished"} 4242`) {
@@ -333,7 +333,7 @@ func TestExportCacheIsSwept(t *testing.T) {
 			ids[i] = fmt.Sprintf("%08d-0000-4000-8000-%012d", round, i)
 			fb := finishedWithErrors()
 			fb.TrackingID = ids[i]
-			h.src.setBatch(custA, ids[i], fb)
+			h.src.SetBatch(custA, ids[i], fb)
 		}
 		h.cfg.Customers = []config.Customer{{ID: custA, Name: "Contoso", Batches: ids}}
 		h.store.SetMembers(targetsOf(h.cfg), t0)

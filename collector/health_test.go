@@ -55,16 +55,16 @@ func TestUpJudgesWhatReadsSaid(t *testing.T) {
 			h := newHarness(testConfig(0, config.Customer{ID: custA, Batches: []string{batch2, batch3}}))
 			if tt.sinceAnswer > 0 {
 				// A first round answers; the batches fail from then on.
-				h.src.setBatch(custA, batch2, processing())
-				h.src.setBatch(custA, batch3, processing())
+				h.src.SetBatch(custA, batch2, processing())
+				h.src.SetBatch(custA, batch3, processing())
 				h.read(context.Background())
 				h.clock.Advance(tt.sinceAnswer)
 			}
 			for i, b := range []string{batch2, batch3} {
 				if err := tt.answers[i]; err != nil {
-					h.src.setErr(custA, b, err)
+					h.src.SetErr(custA, b, err)
 				} else {
-					h.src.setBatch(custA, b, processing())
+					h.src.SetBatch(custA, b, processing())
 				}
 			}
 			h.expectUp(t, tt.want)
@@ -76,36 +76,36 @@ func TestSuccessOfAnyBatchCounts(t *testing.T) {
 	// One finished batch read fine and one answering 500 in the same
 	// scrape: Partner Center answered, so it is up.
 	h := newHarness(testConfig(time.Minute, config.Customer{ID: custA, Batches: []string{batch1, batch2}}))
-	h.src.setBatch(custA, batch1, finishedWithErrors())
-	h.src.setErr(custA, batch2, &partnercenter.Error{StatusCode: 500})
+	h.src.SetBatch(custA, batch1, finishedWithErrors())
+	h.src.SetErr(custA, batch2, &partnercenter.Error{StatusCode: 500})
 	h.expectUp(t, 1)
 }
 
 func TestCanaryTellsABatchFaultFromAnOutage(t *testing.T) {
 	h := newHarness(testConfig(time.Minute, config.Customer{ID: custA, Batches: []string{batch1, batch2}}))
-	h.src.setBatch(custA, batch1, finishedWithErrors())
-	h.src.setErr(custA, batch2, &partnercenter.Error{StatusCode: 500})
+	h.src.SetBatch(custA, batch1, finishedWithErrors())
+	h.src.SetErr(custA, batch2, &partnercenter.Error{StatusCode: 500})
 	h.expectUp(t, 1)
 
 	// A refresh interval later the answer is getting old and batch2 still
 	// fails: one canary read of the finished batch1 answers, so up stays.
 	h.clock.Advance(time.Minute)
 	h.expectUp(t, 1)
-	if got := h.src.count(custA, batch1); got != 2 {
+	if got := h.src.Count(custA, batch1); got != 2 {
 		t.Fatalf("batch1 read %d times, want 2 (the first read and one canary)", got)
 	}
 	// Within the refresh interval no second canary is read.
 	h.clock.Advance(30 * time.Second)
 	h.expectUp(t, 1)
-	if got := h.src.count(custA, batch1); got != 2 {
+	if got := h.src.Count(custA, batch1); got != 2 {
 		t.Fatalf("batch1 read %d times within one refresh interval, want 2", got)
 	}
 
 	// An outage: the canary fails too, and up drops at once.
-	h.src.setErr(custA, batch1, &partnercenter.Error{StatusCode: 503})
+	h.src.SetErr(custA, batch1, &partnercenter.Error{StatusCode: 503})
 	h.clock.Advance(30 * time.Second)
 	h.expectUp(t, 0)
-	if got := h.src.count(custA, batch1); got != 3 {
+	if got := h.src.Count(custA, batch1); got != 3 {
 		t.Fatalf("batch1 read %d times, want 3", got)
 	}
 	// The canary changes nothing the finished batch shows.
@@ -115,31 +115,31 @@ func TestCanaryTellsABatchFaultFromAnOutage(t *testing.T) {
 	// Still no answer: down, with no canary until a refresh interval passed.
 	h.clock.Advance(30 * time.Second)
 	h.expectUp(t, 0)
-	if got := h.src.count(custA, batch1); got != 3 {
+	if got := h.src.Count(custA, batch1); got != 3 {
 		t.Fatalf("batch1 read %d times, want 3", got)
 	}
 	// The outage ends: the next canary answers and up comes back.
-	h.src.setBatch(custA, batch1, finishedWithErrors())
+	h.src.SetBatch(custA, batch1, finishedWithErrors())
 	h.clock.Advance(30 * time.Second)
 	h.expectUp(t, 1)
-	if got := h.src.count(custA, batch1); got != 4 {
+	if got := h.src.Count(custA, batch1); got != 4 {
 		t.Fatalf("batch1 read %d times, want 4", got)
 	}
 	// No canary is read while nothing fails.
-	h.src.setBatch(custA, batch2, processing())
+	h.src.SetBatch(custA, batch2, processing())
 	h.clock.Advance(time.Minute)
 	h.expectUp(t, 1)
 	h.clock.Advance(5 * time.Minute)
 	h.expectUp(t, 1)
-	if got := h.src.count(custA, batch1); got != 4 {
+	if got := h.src.Count(custA, batch1); got != 4 {
 		t.Errorf("batch1 read %d times with nothing failing, want 4", got)
 	}
 }
 
 func TestTokenFailureCountsOnlyWhileAReadNeedsAToken(t *testing.T) {
 	h := newHarness(testConfig(time.Minute, config.Customer{ID: custA, Batches: []string{batch1, batch2}}))
-	h.src.setBatch(custA, batch1, finishedWithErrors())
-	h.src.setErr(custA, batch2, &partnercenter.NoTokenError{Err: &partnercenter.TokenError{StatusCode: 401, Code: "invalid_client"}})
+	h.src.SetBatch(custA, batch1, finishedWithErrors())
+	h.src.SetErr(custA, batch2, &partnercenter.NoTokenError{Err: &partnercenter.TokenError{StatusCode: 401, Code: "invalid_client"}})
 	h.expectUp(t, 0)
 	// The batch that needed a token is removed: everything left is served
 	// from memory, and nothing says the API is down.
@@ -147,14 +147,14 @@ func TestTokenFailureCountsOnlyWhileAReadNeedsAToken(t *testing.T) {
 	h.store.SetMembers(targetsOf(h.cfg), h.clock.Now())
 	h.clock.Advance(10 * time.Minute)
 	h.expectUp(t, 1)
-	if got := h.src.totalCalls(); got != 2 {
+	if got := h.src.TotalCalls(); got != 2 {
 		t.Errorf("%d reads, want 2", got)
 	}
 }
 
 func TestProbeShowsNoAPIHealth(t *testing.T) {
 	h := newHarness(testConfig(0, config.Customer{ID: custA, Batches: []string{batch2}}))
-	h.src.setErr(custA, batch2, &partnercenter.Error{StatusCode: 500})
+	h.src.SetErr(custA, batch2, &partnercenter.Error{StatusCode: 500})
 	probe := NewProbe(context.Background(), policyOf(h.cfg), targetsOf(h.cfg), h.src, h.reader)
 	for _, name := range []string{"partnercenter_up", "partnercenter_api_last_success_timestamp_seconds", "partnercenter_api_throttled_until_timestamp_seconds"} {
 		if got := testutil.CollectAndCount(probe, name); got != 0 {
@@ -168,9 +168,9 @@ func TestProbeShowsNoAPIHealth(t *testing.T) {
 
 func TestExporterHealthReadsNoBatch(t *testing.T) {
 	h := newHarness(testConfig(0, config.Customer{ID: custA, Batches: []string{batch2}}))
-	h.src.setBatch(custA, batch2, processing())
+	h.src.SetBatch(custA, batch2, processing())
 	h.read(context.Background())
-	h.src.hold(t0.Add(time.Minute))
+	h.src.Hold(t0.Add(time.Minute))
 	view := NewExporterHealth(context.Background(), policyOf(h.cfg), targetsOf(h.cfg), h.src, h.reader)
 	expected := `# HELP partnercenter_api_last_success_timestamp_seconds When a batch was last read successfully from Partner Center (answered and decoded), as a Unix timestamp; 0 before the first.
 # TYPE partnercenter_api_last_success_timestamp_seconds gauge
@@ -183,7 +183,7 @@ partnercenter_api_throttled_until_timestamp_seconds ` + fmt.Sprint(float64(t0.Un
 	if err := testutil.CollectAndCompare(view, strings.NewReader(expected)); err != nil {
 		t.Fatal(err)
 	}
-	if got := h.src.totalCalls(); got != 1 {
+	if got := h.src.TotalCalls(); got != 1 {
 		t.Errorf("the exporter view read batches: %d reads, want 1", got)
 	}
 }

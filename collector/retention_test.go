@@ -19,8 +19,8 @@ func retentionHarness(retention time.Duration) *harness {
 	cfg := testConfig(time.Minute, config.Customer{ID: custA, Batches: []string{batch1, batch2}})
 	cfg.Retention = retention
 	h := newHarness(cfg)
-	h.src.setBatch(custA, batch1, finishedWithErrors())
-	h.src.setBatch(custA, batch2, processing())
+	h.src.SetBatch(custA, batch1, finishedWithErrors())
+	h.src.SetBatch(custA, batch2, processing())
 	return h
 }
 
@@ -55,7 +55,7 @@ partnercenter_batches_retired 1
 	if got := strings.Count(h.logText(), "batch retired"); got != 1 {
 		t.Errorf("retirement logged %d times, want 1:\n%s", got, h.logText())
 	}
-	if got := h.src.count(custA, batch1); got != 1 {
+	if got := h.src.Count(custA, batch1); got != 1 {
 		t.Errorf("retired batch requested %d times, want 1", got)
 	}
 	if s, _ := h.store.Get(batchstate.Target{CustomerID: custA, TrackingID: batch1}); !s.Retired || len(s.Batch.Errors) != 0 || s.Batch.Devices.Total() != 0 {
@@ -75,14 +75,14 @@ func TestUnfinishedBatchesAreNeverRetired(t *testing.T) {
 func TestRaisedRetentionBringsABatchBack(t *testing.T) {
 	h := retentionHarness(time.Hour)
 	h.scrapeAll(t) // batch1 completed 90m ago: retired at once
-	if got := h.src.count(custA, batch1); got != 1 {
+	if got := h.src.Count(custA, batch1); got != 1 {
 		t.Fatalf("batch read %d times, want 1", got)
 	}
 	h.cfg.Retention = 0
 	if got := h.series(t, "partnercenter_batch_status"); got != 10 {
 		t.Errorf("after the retention was removed: %d status series, want 10", got)
 	}
-	if got := h.src.count(custA, batch1); got != 2 {
+	if got := h.src.Count(custA, batch1); got != 2 {
 		t.Errorf("batch brought back was requested %d times in all, want 2", got)
 	}
 }
