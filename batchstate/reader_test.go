@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/partnercenter-exporter/partnercenter_exporter/config"
-	"github.com/partnercenter-exporter/partnercenter_exporter/internal/testkit"
+	"github.com/partnercenter-exporter/partnercenter_exporter/internal/fakesource"
 	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter"
 )
 
@@ -366,7 +366,7 @@ func TestReadQueuedThroughAChangeOfSettingsIsReadAgain(t *testing.T) {
 	go cancelWhenStarted(&started, cancel)
 	h.read(ctx) // batch1 holds the one slot, batch2 waits for it
 
-	newSrc := testkit.NewFakeSource()
+	newSrc := fakesource.New()
 	newSrc.SetStamp("new")
 	newSrc.SetBatch(custA, batch1, processing())
 	newSrc.SetBatch(custA, batch2, finishedWithErrors())

@@ -15,6 +15,7 @@ import (
 
 	"github.com/partnercenter-exporter/partnercenter_exporter/batchstate"
 	"github.com/partnercenter-exporter/partnercenter_exporter/config"
+	"github.com/partnercenter-exporter/partnercenter_exporter/internal/fakesource"
 	"github.com/partnercenter-exporter/partnercenter_exporter/internal/testkit"
 	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter"
 )
@@ -37,7 +38,7 @@ func testConfig(refresh time.Duration, customers ...config.Customer) *config.Con
 
 type harness struct {
 	cfg    *config.Config
-	src    *testkit.FakeSource
+	src    *fakesource.Source
 	store  *batchstate.Store
 	reader *Reader
 	clock  *testkit.Clock
@@ -46,7 +47,7 @@ type harness struct {
 }
 
 func newHarness(cfg *config.Config) *harness {
-	h := &harness{cfg: cfg, src: testkit.NewFakeSource(), clock: testkit.NewClock(t0), logs: &bytes.Buffer{}, logsMu: &sync.Mutex{}}
+	h := &harness{cfg: cfg, src: fakesource.New(), clock: testkit.NewClock(t0), logs: &bytes.Buffer{}, logsMu: &sync.Mutex{}}
 	h.store = batchstate.NewStore()
 	h.store.SetMembers(targetsOf(cfg), t0)
 	logger := level.NewFilter(log.NewLogfmtLogger(log.NewSyncWriter(lockedWriter{h.logs, h.logsMu})), level.AllowInfo())

@@ -1,4 +1,7 @@
-package testkit
+// Package fakesource is a scripted Partner Center for the tests of the
+// reader and the collector. It imports only partnercenter, so that the
+// in-package tests of batchstate and collector can both use it.
+package fakesource
 
 import (
 	"context"
@@ -8,12 +11,10 @@ import (
 	"github.com/partnercenter-exporter/partnercenter_exporter/partnercenter"
 )
 
-// FakeSource is a scripted Partner Center for the reader and the
-// collector: it answers each batch as set, 404 for any other, counts the
+// Source is a scripted Partner Center: it answers each batch as set, 404 for any other, counts the
 // calls per batch, and reports the hold and read stamp it is given. It
-// has the methods of batchstate.Source without importing it, so that
-// batchstate's own tests can use it too.
-type FakeSource struct {
+// has the methods of batchstate.Source without importing it.
+type Source struct {
 	mu        sync.Mutex
 	answers   map[string]func(ctx context.Context) (*partnercenter.Batch, error)
 	calls     map[string]int
@@ -21,37 +22,37 @@ type FakeSource struct {
 	stamp     string
 }
 
-// NewFakeSource returns a FakeSource that knows no batch.
-func NewFakeSource() *FakeSource {
-	return &FakeSource{answers: map[string]func(context.Context) (*partnercenter.Batch, error){}, calls: map[string]int{}}
+// New returns a Source that knows no batch.
+func New() *Source {
+	return &Source{answers: map[string]func(context.Context) (*partnercenter.Batch, error){}, calls: map[string]int{}}
 }
 
 // Set makes fn the answer for one batch.
-func (f *FakeSource) Set(customer, batch string, fn func(ctx context.Context) (*partnercenter.Batch, error)) {
+func (f *Source) Set(customer, batch string, fn func(ctx context.Context) (*partnercenter.Batch, error)) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.answers[customer+"/"+batch] = fn
 }
 
 // SetBatch makes b the answer for one batch.
-func (f *FakeSource) SetBatch(customer, batch string, b *partnercenter.Batch) {
+func (f *Source) SetBatch(customer, batch string, b *partnercenter.Batch) {
 	f.Set(customer, batch, func(context.Context) (*partnercenter.Batch, error) { return b, nil })
 }
 
 // SetErr makes err the answer for one batch.
-func (f *FakeSource) SetErr(customer, batch string, err error) {
+func (f *Source) SetErr(customer, batch string, err error) {
 	f.Set(customer, batch, func(context.Context) (*partnercenter.Batch, error) { return nil, err })
 }
 
 // Count is how often one batch was asked for.
-func (f *FakeSource) Count(customer, batch string) int {
+func (f *Source) Count(customer, batch string) int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.calls[customer+"/"+batch]
 }
 
 // TotalCalls is how often any batch was asked for.
-func (f *FakeSource) TotalCalls() int {
+func (f *Source) TotalCalls() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	n := 0
@@ -62,7 +63,7 @@ func (f *FakeSource) TotalCalls() int {
 }
 
 // BatchStatus answers as set, or 404 for a batch never set.
-func (f *FakeSource) BatchStatus(ctx context.Context, customer, batch string) (*partnercenter.Batch, error) {
+func (f *Source) BatchStatus(ctx context.Context, customer, batch string) (*partnercenter.Batch, error) {
 	f.mu.Lock()
 	f.calls[customer+"/"+batch]++
 	fn, ok := f.answers[customer+"/"+batch]
@@ -74,28 +75,28 @@ func (f *FakeSource) BatchStatus(ctx context.Context, customer, batch string) (*
 }
 
 // ThrottledUntil reports the hold set with Hold.
-func (f *FakeSource) ThrottledUntil() time.Time {
+func (f *Source) ThrottledUntil() time.Time {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.heldUntil
 }
 
 // Hold sets what ThrottledUntil reports.
-func (f *FakeSource) Hold(until time.Time) {
+func (f *Source) Hold(until time.Time) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.heldUntil = until
 }
 
 // ReadStamp reports the stamp set with SetStamp.
-func (f *FakeSource) ReadStamp() string {
+func (f *Source) ReadStamp() string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.stamp
 }
 
 // SetStamp sets what ReadStamp reports.
-func (f *FakeSource) SetStamp(stamp string) {
+func (f *Source) SetStamp(stamp string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.stamp = stamp
